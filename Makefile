@@ -1,0 +1,48 @@
+# kouiki — the verbs people use. Every target bootstraps what it needs (Python 3.11 and make are enough).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+VENV := .venv
+UV := .tools/bin/uv
+export KOUIKI_HOME ?= $(CURDIR)/.kouiki
+export DAGSTER_HOME ?= $(KOUIKI_HOME)/dagster
+export KOUIKI_PORT ?= 8000
+# Offline-friendly: never phone home.
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: run test lint ui portal serve bench test-postgres clean help
+
+help:
+	@echo "make run   – set up (first time) and run the main job on the embedded default"
+	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, pytest)"
+	@echo "make ui    – Dagster UI for the data office on http://127.0.0.1:3000"
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The environment is rebuilt from the lock file whenever the lock changes.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --compile-bytecode --quiet
+	touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(VENV)/bin/kouiki run
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+ui: setup
+	$(VENV)/bin/kouiki sync-partitions
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(KOUIKI_HOME)

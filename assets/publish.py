@@ -1,0 +1,41 @@
+"""Publication asset: each region-wide (conformed) table becomes a numbered release when its data changed."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from assets.models import MODELS_ROOT, WAREHOUSE_POOL, model_key
+from pipelines.resources import KouikiHome
+from publish.release import publish_dataset
+from warehouse import duck
+from warehouse.sql_models import discover
+
+
+def conformed_models() -> list[str]:
+    return sorted(name for name in discover(MODELS_ROOT) if name.startswith("conformed."))
+
+
+@asset(
+    key=AssetKey(["publish", "releases"]),
+    deps=[model_key(n) for n in conformed_models()],
+    group_name="publish",
+    description="公開: 地域全体の各データセットを版番号付きで公開 (CSV UTF-8, CSV BOM, Parquet, metadata)",
+    kinds={"parquet", "csv"},
+    pool=WAREHOUSE_POOL,
+)
+def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
+    paths = kouiki.paths()
+    registry = kouiki.registry()
+    summary = {}
+    with duck.connect(paths.warehouse_db) as con:
+        for name in conformed_models():
+            dataset_id = name.split(".", 1)[1]
+            if dataset_id not in registry.datasets:
+                continue
+            result = publish_dataset(con, registry.get(dataset_id), f'conformed."{dataset_id}"',
+                                     paths.releases, paths.catalog_url)
+            summary[dataset_id] = {"release": result.number, "rows": result.rows,
+                                   "new": result.published, "path": str(result.path)}
+            context.log.info(f"{dataset_id}: release {result.number} "
+                             f"({'new' if result.published else 'unchanged'}), {result.rows} rows")
+    return MaterializeResult(metadata={"releases": MetadataValue.json(summary)})

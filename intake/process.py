@@ -1,0 +1,133 @@
+"""One upload through intake: read → detect dataset and variant → map headers → normalise values.
+
+The result keeps both the raw cells and the normalised ones (same rows, same canonical column names) so that
+every report can show the raw value beside the normalised one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from expectations.model import Column, Dataset
+from expectations.registry import Registry
+from intake.headers import HeaderMatch, detect, header_score
+from intake.problems import IntakeError, Notice
+from intake.read import RawTable, read_file
+from intake.values import normalise_column
+
+# Below this share of matched columns a file is not taken as a known dataset.
+MIN_MATCH_SCORE = 0.5
+PROVENANCE = ("_row", "_source_line")
+
+
+@dataclass
+class StagedUpload:
+    """An upload mapped onto its dataset's canonical columns."""
+
+    dataset: Dataset
+    match: HeaderMatch
+    raw_table: RawTable
+    values: pl.DataFrame      # canonical columns, normalised text; + _row, _source_line
+    raw: pl.DataFrame         # canonical columns, raw text; + _row, _source_line
+    normalisations: dict[str, dict[str, int]] = field(default_factory=dict)   # column → rule → count
+    invalid_cells: dict[str, int] = field(default_factory=dict)               # column → cells unreadable
+
+    @property
+    def notices(self) -> list[Notice]:
+        return self.raw_table.notices
+
+
+def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | None = None,
+                   file_name: str | None = None) -> HeaderMatch:
+    """The dataset and variant a table is; a clear error when nothing matches well enough."""
+    candidates = detect(raw.header, registry, dataset_hint=dataset_hint, file_name=file_name)
+    if not candidates or candidates[0].score < MIN_MATCH_SCORE:
+        best = candidates[0] if candidates else None
+        detail = f" (best: {best.dataset_id}/{best.variant}, score {best.score:.2f})" if best else ""
+        raise IntakeError(
+            "unknown-dataset",
+            f"見出し行がどの標準データセットにも一致しませんでした{detail}。",
+            f"The header row matches no standard dataset{detail}.",
+            hint_ja="自治体標準オープンデータセットの項目名（見出し）を1行目に入れてください。"
+                    "データセットを指定してアップロードすることもできます。",
+            hint_en="Put the standard column names in the first row, or choose the dataset when uploading.",
+            line=1,
+        )
+    return candidates[0]
+
+
+def canonical_sources(match: HeaderMatch, dataset: Dataset, header: list[str]) -> dict[str, int]:
+    """Canonical column → position of the file column that feeds it."""
+    variant = dataset.variant(match.variant)
+    positions: dict[str, int] = {}
+    for pos, name in enumerate(header):
+        target = match.mapping.get(name)
+        if target is None:
+            continue
+        declared = variant.column(target)
+        if declared is not None and declared.maps_to:
+            target = declared.maps_to
+        if dataset.canonical.column(target) is not None and target not in positions:
+            positions[target] = pos
+    return positions
+
+
+def column_type(dataset: Dataset, variant_name: str, canonical: Column) -> str:
+    """The declared type of the file's column (the variant may be more specific than the canonical)."""
+    variant = dataset.variant(variant_name)
+    for col in variant.columns:
+        if col.name == canonical.name or col.maps_to == canonical.name:
+            return col.type
+    return canonical.type
+
+
+def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUpload:
+    """Map a read table onto the dataset's canonical columns and normalise every value by its type."""
+    n = raw.data.height
+    sources = canonical_sources(match, dataset, raw.header)
+    data_columns = [c for c in raw.data.columns if c != "_source_line"]
+    base = pl.DataFrame({"_row": pl.int_range(0, n, eager=True, dtype=pl.Int64),
+                         "_source_line": raw.data["_source_line"].cast(pl.Int64)})
+    raw_cols: list[pl.Series] = []
+    norm_cols: list[pl.Series] = []
+    normalisations: dict[str, dict[str, int]] = {}
+    invalid: dict[str, int] = {}
+    for col in dataset.canonical.columns:
+        pos = sources.get(col.name)
+        if pos is None:
+            series = pl.Series(col.name, [None] * n, dtype=pl.String)
+            raw_cols.append(series)
+            norm_cols.append(series)
+            continue
+        series = raw.data[data_columns[pos]].cast(pl.String).alias(col.name)
+        result = normalise_column(series, column_type(dataset, match.variant, col), column_name=col.name)
+        raw_cols.append(series)
+        norm_cols.append(result.values.alias(col.name))
+        if result.rule_counts:
+            normalisations[col.name] = dict(result.rule_counts)
+        bad = int(result.invalid.sum())
+        if bad:
+            invalid[col.name] = bad
+    return StagedUpload(
+        dataset=dataset,
+        match=match,
+        raw_table=raw,
+        values=base.hstack(norm_cols),
+        raw=base.hstack(raw_cols),
+        normalisations=normalisations,
+        invalid_cells=invalid,
+    )
+
+
+def stage_file(path: Path, registry: Registry, *, original_name: str | None = None,
+               dataset_hint: str | None = None,
+               reader: Callable[..., RawTable] = read_file) -> StagedUpload:
+    """Read any supported file and stage it onto the dataset it is (or the one hinted)."""
+    name = original_name or path.name
+    raw = reader(path, original_name=name, header_scorer=lambda h: header_score(h, registry))
+    match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=name)
+    return stage_table(raw, registry.get(match.dataset_id), match)

@@ -1,0 +1,168 @@
+"""kouiki's own catalog: uploads, releases and an audit log, through SQLAlchemy.
+
+SQLite under the kouiki home by default; any SQLAlchemy URL (e.g. PostgreSQL) via ``KOUIKI_CATALOG_URL``.
+The catalog holds metadata only; bytes live in the landing zone and the lake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+metadata = MetaData()
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("upload_id", String(64), primary_key=True),
+    Column("city_code", String(6), nullable=False, index=True),
+    Column("sha256", String(64), nullable=False),
+    Column("original_name", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("stored_path", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(32), nullable=False, default="inbox"),  # inbox, api, cli
+    Column("dataset_id", String(64), index=True),
+    Column("variant", String(32)),
+    Column("status", String(32), nullable=False, default="landed"),
+    Column("detail", JSON),  # detection, counts, decision, report paths
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("dataset_id", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("path", Text, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", Text),
+    Column("detail", JSON),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine per catalog URL; tables are created on first use."""
+    engine = create_engine(url, future=True)
+    metadata.create_all(engine)
+    return engine
+
+
+@contextmanager
+def begin(url: str) -> Iterator[Connection]:
+    with engine_for(url).begin() as conn:
+        yield conn
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    upload_id: str
+    city_code: str
+    sha256: str
+    original_name: str
+    size: int
+    stored_path: str
+    received_at: datetime
+    source: str
+    dataset_id: str | None
+    variant: str | None
+    status: str
+    detail: dict[str, Any] | None
+
+
+def get_upload(url: str, upload_id: str) -> UploadRow | None:
+    with begin(url) as conn:
+        row = conn.execute(select(uploads).where(uploads.c.upload_id == upload_id)).mappings().first()
+    return _to_upload(row) if row else None
+
+
+def list_uploads(url: str, city_code: str | None = None, dataset_id: str | None = None) -> list[UploadRow]:
+    """Uploads, oldest first."""
+    query = select(uploads).order_by(uploads.c.received_at, uploads.c.upload_id)
+    if city_code:
+        query = query.where(uploads.c.city_code == city_code)
+    if dataset_id:
+        query = query.where(uploads.c.dataset_id == dataset_id)
+    with begin(url) as conn:
+        return [_to_upload(r) for r in conn.execute(query).mappings()]
+
+
+def add_upload(url: str, row: dict[str, Any]) -> bool:
+    """Insert an upload record; False if that upload id already exists (same bytes, same city)."""
+    with begin(url) as conn:
+        exists = conn.execute(
+            select(uploads.c.upload_id).where(uploads.c.upload_id == row["upload_id"])
+        ).first()
+        if exists:
+            return False
+        conn.execute(insert(uploads).values(**row, updated_at=row.get("received_at", now())))
+        audit(conn, "system", "upload.landed", row["upload_id"], {"city": row["city_code"]})
+    return True
+
+
+def set_upload_status(url: str, upload_id: str, status: str, **fields: Any) -> None:
+    with begin(url) as conn:
+        current = conn.execute(select(uploads.c.detail).where(uploads.c.upload_id == upload_id)).scalar()
+        detail = dict(current or {})
+        detail.update(fields.pop("detail", {}) or {})
+        conn.execute(
+            update(uploads)
+            .where(uploads.c.upload_id == upload_id)
+            .values(status=status, detail=detail, updated_at=now(), **fields)
+        )
+
+
+def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None) -> None:
+    conn.execute(insert(audit_log).values(at=now(), actor=actor, action=action, subject=subject, detail=detail))
+
+
+def record_release(url: str, dataset_id: str, number: int, content_hash: str, rows: int, path: str) -> None:
+    with begin(url) as conn:
+        conn.execute(
+            insert(releases).values(
+                dataset_id=dataset_id, number=number, published_at=now(), content_hash=content_hash,
+                rows=rows, path=path,
+            )
+        )
+        audit(conn, "system", "release.published", f"{dataset_id}/{number}", {"rows": rows})
+
+
+def _to_upload(row: Any) -> UploadRow:
+    return UploadRow(**{k: row[k] for k in UploadRow.__dataclass_fields__})

@@ -1,0 +1,86 @@
+"""``kouiki``: the command line of the shared data office (and of scripts)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kouiki.members import load_members
+from kouiki.settings import get_paths
+
+app = typer.Typer(help="kouiki (広域): shared open-data platform for member municipalities",
+                  no_args_is_help=True, add_completion=False)
+members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=True)
+app.add_typer(members_app, name="members")
+console = Console()
+
+
+@app.command()
+def run() -> None:
+    """Run the main job on the embedded default and print a per-city summary. / メインジョブを実行"""
+    from pipelines.main_run import run_main
+
+    started = time.monotonic()
+    outcome = run_main()
+    _print_summary(outcome, time.monotonic() - started)
+    if not outcome.region_ok:
+        raise typer.Exit(1)
+
+
+def _print_summary(outcome, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="市ごとの結果 / per-city summary")
+    for col in ("city / 市", "file / ファイル", "dataset", "status / 状態", "accepted / 受理", "quarantined / 保留",
+                "report / 報告"):
+        table.add_column(col)
+    for city in outcome.cities:
+        if not city.uploads:
+            table.add_row(f"{city.member.code} {city.member.name}", "-", "-", "no files / ファイルなし", "", "", "")
+        for up in city.uploads:
+            detail = up.detail or {}
+            table.add_row(
+                f"{city.member.code} {city.member.name}", up.original_name, up.dataset_id or "-", up.status,
+                str(detail.get("rows_accepted", "")), str(detail.get("rows_quarantined", "")),
+                str(detail.get("report_html", "")),
+            )
+        if not city.run_ok:
+            table.add_row(f"{city.member.code} {city.member.name}", "", "", "[red]run failed / 実行失敗[/red]",
+                          "", "", "")
+    console.print(table)
+    releases = Table(title="公開データ / published releases")
+    for col in ("dataset", "release / 版", "rows / 行数", "files / ファイル"):
+        releases.add_column(col)
+    for dataset_id, latest in outcome.releases.items():
+        releases.add_row(dataset_id, str(latest["number"]), str(latest["rows"]),
+                         str(outcome.paths.releases / dataset_id / str(latest["number"])))
+    console.print(releases)
+    port = os.environ.get("KOUIKI_PORT", "8000")
+    console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
+    console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
+
+
+@app.command("sync-partitions")
+def sync_partitions_cmd() -> None:
+    """Give every member city its Dagster partition (run before `make ui`)."""
+    from pipelines.main_run import dagster_instance, sync_partitions
+
+    added = sync_partitions(dagster_instance(get_paths()), load_members())
+    console.print(f"partitions added: {', '.join(added) or 'none'}")
+
+
+@members_app.command("list")
+def members_list() -> None:
+    """List the member cities of the registry."""
+    table = Table()
+    for col in ("code", "name", "datasets"):
+        table.add_column(col)
+    for m in load_members():
+        table.add_row(m.code, m.name, ", ".join(m.datasets))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,79 @@
+"""The member registry: which cities belong to the shared service and what they contribute.
+
+Loaded from YAML (``config/members.yaml``); every code is verified (6 digits, check digit, present in the
+national list, name matches) so that a typo in the registry is a clear error naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from intake.localgov import is_valid_code, lookup
+from kouiki.settings import REPO_ROOT, members_file
+
+
+class RegistryError(ValueError):
+    """The member registry file is wrong; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Member:
+    code: str
+    name: str
+    datasets: tuple[str, ...] = ()
+    inbox: Path | None = None          # demo / bulk folder of files to pick up
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def load_members(path: Path | None = None) -> list[Member]:
+    """Read and verify the member registry."""
+    path = path or members_file()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: cannot read the member registry: {exc}") from exc
+    entries = doc.get("members")
+    if not isinstance(entries, list):
+        raise RegistryError(f"{path}: key 'members' must be a list of cities")
+    members = [_parse_member(path, i, entry) for i, entry in enumerate(entries)]
+    _check_unique(path, members)
+    return members
+
+
+def _parse_member(path: Path, index: int, entry: object) -> Member:
+    where = f"{path}: members[{index}]"
+    if not isinstance(entry, dict):
+        raise RegistryError(f"{where}: each member must be a mapping with code and name")
+    code = str(entry.get("code", "")).strip()
+    if not is_valid_code(code):
+        raise RegistryError(f"{where}: code {code!r} is not a valid 6-digit 全国地方公共団体コード (check digit)")
+    known = lookup(code)
+    if known is None:
+        raise RegistryError(f"{where}: code {code} is not in the national list of local governments")
+    name = str(entry.get("name") or known.city or known.prefecture)
+    if name not in (known.city, known.prefecture, known.name):
+        raise RegistryError(f"{where}: name {name!r} does not match code {code} ({known.name})")
+    inbox = entry.get("inbox")
+    inbox_path = None
+    if inbox:
+        inbox_path = Path(inbox) if Path(inbox).is_absolute() else REPO_ROOT / inbox
+    datasets = tuple(str(d) for d in entry.get("datasets") or ())
+    return Member(code=code, name=name, datasets=datasets, inbox=inbox_path)
+
+
+def _check_unique(path: Path, members: list[Member]) -> None:
+    seen: set[str] = set()
+    for m in members:
+        if m.code in seen:
+            raise RegistryError(f"{path}: member {m.code} ({m.name}) is listed twice")
+        seen.add(m.code)
+
+
+def member_by_code(code: str, members: list[Member] | None = None) -> Member:
+    for m in members if members is not None else load_members():
+        if m.code == code:
+            return m
+    raise KeyError(f"{code} is not a member city")

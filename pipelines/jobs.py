@@ -1,0 +1,19 @@
+"""Jobs: what the office runs. ``ingest_city`` is per city partition; ``publish_region`` builds the SQL models
+and the releases from whatever every city has in the lake."""
+
+from dagster import AssetSelection, define_asset_job
+
+from assets.partitions import member_cities
+
+ingest_city = define_asset_job(
+    name="ingest_city",
+    selection=AssetSelection.groups("intake", "lake"),
+    partitions_def=member_cities,
+    description="一都市分: 受付 → 読込・正規化 → 検証 → レイク / one city: land → read → validate → lake",
+)
+
+publish_region = define_asset_job(
+    name="publish_region",
+    selection=AssetSelection.groups("staging", "conformed", "marts", "publish"),
+    description="地域全体: SQLモデル → 公開 / region: SQL models → releases",
+)

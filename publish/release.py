@@ -1,0 +1,221 @@
+"""Publishing: numbered, immutable releases of each region-wide dataset, made "latest" atomically.
+
+    releases/<dataset>/<n>/<dataset>.csv            UTF-8
+    releases/<dataset>/<n>/<dataset>_excel.csv      UTF-8 with BOM (opens correctly in Excel)
+    releases/<dataset>/<n>/<dataset>.parquet
+    releases/<dataset>/<n>/cities/<code>_<dataset>.csv   each member city's part
+    releases/<dataset>/<n>/metadata.json            source uploads, row counts, checksums, licence
+    releases/<dataset>/latest.json                  pointer to the newest complete release
+
+A release is written into a hidden temporary folder and renamed into place only when every file is written;
+``latest.json`` is replaced after that. A crash at any point leaves the previous release the complete latest.
+A run whose data equals the latest release's publishes nothing (idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from expectations.model import Dataset
+from kouiki import catalog
+from warehouse.duck import literal, quote
+
+LICENCES = {
+    "CC-BY-4.0": {"title": "クリエイティブ・コモンズ 表示 4.0 国際 (CC BY 4.0)",
+                  "url": "https://creativecommons.org/licenses/by/4.0/deed.ja"},
+    "PDL-1.0": {"title": "公共データ利用規約（第1.0版） (PDL1.0)",
+                "url": "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"},
+}
+BOM = b"\xef\xbb\xbf"
+# A cell starting with one of these would run as a formula in a spreadsheet (CSV injection).
+FORMULA_PREFIX = r"^[=+\-@\t\r]"
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    dataset_id: str
+    number: int
+    path: Path
+    rows: int
+    published: bool          # False when the data equals the latest release
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+def latest_release(releases_root: Path, dataset_id: str) -> dict[str, Any] | None:
+    pointer = releases_root / dataset_id / "latest.json"
+    if not pointer.exists():
+        return None
+    return json.loads(pointer.read_text(encoding="utf-8"))
+
+
+def _next_number(dataset_root: Path) -> int:
+    numbers = [int(p.name) for p in dataset_root.iterdir() if p.is_dir() and p.name.isdigit()] \
+        if dataset_root.exists() else []
+    return max(numbers, default=0) + 1
+
+
+def public_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(name, type) of the columns the public sees: provenance columns (``_…``) stay internal."""
+    rows = con.execute(f"DESCRIBE {table}").fetchall()
+    return [(r[0], r[1]) for r in rows if not r[0].startswith("_")]
+
+
+def _select_for_csv(columns: list[tuple[str, str]]) -> str:
+    parts = []
+    for name, typ in columns:
+        q = quote(name)
+        if typ == "VARCHAR":
+            parts.append(f"CASE WHEN regexp_matches({q}, '{FORMULA_PREFIX}') THEN '''' || {q} ELSE {q} END AS {q}")
+        else:
+            parts.append(q)
+    return ", ".join(parts)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_bom_copy(src: Path, dst: Path) -> None:
+    with dst.open("wb") as out, src.open("rb") as fh:
+        out.write(BOM)
+        shutil.copyfileobj(fh, out, 1 << 20)
+
+
+def _export(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], where: str,
+            folder: Path, stem: str) -> dict[str, Path]:
+    csv_path = folder / f"{stem}.csv"
+    csv_sql = f"SELECT {_select_for_csv(columns)} FROM {table} {where}"
+    con.execute(f"COPY ({csv_sql}) TO {literal(str(csv_path))} (FORMAT csv, HEADER true)")
+    bom_path = folder / f"{stem}_excel.csv"
+    _write_bom_copy(csv_path, bom_path)
+    files = {"csv": csv_path, "csv_bom": bom_path}
+    return files
+
+
+def publish_dataset(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    table: str,
+    releases_root: Path,
+    catalog_url: str,
+    *,
+    licence: str = "CC-BY-4.0",
+    fail_after_files: int | None = None,
+) -> ReleaseResult:
+    """Publish ``table`` (a conformed model) as the next release of ``dataset`` unless nothing changed.
+
+    ``fail_after_files`` injects a crash after that many files are written (for the atomicity test).
+    """
+    if licence not in LICENCES:
+        raise PublishError(f"unknown licence {licence!r}; choose one of {', '.join(LICENCES)}")
+    dataset_root = releases_root / dataset.id
+    dataset_root.mkdir(parents=True, exist_ok=True)
+    number = _next_number(dataset_root)
+    work = dataset_root / f".incomplete-{number}-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "cities").mkdir(parents=True)
+    try:
+        return _publish_into(con, dataset, table, dataset_root, work, number, catalog_url, licence,
+                             fail_after_files)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, dataset_root: Path,
+                  work: Path, number: int, catalog_url: str, licence: str,
+                  fail_after_files: int | None) -> ReleaseResult:
+    columns = public_columns(con, table)
+    written: list[Path] = []
+
+    def wrote(*paths: Path) -> None:
+        written.extend(paths)
+        if fail_after_files is not None and len(written) >= fail_after_files:
+            raise PublishError(f"injected failure after {len(written)} files")
+
+    region = _export(con, table, columns, "", work, dataset.id)
+    content_hash = _sha256(region["csv"])
+    previous = latest_release(dataset_root.parent, dataset.id)
+    rows_row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    rows = int(rows_row[0]) if rows_row else 0
+    if previous and previous.get("content_hash") == content_hash:
+        return ReleaseResult(dataset.id, int(previous["number"]), dataset_root / str(previous["number"]),
+                             rows, published=False)
+    wrote(*region.values())
+    parquet_path = work / f"{dataset.id}.parquet"
+    names = ", ".join(quote(n) for n, _ in columns)
+    con.execute(f"COPY (SELECT {names} FROM {table}) TO {literal(str(parquet_path))} "
+                "(FORMAT parquet, COMPRESSION zstd)")
+    wrote(parquet_path)
+    per_city = con.execute(f"SELECT _city_code, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
+    for code, _ in per_city:
+        city_files = _export(con, table, columns, f"WHERE _city_code = {literal(code)}",
+                             work / "cities", f"{code}_{dataset.id}")
+        wrote(*city_files.values())
+    uploads = [r[0] for r in con.execute(
+        f"SELECT DISTINCT _upload_id FROM {table} WHERE _upload_id IS NOT NULL ORDER BY 1").fetchall()]
+    meta = _metadata(dataset, number, content_hash, rows, dict(per_city), uploads, work, written, licence,
+                     catalog_url, [n for n, _ in columns])
+    (work / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    _fsync_tree(work)
+    final = dataset_root / str(number)
+    os.rename(work, final)
+    _point_latest(dataset_root, {"dataset_id": dataset.id, "number": number, "content_hash": content_hash,
+                                 "published_at": meta["published_at"], "rows": rows})
+    catalog.record_release(catalog_url, dataset.id, number, content_hash, rows, str(final))
+    return ReleaseResult(dataset.id, number, final, rows, published=True)
+
+
+def _metadata(dataset: Dataset, number: int, content_hash: str, rows: int, per_city: dict[str, int],
+              upload_ids: list[str], work: Path, written: list[Path], licence: str, catalog_url: str,
+              columns: list[str]) -> dict[str, Any]:
+    sources = []
+    for uid in upload_ids:
+        up = catalog.get_upload(catalog_url, uid)
+        if up:
+            sources.append({"upload_id": uid, "city_code": up.city_code, "file": up.original_name,
+                            "sha256": up.sha256, "received_at": up.received_at.isoformat()})
+    return {
+        "dataset_id": dataset.id,
+        "title": {"ja": dataset.name_ja, "en": dataset.name_en},
+        "schema_version": dataset.version,
+        "release": number,
+        "published_at": catalog.now().isoformat(),
+        "licence": {"id": licence, **LICENCES[licence]},
+        "rows": rows,
+        "rows_by_city": per_city,
+        "content_hash": content_hash,
+        "columns": columns,
+        "source_uploads": sources,
+        "files": [
+            {"path": str(p.relative_to(work)), "bytes": p.stat().st_size, "sha256": _sha256(p)}
+            for p in written
+        ],
+    }
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with p.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _point_latest(dataset_root: Path, pointer: dict[str, Any]) -> None:
+    tmp = dataset_root / ".latest.json.tmp"
+    tmp.write_text(json.dumps(pointer, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, dataset_root / "latest.json")

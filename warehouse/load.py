@@ -1,0 +1,148 @@
+"""Loading one upload into the lake: stage it, validate it with Great Expectations, and write the city's
+partition (accepted rows, quarantined rows, row-level findings) plus the upload's report.
+
+Validation runs on a private DuckDB file per upload (not the shared warehouse), so city partitions can load
+in parallel without touching the warehouse's single-writer lock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from expectations.registry import Registry
+from expectations.report import render_report
+from expectations.validate import ValidationResult, validate_table
+from intake.localgov import lookup
+from intake.problems import IntakeError
+from intake.process import StagedUpload, stage_file
+from kouiki import catalog
+from kouiki.settings import Paths
+from warehouse import lake
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    upload_id: str
+    dataset_id: str | None
+    decision: str                 # accept, quarantine, reject, unreadable
+    rows: int
+    rows_accepted: int
+    rows_quarantined: int
+    failures_by_code: dict[str, int]
+    report_html: Path | None
+    sample: list[dict[str, Any]]
+
+
+def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> LoadOutcome:
+    """Take one landed upload through staging and validation into the lake. Never raises on bad input:
+    an unreadable file is recorded as such and the city's previous good data stays in the lake."""
+    try:
+        staged = stage_file(paths.home / upload.stored_path, registry, original_name=upload.original_name,
+                            dataset_hint=upload.dataset_id)
+    except IntakeError as err:
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable",
+                                  detail={"error": err.to_dict()})
+        return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0,
+                           {err.code: 1}, None, [err.to_dict()])
+    values = _with_provenance(staged.values, upload)
+    result = _validate(paths, staged, values, upload)
+    failing = result.failing_rows
+    accepted = values.filter(~pl.col("_row").is_in(list(failing)))
+    dataset_id = staged.dataset.id
+    if result.decision != "reject":
+        lake.write_partition(accepted, paths.lake, "staged", dataset_id, upload.city_code)
+        lake.write_partition(_quarantine(values, result), paths.lake, "quarantine", dataset_id, upload.city_code)
+        lake.write_partition(result.findings.with_columns(pl.lit(upload.city_code).alias("_city_code")),
+                             paths.lake, "findings", dataset_id, upload.city_code)
+    report_html = _write_report(paths, staged, result, upload)
+    rows_accepted = accepted.height if result.decision != "reject" else 0
+    outcome = LoadOutcome(
+        upload_id=upload.upload_id,
+        dataset_id=dataset_id,
+        decision=result.decision,
+        rows=values.height,
+        rows_accepted=rows_accepted,
+        rows_quarantined=values.height - rows_accepted,
+        failures_by_code=dict(result.counts_by_code),
+        report_html=report_html,
+        sample=result.findings.head(10).to_dicts(),
+    )
+    catalog.set_upload_status(
+        paths.catalog_url, upload.upload_id, {"accept": "accepted", "quarantine": "quarantined"}.get(
+            result.decision, "rejected"),
+        dataset_id=dataset_id, variant=staged.match.variant,
+        detail={"rows": outcome.rows, "rows_accepted": outcome.rows_accepted,
+                "rows_quarantined": outcome.rows_quarantined, "failures_by_code": outcome.failures_by_code,
+                "report_html": str(report_html.relative_to(paths.home)),
+                "report_json": str(report_html.with_suffix(".json").relative_to(paths.home))},
+    )
+    return outcome
+
+
+def _with_provenance(values: pl.DataFrame, upload: catalog.UploadRow) -> pl.DataFrame:
+    return values.with_columns(
+        pl.lit(upload.city_code).alias("_city_code"),
+        pl.lit(upload.upload_id).alias("_upload_id"),
+        pl.lit(upload.original_name).alias("_source_file"),
+    )
+
+
+def _validate(paths: Paths, staged: StagedUpload, values: pl.DataFrame,
+              upload: catalog.UploadRow) -> ValidationResult:
+    db = paths.tmp / f"validate-{upload.upload_id}.duckdb"
+    db.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(db))
+        try:
+            con.register("values_df", values.to_arrow())
+            con.register("raw_df", staged.raw.to_arrow())
+            con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
+            con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
+        finally:
+            con.close()
+        return validate_table(
+            db, "staged", staged.dataset, raw_table="raw", upload_id=upload.upload_id,
+            missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
+            missing_required=list(staged.match.missing_required),
+        )
+    finally:
+        db.unlink(missing_ok=True)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+
+
+def _quarantine(values: pl.DataFrame, result: ValidationResult) -> pl.DataFrame:
+    """Failing rows with the codes of their problems (``_errors``: 'column:code; …')."""
+    errors = (
+        result.findings.filter(pl.col("severity") == "error")
+        .group_by("row")
+        .agg(pl.concat_str([pl.col("column"), pl.col("error_code")], separator=":").str.join("; ")
+             .alias("_errors"))
+        .rename({"row": "_row"})
+    )
+    return values.join(errors.with_columns(pl.col("_row").cast(pl.Int64)), on="_row", how="inner")
+
+
+def _write_report(paths: Paths, staged: StagedUpload, result: ValidationResult,
+                  upload: catalog.UploadRow) -> Path:
+    city = lookup(upload.city_code)
+    html, doc = render_report(
+        result,
+        file_name=upload.original_name,
+        city_name=city.name if city else upload.city_code,
+        dataset_name_ja=staged.dataset.name_ja,
+        normalisations=staged.normalisations,
+        notices=[n.to_dict() for n in staged.notices],
+    )
+    folder = paths.reports / upload.city_code
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{upload.upload_id}.html"
+    target.write_text(html, encoding="utf-8")
+    target.with_suffix(".json").write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str),
+                                           encoding="utf-8")
+    return target
