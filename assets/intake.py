@@ -1,7 +1,5 @@
 """Intake asset: a city's files land in the immutable landing zone and are recognised as a dataset."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import member_cities
@@ -9,7 +7,6 @@ from intake.inbox import pick_up
 from kouiki import catalog
 from kouiki.members import member_by_code
 from pipelines.resources import KouikiHome
-
 
 @asset(
     key=AssetKey(["intake", "uploads"]),

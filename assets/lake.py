@@ -6,8 +6,6 @@ rejected by its dataset's policy: that city's new rows never reach the lake (its
 while the other cities are unaffected.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 from dagster import (
@@ -23,14 +21,13 @@ from dagster import (
 
 from assets.partitions import member_cities
 from expectations.model import Dataset
-from expectations.registry import load_registry
+from expectations.registry import default_registry
 from kouiki import catalog
 from pipelines.resources import KouikiHome
 from warehouse import lake
 from warehouse.load import LoadOutcome, load_upload
 
 PENDING = ("landed",)
-
 
 def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
     key = AssetKey(["lake", dataset.id])
@@ -62,7 +59,6 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
 
     return _lake
 
-
 def _metadata(outcomes: list[LoadOutcome]) -> dict[str, object]:
     if not outcomes:
         return {"new_uploads": 0}
@@ -76,7 +72,6 @@ def _metadata(outcomes: list[LoadOutcome]) -> dict[str, object]:
         "rows_quarantined": last.rows_quarantined,
         "report": str(last.report_html or ""),
     }
-
 
 def _check(key: AssetKey, outcomes: list[LoadOutcome]) -> AssetCheckResult:
     if not outcomes:
@@ -96,5 +91,4 @@ def _check(key: AssetKey, outcomes: list[LoadOutcome]) -> AssetCheckResult:
         },
     )
 
-
-lake_assets = [build_lake_asset(ds) for ds in load_registry().datasets.values()]
+lake_assets = [build_lake_asset(ds) for ds in default_registry().datasets.values()]

@@ -6,8 +6,6 @@ city's upload to each mart. Models are the only assets that open the DuckDB data
 concurrency pool of size 1, so parallel runs never fight for its lock.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from dagster import (
@@ -30,10 +28,8 @@ from warehouse.sql_models import Model, discover, materialize, run_test
 MODELS_ROOT = REPO_ROOT / "dbt_like_sql"
 WAREHOUSE_POOL = "duckdb_warehouse"
 
-
 def model_key(name: str) -> AssetKey:
     return AssetKey(name.split("."))
-
 
 def source_key(ref: str) -> AssetKey | None:
     """The asset that writes a source table (None for reference data shipped with kouiki)."""
@@ -42,11 +38,9 @@ def source_key(ref: str) -> AssetKey | None:
         return AssetKey(["lake", table])
     return None
 
-
 def build_model_assets(root: Path = MODELS_ROOT) -> list[AssetsDefinition]:
     models = discover(root)
     return [_model_asset(m) for m in models.values()]
-
 
 def _model_asset(model: Model) -> AssetsDefinition:
     deps = [model_key(d) for d in model.model_deps]
@@ -75,7 +69,6 @@ def _model_asset(model: Model) -> AssetsDefinition:
         yield from results
 
     return _run
-
 
 def _check(con, model: Model, test) -> AssetCheckResult:  # type: ignore[no-untyped-def]
     failing, examples = run_test(con, model, test)

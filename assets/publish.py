@@ -1,7 +1,5 @@
 """Publication asset: each region-wide (conformed) table becomes a numbered release when its data changed."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.models import MODELS_ROOT, WAREHOUSE_POOL, model_key
@@ -10,10 +8,8 @@ from publish.release import publish_dataset
 from warehouse import duck
 from warehouse.sql_models import discover
 
-
 def conformed_models() -> list[str]:
     return sorted(name for name in discover(MODELS_ROOT) if name.startswith("conformed."))
-
 
 @asset(
     key=AssetKey(["publish", "releases"]),

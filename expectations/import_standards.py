@@ -1,16 +1,17 @@
-"""Regenerate the schema registry (``expectations/schemas/<dataset_id>.yaml``) from ``expectations/standards/``.
+"""Regenerate the schema registry (``expectations/schemas/<id>.yaml``) from ``expectations/standards/``.
 
-This was run ONCE to create the registry; since then the files in ``expectations/schemas/`` are the source of truth
-and the office edits them by hand (see docs/schemas.md). Run it again only to start over from the gathered
-definitions, e.g. into a scratch folder to compare::
+This was run ONCE to create the registry; since then the files in ``expectations/schemas/`` are the source of
+truth and the office edits them by hand (see docs/schemas.md). Run it again only to start over from the
+gathered definitions, e.g. into a scratch folder to compare::
 
     .venv/bin/python -m expectations.import_standards --out /tmp/schemas        # writes new files only
     .venv/bin/python -m expectations.import_standards --force                   # overwrites the registry!
 
-What it does beyond copying: it refines column types from the definitions (名称_カナ → kana, 郵便番号 →
-postal_code, '1 / empty' hazard flags → flag, dates, times, phones, URLs, e-mail), turns '有 / 無' style controlled
-vocabularies into ``enum``, and gives every legacy column the current column it becomes (``maps_to``) by same name,
-by ``_aliases.yaml``, or by the per-dataset table below. Datasets without any column get ``variants: []``.
+What it does beyond copying: it refines column types from the definitions (名称_カナ → kana,
+郵便番号 → postal_code, '1 / empty' hazard flags → flag, dates, times, phones, URLs, e-mail), turns
+'有 / 無' style controlled vocabularies into ``enum``, and gives every legacy column the current column it
+becomes (``maps_to``) by same name, by ``_aliases.yaml``, or by the per-dataset tables below. Datasets
+without any column get ``variants: []``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from typing import Any
 
 import yaml
 
+# libyaml's C loader/dumper when available: same output, ten times faster
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 HERE = Path(__file__).resolve().parent
 STANDARDS = HERE / "standards"
 SCHEMAS = HERE / "schemas"
@@ -31,7 +36,8 @@ BOOK_EDITION = {"A": "2025-05-01", "B": "2023-12-06"}
 
 # Short descriptions (ja, en) written for the registry; the definitions carry none.
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
-    "aed": ("AED（自動体外式除細動器）の設置場所の一覧。", "Where automated external defibrillators are installed."),
+    "aed": ("AED（自動体外式除細動器）の設置場所の一覧。",
+            "Where automated external defibrillators are installed."),
     "care_service": ("介護サービス事業所の一覧。", "Long-term care service providers."),
     "cultural_property": ("指定・登録された文化財の一覧。", "Designated and registered cultural properties."),
     "evacuation_space": ("災害種別ごとの指定緊急避難場所の一覧。",
@@ -47,10 +53,13 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
                    "Population by area, age band and sex, and households."),
     "preschool": ("保育所・幼稚園・認定こども園等の子育て施設の一覧。",
                   "Childcare facilities: nurseries, kindergartens, centres for early childhood."),
-    "public_facility": ("公共施設の一覧（バリアフリー情報を含む）。", "Public facilities, with accessibility."),
-    "public_toilet": ("公衆トイレの一覧（便器数・設備を含む）。", "Public toilets, with counts and equipment."),
+    "public_facility": ("公共施設の一覧（バリアフリー情報を含む）。",
+                        "Public facilities, with accessibility."),
+    "public_toilet": ("公衆トイレの一覧（便器数・設備を含む）。",
+                      "Public toilets, with counts and equipment."),
     "public_wireless_lan": ("公衆無線LANアクセスポイントの一覧。", "Public Wi-Fi access points."),
-    "school_district": ("小中学校の通学区域（ポリゴン）。", "Elementary and junior-high school districts (polygons)."),
+    "school_district": ("小中学校の通学区域（ポリゴン）。",
+                        "Elementary and junior-high school districts (polygons)."),
     "school_lunch_menu": ("学校給食の献立。", "School lunch menus."),
     "support_program": ("自治体の支援制度（補助金・給付等）の一覧。",
                         "Support programmes (grants, benefits …) of the municipality."),
@@ -97,7 +106,8 @@ COLUMN_ALIASES: dict[str, dict[str, list[str]]] = {
 
 # Record-ID and local-government-code columns that are not the usual ID / 全国地方公共団体コード.
 ID_COLUMN = {"open_data_list": "データセット_ID", "population": "地域コード"}
-# 指定緊急避難場所一覧: 市区町村コード is required in both layouts, 全国地方公共団体コード only in the current one.
+# 指定緊急避難場所一覧: 市区町村コード is required in both layouts; 全国地方公共団体コード is only in the
+# current one.
 CODE_COLUMN = {"evacuation_space": "市区町村コード"}
 
 YES_NO = ["有", "無"]
@@ -128,7 +138,7 @@ def refine_type(name: str, raw: dict[str, Any]) -> str:
 
 
 def refine_enum(raw: dict[str, Any], col_type: str) -> list[str] | None:
-    """Allowed values; controlled vocabularies written only in ``format`` become a list. '' = empty allowed."""
+    """Allowed values; vocabularies written only in ``format`` become a list. '' = empty allowed."""
     if col_type == "flag":
         return None                                  # the type itself means '1' or empty
     fmt = str(raw.get("format", ""))
@@ -144,11 +154,11 @@ def refine_enum(raw: dict[str, Any], col_type: str) -> list[str] | None:
 
 def load_aliases() -> dict[str, str]:
     with (SCHEMAS / "_aliases.yaml").open(encoding="utf-8") as fh:
-        return {str(k): str(v) for k, v in yaml.safe_load(fh)["aliases"].items()}
+        return {str(k): str(v) for k, v in yaml.load(fh, Loader=_Loader)["aliases"].items()}
 
 
 def resolve_maps_to(dataset_id: str, name: str, canonical: set[str], aliases: dict[str, str]) -> str | None:
-    """The current column a legacy column becomes: override, same name, or shared alias; None = kept as extra."""
+    """The current column a legacy column becomes (override, same name, alias); None = kept as extra."""
     overrides = MAPS_TO_OVERRIDES.get(dataset_id, {})
     if name in overrides:
         return overrides[name]
@@ -158,11 +168,13 @@ def resolve_maps_to(dataset_id: str, name: str, canonical: set[str], aliases: di
     if target in canonical:
         return target
     # the alias may point the other way round (e.g. 名称_英語 in a dataset whose current name is 名称_英字)
-    siblings = [spelling for spelling, tgt in aliases.items() if tgt in (name, target) and spelling in canonical]
+    siblings = [spelling for spelling, tgt in aliases.items()
+                if tgt in (name, target) and spelling in canonical]
     return siblings[0] if siblings else None
 
 
-def convert_column(dataset_id: str, raw: dict[str, Any], maps_to: str | None, is_canonical: bool) -> dict[str, Any]:
+def convert_column(dataset_id: str, raw: dict[str, Any], maps_to: str | None,
+                   is_canonical: bool) -> dict[str, Any]:
     name = str(raw["name"])
     col_type = refine_type(name, raw)
     col: dict[str, Any] = {"name": name, "type": col_type, "required": bool(raw["required"]),
@@ -187,7 +199,8 @@ def convert_dataset(raw: dict[str, Any], aliases: dict[str, str]) -> dict[str, A
     """One standards/<id>.yaml → the registry's dict for <id>.yaml."""
     dataset_id = raw["dataset_id"]
     variants = [v for v in raw["variants"] if v.get("columns")]
-    canonical_raw = next((v for v in variants if v["variant"].startswith("current")), variants[0] if variants else None)
+    currents = [v for v in variants if v["variant"].startswith("current")]
+    canonical_raw = (currents or variants or [None])[0]
     canonical = {c["name"] for c in canonical_raw["columns"]} if canonical_raw else set()
     number = str(raw["number_in_definition_book"])
     ja, en = DESCRIPTIONS[dataset_id]
@@ -204,19 +217,21 @@ def convert_dataset(raw: dict[str, Any], aliases: dict[str, str]) -> dict[str, A
     }
     notes = [n for v in raw["variants"] for n in v.get("notes", [])]
     if canonical_raw is None:
-        out["notes"] = ["No columns are defined (not found in any source read), so uploads cannot be validated; "
-                        "the loader skips this dataset until columns are added.", *notes]
+        out["notes"] = ["No columns are defined (not found in any source read), so uploads cannot be "
+                        "validated; the loader skips this dataset until columns are added.", *notes]
         out["variants"] = []
         return out
     if notes:
         out["notes"] = notes
     out["id_column"] = ID_COLUMN.get(dataset_id, "ID" if "ID" in canonical else "NO")
-    out["code_column"] = CODE_COLUMN.get(
-        dataset_id, "全国地方公共団体コード" if "全国地方公共団体コード" in canonical else "都道府県コード又は市区町村コード")
+    current_code, legacy_code = "全国地方公共団体コード", "都道府県コード又は市区町村コード"
+    default_code = current_code if current_code in canonical else legacy_code
+    out["code_column"] = CODE_COLUMN.get(dataset_id, default_code)
     if {"緯度", "経度"} <= canonical:
         out["coordinates"] = {"lat": "緯度", "lon": "経度"}
     out["policy"] = {"on_error": "quarantine", "reject_above": 0.5, "fix_swapped_coordinates": False}
-    out["variants"] = [convert_variant(dataset_id, v, v is canonical_raw, canonical, aliases) for v in variants]
+    out["variants"] = [convert_variant(dataset_id, v, v is canonical_raw, canonical, aliases)
+                       for v in variants]
     return out
 
 
@@ -233,15 +248,17 @@ def convert_variant(dataset_id: str, raw: dict[str, Any], is_canonical: bool, ca
 
 def _flow(value: Any) -> str:
     """One YAML value on one line (flow style)."""
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1_000_000,
-                          sort_keys=False).strip().removesuffix("...").strip()
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True, width=1_000_000,
+                     sort_keys=False)
+    return text.strip().removesuffix("...").strip()
 
 
 def render(data: dict[str, Any]) -> str:
     """The registry file as text: block style at the top, one flow-style line per column."""
     lines = [f"# {data['name_ja']} ({data['name_en']}), 自治体標準オープンデータセット {data['number']}.",
              "# Registry entry: the source of truth for this dataset. Format: docs/schemas.md.",
-             "# First generated from expectations/standards/ by expectations/import_standards.py; edit this file."]
+             "# First generated from expectations/standards/ by expectations/import_standards.py;",
+             "# edit this file, not the generator."]
     for key, value in data.items():
         if key == "variants":
             continue
@@ -265,14 +282,15 @@ def render(data: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=SCHEMAS, help="folder to write into (default: the registry)")
+    parser.add_argument("--out", type=Path, default=SCHEMAS,
+                        help="folder to write into (default: the registry)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     args = parser.parse_args(argv)
     aliases = load_aliases()
     args.out.mkdir(parents=True, exist_ok=True)
     for src in sorted(STANDARDS.glob("[!_]*.yaml")):
         with src.open(encoding="utf-8") as fh:
-            data = convert_dataset(yaml.safe_load(fh), aliases)
+            data = convert_dataset(yaml.load(fh, Loader=_Loader), aliases)
         target = args.out / src.name
         if target.exists() and not args.force:
             print(f"kept     {target} (exists; --force to overwrite)")

@@ -22,9 +22,9 @@ from importlib import resources
 import jaconv
 
 _WEIGHTS = (6, 5, 4, 3, 2)
-_SIX_DIGITS = re.compile(r"\d{6}")
-_DIGITS = re.compile(r"\d{1,6}")
-_FLOAT_TEXT = re.compile(r"(\d+)\.0*")      # "122033.0": a numeric Excel cell written out as text
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+_DIGITS = re.compile(r"[0-9]{1,6}")
+_FLOAT_TEXT = re.compile(r"([0-9]+)\.0*")      # "122033.0": a numeric Excel cell written out as text
 _PREFECTURES = range(1, 48)                  # 01 北海道 … 47 沖縄県
 
 RULE_CHECK_DIGIT_ADDED = "check-digit-added"

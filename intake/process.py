@@ -14,14 +14,11 @@ import polars as pl
 
 from expectations.model import Column, Dataset
 from expectations.registry import Registry
-from intake.headers import HeaderMatch, detect, header_score
-from intake.problems import IntakeError, Notice
+from intake.headers import HeaderMatch, detect, header_score, no_match_error
+from intake.problems import Notice
 from intake.read import RawTable, read_file
 from intake.values import normalise_column
 
-# Below this share of matched columns a file is not taken as a known dataset.
-MIN_MATCH_SCORE = 0.5
-PROVENANCE = ("_row", "_source_line")
 
 
 @dataclass
@@ -45,18 +42,8 @@ def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | Non
                    file_name: str | None = None) -> HeaderMatch:
     """The dataset and variant a table is; a clear error when nothing matches well enough."""
     candidates = detect(raw.header, registry, dataset_hint=dataset_hint, file_name=file_name)
-    if not candidates or candidates[0].score < MIN_MATCH_SCORE:
-        best = candidates[0] if candidates else None
-        detail = f" (best: {best.dataset_id}/{best.variant}, score {best.score:.2f})" if best else ""
-        raise IntakeError(
-            "unknown-dataset",
-            f"見出し行がどの標準データセットにも一致しませんでした{detail}。",
-            f"The header row matches no standard dataset{detail}.",
-            hint_ja="自治体標準オープンデータセットの項目名（見出し）を1行目に入れてください。"
-                    "データセットを指定してアップロードすることもできます。",
-            hint_en="Put the standard column names in the first row, or choose the dataset when uploading.",
-            line=1,
-        )
+    if not candidates or not candidates[0].good:
+        raise no_match_error(candidates, registry)
     return candidates[0]
 
 
@@ -65,7 +52,7 @@ def canonical_sources(match: HeaderMatch, dataset: Dataset, header: list[str]) -
     variant = dataset.variant(match.variant)
     positions: dict[str, int] = {}
     for pos, name in enumerate(header):
-        target = match.mapping.get(name)
+        target = match.declared.get(name) or match.mapping.get(name)
         if target is None:
             continue
         declared = variant.column(target)

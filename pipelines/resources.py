@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from expectations.registry import Registry, load_registry
+from expectations.registry import Registry, default_registry
 from kouiki.members import Member, load_members
 from kouiki.settings import Paths, kouiki_home
 
@@ -25,7 +25,7 @@ class KouikiHome(ConfigurableResource):  # type: ignore[misc]
         return Paths(Path(self.home).resolve() if self.home else kouiki_home()).ensure()
 
     def registry(self) -> Registry:
-        return load_registry()
+        return default_registry()
 
     def members(self) -> list[Member]:
         return load_members(Path(self.members_file) if self.members_file else None)

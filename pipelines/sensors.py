@@ -1,7 +1,5 @@
 """Sensors: new member cities become partitions; new files in a city's inbox start that city's run."""
 
-from __future__ import annotations
-
 import hashlib
 
 from dagster import (
@@ -18,7 +16,6 @@ from intake.inbox import inbox_folders
 from pipelines.jobs import ingest_city
 from pipelines.resources import KouikiHome
 
-
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
 def member_partitions_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> SensorResult | SkipReason:
     """Add a partition for every member city in the registry that has none yet."""
@@ -28,7 +25,6 @@ def member_partitions_sensor(context: SensorEvaluationContext, kouiki: KouikiHom
     if not new:
         return SkipReason("every member city already has a partition")
     return SensorResult(dynamic_partitions_requests=[member_cities.build_add_request(new)])
-
 
 @sensor(job=ingest_city, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED)
 def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> SensorResult | SkipReason:

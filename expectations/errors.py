@@ -1,0 +1,310 @@
+"""The catalogue of problems validation reports, each with a stable code a city clerk can act on.
+
+Codes follow the spirit of Frictionless (``missing-label``, ``type-error``, ``unique-error`` …) so that one
+problem has one name in the reports, the API, the lake and the tests. Every entry says what went wrong
+(``message_*``, templates with ``{column}``, ``{value}`` and ``{expected}``), what to do about it
+(``hint_*``, in the plain tone of Validata: what to write, with an example) and whether it blocks the row
+(severity ``error``: the row is quarantined) or is only a warning (the row is accepted).
+
+A code can be refined by a *rule* (``phone``, ``date``, ``enum``, ``latitude`` …): the rule supplies the
+expected form and a sharper hint, e.g. a phone number's format-error says how to write a phone number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+Scope = Literal["file", "row", "cell"]
+
+# Coordinate bounds of Japan (Code for Japan OpenDataTools' rule; see standards/_common.yaml coordinates).
+JAPAN_LATITUDE = (20.0, 46.0)
+JAPAN_LONGITUDE = (122.0, 154.0)
+
+
+@dataclass(frozen=True)
+class ErrorType:
+    """One kind of problem: its stable code, words for city staff in Japanese and English, its weight."""
+
+    code: str
+    title_ja: str
+    title_en: str
+    explanation_ja: str  # what the problem is, in one plain sentence (report headings)
+    explanation_en: str
+    message_ja: str      # template: {column} {value} {expected}
+    message_en: str
+    hint_ja: str         # what to do, in plain Japanese (may use {column} {expected})
+    hint_en: str
+    severity: Severity   # "error" blocks the row (or the file, for file-scope codes)
+    weight: int          # report order: heavier first
+    scope: Scope         # where it applies: the whole file, a row, or one cell
+
+    @property
+    def blocks_row(self) -> bool:
+        return self.severity == "error"
+
+
+@dataclass(frozen=True)
+class RuleText:
+    """What a rule expects, and how to write it: refines an ErrorType's message and hint."""
+
+    expected_ja: str
+    expected_en: str
+    hint_ja: str = ""
+    hint_en: str = ""
+
+
+@dataclass(frozen=True)
+class Description:
+    """The words of one finding."""
+
+    message_ja: str
+    message_en: str
+    hint_ja: str
+    hint_en: str
+
+
+def _e(code: str, titles: tuple[str, str], explanations: tuple[str, str], message_ja: str, message_en: str,
+       hint_ja: str, hint_en: str, severity: Severity, weight: int, scope: Scope) -> ErrorType:
+    return ErrorType(code, *titles, *explanations, message_ja, message_en, hint_ja, hint_en, severity, weight,
+                     scope)
+
+
+ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
+    _e("encoding-error", ("文字コードの誤り", "Encoding error"),
+       ("ファイルの文字コードが読み取れないため、内容を取り込めません。",
+        "The file's encoding cannot be read, so nothing can be loaded."),
+       "ファイルの文字コードを読み取れませんでした。", "The file's character encoding could not be read.",
+       "CSV は UTF-8 か Shift_JIS で保存してください。"
+       "Excel では「CSV UTF-8（コンマ区切り）」を選んで保存します。",
+       "Save the CSV as UTF-8 or Shift_JIS (in Excel: 'CSV UTF-8 (Comma delimited)').",
+       "error", 100, "file"),
+    _e("missing-required-label", ("必須の列がない", "Required column missing"),
+       ("必須の項目の列がないため、ファイル全体を受け付けられません。",
+        "A required column is missing, so the file cannot be accepted."),
+       "必須項目「{column}」の列がありません。", 'The required column "{column}" is missing.',
+       "見出し行に「{column}」の列を追加し、すべての行に記入してください。項目名が標準の表記（全角・半角、"
+       "括弧、スペース）と同じか確認してください。",
+       'Add a column headed "{column}" and fill it in on every row; check the header is spelled exactly '
+       "as in the standard.",
+       "error", 90, "file"),
+    _e("missing-cell", ("必須項目が空欄", "Required value missing"),
+       ("必ず記入する項目が空欄になっている行があります。",
+        "Some rows leave a required item empty."),
+       "必須項目「{column}」が空欄です。", 'The required value "{column}" is empty.',
+       "「{column}」は必須項目です。この行の「{column}」を記入してください。",
+       'Fill in "{column}" on this row: it is required.',
+       "error", 80, "cell"),
+    _e("unique-error", ("IDの重複", "Duplicate ID"),
+       ("ほかの行と同じIDが使われています。IDは行ごとに別の値にします。",
+        "Some IDs are used on more than one row; every row needs its own."),
+       "「{column}」の「{value}」がほかの行と重複しています。",
+       '"{value}" in "{column}" appears on more than one row.',
+       "「{column}」は行ごとに別の値にしてください。同じ施設を二重に登録していないか確認し、"
+       "重複していれば片方の行を削除してください。",
+       'Give every row its own "{column}". If the same place is listed twice, delete one of the rows.',
+       "error", 75, "cell"),
+    _e("check-digit-error", ("検査数字の誤り", "Wrong check digit"),
+       ("全国地方公共団体コードの最後の桁（検査数字）が合っていません。",
+        "The last digit (check digit) of a local government code is wrong."),
+       "「{column}」の「{value}」は6桁目の検査数字が正しくありません。",
+       '"{value}" in "{column}" has a wrong check digit (6th digit).',
+       "全国地方公共団体コードの6桁目は検査数字です。総務省の「全国地方公共団体コード」一覧で"
+       "正しい6桁のコードを確認して記入してください（例：狛江市は 132195）。",
+       "The 6th digit of a local government code is a check digit: copy the full 6-digit code from the "
+       "official list (e.g. Komae: 132195).",
+       "error", 70, "cell"),
+    _e("type-error", ("数値になっていない", "Not a number"),
+       ("数値を入れる項目に、数値として読めない値があります。",
+        "A numeric column holds values that are not numbers."),
+       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
+       "半角数字で記入してください。", "Write the value with half-width digits.",
+       "error", 60, "cell"),
+    _e("format-error", ("書式の誤り", "Wrong format"),
+       ("決められた書き方（書式）になっていない値があります。",
+        "Some values are not written in the required format."),
+       "「{column}」の「{value}」は{expected}の書式になっていません。",
+       '"{value}" in "{column}" is not written as {expected}.',
+       "定められた書式で記入してください。値がない場合は空欄にしてください。",
+       "Write the value in the standard format, or leave the cell empty if there is none.",
+       "error", 50, "cell"),
+    _e("constraint-error", ("値が範囲外・選択肢外", "Value not allowed"),
+       ("選べる値の一覧や、ありうる範囲から外れた値があります。",
+        "Some values are outside the allowed list or range."),
+       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
+       "決められた値を記入してください。", "Write one of the allowed values.",
+       "error", 45, "cell"),
+    _e("cross-column-error", ("項目間の矛盾", "Columns contradict each other"),
+       ("関係する項目どうしの値が食い違っています。",
+        "Related columns contradict each other."),
+       "「{column}」の「{value}」は{expected}。", '"{value}" in "{column}" {expected}.',
+       "関係する項目どうしの値を見直してください。", "Check the related columns against each other.",
+       "warning", 30, "cell"),
+    _e("format-warning", ("推奨の書き方と違う", "Not in the recommended form"),
+       ("推奨の書き方と違う値があります（行は受け付けています）。",
+        "Some values differ from the recommended form (rows are accepted)."),
+       "「{column}」の「{value}」は{expected}になっていません。",
+       '"{value}" in "{column}" is not in {expected}.',
+       "推奨の書き方に直してください（この行は受け付けています）。",
+       "Please rewrite it in the recommended form (the row is accepted).",
+       "warning", 25, "cell"),
+    _e("duplicate-label", ("同じ見出しが複数", "Duplicate column header"),
+       ("同じ見出しの列が複数あります。",
+        "Several columns have the same header."),
+       "見出し「{column}」が複数あります。", 'The header "{column}" appears more than once.',
+       "同じ項目の列は1つにまとめてください。", "Keep one column per item.",
+       "warning", 22, "file"),
+    _e("missing-label", ("列がない", "Column missing"),
+       ("標準の項目の列がありません（空欄として扱いました）。",
+        "A standard column is missing (treated as empty)."),
+       "標準の項目「{column}」の列がありません。", 'The standard column "{column}" is missing.',
+       "「{column}」の列を追加してください。値がない場合は見出しだけの空の列で構いません。",
+       'Add a column headed "{column}"; if there are no values, an empty column is fine.',
+       "warning", 20, "file"),
+    _e("extra-label", ("標準にない列", "Column not in the standard"),
+       ("標準にない列がありました（取り込んでいません）。",
+        "A column is not part of the standard (not loaded)."),
+       "「{column}」は標準の項目ではないため、取り込みませんでした。",
+       '"{column}" is not a standard column and was not loaded.',
+       "標準の項目名の書き間違いでないか確認してください。独自の項目であればそのままで構いません"
+       "（公開データには含まれません）。",
+       "Check it is not a misspelt standard column; a column of your own may stay (it is not published).",
+       "warning", 15, "file"),
+    _e("blank-row", ("空の行", "Blank row"),
+       ("空の行がありました（取り込んでいません）。",
+        "Blank rows were found (skipped)."),
+       "空の行がありました。", "A blank row was found.",
+       "空の行は取り込んでいません。削除して構いません。", "Blank rows are skipped; you may delete them.",
+       "warning", 10, "row"),
+)}
+
+
+RULES: dict[str, RuleText] = {
+    "required": RuleText("必須項目", "a required value"),
+    "integer": RuleText(
+        "整数", "a whole number",
+        "半角数字だけで記入してください（例：120）。カンマや単位（人、件など）は付けないでください。",
+        "Use half-width digits only (e.g. 120), without commas or units."),
+    "number": RuleText(
+        "数値", "a number",
+        "半角の数字と小数点で記入してください（例：35.634940）。単位や全角文字は使わないでください。",
+        "Use half-width digits and a decimal point (e.g. 35.634940), without units."),
+    "date": RuleText(
+        "日付（YYYY-MM-DD）", "a date (YYYY-MM-DD)",
+        "日付は 2024-04-01 のように西暦の年-月-日で記入してください。日付がない場合は空欄にしてください。",
+        "Write dates like 2024-04-01 (year-month-day), or leave the cell empty."),
+    "time": RuleText(
+        "時刻（hh:mm）", "a time (hh:mm)",
+        "時刻は 09:00 のように24時間制の「時:分」で記入してください。「9時～17時」のような範囲は"
+        "開始時間と終了時間に分けて記入し、補足は特記事項の欄に書いてください。",
+        "Write times like 09:00 (24-hour clock). Split ranges into the start and end columns; put notes in "
+        "the remarks column."),
+    "phone": RuleText(
+        "電話番号", "a phone number",
+        "電話番号は 03-1234-5678 のように半角数字とハイフンで記入してください。"
+        "番号がない場合は空欄にしてください。",
+        "Write phone numbers like 03-1234-5678 (half-width digits and hyphens); leave the cell empty if "
+        "there is none."),
+    "postal_code": RuleText(
+        "郵便番号（7桁）", "a postal code (7 digits)",
+        "郵便番号は 1820003 のように7桁の半角数字で記入してください。",
+        "Write postal codes as 7 half-width digits, e.g. 1820003."),
+    "url": RuleText(
+        "URL", "a URL",
+        "URL は https:// から始まる完全なアドレスで記入してください（例：https://www.city.komae.tokyo.jp/）。",
+        "Write the full address starting with https:// (e.g. https://www.city.komae.tokyo.jp/)."),
+    "email": RuleText(
+        "メールアドレス", "an e-mail address",
+        "メールアドレスは info@city.example.lg.jp のように半角で記入してください。",
+        "Write e-mail addresses in half-width characters, like info@city.example.lg.jp."),
+    "local-government-code": RuleText(
+        "全国地方公共団体コード（6桁）", "a local government code (6 digits)",
+        "全国地方公共団体コードは 132195 のように検査数字を含む6桁の半角数字で記入してください"
+        "（先頭の0も省略しません。例：北海道は 010006）。",
+        "Write the 6-digit code including its check digit, keeping leading zeros (e.g. 132195, 010006)."),
+    "corporate-number": RuleText(
+        "法人番号（13桁）", "a corporate number (13 digits)",
+        "法人番号は13桁の半角数字で記入してください。国税庁法人番号公表サイトで確認できます。",
+        "Write the 13-digit corporate number (see the National Tax Agency's site)."),
+    "town-id": RuleText(
+        "町字ID（7桁）", "a town ID (7 digits)",
+        "町字IDはアドレス・ベース・レジストリの7桁の半角数字で記入してください（例：0001000）。",
+        "Write the 7-digit town ID of the Address Base Registry (e.g. 0001000)."),
+    "code": RuleText(
+        "コード（半角英数字）", "a code (half-width letters and digits)",
+        "コードは半角英数字で記入してください。", "Write codes with half-width letters and digits."),
+    "kana": RuleText(
+        "全角カタカナ", "full-width katakana",
+        "読み仮名は コマエシヤクシヨ のように全角カタカナで記入してください。",
+        "Write readings in full-width katakana, e.g. コマエシヤクシヨ."),
+    "enum": RuleText(
+        "{values}のいずれか", "one of {values}",
+        "次のいずれかを記入してください：{values}。該当しない場合は空欄にしてください。",
+        "Write one of: {values}; leave the cell empty if none applies."),
+    "flag": RuleText(
+        "「1」または空欄", "'1' or empty",
+        "該当する場合は 1、該当しない場合は空欄にしてください（○ や「有」ではなく 1）。",
+        "Write 1 when it applies and leave the cell empty otherwise."),
+    "latitude": RuleText(
+        f"日本の範囲の緯度（{JAPAN_LATITUDE[0]:g}〜{JAPAN_LATITUDE[1]:g}）",
+        f"a latitude in Japan ({JAPAN_LATITUDE[0]:g}-{JAPAN_LATITUDE[1]:g})",
+        "緯度は 35.634940 のように北緯20〜46度の10進数で記入してください。緯度と経度が入れ替わって"
+        "いないか確認してください。",
+        "Write the latitude in decimal degrees between 20 and 46 (e.g. 35.634940); check latitude and "
+        "longitude are not swapped."),
+    "longitude": RuleText(
+        f"日本の範囲の経度（{JAPAN_LONGITUDE[0]:g}〜{JAPAN_LONGITUDE[1]:g}）",
+        f"a longitude in Japan ({JAPAN_LONGITUDE[0]:g}-{JAPAN_LONGITUDE[1]:g})",
+        "経度は 139.578776 のように東経122〜154度の10進数で記入してください。緯度と経度が入れ替わって"
+        "いないか確認してください。",
+        "Write the longitude in decimal degrees between 122 and 154 (e.g. 139.578776); check latitude and "
+        "longitude are not swapped."),
+    "time-order": RuleText(
+        "「{other}」より後になっていません", 'is not later than "{other}"',
+        "「{column}」は「{other}」より後の時刻にしてください。24時間使える場合は 00:00 と 24:00 のように"
+        "記入してください。",
+        'Make "{column}" later than "{other}"; for round-the-clock use write 00:00 and 24:00.'),
+    "date-order": RuleText(
+        "「{other}」より前になっています", 'is earlier than "{other}"',
+        "「{column}」は「{other}」と同じ日かそれより後の日付にしてください。",
+        'Make "{column}" the same day as "{other}" or later.'),
+    "id": RuleText("重複しない値", "a unique value"),
+    "label": RuleText("列", "a column"),
+}
+
+
+def error_type(code: str) -> ErrorType:
+    """The catalogue entry of ``code``; KeyError names the unknown code."""
+    try:
+        return ERROR_TYPES[code]
+    except KeyError:
+        raise KeyError(f"unknown error code {code!r}; known: {sorted(ERROR_TYPES)}") from None
+
+
+def enum_values_text(values: tuple[str, ...] | list[str]) -> str:
+    """How a value set reads in a message: 「有」「無」."""
+    return "".join(f"「{v}」" for v in values)
+
+
+def describe(code: str, rule: str | None = None, *, column: str = "", value: object = "",
+             other: str = "", values: tuple[str, ...] | list[str] = ()) -> Description:
+    """The message and hint of one finding of ``code`` (refined by ``rule``) in Japanese and English.
+
+    ``value`` is shown as written (callers shorten long cells); ``other`` is the other column of a
+    cross-column rule; ``values`` the allowed values of an enum.
+    """
+    kind = error_type(code)
+    text = RULES.get(rule or "")
+    fields = {"column": column, "other": other, "values": enum_values_text(values)}
+    expected_ja = text.expected_ja.format(**fields) if text else ""
+    expected_en = text.expected_en.format(**fields) if text else ""
+    hint_ja = text.hint_ja if text and text.hint_ja else kind.hint_ja
+    hint_en = text.hint_en if text and text.hint_en else kind.hint_en
+    shown = "" if value is None else str(value)
+    return Description(
+        message_ja=kind.message_ja.format(column=column, value=shown, expected=expected_ja),
+        message_en=kind.message_en.format(column=column, value=shown, expected=expected_en),
+        hint_ja=hint_ja.format(**fields),
+        hint_en=hint_en.format(**fields),
+    )

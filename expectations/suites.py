@@ -1,0 +1,311 @@
+"""From a dataset definition to the checks it implies, as a Great Expectations suite and as plain SQL.
+
+:func:`build_checks` reads the canonical variant of a :class:`~expectations.model.Dataset` and lists one
+:class:`Check` per rule (required value present, format by anchored regex, value set, coordinate bounds, ID
+unique, check digit of the 全国地方公共団体コード, end after start). Each check renders two ways from the same
+fields:
+
+* :meth:`Check.expectation` — a GE expectation whose ``meta`` carries ``check_id``, ``error_code`` and
+  ``column`` so results map back to the error catalogue (:mod:`expectations.errors`);
+* :meth:`Check.failing_sql` — a DuckDB predicate true on the rows that fail, used to list *every* failing
+  row (GE on SQL returns at most ``partial_unexpected_count`` of them) and to cross-check GE's counts.
+
+Two checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
+``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL) and
+``ExpectColumnValuesAsNumberToBeBetween`` (GE's ``expect_column_values_to_be_between`` compares the
+VARCHAR column with a number, which DuckDB refuses: "Cannot compare values of type VARCHAR and type
+INTEGER_LITERAL"; ours compares ``TRY_CAST(column AS DOUBLE)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import duckdb
+import great_expectations as gx
+import sqlalchemy as sa
+from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
+
+from expectations.errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
+from expectations.model import Column, Dataset
+
+# --- the 全国地方公共団体コード check digit ---------------------------------------------------------
+# d6 = (11 - ((6*d1 + 5*d2 + 4*d3 + 3*d4 + 2*d5) mod 11)) mod 10  (standards/_common.yaml)
+CHECK_DIGIT_WEIGHTS = (6, 5, 4, 3, 2)
+LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
+    "全国地方公共団体コード", "所在地_全国地方公共団体コード", "市区町村コード",
+    "都道府県コード又は市区町村コード"})
+
+
+def local_government_check_digit(first_five: str) -> int:
+    """The check digit of a 5-digit JIS local government code, e.g. '13219' → 5."""
+    weighted = sum(w * int(d) for w, d in zip(CHECK_DIGIT_WEIGHTS, first_five, strict=True))
+    return (11 - weighted % 11) % 10
+
+
+# --- formats: anchored (^…$) because DuckDB 2.0's ~ matches partially -----------------------------
+DIGITS6 = r"^[0-9]{6}$"
+REGEX_BY_RULE: dict[str, str] = {
+    "integer": r"^-?[0-9]+$",
+    "number": r"^-?[0-9]+(\.[0-9]+)?$",
+    "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+    "time": r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",     # 24:00 closes a round-the-clock day
+    # 03-1234-5678, 0120-123-456, (047)325-4758, 0312345678, +81-3-1234-5678
+    "phone": r"^(0[0-9]{1,4}-[0-9]{1,4}-[0-9]{3,4}|\(0[0-9]{1,4}\)[0-9]{1,4}-[0-9]{4}|0[0-9]{9,10}"
+             r"|\+81-[0-9]{1,4}-[0-9]{1,4}-[0-9]{4})$",
+    "postal_code": r"^[0-9]{7}$",
+    "url": r"^https?://[^\s/?#]+[^\s]*$",
+    "email": r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$",
+    "local-government-code": DIGITS6,
+    "corporate-number": r"^[0-9]{13}$",
+    "town-id": r"^[0-9]{7}$",
+    "code": r"^[0-9A-Za-z-]+$",
+    # full-width katakana (ァ…ヺ), ・ー ヽヾ, spaces, and brackets (a nickname's reading: …(ヒダマリ))
+    "kana": r"^[ァ-ヺ・-ヾ　 ()（）]+$",
+}
+# a regex rule's error code when it is not "format-error"
+ERROR_CODE_BY_RULE = {"integer": "type-error", "number": "type-error", "kana": "format-warning"}
+CODE_RULE_BY_COLUMN = {"法人番号": "corporate-number", "町字ID": "town-id"}
+# (start, end, rule): the end must come after the start. Only pairs that are the same kind of value.
+ORDERED_PAIRS = (
+    ("開始時間", "終了時間", "time-order"),
+    ("開始日", "終了日", "date-order"),
+    ("許可開始日", "許可満了日", "date-order"),
+)
+
+CheckKind = Literal["exists", "not_null", "regex", "in_set", "between", "unique", "check_digit", "after"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule on a staged table; renders as a GE expectation and as a SQL predicate."""
+
+    kind: CheckKind
+    error_code: str
+    rule: str
+    column: str
+    other_column: str = ""                 # "after": the column this one must come after
+    regex: str = ""
+    value_set: tuple[str, ...] = ()
+    min_value: float = 0.0                 # "between"
+    max_value: float = 0.0
+    or_equal: bool = False                 # "after": equal counts as after (dates)
+
+    @property
+    def id(self) -> str:
+        return f"{self.error_code}:{self.column}"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"check_id": self.id, "error_code": self.error_code, "rule": self.rule,
+                "column": self.column, "other_column": self.other_column}
+
+    def expectation(self) -> Any:
+        """The GE expectation of this check (meta maps its result back here)."""
+        e, meta = gx.expectations, self.meta
+        col = self.column
+        match self.kind:
+            case "exists":
+                return e.ExpectColumnToExist(column=col, meta=meta)
+            case "not_null":
+                return e.ExpectColumnValuesToNotBeNull(column=col, meta=meta)
+            case "regex":
+                return e.ExpectColumnValuesToMatchRegex(column=col, regex=self.regex, meta=meta)
+            case "in_set":
+                return e.ExpectColumnValuesToBeInSet(column=col, value_set=list(self.value_set), meta=meta)
+            case "between":
+                return ExpectColumnValuesAsNumberToBeBetween(
+                    column=col, min_value=self.min_value, max_value=self.max_value, meta=meta)
+            case "unique":
+                return e.ExpectColumnValuesToBeUnique(column=col, meta=meta)
+            case "check_digit":
+                return ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(column=col, meta=meta)
+            case "after":
+                return e.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=col, column_B=self.other_column, or_equal=self.or_equal,
+                    ignore_row_if="either_value_is_missing", meta=meta)
+        raise ValueError(f"unknown check kind {self.kind!r}")
+
+    def failing_sql(self, table: str) -> str | None:
+        """A DuckDB predicate over ``table``'s rows, true where this check fails (None for 'exists')."""
+        col = quote(self.column)
+        match self.kind:
+            case "exists":
+                return None
+            case "not_null":
+                return f"{col} IS NULL"
+            case "regex":
+                return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {literal(self.regex)})"
+            case "in_set":
+                allowed = ", ".join(literal(v) for v in self.value_set)
+                return f"{col} IS NOT NULL AND {col} NOT IN ({allowed})"
+            case "between":
+                number = f"TRY_CAST({col} AS DOUBLE)"
+                bounds = f"{self.min_value} AND {self.max_value}"
+                return f"{number} IS NOT NULL AND NOT ({number} BETWEEN {bounds})"
+            case "unique":
+                return (f"{col} IN (SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL "
+                        f"GROUP BY {col} HAVING count(*) > 1)")
+            case "check_digit":
+                return f"regexp_full_match({col}, '{DIGITS6}') AND NOT ({_check_digit_ok_sql(col)})"
+            case "after":
+                other = quote(self.other_column)
+                op = ">=" if self.or_equal else ">"
+                return f"{col} IS NOT NULL AND {other} IS NOT NULL AND NOT ({col} {op} {other})"
+        raise ValueError(f"unknown check kind {self.kind!r}")
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier in double quotes (column names are Japanese, with brackets and spaces)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _check_digit_ok_sql(col: str) -> str:
+    # TRY_CAST: DuckDB may evaluate this on rows the regex guard excludes
+    weighted = " + ".join(f"{w} * TRY_CAST(substr({col}, {i + 1}, 1) AS INTEGER)"
+                          for i, w in enumerate(CHECK_DIGIT_WEIGHTS))
+    return f"TRY_CAST(substr({col}, 6, 1) AS INTEGER) = (11 - ({weighted}) % 11) % 10"
+
+
+# --- custom expectations ----------------------------------------------------------------------------
+
+class ColumnValuesLocalGovernmentCheckDigit(ColumnMapMetricProvider):
+    """True where a 6-digit value's last digit is the check digit of the first five (others: not ours)."""
+
+    condition_metric_name = "column_values.kouiki_local_government_check_digit"
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
+        def digit(position: int) -> Any:
+            return sa.try_cast(sa.func.substr(column, position, 1), sa.Integer)
+
+        weighted = sum((w * digit(i + 1) for i, w in enumerate(CHECK_DIGIT_WEIGHTS)), sa.literal(0))
+        six_digits = sa.func.regexp_full_match(column, DIGITS6)
+        # a value that is not 6 digits is format-error's business, so it passes here
+        return sa.or_(sa.not_(six_digits), digit(6) == (11 - weighted % 11) % 10)
+
+
+class ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(ColumnMapExpectation):
+    """Expect each 6-digit 全国地方公共団体コード to end in its check digit (JIS X 0401/0402 + 1 digit)."""
+
+    map_metric = "column_values.kouiki_local_government_check_digit"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesAsNumberBetween(ColumnMapMetricProvider):
+    """True where a text value read as a number lies in [min_value, max_value]; non-numbers pass."""
+
+    condition_metric_name = "column_values.kouiki_as_number_between"
+    condition_value_keys = ("min_value", "max_value")
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, min_value: float, max_value: float, **kwargs: Any) -> Any:
+        number = sa.try_cast(column, sa.Double)
+        # text that is not a number is type-error's business, so it passes here
+        return sa.or_(number.is_(None), number.between(min_value, max_value))
+
+
+class ExpectColumnValuesAsNumberToBeBetween(ColumnMapExpectation):
+    """Expect text values that read as numbers to lie between min_value and max_value (inclusive)."""
+
+    min_value: float
+    max_value: float
+    map_metric = "column_values.kouiki_as_number_between"
+    success_keys = ("min_value", "max_value", "mostly")
+
+
+# --- from a dataset to its checks ------------------------------------------------------------------
+
+def build_checks(dataset: Dataset) -> list[Check]:
+    """Every check the canonical variant of ``dataset`` implies, in column order."""
+    columns = dataset.canonical.columns
+    names = {c.name for c in columns}
+    checks: list[Check] = []
+    for column in columns:
+        checks.extend(_column_checks(column, dataset))
+    for name, rule, bounds in (
+        (dataset.lat_column or "緯度", "latitude", JAPAN_LATITUDE),
+        (dataset.lon_column or "経度", "longitude", JAPAN_LONGITUDE),
+    ):
+        if name in names:
+            checks.append(Check("between", "constraint-error", rule, name,
+                                min_value=bounds[0], max_value=bounds[1]))
+    if dataset.id_column in names:
+        checks.append(Check("unique", "unique-error", "id", dataset.id_column))
+    for start, end, rule in ORDERED_PAIRS:
+        if start in names and end in names:
+            checks.append(Check("after", "cross-column-error", rule, end, other_column=start,
+                                or_equal=rule == "date-order"))
+    ids = [c.id for c in checks]
+    duplicated = {i for i in ids if ids.count(i) > 1}
+    if duplicated:
+        raise ValueError(f"dataset {dataset.id!r}: two checks share an id: {sorted(duplicated)}")
+    return checks
+
+
+def _column_checks(column: Column, dataset: Dataset) -> list[Check]:
+    name, checks = column.name, []
+    if column.required:
+        checks.append(Check("exists", "missing-required-label", "label", name))
+        checks.append(Check("not_null", "missing-cell", "required", name))
+    rule = _format_rule(column, dataset)
+    if rule is not None:
+        checks.append(Check("regex", ERROR_CODE_BY_RULE.get(rule, "format-error"), rule, name,
+                            regex=REGEX_BY_RULE[rule]))
+    allowed = tuple(v for v in (column.enum or ()) if v != "")   # '' = may be empty: NULL passes anyway
+    if allowed:
+        checks.append(Check("in_set", "constraint-error", "enum", name, value_set=allowed))
+    elif column.type == "flag":
+        checks.append(Check("in_set", "constraint-error", "flag", name, value_set=("1",)))
+    if _is_local_government_code(column, dataset):
+        checks.append(Check("check_digit", "check-digit-error", "local-government-code", name))
+    return checks
+
+
+def _format_rule(column: Column, dataset: Dataset) -> str | None:
+    if column.type == "code":
+        if _is_local_government_code(column, dataset):
+            return "local-government-code"
+        return CODE_RULE_BY_COLUMN.get(column.name, "code")
+    return column.type if column.type in REGEX_BY_RULE else None
+
+
+def _is_local_government_code(column: Column, dataset: Dataset) -> bool:
+    return column.type == "code" and (
+        column.name in LOCAL_GOVERNMENT_CODE_COLUMNS or column.name == dataset.code_column)
+
+
+def build_suite(dataset: Dataset, checks: Sequence[Check] | None = None) -> gx.ExpectationSuite:
+    """The GE suite of ``dataset`` (one expectation per check; meta carries check_id and error_code)."""
+    expectations = [c.expectation() for c in (checks if checks is not None else build_checks(dataset))]
+    # passed to the constructor: add_expectation() would need an active data context
+    return gx.ExpectationSuite(name=f"kouiki.{dataset.id}.{dataset.version}", expectations=expectations)
+
+
+def count_failing_sql(table: str, checks: Sequence[Check]) -> str:
+    """One DuckDB query counting the failing rows of every check (the plain-SQL twin of the GE run)."""
+    parts = [f"count(*) FILTER (WHERE {pred}) AS {quote(c.id)}"
+             for c in checks if (pred := c.failing_sql(table)) is not None]
+    return f"SELECT {', '.join(parts) or '0 AS none'} FROM {quote(table)}"
+
+
+def count_failing(con: duckdb.DuckDBPyConnection, table: str, checks: Sequence[Check]) -> dict[str, int]:
+    """check id → number of failing rows, computed directly in DuckDB (no GE)."""
+    with_sql = [c for c in checks if c.failing_sql(table) is not None]
+    if not with_sql:
+        return {}
+    row = con.execute(count_failing_sql(table, with_sql)).fetchone()
+    assert row is not None
+    return {c.id: int(n) for c, n in zip(with_sql, row, strict=True)}

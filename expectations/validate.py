@@ -1,0 +1,310 @@
+"""Validate one city's staged table against its dataset: GE on DuckDB, then every failing cell as a finding.
+
+Input (from intake, see the module docs of :mod:`intake.process`): a DuckDB file with a table holding one
+VARCHAR column per canonical column of the dataset plus ``_source_line`` and ``_row`` (0…n-1); optionally a
+second table with the raw cell texts (same columns). The caller must have closed its own connections to
+the file: GE opens it read-only, and DuckDB refuses differently configured connections to one file in one
+process.
+
+Steps: one GE run of the dataset's suite (:mod:`expectations.suites`) gives, per expectation, success and
+the number of failing rows. GE on SQL lists at most ``partial_unexpected_count`` failing rows; for every
+expectation whose list is short (a *gap*) the rows come from one SQL query derived from the same check
+(:meth:`~expectations.suites.Check.failing_sql`), and the number found is compared with GE's count.
+Rows with an error-severity finding are set aside; the dataset's :class:`~expectations.model.Policy`
+turns their share into a decision: accept, quarantine or reject.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+
+from expectations import ge_duckdb
+from expectations.errors import describe, error_type
+from expectations.model import Dataset, Policy
+from expectations.suites import Check, build_checks, build_suite, quote
+
+Decision = Literal["accept", "quarantine", "reject"]
+ROW, LINE = "_row", "_source_line"
+SHOWN_VALUE_CHARS = 60          # a message quotes at most this much of a cell
+_VALUE = "\x00value\x00"        # where the cell value goes in a message template
+
+FINDING_SCHEMA: dict[str, Any] = {
+    "upload_id": pl.String, "source_line": pl.Int64, "row": pl.Int64, "column": pl.String,
+    "raw_value": pl.String, "value": pl.String, "error_code": pl.String, "message_ja": pl.String,
+    "message_en": pl.String, "hint_ja": pl.String, "hint_en": pl.String, "severity": pl.String,
+}
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpectationSummary:
+    """One expectation of the GE run, mapped back to its check."""
+
+    check_id: str
+    expectation_type: str
+    error_code: str
+    column: str
+    severity: str
+    success: bool
+    unexpected_count: int
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An expectation whose failing rows GE did not list in full, and what the gap-closing SQL found."""
+
+    check_id: str
+    ge_unexpected_count: int
+    ge_rows_listed: int
+    rows_found: int
+
+    @property
+    def consistent(self) -> bool:
+        return self.rows_found == self.ge_unexpected_count
+
+
+@dataclass
+class ValidationResult:
+    """Everything one validation of one upload produced (findings as a polars DataFrame)."""
+
+    upload_id: str
+    dataset_id: str
+    table: str
+    row_count: int
+    expectations: list[ExpectationSummary]
+    findings: pl.DataFrame                  # FINDING_SCHEMA; file-level findings have row/source_line null
+    failing_rows: pl.Series                 # sorted _row of rows with an error finding (quarantined)
+    decision: Decision
+    decision_reason: str                    # a reason code of decide()
+    policy: Policy
+    gaps: list[Gap]
+    ge_success: bool
+    ge_result: dict[str, Any] = field(repr=False)   # GE's result JSON (for Data Docs)
+
+    @property
+    def n_failing(self) -> int:
+        return len(self.failing_rows)
+
+    @property
+    def n_accepted(self) -> int:
+        return self.row_count - self.n_failing
+
+    @property
+    def pass_rate(self) -> float:
+        return self.n_accepted / self.row_count if self.row_count else 0.0
+
+    @property
+    def counts_by_code(self) -> dict[str, int]:
+        """error code → number of findings (cells, or columns for file-level codes)."""
+        counts = self.findings.group_by("error_code").len()
+        return dict(sorted(zip(counts["error_code"].to_list(), counts["len"].to_list(), strict=True)))
+
+    def accepted_rows(self) -> pl.Series:
+        """Sorted _row of the rows that pass (no error finding)."""
+        every = pl.Series(ROW, range(self.row_count), dtype=pl.Int64)
+        return every.filter(~every.is_in(self.failing_rows.implode()))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary (no findings, no GE JSON)."""
+        return {
+            "upload_id": self.upload_id, "dataset_id": self.dataset_id, "table": self.table,
+            "row_count": self.row_count, "rows_failing": self.n_failing, "rows_accepted": self.n_accepted,
+            "pass_rate": self.pass_rate, "decision": self.decision, "decision_reason": self.decision_reason,
+            "counts_by_code": self.counts_by_code, "ge_success": self.ge_success,
+            "expectations": [vars(e) for e in self.expectations],
+            "gaps": [vars(g) | {"consistent": g.consistent} for g in self.gaps],
+        }
+
+
+def validate_table(
+    db_path: Path,
+    table: str,
+    dataset: Dataset,
+    *,
+    raw_table: str | None = None,
+    upload_id: str = "",
+    missing_columns: Sequence[str] = (),
+    extra_columns: Sequence[str] = (),
+    missing_required: Sequence[str] = (),
+    ge_row_limit: int = 0,
+) -> ValidationResult:
+    """Validate ``table`` in the DuckDB file ``db_path`` against ``dataset`` (canonical variant).
+
+    ``missing_columns`` / ``extra_columns`` / ``missing_required`` come from intake's header mapping and
+    become file-level findings. ``ge_row_limit`` is GE's ``partial_unexpected_count``: 0 (default) asks GE
+    for counts only, the fastest; any expectation with more failing rows than GE listed is a gap closed
+    with SQL.
+    """
+    checks = build_checks(dataset)
+    row_count = _check_contract(db_path, table, raw_table, dataset)
+    ge_result = ge_duckdb.run_suite(db_path, table, build_suite(dataset, checks),
+                                    result_format=ge_duckdb.counts_only_format(ROW, ge_row_limit))
+    by_id = {c.id: c for c in checks}
+    summaries = [_summarise(r, by_id) for r in ge_result.results]
+    listed = {r.expectation_config.meta["check_id"]: _listed_rows(r) for r in ge_result.results
+              if r.expectation_config is not None}
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        cell_findings, gaps = _cell_findings(con, table, raw_table, summaries, by_id, listed)
+    finally:
+        con.close()
+    label_findings = _label_findings(missing_columns, extra_columns, missing_required)
+    findings = pl.concat([label_findings, *cell_findings], how="vertical").with_columns(
+        pl.lit(upload_id, dtype=pl.String).alias("upload_id")).sort(["row", "column"], nulls_last=False)
+    failing = _failing_rows(findings)
+    decision, reason = decide(dataset.policy, row_count, len(failing), list(missing_required))
+    return ValidationResult(
+        upload_id=upload_id, dataset_id=dataset.id, table=table, row_count=row_count,
+        expectations=summaries, findings=findings, failing_rows=failing, decision=decision,
+        decision_reason=reason, policy=dataset.policy, gaps=gaps, ge_success=bool(ge_result.success),
+        ge_result=ge_result.to_json_dict())
+
+
+def decide(policy: Policy, row_count: int, failing: int, missing_required: Sequence[str] = ()) -> tuple[
+        Decision, str]:
+    """The policy's decision for an upload and its reason code (reports word it for staff):
+    ``missing-required-column``, ``no-rows``, ``no-failing-rows``, ``policy-rejects-any-error``,
+    ``above-threshold`` or ``failing-rows-set-aside``."""
+    if missing_required:
+        return "reject", "missing-required-column"
+    if row_count == 0:
+        return "reject", "no-rows"
+    if failing == 0:
+        return "accept", "no-failing-rows"
+    if policy.on_error == "reject":
+        return "reject", "policy-rejects-any-error"
+    if failing / row_count > policy.reject_above:
+        return "reject", "above-threshold"
+    return "quarantine", "failing-rows-set-aside"
+
+
+# --- steps ------------------------------------------------------------------------------------------
+
+def _check_contract(db_path: Path, table: str, raw_table: str | None, dataset: Dataset) -> int:
+    """The staged table has every canonical column + _row + _source_line; returns its row count."""
+    needed = [c.name for c in dataset.canonical.columns] + [ROW, LINE]
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        for name, required in ((table, needed), (raw_table, [*needed[:-2], ROW])):
+            if name is None:
+                continue
+            present = {r[0] for r in con.execute(f"DESCRIBE {quote(name)}").fetchall()}
+            absent = [c for c in required if c not in present]
+            if absent:
+                raise ValueError(f"table {name!r} lacks the canonical column(s) {absent} of {dataset.id!r}")
+        row = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
+def _summarise(result: Any, by_id: dict[str, Check]) -> ExpectationSummary:
+    config = result.expectation_config
+    check = by_id[config.meta["check_id"]]
+    return ExpectationSummary(
+        check_id=check.id, expectation_type=config.type, error_code=check.error_code, column=check.column,
+        severity=error_type(check.error_code).severity, success=bool(result.success),
+        unexpected_count=int(result.result.get("unexpected_count") or 0))
+
+
+def _listed_rows(result: Any) -> list[int]:
+    """The failing _row values GE listed itself (at most partial_unexpected_count)."""
+    listed = result.result.get("partial_unexpected_index_list") or []
+    return [int(item[ROW]) for item in listed]
+
+
+def _cell_findings(con: duckdb.DuckDBPyConnection, table: str, raw_table: str | None,
+                   summaries: list[ExpectationSummary], by_id: dict[str, Check],
+                   listed: dict[str, list[int]]) -> tuple[list[pl.DataFrame], list[Gap]]:
+    """One query per failing expectation: its failing rows with line, value and raw value."""
+    frames, gaps = [], []
+    for summary in summaries:
+        check = by_id[summary.check_id]
+        if summary.unexpected_count == 0 or check.kind == "exists":
+            continue
+        rows = listed.get(check.id, [])
+        complete = len(rows) >= summary.unexpected_count
+        if complete:
+            where = f"{quote(ROW)} IN ({', '.join(str(r) for r in rows)})"
+        else:
+            where = check.failing_sql(table) or "false"
+        found = _failing_cells(con, table, raw_table, check, where)
+        if not complete:
+            gap = Gap(check.id, summary.unexpected_count, len(rows), found.height)
+            if not gap.consistent:
+                log.warning("gap-closing SQL of %s found %d rows, GE counted %d",
+                            check.id, gap.rows_found, gap.ge_unexpected_count)
+            gaps.append(gap)
+        frames.append(_with_words(found, check))
+    return frames, gaps
+
+
+def _failing_cells(con: duckdb.DuckDBPyConnection, table: str, raw_table: str | None, check: Check,
+                   where: str) -> pl.DataFrame:
+    col = quote(check.column)
+    # the predicate sees only the staged table (the raw table has the same column names)
+    failing = (f"SELECT {quote(ROW)} AS row, {quote(LINE)} AS source_line, CAST({col} AS VARCHAR) AS value "
+               f"FROM {quote(table)} WHERE {where}")
+    if raw_table:
+        sql = (f"WITH f AS ({failing}) SELECT f.source_line, f.row, CAST(r.{col} AS VARCHAR) AS raw_value, "
+               f"f.value FROM f LEFT JOIN {quote(raw_table)} r ON r.{quote(ROW)} = f.row ORDER BY f.row")
+    else:
+        sql = f"WITH f AS ({failing}) SELECT source_line, row, value AS raw_value, value FROM f ORDER BY row"
+    return con.execute(sql).pl()
+
+
+def _with_words(found: pl.DataFrame, check: Check) -> pl.DataFrame:
+    """Add column, code, severity and the messages/hints (value spliced in, vectorised)."""
+    words = describe(check.error_code, check.rule, column=check.column, value=_VALUE,
+                     other=check.other_column, values=check.value_set)
+    shown = (pl.when(pl.col("value").str.len_chars() > SHOWN_VALUE_CHARS)
+             .then(pl.col("value").str.slice(0, SHOWN_VALUE_CHARS) + "…")
+             .otherwise(pl.col("value")).fill_null(""))
+    return found.select(
+        pl.lit(None, dtype=pl.String).alias("upload_id"),
+        pl.col("source_line").cast(pl.Int64), pl.col("row").cast(pl.Int64),
+        pl.lit(check.column).alias("column"), pl.col("raw_value"), pl.col("value"),
+        pl.lit(check.error_code).alias("error_code"),
+        _splice(words.message_ja, shown).alias("message_ja"),
+        _splice(words.message_en, shown).alias("message_en"),
+        pl.lit(words.hint_ja).alias("hint_ja"), pl.lit(words.hint_en).alias("hint_en"),
+        pl.lit(error_type(check.error_code).severity).alias("severity"),
+    )
+
+
+def _splice(template: str, value: pl.Expr) -> pl.Expr:
+    if _VALUE not in template:
+        return pl.lit(template)
+    before, after = template.split(_VALUE, 1)
+    return pl.concat_str([pl.lit(before), value, pl.lit(after)])
+
+
+def _label_findings(missing_columns: Sequence[str], extra_columns: Sequence[str],
+                    missing_required: Sequence[str]) -> pl.DataFrame:
+    required = set(missing_required)
+    labelled = ([("missing-required-label", c) for c in missing_required]
+                + [("missing-label", c) for c in missing_columns if c not in required]
+                + [("extra-label", c) for c in extra_columns])
+    records = []
+    for code, column in labelled:
+        words = describe(code, "label", column=column)
+        records.append({"upload_id": None, "source_line": None, "row": None, "column": column,
+                        "raw_value": None, "value": None, "error_code": code,
+                        "message_ja": words.message_ja, "message_en": words.message_en,
+                        "hint_ja": words.hint_ja, "hint_en": words.hint_en,
+                        "severity": error_type(code).severity})
+    return pl.DataFrame(records, schema=FINDING_SCHEMA)
+
+
+def _failing_rows(findings: pl.DataFrame) -> pl.Series:
+    errors = findings.filter((pl.col("severity") == "error") & pl.col("row").is_not_null())
+    return errors["row"].unique().sort().rename(ROW)
+

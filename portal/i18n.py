@@ -1,0 +1,111 @@
+"""The portal's words in Japanese (first) and English; ``?lang=en`` switches."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+LANGUAGES = ("ja", "en")
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "lang_name": ("日本語", "English"),
+    "other_lang": ("English", "日本語"),
+    "tagline": ("構成市が共同で公開するオープンデータ（自治体標準オープンデータセット）",
+                "Open data published together by the member cities (standard municipal open datasets)"),
+    "search": ("検索", "Search"),
+    "search_label": ("キーワード", "Keywords"),
+    "search_placeholder": ("例：避難、AED、市川市", "e.g. evacuation, AED, 市川市"),
+    "kind": ("分野", "Kind"),
+    "all_kinds": ("すべての分野", "All kinds"),
+    "city": ("市区町村", "City"),
+    "all_cities": ("すべての市区町村", "All cities"),
+    "results": ("{n}件のデータセット", "{n} datasets"),
+    "no_results": ("条件に合うデータセットはありません。キーワードを減らすか、絞り込みを外してください。",
+                   "No dataset matches. Try fewer words or remove a filter."),
+    "rows": ("件数", "Rows"),
+    "rows_n": ("{n}件", "{n} rows"),
+    "cities": ("市区町村", "Cities"),
+    "updated": ("更新日時", "Updated"),
+    "release": ("版", "Release"),
+    "release_n": ("第{n}版", "release {n}"),
+    "latest": ("最新", "latest"),
+    "licence": ("ライセンス", "Licence"),
+    "schema_version": ("データ項目定義の版", "Schema version"),
+    "overview": ("概要", "Overview"),
+    "preview": ("プレビュー", "Preview"),
+    "preview_note": ("先頭{shown}行を表示しています（全{total}行）。"
+                     "すべての行はダウンロードまたはAPIで取得できます。",
+                     "Showing the first {shown} of {total} rows. "
+                     "Download the files or use the API for all rows."),
+    "no_preview": ("プレビューできる表がありません。", "No table to preview."),
+    "columns": ("項目定義", "Column dictionary"),
+    "column": ("項目名", "Column"),
+    "type": ("型", "Type"),
+    "required": ("必須", "Required"),
+    "required_yes": ("必須", "required"),
+    "level": ("区分", "Level"),
+    "format": ("形式", "Format"),
+    "description": ("説明", "Description"),
+    "downloads": ("ダウンロード", "Downloads"),
+    "whole_region": ("全域（全市区町村）", "Whole region (all cities)"),
+    "city_parts": ("市区町村ごと", "Each city's part"),
+    "file": ("ファイル", "File"),
+    "size": ("サイズ", "Size"),
+    "excel_hint": ("Excelで開く場合は「Excel用」（BOM付きUTF-8）をお使いください。",
+                   "To open in Excel, use the \"for Excel\" file (UTF-8 with BOM)."),
+    "history": ("公開履歴", "Release history"),
+    "published_at": ("公開日時", "Published"),
+    "files": ("ファイル", "Files"),
+    "files_n": ("{n}ファイル", "{n} files"),
+    "quality": ("品質（市区町村別）", "Quality by city"),
+    "errors": ("エラー", "Errors"),
+    "warnings": ("警告", "Warnings"),
+    "quality_note": ("エラー・警告は各市の最新の登録ファイルの検査で見つかった件数です。"
+                     "エラーのある行は公開されていません。",
+                     "Errors and warnings are counted in each city's latest checked upload; rows with errors "
+                     "are not published."),
+    "quality_rows_only": ("検査結果の記録がないため、公開件数のみを表示しています。",
+                          "No check results are available here; only the published rows are shown."),
+    "share": ("割合", "Share"),
+    "api": ("API（CKAN互換）", "API (CKAN-compatible)"),
+    "api_note": ("CKAN の Action API と同じ形式で利用できます。", "Works like CKAN's Action API."),
+    "dcat": ("DCAT（JSON-LD）", "DCAT (JSON-LD)"),
+    "catalogue_dcat": ("カタログ全体のDCAT（JSON-LD）", "Catalogue as DCAT (JSON-LD)"),
+    "back": ("データセット一覧へ戻る", "Back to the dataset list"),
+    "not_found": ("ページが見つかりません", "Page not found"),
+    "not_found_note": ("指定されたページまたはファイルはありません。",
+                       "The page or file you asked for does not exist."),
+    "datasets": ("データセット", "Datasets"),
+    "download": ("ダウンロード", "Download"),
+}
+
+
+def pick_language(value: str | None) -> str:
+    return value if value in LANGUAGES else "ja"
+
+
+def translate(key: str, lang: str, **values: object) -> str:
+    ja, en = MESSAGES[key]
+    text = en if lang == "en" else ja
+    return text.format(**values) if values else text
+
+
+def human_size(size: int) -> str:
+    """1,234,567 → "1.2 MB" (decimal units, as download pages usually show)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def local_time(iso_text: str) -> str:
+    """An ISO 8601 time as Japan time, "2026-07-18 12:34"; the text unchanged when it is not a time."""
+    try:
+        moment = dt.datetime.fromisoformat(iso_text)
+    except (TypeError, ValueError):
+        return iso_text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(JST)
+    return moment.strftime("%Y-%m-%d %H:%M")

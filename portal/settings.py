@@ -1,0 +1,56 @@
+"""Where the portal reads from and how it presents itself; every value can come from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kouiki.settings import Paths, kouiki_home
+
+DEFAULT_PORT = 8000
+DEFAULT_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """``home`` is KOUIKI_HOME; the portal reads ``home/releases`` and counts ``home/lake/findings``."""
+
+    home: Path
+    site_title_ja: str = "広域オープンデータカタログ"
+    site_title_en: str = "Regional Open Data Catalogue"
+    publisher_ja: str = "共同データ推進室"
+    publisher_en: str = "Shared Data Office of the member cities"
+    publisher_id: str = "kouiki"
+
+    @property
+    def releases(self) -> Path:
+        return Paths(self.home).releases
+
+    @property
+    def findings(self) -> Path:
+        return Paths(self.home).lake / "findings"
+
+    @classmethod
+    def from_env(cls) -> PortalSettings:
+        """KOUIKI_HOME (as kouiki.settings reads it) plus optional KOUIKI_PORTAL_* overrides of the names."""
+        overrides = {
+            field: value
+            for field, env in (("site_title_ja", "KOUIKI_PORTAL_TITLE_JA"),
+                               ("site_title_en", "KOUIKI_PORTAL_TITLE_EN"),
+                               ("publisher_ja", "KOUIKI_PUBLISHER_JA"),
+                               ("publisher_en", "KOUIKI_PUBLISHER_EN"))
+            if (value := os.environ.get(env))
+        }
+        return cls(home=kouiki_home(), **overrides)
+
+
+def listen_port() -> int:
+    """KOUIKI_PORT, else 8000."""
+    raw = os.environ.get("KOUIKI_PORT", "").strip()
+    if not raw:
+        return DEFAULT_PORT
+    port = int(raw)
+    if not 0 < port < 65536:
+        raise ValueError(f"KOUIKI_PORT must be between 1 and 65535, got {raw!r}")
+    return port
