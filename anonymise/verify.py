@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # the policy is only read, never run: verification imports no
 SUBSTRING_MIN_ASCII = 8
 SUBSTRING_MIN_NON_ASCII = 3
 IGNORED_BELOW = 2
+# A published column with more distinct values than this share of the records (and more than the minimum) is
+# as good as an identifier itself: the release fails, and that column is matched by whole cells only.
+NEAR_UNIQUE_SHARE = 0.5
+NEAR_UNIQUE_MIN = 1000
 
 
 @dataclass
@@ -83,11 +87,16 @@ def verify_release(
             columns, [*direct_identifiers, *forbidden_columns], quasi_identifiers, sensitive
         )
         missing = [column for column in [*quasi_identifiers, *sensitive] if column not in columns]
-        needles = _needles(source, direct_identifiers, forbidden_values)
-        leaks = _scan_for_values(con, columns, needles, [*quasi_identifiers, *sensitive])
+        records = int(_scalar(con, "SELECT count(*) FROM release"))
+        near_unique = _near_unique_columns(con, columns, records)
+        if near_unique:
+            reasons.append(_near_unique_reason(near_unique))
+        class_columns = [*quasi_identifiers, *sensitive]
+        leaks = _scan_for_values(
+            con, columns, source, direct_identifiers, forbidden_values, class_columns, near_unique
+        )
         if leaks:
             reasons.append(_leak_reason(leaks))
-        records = int(_scalar(con, "SELECT count(*) FROM release"))
         if records == 0:
             reasons.append(Reason("empty_release", "公開データが0件です。", "The release has no records."))
         if missing or records == 0:
@@ -151,8 +160,9 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
 
 def _load_release(con: duckdb.DuckDBPyConnection, release: pl.DataFrame | Path) -> list[str]:
     if isinstance(release, pl.DataFrame):
-        arrow_table = release.to_arrow()  # noqa: F841 - read by name below
-        con.execute("CREATE TABLE release AS SELECT * FROM arrow_table")
+        con.register("release_input", release.to_arrow())
+        con.execute("CREATE TABLE release AS SELECT * FROM release_input")
+        con.unregister("release_input")
     elif release.suffix == ".parquet":
         con.execute("CREATE TABLE release AS SELECT * FROM read_parquet(?)", [str(release)])
     else:
@@ -189,63 +199,53 @@ def _check_columns(
     return reasons
 
 
-def _needles(
-    source: pl.DataFrame | None, direct_identifiers: Sequence[str], extra: Sequence[str]
-) -> pl.DataFrame:
-    """Distinct identifier values as strings with the column they came from and how to search for them."""
-    schema = {"value": pl.String, "origin": pl.String}
-    parts = [
-        pl.DataFrame({"value": [str(v) for v in extra], "origin": ["(canary)"] * len(extra)}, schema=schema)
-    ]
-    if source is not None:
-        for column in direct_identifiers:
-            if column in source.columns:
-                values = source[column].cast(pl.String).drop_nulls().unique()
-                parts.append(pl.DataFrame({"value": values, "origin": [column] * len(values)}, schema=schema))
-    needles = pl.concat(parts).unique(["value"], keep="first")
-    chars = pl.col("value").str.len_chars()
-    non_ascii = pl.col("value").str.len_bytes() != chars
-    substring = (chars >= SUBSTRING_MIN_ASCII) | (non_ascii & (chars >= SUBSTRING_MIN_NON_ASCII))
-    return needles.filter(chars >= IGNORED_BELOW).with_columns(
-        substring.alias("substring"), chars.cast(pl.Int64).alias("length")
-    )
-
-
 def _scan_for_values(
-    con: duckdb.DuckDBPyConnection, columns: list[str], needles: pl.DataFrame, class_columns: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    source: pl.DataFrame | None,
+    direct_identifiers: Sequence[str],
+    extra: Sequence[str],
+    class_columns: Sequence[str],
+    near_unique: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """Every distinct published cell and header against every needle: whole-cell match for short values,
-    substring match for long ones (by joining each cell's substrings of the needles' lengths)."""
-    if needles.is_empty():
+    """Look for identifier values in every distinct published cell and header.
+
+    Every substring of every distinct cell is a candidate (cells are few and short); each identifier column of
+    the source is semi-joined against the candidates, so nothing of size n x identifiers is materialised. A
+    long value counts wherever it occurs; a short one only as a whole cell outside the QI / sensitive columns.
+    """
+    present = [column for column in direct_identifiers if source is not None and column in source.columns]
+    if not present and not extra:
         return []
-    needle_table = needles.to_arrow()  # noqa: F841 - read by name below
-    con.execute("CREATE TABLE needles AS SELECT * FROM needle_table")
-    casts = ", ".join(f"CAST({_quote(column)} AS VARCHAR)" for column in columns)
-    names = ", ".join("'" + column.replace("'", "''") + "'" for column in columns)
-    con.execute(
-        f"CREATE TABLE cells AS SELECT DISTINCT source, cell FROM "
-        f"(SELECT unnest([{names}]) AS source, unnest([{casts}]) AS cell FROM release) WHERE cell IS NOT NULL"
-    )
-    con.executemany("INSERT INTO cells VALUES ('(header)', ?)", [[column] for column in columns])
-    con.execute("CREATE TABLE class_columns (name VARCHAR)")
-    if class_columns:
-        con.executemany("INSERT INTO class_columns VALUES (?)", [[column] for column in class_columns])
-    rows = con.execute(
-        """
-        WITH lengths AS (SELECT DISTINCT length FROM needles WHERE substring),
-        pieces AS (
-            SELECT c.cell, substr(c.cell, CAST(i AS BIGINT), l.length) AS piece
-            FROM cells c, lengths l, range(1, length(c.cell) - l.length + 2) r(i)
-            WHERE length(c.cell) >= l.length
-        ),
-        hits AS (
-            SELECT n.origin, n.value FROM pieces p JOIN needles n ON n.substring AND p.piece = n.value
-            UNION
-            SELECT n.origin, n.value FROM cells c JOIN needles n ON NOT n.substring AND c.cell = n.value
-            WHERE c.source NOT IN (SELECT name FROM class_columns)
+    _create_candidates(con, columns, class_columns, near_unique)
+    con.execute("CREATE TABLE hits (origin VARCHAR, value VARCHAR, whole BOOLEAN, in_class_column BOOLEAN)")
+    if extra:
+        con.execute("CREATE TABLE canaries (value VARCHAR)")
+        con.executemany("INSERT INTO canaries VALUES (?)", [[str(value)] for value in extra])
+        con.execute(
+            "INSERT INTO hits SELECT '(canary)', piece, whole, in_class_column FROM candidates "
+            "WHERE piece IN (SELECT value FROM canaries)"
         )
-        SELECT origin, count(DISTINCT value) AS found, min(value) AS example
-        FROM hits GROUP BY origin ORDER BY origin
+    if source is not None and present:
+        con.register("source_input", source.select(present).to_arrow())
+        for column in present:
+            con.execute(
+                f"INSERT INTO hits SELECT {_literal(column)}, piece, whole, in_class_column FROM candidates "
+                f"WHERE piece IN (SELECT CAST({_quote(column)} AS VARCHAR) FROM source_input)"
+            )
+        con.unregister("source_input")
+    rows = con.execute(
+        f"""
+        WITH counted AS (
+            SELECT origin, value FROM hits
+            WHERE length(value) >= {SUBSTRING_MIN_ASCII}
+               OR (strlen(value) <> length(value) AND length(value) >= {SUBSTRING_MIN_NON_ASCII})
+               OR (whole AND NOT in_class_column)
+        ),
+        first_origin AS (  -- a canary planted in the source is reported under its real column
+            SELECT value, arg_min(origin, CAST(origin = '(canary)' AS INTEGER)) AS origin FROM counted GROUP BY value
+        )
+        SELECT origin, count(*) AS found, min(value) AS example FROM first_origin GROUP BY origin ORDER BY origin
         """
     ).fetchall()
     return [
@@ -254,9 +254,62 @@ def _scan_for_values(
     ]
 
 
+def _create_candidates(
+    con: duckdb.DuckDBPyConnection, columns: list[str], class_columns: Sequence[str], near_unique: Sequence[str]
+) -> None:
+    """Table `candidates`: every distinct published cell and header (whole), and the pieces of them that a
+    long identifier could be (≥ 8 characters, or ≥ 3 in a cell with non-ASCII text). Near-unique columns
+    (already a failure of their own) contribute whole cells only, which keeps this table small."""
+    casts = ", ".join(f"CAST({_quote(column)} AS VARCHAR)" for column in columns)
+    names = ", ".join(_literal(column) for column in columns)
+    con.execute(
+        f"CREATE TABLE cells AS SELECT DISTINCT source, cell FROM "
+        f"(SELECT unnest([{names}]) AS source, unnest([{casts}]) AS cell FROM release) WHERE cell IS NOT NULL"
+    )
+    con.executemany("INSERT INTO cells VALUES ('(header)', ?)", [[column] for column in columns])
+    in_class = f"source IN ({', '.join(map(_literal, class_columns))})" if class_columns else "false"
+    scanned = f"source NOT IN ({', '.join(map(_literal, near_unique))})" if near_unique else "true"
+    con.execute(
+        f"""
+        CREATE TABLE candidates AS
+        SELECT DISTINCT cell AS piece, true AS whole, {in_class} AS in_class_column
+        FROM cells WHERE length(cell) >= {IGNORED_BELOW}
+        UNION ALL
+        SELECT DISTINCT substr(cell, CAST(start AS BIGINT), CAST(width AS BIGINT)), false, false
+        FROM (SELECT DISTINCT cell FROM cells WHERE {scanned}) distinct_cells,
+             range(CASE WHEN strlen(cell) = length(cell) THEN {SUBSTRING_MIN_ASCII}
+                        ELSE {SUBSTRING_MIN_NON_ASCII} END, length(cell)) widths(width),
+             range(1, length(cell) - width + 2) starts(start)
+        """
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _near_unique_columns(con: duckdb.DuckDBPyConnection, columns: list[str], records: int) -> list[str]:
+    """Columns with more distinct values than NEAR_UNIQUE_SHARE of the records (and NEAR_UNIQUE_MIN)."""
+    if not columns or records == 0:
+        return []
+    counts = ", ".join(f"count(DISTINCT {_quote(column)})" for column in columns)
+    row = con.execute(f"SELECT {counts} FROM release").fetchone()
+    limit = max(NEAR_UNIQUE_MIN, NEAR_UNIQUE_SHARE * records)
+    return [column for column, distinct in zip(columns, row or (), strict=True) if distinct > limit]
+
+
 def _mask(value: str) -> str:
     """Enough of a leaked value to recognise it in a report, not enough to copy it."""
     return value[:2] + "…" if len(value) > 2 else "…"
+
+
+def _near_unique_reason(columns: list[str]) -> Reason:
+    names = ", ".join(columns)
+    return Reason(
+        "near_unique_column",
+        f"ほぼ1件ごとに値が異なる列があり、識別子として働きます: {names}",
+        f"Columns with nearly one distinct value per record act as identifiers: {names}",
+    )
 
 
 def _leak_reason(leaks: list[dict[str, Any]]) -> Reason:

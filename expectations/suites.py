@@ -259,7 +259,10 @@ def _column_checks(column: Column, dataset: Dataset) -> list[Check]:
     name, checks = column.name, []
     if column.required:
         checks.append(Check("exists", "missing-required-label", "label", name))
-        checks.append(Check("not_null", "missing-cell", "required", name))
+        # A required flag column must be present, but empty is one of its values: the definitions say
+        # 「対応あり：1、対応なし：空文字」, so an empty flag cell means "no", not "missing".
+        if column.type != "flag" and "" not in (column.enum or ()):
+            checks.append(Check("not_null", "missing-cell", "required", name))
     rule = _format_rule(column, dataset)
     if rule is not None:
         checks.append(Check("regex", ERROR_CODE_BY_RULE.get(rule, "format-error"), rule, name,

@@ -145,7 +145,7 @@ def validate_table(
     checks = build_checks(dataset)
     row_count = _check_contract(db_path, table, raw_table, dataset)
     ge_result = ge_duckdb.run_suite(db_path, table, build_suite(dataset, checks),
-                                    result_format=ge_duckdb.counts_only_format(ROW, ge_row_limit))
+                                    result_format=ge_duckdb.result_format_for(ge_row_limit, ROW))
     by_id = {c.id: c for c in checks}
     summaries = [_summarise(r, by_id) for r in ge_result.results]
     listed = {r.expectation_config.meta["check_id"]: _listed_rows(r) for r in ge_result.results

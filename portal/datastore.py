@@ -34,6 +34,7 @@ RECORDS_FORMATS = ("objects", "lists", "csv", "tsv")
 _SORT_CLAUSE = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"]|"")+)"|(?P<bare>.+?))(?:\s+(?P<dir>asc|desc))?\s*$',
                           re.IGNORECASE | re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SOURCE = "read_parquet(?, file_row_number = true)"   # the file is always the first bound parameter
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -249,7 +250,10 @@ class Datastore:
 
     def search(self, parquet: Path, request: SearchRequest,
                scope: tuple[str, str] | None = None) -> SearchResult:
-        """The page of rows ``request`` asks for; ``scope`` (column, value) limits it to one city's part."""
+        """The page of rows ``request`` asks for; ``scope`` (column, value) limits it to one city's part.
+
+        Two steps, because decoding every column of a large file is what costs: first the row numbers of the
+        page (reading only the columns filtered or sorted on), then just those rows, in that order."""
         types = dict(self.schema(parquet))
         types_with_id = {ROW_ID: "BIGINT", **types}
         selected = _selected_fields(request, types_with_id)
@@ -257,19 +261,53 @@ class Datastore:
         for sql, values in (_filter_clauses(request.filters, types_with_id) + _q_clauses(request.q, types)):
             where.append(sql)
             params.extend(values)
-        source = "read_parquet(?, file_row_number = true)"
-        select = ", ".join(_column_sql(name) + f" AS {quote(name)}" for name in selected)
-        distinct = "DISTINCT " if request.distinct else ""
         order = _order_sql(request, selected, types_with_id)
-        page_sql = (f"SELECT {distinct}{select} FROM {source} {_where_sql(where)} {order} "
-                    "LIMIT ? OFFSET ?")
-        rows = self._run(page_sql, [str(parquet), *params, request.limit, request.offset])
+        if request.distinct:
+            rows = self._distinct_page(parquet, selected, where, params, order, request)
+        else:
+            numbers = self._page_row_numbers(parquet, where, params, order, request)
+            rows = self._rows_numbered(parquet, selected, numbers)
         total = None
         if request.include_total:
-            counted = f"SELECT DISTINCT {select} FROM {source} {_where_sql(where)}" if request.distinct else \
-                f"SELECT 1 FROM {source} {_where_sql(where)}"
-            total = int(self._run(f"SELECT count(*) FROM ({counted})", [str(parquet), *params])[0][0])
+            total = self._total(parquet, selected, where, params, request.distinct)
         return SearchResult(fields=[(n, types_with_id[n]) for n in selected], rows=rows, total=total)
+
+    def _page_row_numbers(self, parquet: Path, where: list[str], params: list[Any], order: str,
+                          request: SearchRequest) -> list[int]:
+        """File row numbers of the page. Without an ORDER BY the scan keeps the file's order (DuckDB's
+        preserve_insertion_order), which is the order of the row ids."""
+        if not where and not order:
+            rows = self.count(parquet)   # from the Parquet footer: no data read
+            return list(range(min(request.offset, rows), min(request.offset + request.limit, rows)))
+        sql = f"SELECT file_row_number FROM {SOURCE} {_where_sql(where)} {order} LIMIT ? OFFSET ?"
+        return [int(r[0]) for r in self._run(sql, [str(parquet), *params, request.limit, request.offset])]
+
+    def _rows_numbered(self, parquet: Path, selected: list[str], numbers: list[int]) -> list[tuple[Any, ...]]:
+        if not numbers:
+            return []
+        select = ", ".join(_column_sql(name) for name in selected)
+        # BETWEEN lets DuckDB skip whole row groups; the list then picks the rows.
+        sql = (f"SELECT file_row_number, {select} FROM {SOURCE} WHERE file_row_number BETWEEN ? AND ? "
+               "AND file_row_number IN (SELECT unnest(?::BIGINT[]))")
+        found = {r[0]: r[1:] for r in self._run(sql, [str(parquet), min(numbers), max(numbers), numbers])}
+        return [found[n] for n in numbers]
+
+    def _distinct_page(self, parquet: Path, selected: list[str], where: list[str], params: list[Any],
+                       order: str, request: SearchRequest) -> list[tuple[Any, ...]]:
+        select = ", ".join(_column_sql(name) for name in selected)
+        sql = f"SELECT DISTINCT {select} FROM {SOURCE} {_where_sql(where)} {order} LIMIT ? OFFSET ?"
+        return self._run(sql, [str(parquet), *params, request.limit, request.offset])
+
+    def _total(self, parquet: Path, selected: list[str], where: list[str], params: list[Any],
+               distinct: bool) -> int:
+        if distinct:
+            select = ", ".join(_column_sql(name) for name in selected)
+            counted = f"SELECT DISTINCT {select} FROM {SOURCE} {_where_sql(where)}"
+            return int(self._run(f"SELECT count(*) FROM ({counted})", [str(parquet), *params])[0][0])
+        if not where:
+            return self.count(parquet)
+        sql = f"SELECT count(*) FROM {SOURCE} {_where_sql(where)}"
+        return int(self._run(sql, [str(parquet), *params])[0][0])
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         cursor = self._con.cursor()
@@ -356,14 +394,21 @@ def _q_clauses(q: str | dict[str, str] | None, types: Mapping[str, str]) -> list
         for name, text in q.items():
             if name not in types:
                 raise _unknown("q", name)
-            clauses.append((f"contains(lower(CAST({quote(name)} AS VARCHAR)), ?)", [_search_term(text)]))
+            term = _search_term(text)
+            clauses.append((f"contains({_cased(f'CAST({quote(name)} AS VARCHAR)', term)}, ?)", [term]))
         return clauses
     text_columns = [n for n, t in types.items() if t == "VARCHAR"]
     terms = [t for t in _search_term(q).split() if t]
     if not text_columns or not terms:
         return [("false", [])] if terms else []
-    haystack = "lower(concat_ws(chr(31), " + ", ".join(quote(n) for n in text_columns) + "))"
-    return [(f"contains({haystack}, ?)", [term]) for term in terms]
+    return [(" OR ".join(f"contains({_cased(quote(n), term)}, ?)" for n in text_columns),
+             [term] * len(text_columns)) for term in terms]
+
+
+def _cased(expression: str, term: str) -> str:
+    """The text compared with ``term``: lower-cased only when the term has letters with a case (Latin);
+    Japanese text has none, and skipping lower() makes the scan several times faster."""
+    return f"lower({expression})" if term.upper() != term.lower() else expression
 
 
 def _order_sql(request: SearchRequest, selected: list[str], types: Mapping[str, str]) -> str:
@@ -378,9 +423,9 @@ def _order_sql(request: SearchRequest, selected: list[str], types: Mapping[str, 
         # no row id after DISTINCT: order by every returned column so that pages are stable
         already = {name for name, _ in request.sort}
         parts += [f"{quote(n)} ASC" for n in selected if n not in already]
-    else:
+    elif parts:
         parts.append("file_row_number ASC")   # stable paging: ties keep the file's order
-    return "ORDER BY " + ", ".join(parts)
+    return "ORDER BY " + ", ".join(parts) if parts else ""
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -23,6 +23,13 @@ PREVIEW_ROWS = 50
 # Release files never change once published: caches may keep them.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
+
+class ReleaseFileResponse(FileResponse):
+    """A release file, streamed in 1 MiB reads (Starlette's 64 KiB costs one thread hop per 64 KiB)."""
+
+    chunk_size = 1 << 20
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["size"] = i18n.human_size
 templates.env.filters["local_time"] = i18n.local_time
@@ -135,7 +142,7 @@ def dataset_dcat(request: Request, dataset_id: str) -> JSONResponse:
 
 
 @router.api_route("/download/{dataset_id}/{number}/{file_path:path}", methods=["GET", "HEAD"])
-def download(request: Request, dataset_id: str, number: str, file_path: str) -> FileResponse:
+def download(request: Request, dataset_id: str, number: str, file_path: str) -> ReleaseFileResponse:
     """A file of a release, streamed whole (Range requests work): only a path the release's metadata lists,
     and only when it resolves inside that release's folder."""
     service = _service(request)
@@ -144,7 +151,7 @@ def download(request: Request, dataset_id: str, number: str, file_path: str) -> 
     listed = (release.file_by_path(file_path) or release.dcat_file) if release else None
     if release is None or real is None or listed is None:
         raise HTTPException(status_code=404)
-    return FileResponse(real, media_type=listed.media_type, headers={
+    return ReleaseFileResponse(real, media_type=listed.media_type, headers={
         "Content-Disposition": content_disposition(listed.name), "Cache-Control": IMMUTABLE})
 
 

@@ -21,7 +21,9 @@ from intake.localgov import (
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON_YAML = REPO / "expectations" / "standards" / "_common.yaml"
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"   # shared/ beside the clone (CI)
+if not SAMPLES.is_dir():
+    SAMPLES = Path("/work/shared/samples")
 REFERENCE_CODES = [gov.code for gov in all_local_governments()]
 
 

@@ -153,6 +153,10 @@ def test_full_text_q_and_column_q(ckan: ckanapi.RemoteCKAN, evacuation: pl.DataF
     assert 0 < both["total"] < result["total"]
     by_column = ckan.action.datastore_search(resource_id=RESOURCE, q={"名称": "小学校"}, limit=500)
     assert by_column["total"] == evacuation.filter(pl.col("名称").str.contains("小学校", literal=True)).height
+    # Latin letters match whatever their case: the URLs hold "chiba-c"
+    has_chiba = pl.any_horizontal(pl.col(c).str.contains("chiba-c", literal=True) for c in text_columns)
+    latin = ckan.action.datastore_search(resource_id=RESOURCE, q="CHIBA-C", limit=0)
+    assert latin["total"] == evacuation.filter(has_chiba).height > 0
     # LIKE wildcards are plain text here: no row holds a literal '%'
     assert ckan.action.datastore_search(resource_id=RESOURCE, q="%")["total"] == 0
 
@@ -211,3 +215,12 @@ def test_hostile_text_is_only_ever_text(ckan: ckanapi.RemoteCKAN) -> None:
     with pytest.raises(ckanapi.NotFound):
         ckan.action.datastore_search(resource_id="evacuation_space-2-csv' OR '1'='1")
     assert ckan.action.datastore_search(resource_id=RESOURCE, limit=1)["total"] == 152   # still serving
+
+
+def test_post_bodies_json_and_form(base_url: str) -> None:
+    url = f"{base_url}/api/3/action/datastore_search"
+    as_json = httpx.post(url, json={"resource_id": RESOURCE, "filters": {"市区町村コード": "222127"}, "limit": 1})
+    as_form = httpx.post(url, data={"resource_id": RESOURCE, "filters": '{"市区町村コード": "222127"}', "limit": "1"})
+    assert as_json.json()["result"]["total"] == as_form.json()["result"]["total"] == 31
+    broken = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"]["__type"] == "Bad request"

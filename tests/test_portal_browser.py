@@ -104,4 +104,4 @@ def test_filters_and_language_switch(portal: tuple[str, dict[str, pl.DataFrame]]
     page.wait_for_url("**lang=en**")
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator(".dataset-card h2").all_inner_texts() == ["AED locations"]
-    assert page.inner_text("#result-count") == "1 datasets"
+    assert page.inner_text("#result-count") == "1 dataset(s)"

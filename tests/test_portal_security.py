@@ -140,3 +140,12 @@ def test_listed_files_download_whole_with_headers(server: tuple[str, int], home:
     assert status == 206 and len(body) == 100
     status, _, body = _get(server, "/download/evacuation_space/1/evacuation_space.csv")
     assert status == 200 and body == (home / "releases/evacuation_space/1/evacuation_space.csv").read_bytes()
+
+
+def test_search_text_is_escaped_in_the_page(server: tuple[str, int]) -> None:
+    status, headers, body = _get(server, "/?q=%3Cscript%3Ealert(1)%3C/script%3E&lang=%22%3E%3Cb%3E")
+    assert status == 200
+    assert b"<script>alert(1)</script>" not in body and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert b'"><b>' not in body
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"

@@ -14,6 +14,7 @@ relationships) that run as Dagster asset checks.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -43,7 +44,10 @@ class ColumnTest:
 
     @property
     def name(self) -> str:
-        return f"{self.kind}__{self.column}"
+        """An ASCII name (Dagster names allow [A-Za-z0-9_] only); Japanese column names get a stable hash."""
+        slug = self.column if re.fullmatch(r"[A-Za-z0-9_]+", self.column) else \
+            "c" + hashlib.sha1(self.column.encode("utf-8")).hexdigest()[:8]
+        return f"{self.kind}__{slug}"
 
 
 @dataclass(frozen=True)
@@ -171,12 +175,15 @@ def materialize(con: duckdb.DuckDBPyConnection, model: Model) -> int:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
     body = model.sql.strip().rstrip(";")
     target = f'{model.schema}."{model.stem}"'
-    if model.materialized == "table":
-        con.execute(f"DROP VIEW IF EXISTS {target}")
-        con.execute(f"CREATE OR REPLACE TABLE {target} AS {body}")
-    else:
-        con.execute(f"DROP TABLE IF EXISTS {target}")
-        con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
+    existing = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [model.schema, model.stem],
+    ).fetchone()
+    kind = "VIEW" if model.materialized == "view" else "TABLE"
+    if existing and (existing[0] == "VIEW") != (kind == "VIEW"):
+        # switching between view and table: drop the old object first (DuckDB will not replace across kinds)
+        con.execute(f"DROP {'VIEW' if existing[0] == 'VIEW' else 'TABLE'} {target}")
+    con.execute(f"CREATE OR REPLACE {kind} {target} AS {body}")
     row = con.execute(f"SELECT count(*) FROM {target}").fetchone()
     return int(row[0]) if row else 0
 
