@@ -8,11 +8,12 @@ from kouiki import catalog
 from kouiki.members import member_by_code
 from pipelines.resources import KouikiHome
 
+
 @asset(
     key=AssetKey(["intake", "uploads"]),
     partitions_def=member_cities,
     group_name="intake",
-    description="受付: 市のファイルを改変不可の受付領域へ (sha256で内容アドレス化) / land raw uploads, content-addressed",
+    description="受付: 市のファイルを改変不可の受付領域へ (sha256) / land raw uploads, content-addressed",
     kinds={"file"},
 )
 def uploads(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:

@@ -7,6 +7,7 @@ while the other cities are unaffected.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -37,7 +38,7 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         partitions_def=member_cities,
         deps=[AssetKey(["intake", "uploads"])],
         group_name="lake",
-        description=f"{dataset.name_ja} / {dataset.name_en}: 市ごとの検証済みデータ (Parquet) / validated rows per city",
+        description=f"{dataset.name_ja} / {dataset.name_en}: 市ごとの検証済みデータ / validated rows per city",
         kinds={"parquet", "polars"},
         check_specs=[AssetCheckSpec("valid_rows", asset=key, blocking=True,
                                     description="最新のアップロードが受理された / newest upload accepted by policy")],
@@ -59,7 +60,7 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
 
     return _lake
 
-def _metadata(outcomes: list[LoadOutcome]) -> dict[str, object]:
+def _metadata(outcomes: list[LoadOutcome]) -> dict[str, Any]:
     if not outcomes:
         return {"new_uploads": 0}
     last = outcomes[-1]

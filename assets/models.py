@@ -6,8 +6,10 @@ city's upload to each mart. Models are the only assets that open the DuckDB data
 concurrency pool of size 1, so parallel runs never fight for its lock.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -23,7 +25,7 @@ from dagster import (
 from kouiki.settings import REPO_ROOT
 from pipelines.resources import KouikiHome
 from warehouse import duck
-from warehouse.sql_models import Model, discover, materialize, run_test
+from warehouse.sql_models import ColumnTest, Model, discover, materialize, run_test
 
 MODELS_ROOT = REPO_ROOT / "dbt_like_sql"
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -59,7 +61,7 @@ def _model_asset(model: Model) -> AssetsDefinition:
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[1])),
                   "materialized": model.materialized},
     )
-    def _run(context: AssetExecutionContext, kouiki: KouikiHome):  # type: ignore[no-untyped-def]
+    def _run(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[MaterializeResult | AssetCheckResult]:
         paths = kouiki.paths()
         with duck.connect(paths.warehouse_db) as con:
             duck.refresh_sources(con, paths.lake, kouiki.registry().datasets.values())
@@ -70,7 +72,7 @@ def _model_asset(model: Model) -> AssetsDefinition:
 
     return _run
 
-def _check(con, model: Model, test) -> AssetCheckResult:  # type: ignore[no-untyped-def]
+def _check(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> AssetCheckResult:
     failing, examples = run_test(con, model, test)
     return AssetCheckResult(
         check_name=test.name,

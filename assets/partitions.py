@@ -6,4 +6,5 @@ sensor and ``kouiki run`` add partitions from the member registry).
 
 from dagster import DynamicPartitionsDefinition
 
-member_cities = DynamicPartitionsDefinition(name="member_cities")
+MEMBER_CITIES = "member_cities"
+member_cities = DynamicPartitionsDefinition(name=MEMBER_CITIES)

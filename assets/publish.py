@@ -8,6 +8,7 @@ from publish.release import publish_dataset
 from warehouse import duck
 from warehouse.sql_models import discover
 
+
 def conformed_models() -> list[str]:
     return sorted(name for name in discover(MODELS_ROOT) if name.startswith("conformed."))
 

@@ -20,7 +20,6 @@ from intake.read import RawTable, read_file
 from intake.values import normalise_column
 
 
-
 @dataclass
 class StagedUpload:
     """An upload mapped onto its dataset's canonical columns."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.table import Table
 
 from kouiki.members import load_members
 from kouiki.settings import get_paths
+
+if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
+    from pipelines.main_run import MainOutcome
 
 app = typer.Typer(help="kouiki (広域): shared open-data platform for member municipalities",
                   no_args_is_help=True, add_completion=False)
@@ -33,7 +37,7 @@ def run() -> None:
         raise typer.Exit(1)
 
 
-def _print_summary(outcome, seconds: float) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(outcome: MainOutcome, seconds: float) -> None:
     table = Table(title="市ごとの結果 / per-city summary")
     for col in ("city / 市", "file / ファイル", "dataset", "status / 状態", "accepted / 受理", "quarantined / 保留",
                 "report / 報告"):

@@ -52,12 +52,12 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
 
 def sync_partitions(instance: DagsterInstance, members: list[Member]) -> list[str]:
     """Make sure every member city has its partition; returns the codes added."""
-    from assets.partitions import member_cities
+    from assets.partitions import MEMBER_CITIES
 
-    existing = set(instance.get_dynamic_partitions(member_cities.name))
+    existing = set(instance.get_dynamic_partitions(MEMBER_CITIES))
     new = [m.code for m in members if m.code not in existing]
     if new:
-        instance.add_dynamic_partitions(member_cities.name, new)
+        instance.add_dynamic_partitions(MEMBER_CITIES, new)
     return new
 
 

@@ -15,7 +15,7 @@ from kouiki.members import Member, load_members
 from kouiki.settings import Paths, kouiki_home
 
 
-class KouikiHome(ConfigurableResource):  # type: ignore[misc]
+class KouikiHome(ConfigurableResource):
     """The kouiki data directory and the configuration (member registry, schema registry)."""
 
     home: str = ""          # empty: $KOUIKI_HOME or ./.kouiki

@@ -11,16 +11,17 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import member_cities
+from assets.partitions import MEMBER_CITIES, member_cities
 from intake.inbox import inbox_folders
 from pipelines.jobs import ingest_city
 from pipelines.resources import KouikiHome
+
 
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
 def member_partitions_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> SensorResult | SkipReason:
     """Add a partition for every member city in the registry that has none yet."""
     codes = [m.code for m in kouiki.members()]
-    existing = set(context.instance.get_dynamic_partitions(member_cities.name))
+    existing = set(context.instance.get_dynamic_partitions(MEMBER_CITIES))
     new = [c for c in codes if c not in existing]
     if not new:
         return SkipReason("every member city already has a partition")
@@ -31,7 +32,7 @@ def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> Senso
     """Run a city's ingest when a new file appears in its inbox; the run key is the file's content hash,
     so the same file never runs twice."""
     paths = kouiki.paths()
-    existing = set(context.instance.get_dynamic_partitions(member_cities.name))
+    existing = set(context.instance.get_dynamic_partitions(MEMBER_CITIES))
     requests = []
     for member in kouiki.members():
         if member.code not in existing:

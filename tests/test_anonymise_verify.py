@@ -150,6 +150,13 @@ def test_a_direct_identifier_column_left_in_is_caught(
     assert "direct_identifier_column" in codes(verify_policy_release(with_birth, source, policy))
 
 
+def test_a_near_unique_column_is_caught(release: pl.DataFrame, source: pl.DataFrame, policy: Policy) -> None:
+    numbered = release.with_columns(pl.int_range(pl.len()).cast(pl.String).alias("整理番号"))
+    result = verify_policy_release(numbered, source, policy)
+    assert codes(result) == {"near_unique_column"}
+    assert "整理番号" in result.reasons[0].ja
+
+
 def test_an_empty_release_does_not_pass(release: pl.DataFrame, source: pl.DataFrame, policy: Policy) -> None:
     result = verify_policy_release(release.head(0), source, policy)
     assert not result.passed and "empty_release" in codes(result)

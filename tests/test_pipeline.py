@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -11,7 +13,7 @@ import pytest
 from dagster import instance_for_test
 
 from kouiki import catalog
-from kouiki.settings import get_paths
+from kouiki.settings import Paths, get_paths
 from pipelines.definitions import defs
 from pipelines.main_run import run_main
 
@@ -24,7 +26,7 @@ def test_definitions_load() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Run the main job twice on the demo registry (3 real cities) in one isolated kouiki home."""
     home = tmp_path_factory.mktemp("home")
     mp = pytest.MonkeyPatch()
@@ -44,7 +46,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 def _upload(run: dict, name: str) -> catalog.UploadRow:
-    return next(u for u in run["uploads"] if u.original_name == name)  # type: ignore[attr-defined]
+    return next(u for u in run["uploads"] if u.original_name == name)
 
 
 def test_every_city_run_succeeds_and_files_are_recognised(demo_run: dict) -> None:
@@ -71,7 +73,7 @@ def test_row_counts_per_city(demo_run: dict) -> None:
     assert evac["222127"] == 31 - _quarantined(paths, "evacuation_space", "222127")
 
 
-def _quarantined(paths, dataset: str, city: str) -> int:  # type: ignore[no-untyped-def]
+def _quarantined(paths: Paths, dataset: str, city: str) -> int:
     f = paths.lake / "quarantine" / dataset / f"city={city}" / "data.parquet"
     return pl.read_parquet(f).height if f.exists() else 0
 
@@ -93,8 +95,8 @@ def test_known_bad_row_is_quarantined_with_line_and_reason(demo_run: dict) -> No
     assert bad.height == 1
     assert bad["_source_line"][0] == 57
     assert "電話番号:format-error" in bad["_errors"][0]
-    report = json.loads((demo_run["home"] / _upload(demo_run, "komae_132195_aed.csv").detail["report_json"])
-                        .read_text(encoding="utf-8"))
+    detail = _upload(demo_run, "komae_132195_aed.csv").detail or {}
+    report = json.loads((demo_run["home"] / detail["report_json"]).read_text(encoding="utf-8"))
     assert "57" in json.dumps(report, ensure_ascii=False)
 
 

@@ -219,8 +219,9 @@ def test_hostile_text_is_only_ever_text(ckan: ckanapi.RemoteCKAN) -> None:
 
 def test_post_bodies_json_and_form(base_url: str) -> None:
     url = f"{base_url}/api/3/action/datastore_search"
-    as_json = httpx.post(url, json={"resource_id": RESOURCE, "filters": {"市区町村コード": "222127"}, "limit": 1})
-    as_form = httpx.post(url, data={"resource_id": RESOURCE, "filters": '{"市区町村コード": "222127"}', "limit": "1"})
+    yaizu = {"市区町村コード": "222127"}
+    as_json = httpx.post(url, json={"resource_id": RESOURCE, "filters": yaizu, "limit": 1})
+    as_form = httpx.post(url, data={"resource_id": RESOURCE, "filters": json.dumps(yaizu), "limit": "1"})
     assert as_json.json()["result"]["total"] == as_form.json()["result"]["total"] == 31
     broken = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and broken.json()["error"]["__type"] == "Bad request"

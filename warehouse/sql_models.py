@@ -148,6 +148,7 @@ def _load_tests(sql_path: Path) -> tuple[ColumnTest, ...]:
     tests: list[ColumnTest] = []
     for column, specs in (doc.get("columns") or {}).items():
         for spec in specs or []:
+            params: dict[str, Any]
             if isinstance(spec, str):
                 kind, params = spec, {}
             elif isinstance(spec, dict) and len(spec) == 1:
