@@ -59,9 +59,7 @@ def count_array(
     """Counts by `dims` as an N-D array (no margins), with every category of `categories` present."""
     chosen = dict(categories or {})
     labels = tuple(
-        tuple(chosen[dim])
-        if dim in chosen
-        else tuple(sorted(records[dim].cast(pl.String).unique().to_list()))
+        tuple(chosen[dim]) if dim in chosen else tuple(sorted(records[dim].cast(pl.String).unique().to_list()))
         for dim in dims
     )
     counts = np.zeros([len(axis_labels) for axis_labels in labels], dtype=np.int64)
@@ -169,7 +167,5 @@ def policy_tables(records: pl.DataFrame, policy: Policy) -> dict[str, Suppressed
             hierarchy = prepared.hierarchies[dim]
             columns.append(hierarchy.generalise(prepared.table[dim], level))
             categories[dim] = hierarchy.level_labels(level)
-        tables[spec.name] = publication_table(
-            pl.DataFrame(columns), list(spec.dims), policy.min_cell, categories
-        )
+        tables[spec.name] = publication_table(pl.DataFrame(columns), list(spec.dims), policy.min_cell, categories)
     return tables

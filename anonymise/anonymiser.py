@@ -90,9 +90,7 @@ def _release(
 ) -> pl.DataFrame:
     published = set(hierarchies) | set(other_columns)
     kept = table.filter(pl.Series(~suppressed_rows))
-    generalised = [
-        hierarchies[qi].generalise(kept[qi], level) for qi, level in zip(hierarchies, levels, strict=True)
-    ]
+    generalised = [hierarchies[qi].generalise(kept[qi], level) for qi, level in zip(hierarchies, levels, strict=True)]
     return kept.with_columns(generalised).select([name for name in table.columns if name in published])
 
 
@@ -102,9 +100,7 @@ def outcome_metrics(encoded: EncodedTable, classes: pl.DataFrame, best: NodeEval
     kept = classes.filter(~pl.col("bad"))
     sizes = kept["size"].to_numpy()
     heights = encoded.heights
-    intensity = float(
-        np.mean([level / (height - 1) for level, height in zip(best.levels, heights, strict=True)])
-    )
+    intensity = float(np.mean([level / (height - 1) for level, height in zip(best.levels, heights, strict=True)]))
     kept_records = records - best.suppressed
     return {
         "loss_metric": LOSS_METRIC,

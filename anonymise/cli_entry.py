@@ -49,9 +49,7 @@ def anonymise_csv(
     model = PrivacyModel(k=k, l=l, max_suppression=max_suppression / 100)
     outcome = anonymise_table(table, hierarchies, model, sensitive=sensitive)
     dropped = [column for column in table.columns if column not in qis and column not in sensitive]
-    scanned = [
-        c for c in dropped if table.height and table[c].n_unique() / table.height >= IDENTIFIER_UNIQUENESS
-    ]
+    scanned = [c for c in dropped if table.height and table[c].n_unique() / table.height >= IDENTIFIER_UNIQUENESS]
     result: dict[str, Any] = {
         "input": str(input),
         "records_in": table.height,
@@ -85,8 +83,7 @@ def anonymise_csv(
         "released": verification.passed,
         "out": str(out) if verification.passed else None,
         "levels": {
-            column: {"level": level, "name": outcome.level_names[column]}
-            for column, level in outcome.levels.items()
+            column: {"level": level, "name": outcome.level_names[column]} for column, level in outcome.levels.items()
         },
         "records_suppressed": outcome.metrics["records_suppressed"],
         "suppressed_pct": 100 * outcome.metrics["suppressed_share"],
@@ -136,8 +133,7 @@ def _check_columns(table: pl.DataFrame, columns: list[str]) -> None:
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise ValueError(
-            f"入力CSVに列がありません: {', '.join(missing)} / "
-            f"columns not in the input CSV: {', '.join(missing)}"
+            f"入力CSVに列がありません: {', '.join(missing)} / columns not in the input CSV: {', '.join(missing)}"
         )
 
 

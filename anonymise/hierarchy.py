@@ -60,10 +60,7 @@ class Hierarchy:
     def encode(self, values: pl.Series) -> EncodedAttribute:
         """Codes of `values` at every level; raises HierarchyError for values the hierarchy lacks."""
         coded = self.table.with_columns(
-            [
-                (pl.col(str(level)).rank("dense") - 1).cast(pl.UInt32).alias(f"c{level}")
-                for level in range(self.height)
-            ]
+            [(pl.col(str(level)).rank("dense") - 1).cast(pl.UInt32).alias(f"c{level}") for level in range(self.height)]
         )
         text = values.cast(pl.String).fill_null("")
         joined = pl.DataFrame({"0": text}).join(coded, on="0", how="left", maintain_order="left")
@@ -150,8 +147,7 @@ def _check_tree(attribute: str, table: pl.DataFrame) -> None:
         bad = parents.filter(pl.col("parents") > 1)[str(level)].head(5).to_list()
         if bad:
             raise HierarchyError(
-                f"{attribute}: 段{level}の値が複数の上位値を持ちます / "
-                f"level {level} labels with several parents: {bad}"
+                f"{attribute}: 段{level}の値が複数の上位値を持ちます / level {level} labels with several parents: {bad}"
             )
 
 
@@ -159,9 +155,7 @@ def hierarchy_from_arx_csv(path: Path, attribute: str | None = None) -> Hierarch
     """Read an ARX hierarchy CSV (`value;level1;…;*`, delimiter ';' or ',', UTF-8 with or without BOM)."""
     text = path.read_text(encoding="utf-8-sig")
     delimiter = detect_delimiter(text)
-    rows = [
-        row for row in csv.reader(text.splitlines(), delimiter=delimiter) if row and any(cell for cell in row)
-    ]
+    rows = [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if row and any(cell for cell in row)]
     return make_hierarchy(attribute or path.stem, rows)
 
 
@@ -234,9 +228,7 @@ def date_hierarchy(attribute: str, values: Iterable[date | str]) -> Hierarchy:
     return make_hierarchy(attribute, rows, ["年月日", "年月", "年"])
 
 
-def parent_hierarchy(
-    attribute: str, pairs: pl.DataFrame, level_names: Sequence[str] | None = None
-) -> Hierarchy:
+def parent_hierarchy(attribute: str, pairs: pl.DataFrame, level_names: Sequence[str] | None = None) -> Hierarchy:
     """Leaf column followed by parent columns (e.g. 町字, 市区町村名), one row per distinct leaf."""
     distinct = pairs.unique(maintain_order=True).cast(pl.String).fill_null("")
     rows = [list(row) for row in distinct.iter_rows()]

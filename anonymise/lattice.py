@@ -32,9 +32,7 @@ import polars as pl
 
 from anonymise.hierarchy import EncodedAttribute, Hierarchy
 
-_TIE = (
-    1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
-)
+_TIE = 1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
 
 
 @dataclass(frozen=True)
@@ -142,9 +140,7 @@ def encode_table(
         globals_.append(distribution)
         ordered.append(name in order)
     sums = tuple(
-        np.array(
-            [float(attribute.loss[level][attribute.codes[level]].sum()) for level in range(attribute.height)]
-        )
+        np.array([float(attribute.loss[level][attribute.codes[level]].sum()) for level in range(attribute.height)])
         for attribute in attributes
     )
     return EncodedTable(
@@ -159,9 +155,7 @@ def _encode_sensitive(values: pl.Series, order: Sequence[str] | None) -> tuple[n
     if unknown:
         raise ValueError(f"{values.name}: values outside the declared order: {sorted(unknown)[:5]}")
     lookup = pl.DataFrame({"v": categories, "code": np.arange(len(categories), dtype=np.uint32)})
-    codes = (
-        pl.DataFrame({"v": text}).join(lookup, on="v", how="left", maintain_order="left")["code"].to_numpy()
-    )
+    codes = pl.DataFrame({"v": text}).join(lookup, on="v", how="left", maintain_order="left")["code"].to_numpy()
     counts = np.bincount(codes, minlength=len(categories)).astype(np.float64)
     return codes, counts / max(counts.sum(), 1.0)
 
@@ -172,9 +166,7 @@ def class_table(encoded: EncodedTable, levels: Sequence[int], model: PrivacyMode
     aggregations = [pl.len().alias("size")]
     distinct = model.l is not None and model.l_variant == "distinct"
     if distinct:
-        aggregations += [
-            pl.col(f"s{j}").n_unique().alias(f"distinct{j}") for j in range(len(encoded.sensitive))
-        ]
+        aggregations += [pl.col(f"s{j}").n_unique().alias(f"distinct{j}") for j in range(len(encoded.sensitive))]
     classes = encoded.frame.group_by(columns).agg(aggregations)
     bad = pl.col("size") < model.k
     if distinct:
@@ -200,9 +192,7 @@ def _distribution_checks(
     breaks = pl.lit(False)
     if model.l is not None and model.l_variant == "entropy":
         shares = counts.with_columns((pl.col("len") / pl.col("len").sum().over(columns)).alias("share"))
-        entropy = shares.group_by(columns).agg(
-            (-(pl.col("share") * pl.col("share").log())).sum().alias(f"entropy{j}")
-        )
+        entropy = shares.group_by(columns).agg((-(pl.col("share") * pl.col("share").log())).sum().alias(f"entropy{j}"))
         classes = classes.join(entropy, on=columns, how="left")
         breaks = breaks | (pl.col(f"entropy{j}") < math.log(model.l) - 1e-12)
     if model.t is not None:
@@ -279,16 +269,12 @@ def search_lattice(encoded: EncodedTable, model: PrivacyModel, prune: bool = Tru
         return result
     passing = _classify(nodes, encoded, model, evaluate)
     bounds = np.array([lower_bound(encoded, node) for node in nodes])
-    candidates = sorted(
-        np.flatnonzero(passing), key=lambda i: (bounds[i], int(nodes[i].sum()), tuple(nodes[i]))
-    )
+    candidates = sorted(np.flatnonzero(passing), key=lambda i: (bounds[i], int(nodes[i].sum()), tuple(nodes[i])))
     for index in candidates:
         if result.best is not None and bounds[index] > result.best.loss + _TIE:
             break
         evaluation = evaluate(int(index))
-        if evaluation.satisfies and (
-            result.best is None or _preference(evaluation) < _preference(result.best)
-        ):
+        if evaluation.satisfies and (result.best is None or _preference(evaluation) < _preference(result.best)):
             result.best = evaluation
     return result
 

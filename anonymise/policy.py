@@ -167,9 +167,7 @@ def _keep_rule(column: str, spec: Any) -> KeepRule:
 def _special_rule(rule: Any) -> dict[str, Any]:
     rule = dict(rule)
     if rule.get("kind") not in SPECIAL_KINDS:
-        raise PolicyError(
-            f"special_descriptions: kind must be one of {SPECIAL_KINDS}, got {rule.get('kind')!r}"
-        )
+        raise PolicyError(f"special_descriptions: kind must be one of {SPECIAL_KINDS}, got {rule.get('kind')!r}")
     if rule["kind"] == "at_least":
         _require(rule, ["column", "threshold"], "special_descriptions.at_least")
     else:
@@ -180,9 +178,7 @@ def _special_rule(rule: Any) -> dict[str, Any]:
 def _aggregate_spec(spec: Any) -> AggregateSpec:
     spec = dict(spec)
     _require(spec, ["name", "dims"], "aggregate.tables")
-    return AggregateSpec(
-        str(spec["name"]), {str(column): int(level) for column, level in dict(spec["dims"]).items()}
-    )
+    return AggregateSpec(str(spec["name"]), {str(column): int(level) for column, level in dict(spec["dims"]).items()})
 
 
 def _privacy_model(spec: dict[str, Any]) -> PrivacyModel:

@@ -54,11 +54,24 @@ def anonymise_records(records: pl.DataFrame, policy: Policy, prune: bool = True)
         policy.model,
         sensitive=list(policy.sensitive),
         keep=[rule.column for rule in policy.keep],
-        sensitive_order={column: order for column, order in policy.sensitive.items() if order},
+        sensitive_order=_sensitive_orders(policy),
         prune=prune,
     )
     info = processing_information(records, policy, prepared, outcome)
     return PolicyOutcome(policy, outcome, info, prepared)
+
+
+def _sensitive_orders(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """Declared orders, with a rare-value replacement label (e.g. その他) appended last where it applies."""
+    orders = {column: order for column, order in policy.sensitive.items() if order}
+    for rule in policy.special_descriptions:
+        if rule["kind"] != "rare_values":
+            continue
+        replacement = str(rule.get("replacement", "その他"))
+        for column in rule["columns"]:
+            if column in orders and replacement not in orders[column]:
+                orders[column] = (*orders[column], replacement)
+    return orders
 
 
 def prepare_records(records: pl.DataFrame, policy: Policy) -> PreparedTable:
@@ -88,9 +101,7 @@ def _check_columns(records: pl.DataFrame, policy: Policy) -> None:
     needed |= set(policy.sensitive) | {rule.column for rule in policy.keep}
     missing = sorted(needed - set(records.columns))
     if missing:
-        raise PolicyError(
-            f"入力に必要な列がありません / the records lack columns the policy needs: {missing}"
-        )
+        raise PolicyError(f"入力に必要な列がありません / the records lack columns the policy needs: {missing}")
 
 
 def _top_codes_from_special_rules(policy: Policy) -> dict[str, float]:
@@ -111,9 +122,7 @@ def _prepare_quasi_identifier(
 ) -> tuple[pl.DataFrame, Hierarchy]:
     if rule.derive:
         table = table.with_columns(_age_at(pl.col(rule.source_column), policy).alias(rule.column))
-        steps["derived"].append(
-            {**rule.derive, "column": rule.column, "reference_date": str(policy.reference_date)}
-        )
+        steps["derived"].append({**rule.derive, "column": rule.column, "reference_date": str(policy.reference_date)})
     spec = rule.hierarchy
     kind = spec["kind"]
     column = table[rule.column]
@@ -273,8 +282,7 @@ def processing_information(
     search = outcome.search
     return {
         "document": "加工方法等情報 / anonymisation method information",
-        "notice": "公開しないこと。匿名加工情報と分けて安全に管理する。 / "
-        "Never publish; keep apart from the release.",
+        "notice": "公開しないこと。匿名加工情報と分けて安全に管理する。 / Never publish; keep apart from the release.",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy": {"name": policy.name, "title": policy.title, "sha256": policy.sha256},
         "input": {"records": records.height, "columns": records.columns},
@@ -302,9 +310,7 @@ def processing_information(
             "records of classes that break "
             "the model are removed",
         },
-        "information_loss": {
-            key: value for key, value in outcome.metrics.items() if key != "equivalence_classes"
-        },
+        "information_loss": {key: value for key, value in outcome.metrics.items() if key != "equivalence_classes"},
         "equivalence_classes": outcome.metrics.get("equivalence_classes"),
         "search": {
             "lattice_size": search.lattice_size if search else None,

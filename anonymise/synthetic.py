@@ -33,9 +33,7 @@ _CARE_MIX_YOUNG = np.array([0.18, 0.17, 0.21, 0.16, 0.11, 0.09, 0.08])
 _CARE_MIX_OLD = np.array([0.05, 0.07, 0.18, 0.18, 0.17, 0.19, 0.16])
 
 # Age bands (lower bound, upper bound inclusive) and their share among 認定者; 40–64 are 第2号被保険者.
-_AGE_BANDS = np.array(
-    [[40, 64], [65, 69], [70, 74], [75, 79], [80, 84], [85, 89], [90, 94], [95, 99], [100, 106]]
-)
+_AGE_BANDS = np.array([[40, 64], [65, 69], [70, 74], [75, 79], [80, 84], [85, 89], [90, 94], [95, 99], [100, 106]])
 _BASE_AGE_SHARES = np.array([0.018, 0.035, 0.075, 0.125, 0.215, 0.260, 0.190, 0.072, 0.010])
 
 COLUMNS = (
@@ -85,9 +83,7 @@ def city_profile(city_code: str) -> CityProfile:
     return CityProfile(city_code, prefecture, city, phone_formats, shift)
 
 
-def generate_care_records(
-    city_code: str, n: int, seed: int, canaries: list[dict] | None = None
-) -> pl.DataFrame:
+def generate_care_records(city_code: str, n: int, seed: int, canaries: list[dict] | None = None) -> pl.DataFrame:
     """A synthetic 要介護認定 list of `n` rows for one city, reproducible from `seed`.
 
     `canaries` are partial records (e.g. {"氏名": …, "個人番号": …}) written over seeded random
@@ -263,9 +259,7 @@ def _birth_dates(rng: np.random.Generator, ages: np.ndarray) -> pl.Series:
 
 def _certification_dates(rng: np.random.Generator, n: int) -> pl.Series:
     reference = np.datetime64(REFERENCE_DATE, "D")
-    return pl.Series(
-        (reference - rng.integers(1, 3 * 365, n).astype("timedelta64[D]")).astype("datetime64[D]")
-    )
+    return pl.Series((reference - rng.integers(1, 3 * 365, n).astype("timedelta64[D]")).astype("datetime64[D]"))
 
 
 def _monthly_amounts(rng: np.random.Generator, care_index: np.ndarray) -> np.ndarray:

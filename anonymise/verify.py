@@ -83,18 +83,14 @@ def verify_release(
     try:
         columns = _load_release(con, release)
         reasons: list[Reason] = []
-        reasons += _check_columns(
-            columns, [*direct_identifiers, *forbidden_columns], quasi_identifiers, sensitive
-        )
+        reasons += _check_columns(columns, [*direct_identifiers, *forbidden_columns], quasi_identifiers, sensitive)
         missing = [column for column in [*quasi_identifiers, *sensitive] if column not in columns]
         records = int(_scalar(con, "SELECT count(*) FROM release"))
         near_unique = _near_unique_columns(con, columns, records)
         if near_unique:
             reasons.append(_near_unique_reason(near_unique))
         class_columns = [*quasi_identifiers, *sensitive]
-        leaks = _scan_for_values(
-            con, columns, source, direct_identifiers, forbidden_values, class_columns, near_unique
-        )
+        leaks = _scan_for_values(con, columns, source, direct_identifiers, forbidden_values, class_columns, near_unique)
         if leaks:
             reasons.append(_leak_reason(leaks))
         if records == 0:
@@ -350,8 +346,7 @@ def _check_k(classes: dict[str, float], k: int) -> list[Reason]:
     return [
         Reason(
             "k_violation",
-            f"同じ属性の組合せを持つレコードが {int(classes['min_size'])} 件しかない"
-            f"グループがあります（k={k} 未満）。",
+            f"同じ属性の組合せを持つレコードが {int(classes['min_size'])} 件しかないグループがあります（k={k} 未満）。",
             f"An equivalence class has only {int(classes['min_size'])} records (k={k} required).",
         )
     ]
@@ -362,8 +357,7 @@ def _min_distinct(con: duckdb.DuckDBPyConnection, quasi_identifiers: Sequence[st
     return int(
         _scalar(
             con,
-            f"SELECT min(d) FROM (SELECT count(DISTINCT {_quote(attribute)}) AS d FROM release "
-            f"GROUP BY {qis})",
+            f"SELECT min(d) FROM (SELECT count(DISTINCT {_quote(attribute)}) AS d FROM release GROUP BY {qis})",
         )
     )
 
@@ -389,8 +383,7 @@ def _check_l(attribute: str, l: int, variant: str, distinct: int, entropy_l: flo
         return [
             Reason(
                 "l_violation",
-                f"「{attribute}」のばらつき（エントロピーl）が {entropy_l:.2f} の"
-                f"グループがあります（l={l} 未満）。",
+                f"「{attribute}」のばらつき（エントロピーl）が {entropy_l:.2f} のグループがあります（l={l} 未満）。",
                 f"A class has entropy-l {entropy_l:.2f} for {attribute} (l={l} required).",
             )
         ]

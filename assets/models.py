@@ -22,6 +22,7 @@ from dagster import (
     asset,
 )
 
+from expectations.registry import default_registry
 from kouiki.settings import REPO_ROOT
 from pipelines.resources import KouikiHome
 from warehouse import duck
@@ -33,20 +34,26 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 def model_key(name: str) -> AssetKey:
     return AssetKey(name.split("."))
 
-def source_key(ref: str) -> AssetKey | None:
-    """The asset that writes a source table (None for reference data shipped with kouiki)."""
+def source_keys(ref: str, dataset_ids: list[str]) -> list[AssetKey]:
+    """The assets that write a source table (none for reference data shipped with kouiki).
+
+    ``history.uploads`` is written by every dataset's lake asset."""
     schema, table = ref.split(".", 1)
     if schema in ("lake", "quarantine", "findings"):
-        return AssetKey(["lake", table])
-    return None
+        return [AssetKey(["lake", table])]
+    if schema == "history":
+        return [AssetKey(["lake", d]) for d in dataset_ids]
+    return []
+
 
 def build_model_assets(root: Path = MODELS_ROOT) -> list[AssetsDefinition]:
     models = discover(root)
-    return [_model_asset(m) for m in models.values()]
+    dataset_ids = sorted(default_registry().datasets)
+    return [_model_asset(m, dataset_ids) for m in models.values()]
 
-def _model_asset(model: Model) -> AssetsDefinition:
+def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
     deps = [model_key(d) for d in model.model_deps]
-    deps += [k for k in (source_key(s) for s in model.source_deps) if k is not None]
+    deps += [k for s in model.source_deps for k in source_keys(s, dataset_ids)]
     checks = [AssetCheckSpec(name=t.name, asset=model_key(model.name), description=f"{t.kind} on {t.column}")
               for t in model.tests]
 

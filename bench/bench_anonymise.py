@@ -169,13 +169,22 @@ def run_child(*arguments: str) -> dict[str, Any]:
 def ensure_anjana_venv() -> Path:
     """bench/.venv-anjana with anjana 1.2.3 (and the pycanon it pins), made once."""
     python = VENV / "bin" / "python"
-    if python.exists() and subprocess.run([python, "-c", "import anjana, pycanon"], capture_output=True).returncode == 0:
+    if (
+        python.exists()
+        and subprocess.run([python, "-c", "import anjana, pycanon"], capture_output=True).returncode == 0
+    ):
         return python
     base = shutil.which("python3") or sys.executable
+    print(f"creating {VENV.relative_to(REPO)} with {ANJANA} …", file=sys.stderr)
     subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", ANJANA], check=True, timeout=900
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", ANJANA],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
+    if install.returncode != 0:
+        raise RuntimeError(f"pip install {ANJANA} failed:\n{install.stderr[-2000:]}")
     return python
 
 
@@ -191,8 +200,13 @@ def write_comparison_inputs() -> tuple[pl.DataFrame, dict[str, Hierarchy], Path,
     for qi, hierarchy in prepared.hierarchies.items():
         paths[qi] = DATA / f"hierarchy_{qi}.csv"
         hierarchy.to_arx_csv(paths[qi], delimiter=";")
-    spec = {"hierarchies": {qi: str(path) for qi, path in paths.items()}, "sensitive": SENSITIVE,
-            "k": K, "l": L, "suppression_pct": SUPPRESSION * 100}
+    spec = {
+        "hierarchies": {qi: str(path) for qi, path in paths.items()},
+        "sensitive": SENSITIVE,
+        "k": K,
+        "l": L,
+        "suppression_pct": SUPPRESSION * 100,
+    }
     spec_path = DATA / "spec.json"
     spec_path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     hierarchies = {qi: hierarchy_from_arx_csv(path, qi) for qi, path in paths.items()}
@@ -224,10 +238,16 @@ def measure_release(path: Path, records_in: int, hierarchies: dict[str, Hierarch
         "records_suppressed": suppressed,
         "levels": levels,
         "loss": (loss_sum + suppressed * len(qis)) / (records_in * len(qis)),
-        "equivalence_classes": {"count": len(classes), "min_size": int(classes.min() or 0),
-                                "avg_size": float(classes.mean() or 0.0)},
-        "verification": {"passed": verification.passed, "k": verification.k,
-                         "l": verification.l_distinct.get(SENSITIVE)},
+        "equivalence_classes": {
+            "count": len(classes),
+            "min_size": int(classes.to_numpy().min()),
+            "avg_size": float(classes.to_numpy().mean()),
+        },
+        "verification": {
+            "passed": verification.passed,
+            "k": verification.k,
+            "l": verification.l_distinct.get(SENSITIVE),
+        },
     }
 
 
@@ -236,7 +256,10 @@ def pycanon_check(python: Path, path: Path, qis: list[str]) -> dict[str, Any]:
         return {}
     output = subprocess.run(
         [python, "-c", PYCANON_DRIVER, str(path), json.dumps(qis, ensure_ascii=False), SENSITIVE],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     return json.loads(output.stdout.strip().splitlines()[-1])
 
@@ -250,9 +273,12 @@ def compare_with_anjana() -> dict[str, Any]:
     started = time.perf_counter()
     process = subprocess.run(
         [python, "-c", ANJANA_DRIVER, str(data_path), str(anjana_path), spec_path.read_text(encoding="utf-8")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     anjana_wall = time.perf_counter() - started
+    anjana: dict[str, Any]
     if process.returncode != 0:
         anjana = {"error": process.stderr.strip().splitlines()[-1:]}
     else:
@@ -261,10 +287,16 @@ def compare_with_anjana() -> dict[str, Any]:
     qis = list(hierarchies)
     return {
         "records": table.height,
-        "ours": {**ours, **measure_release(ours_path, table.height, hierarchies),
-                 "pycanon": pycanon_check(python, ours_path, qis)},
-        "anjana": {**anjana, **measure_release(anjana_path, table.height, hierarchies),
-                   "pycanon": pycanon_check(python, anjana_path, qis)},
+        "ours": {
+            **ours,
+            **measure_release(ours_path, table.height, hierarchies),
+            "pycanon": pycanon_check(python, ours_path, qis),
+        },
+        "anjana": {
+            **anjana,
+            **measure_release(anjana_path, table.height, hierarchies),
+            "pycanon": pycanon_check(python, anjana_path, qis),
+        },
     }
 
 

@@ -25,6 +25,7 @@ CONTEXT = {
     "csvw": "http://www.w3.org/ns/csvw#",
     "spdx": "http://spdx.org/rdf/terms#",
 }
+IANA_MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
 XSD_TYPES = {"integer": "xsd:integer", "number": "xsd:decimal", "date": "xsd:date", "time": "xsd:time",
              "url": "xsd:anyURI"}
 
@@ -68,7 +69,8 @@ def distribution(service: PortalService, release: Release, file: ReleaseFile,
         "dct:identifier": release.resource_prefix + file.key, "dct:title": _texts(name_ja, name_en),
         "dcat:downloadURL": {"@id": url},
         "dcat:accessURL": {"@id": f"{base_url}dataset/{release.dataset_id}"},
-        "dct:format": file.format, "dcat:mediaType": file.media_type.split(";")[0],
+        "dct:format": file.format,
+        "dcat:mediaType": {"@id": IANA_MEDIA_TYPES + file.media_type.split(";")[0]},
         "dcat:byteSize": {"@value": str(file.bytes), "@type": "xsd:nonNegativeInteger"},
         "dct:issued": _date_time(release.published_at),
         "dct:license": {"@id": release.licence["url"]},
@@ -103,9 +105,11 @@ def dataset_node(service: PortalService, entry: DatasetEntry, base_url: str) -> 
                          "skos:prefLabel": {"@value": c.full_name, "@language": "ja"}} for c in entry.cities],
         "csvw:tableSchema": {"@type": "csvw:Schema", "csvw:column": [
             {"@type": "csvw:Column", "csvw:name": c.name,
-             "csvw:datatype": XSD_TYPES.get(c.type, "xsd:string"),
+             "csvw:datatype": {"@id": XSD_TYPES.get(c.type, "xsd:string")},
              "csvw:required": {"@value": str(c.required).lower(), "@type": "xsd:boolean"},
-             "dct:description": c.description} for c in entry.column_dictionary()]},
+             # the registry describes columns in English
+             "dct:description": {"@value": c.description, "@language": "en"}}
+            for c in entry.column_dictionary()]},
         "dcat:distribution": [distribution(service, release, f, base_url) for f in release.files],
     }
 

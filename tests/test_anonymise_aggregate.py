@@ -69,9 +69,7 @@ def population_cube() -> tuple[list[str], list[str], np.ndarray]:
     columns = [index for index, name in enumerate(header) if name.endswith(("歳の男性", "歳以上の男性"))]
     bands = [header[index].removesuffix("の男性") for index in columns]
     areas = [row[4] for row in rows[1:]]
-    cube = np.array(
-        [[[int(row[i] or 0), int(row[i + 1] or 0)] for i in columns] for row in rows[1:]], dtype=np.int64
-    )
+    cube = np.array([[[int(row[i] or 0), int(row[i + 1] or 0)] for i in columns] for row in rows[1:]], dtype=np.int64)
     return areas, bands, cube
 
 

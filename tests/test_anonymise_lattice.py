@@ -67,7 +67,9 @@ def brute_force(
             if _breaks(values, model, overall, len(rows)):
                 suppressed += len(values)
             else:
-                kept_loss += len(values) * sum(loss_of[qi][level][label] for qi, level, label in zip(qis, node, key))
+                kept_loss += len(values) * sum(
+                    loss_of[qi][level][label] for qi, level, label in zip(qis, node, key, strict=True)
+                )
         if suppressed > limit:
             continue
         loss = (kept_loss + suppressed * len(qis)) / (len(rows) * len(qis))
@@ -158,7 +160,7 @@ def test_suppression_needed_never_grows_when_generalising() -> None:
     for node in nodes:
         for qi in range(len(node)):
             if node[qi] + 1 < encoded.heights[qi]:
-                parent = node[:qi] + (node[qi] + 1,) + node[qi + 1 :]
+                parent = (*node[:qi], node[qi] + 1, *node[qi + 1 :])
                 assert suppressed[parent] <= suppressed[node]
 
 
@@ -170,8 +172,8 @@ def test_release_has_k_sized_l_diverse_classes_and_only_policy_columns() -> None
     assert release is not None
     assert set(release.columns) == set(policy.released_columns)
     classes = release.group_by(list(policy.qi_columns)).agg(pl.len(), pl.col("要介護度").n_unique().alias("d"))
-    assert classes["len"].min() >= policy.model.k
-    assert classes["d"].min() >= policy.model.l
+    assert classes["len"].to_numpy().min() >= policy.model.k
+    assert classes["d"].to_numpy().min() >= (policy.model.l or 1)
     suppressed = records.height - release.height
     assert suppressed == result.outcome.metrics["records_suppressed"]
     assert suppressed <= policy.model.max_suppression * records.height

@@ -14,7 +14,7 @@ import pytest
 from anonymise.policy import Policy, load_policy
 from anonymise.process import anonymise_records
 from anonymise.synthetic import generate_care_records
-from anonymise.verify import verify_policy_release, verify_release
+from anonymise.verify import VerificationResult, verify_policy_release, verify_release
 
 REPO = Path(__file__).parents[1]
 CANARIES = [
@@ -40,7 +40,7 @@ def release(source: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     return released
 
 
-def codes(result) -> set[str]:  # type: ignore[no-untyped-def]
+def codes(result: VerificationResult) -> set[str]:
     return {reason.code for reason in result.reasons}
 
 
@@ -49,7 +49,7 @@ def test_a_good_release_passes(release: pl.DataFrame, source: pl.DataFrame, poli
     assert result.passed, result.reasons
     assert result.k is not None and result.k >= policy.model.k
     assert result.l_distinct["要介護度"] >= 2
-    sizes = release.group_by(list(policy.qi_columns)).len()["len"]
+    sizes = release.group_by(list(policy.qi_columns)).len()["len"].to_numpy()
     assert result.classes == len(sizes)
     assert result.risk["max"] == pytest.approx(1 / sizes.min())
     assert result.risk["average"] == pytest.approx(len(sizes) / release.height)
@@ -71,7 +71,10 @@ def test_a_canary_mynumber_inside_a_longer_cell_is_caught(
     release: pl.DataFrame, source: pl.DataFrame, policy: Policy
 ) -> None:
     leaked = release.with_columns(pl.lit("").alias("備考")).with_columns(
-        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("No.123456789018 確認済")).otherwise(pl.col("備考")).alias("備考")
+        pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.lit("No.123456789018 確認済"))
+        .otherwise(pl.col("備考"))
+        .alias("備考")
     )
     result = verify_policy_release(leaked, source, policy)
     assert "identifier_value_found" in codes(result)
@@ -134,7 +137,9 @@ def test_a_k_violation_is_caught(release: pl.DataFrame, source: pl.DataFrame, po
 def test_an_l_violation_is_caught(release: pl.DataFrame, source: pl.DataFrame, policy: Policy) -> None:
     first_class = release.select(policy.qi_columns).row(0)
     in_class = pl.all_horizontal([pl.col(c) == v for c, v in zip(policy.qi_columns, first_class, strict=True)])
-    uniform = release.with_columns(pl.when(in_class).then(pl.lit("要介護2")).otherwise(pl.col("要介護度")).alias("要介護度"))
+    uniform = release.with_columns(
+        pl.when(in_class).then(pl.lit("要介護2")).otherwise(pl.col("要介護度")).alias("要介護度")
+    )
     result = verify_policy_release(uniform, source, policy)
     assert codes(result) == {"l_violation"}
     assert result.l_distinct["要介護度"] == 1
@@ -190,13 +195,18 @@ def _pycanon_python() -> str | None:
         import pycanon  # noqa: F401
     except ImportError:
         candidate = REPO / "bench" / ".venv-anjana" / "bin" / "python"
-        if candidate.exists() and subprocess.run([candidate, "-c", "import pycanon"], capture_output=True).returncode == 0:
+        if (
+            candidate.exists()
+            and subprocess.run([candidate, "-c", "import pycanon"], capture_output=True).returncode == 0
+        ):
             return str(candidate)
         return None
     return sys.executable
 
 
-def test_k_and_l_agree_with_pycanon(tmp_path: Path, release: pl.DataFrame, source: pl.DataFrame, policy: Policy) -> None:
+def test_k_and_l_agree_with_pycanon(
+    tmp_path: Path, release: pl.DataFrame, source: pl.DataFrame, policy: Policy
+) -> None:
     python = _pycanon_python()
     if python is None:
         pytest.skip("pycanon is not importable here and bench/.venv-anjana does not exist yet")
@@ -207,7 +217,10 @@ def test_k_and_l_agree_with_pycanon(tmp_path: Path, release: pl.DataFrame, sourc
         table.write_csv(path)
         output = subprocess.run(
             [python, "-c", _PYCANON_SCRIPT, str(path), json.dumps(qis, ensure_ascii=False), "要介護度"],
-            capture_output=True, text=True, check=True, timeout=120,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         theirs = json.loads(output.stdout.strip().splitlines()[-1])
         ours = verify_release(path, qis, k=1, sensitive=["要介護度"], l=1)

@@ -138,7 +138,12 @@ def test_catalogue_dcat_is_valid_rdf_with_the_whole_catalogue(client: httpx.Clie
     assert len(distributions) == 7
     urls = {str(graph.value(d, DCAT.downloadURL)) for d in distributions}
     assert f"{client.base_url}/download/evacuation_space/2/cities/122033_evacuation_space.csv" in urls
+    media_types = {str(graph.value(d, DCAT.mediaType)) for d in distributions}
+    assert media_types == {"https://www.iana.org/assignments/media-types/text/csv",
+                           "https://www.iana.org/assignments/media-types/application/vnd.apache.parquet"}
     schema = graph.value(evacuation, CSVW.tableSchema)
+    latitude = next(c for c in graph.objects(schema, CSVW.column) if str(graph.value(c, CSVW.name)) == "緯度")
+    assert graph.value(latitude, CSVW.datatype) == rdflib.URIRef("http://www.w3.org/2001/XMLSchema#decimal")
     names = {str(graph.value(c, CSVW.name)) for c in graph.objects(schema, CSVW.column)}
     assert names == set(evacuation_space_rows().columns)
     publisher = graph.value(graph.value(predicate=RDF_TYPE, object=DCAT.Catalog), DCTERMS.publisher)

@@ -53,12 +53,13 @@ def literal(text: str) -> str:
 def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: Path, datasets: Iterable[Dataset]) -> None:
     """(Re)create the source views ``lake.<dataset>``, ``quarantine.<dataset>``, ``findings.<dataset>`` and
     ``reference.local_governments``. A dataset with no files yet gets an empty view with its columns."""
-    for schema in ("lake", "quarantine", "findings", "reference"):
+    for schema in ("lake", "quarantine", "findings", "history", "reference"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for ds in datasets:
         _source_view(con, "lake", "staged", lake_root, ds)
         _source_view(con, "quarantine", "quarantine", lake_root, ds)
         _findings_view(con, lake_root, ds)
+    _history_view(con, lake_root)
     con.execute(
         "CREATE OR REPLACE TABLE reference.local_governments AS SELECT * FROM read_csv("
         f"{literal(str(REFERENCE_CSV))}, header=true, all_varchar=true)"
@@ -78,6 +79,25 @@ def _source_view(con: duckdb.DuckDBPyConnection, schema: str, area: str, lake_ro
     if area == "quarantine":
         cols += ["CAST(NULL AS VARCHAR) AS _errors"]
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(cols)} WHERE false")
+
+
+def _history_view(con: duckdb.DuckDBPyConnection, lake_root: Path) -> None:
+    """``history.uploads``: one row per processed upload of every dataset and city."""
+    if any((lake_root / "history").glob("*/city=*/*.parquet")):
+        con.execute(
+            "CREATE OR REPLACE VIEW history.uploads AS SELECT * FROM read_parquet("
+            f"{literal(str(lake_root / 'history' / '*' / '*' / '*.parquet'))}, hive_partitioning=false, "
+            "union_by_name=true)"
+        )
+        return
+    con.execute(
+        "CREATE OR REPLACE VIEW history.uploads AS SELECT CAST(NULL AS VARCHAR) AS _city_code, "
+        "CAST(NULL AS VARCHAR) AS upload_id, CAST(NULL AS VARCHAR) AS dataset_id, CAST(NULL AS VARCHAR) AS file, "
+        "CAST(NULL AS TIMESTAMPTZ) AS received_at, CAST(NULL AS TIMESTAMPTZ) AS validated_at, "
+        "CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS rows_accepted, CAST(NULL AS BIGINT) AS rows_quarantined, "
+        "CAST(NULL AS DOUBLE) AS pass_rate, CAST(NULL AS VARCHAR) AS decision, "
+        "CAST(NULL AS VARCHAR) AS errors_by_code WHERE false"
+    )
 
 
 def _findings_view(con: duckdb.DuckDBPyConnection, lake_root: Path, ds: Dataset) -> None:

@@ -5,6 +5,8 @@ Layout (Hive-partitioned, so DuckDB, Spark and Trino read it the same way):
     lake/staged/<dataset>/city=<code>/data.parquet       accepted rows with provenance
     lake/quarantine/<dataset>/city=<code>/data.parquet   failing rows with their reasons
     lake/findings/<dataset>/city=<code>/data.parquet     every failing cell (row-level validation results)
+    lake/history/<dataset>/city=<code>/<upload>.parquet  one summary row per processed upload (kept forever:
+                                                         the quality trend over uploads)
 
 City partitions write only their own folder, so they can run in parallel; nothing here opens the DuckDB
 database (one step owns it, see ``warehouse.duck``).
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-AREAS = ("staged", "quarantine", "findings")
+AREAS = ("staged", "quarantine", "findings", "history")
 
 
 def partition_dir(lake_root: Path, area: str, dataset_id: str, city_code: str) -> Path:
@@ -39,9 +41,10 @@ def has_data(lake_root: Path, area: str, dataset_id: str) -> bool:
     return any((lake_root / area / dataset_id).glob("city=*/*.parquet"))
 
 
-def write_partition(df: pl.DataFrame, lake_root: Path, area: str, dataset_id: str, city_code: str) -> Path:
+def write_partition(df: pl.DataFrame, lake_root: Path, area: str, dataset_id: str, city_code: str,
+                    file_name: str = "data.parquet") -> Path:
     """Replace one city's partition atomically: readers see the old file or the new one, never half."""
-    target = partition_file(lake_root, area, dataset_id, city_code)
+    target = partition_dir(lake_root, area, dataset_id, city_code) / file_name
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
     os.close(fd)

@@ -61,6 +61,8 @@ def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> 
         lake.write_partition(result.findings.with_columns(pl.lit(upload.city_code).alias("_city_code")),
                              paths.lake, "findings", dataset_id, upload.city_code)
     report_html = _write_report(paths, staged, result, upload)
+    lake.write_partition(_history_row(upload, dataset_id, result), paths.lake, "history", dataset_id,
+                         upload.city_code, file_name=f"{upload.upload_id}.parquet")
     rows_accepted = accepted.height if result.decision != "reject" else 0
     outcome = LoadOutcome(
         upload_id=upload.upload_id,
@@ -114,6 +116,25 @@ def _validate(paths: Paths, staged: StagedUpload, values: pl.DataFrame,
     finally:
         db.unlink(missing_ok=True)
         Path(str(db) + ".wal").unlink(missing_ok=True)
+
+
+def _history_row(upload: catalog.UploadRow, dataset_id: str, result: ValidationResult) -> pl.DataFrame:
+    """One row per processed upload, so the office can follow each city's quality over time."""
+    accepted = result.n_accepted if result.decision != "reject" else 0
+    return pl.DataFrame({
+        "_city_code": [upload.city_code],
+        "upload_id": [upload.upload_id],
+        "dataset_id": [dataset_id],
+        "file": [upload.original_name],
+        "received_at": [upload.received_at],
+        "validated_at": [catalog.now()],
+        "rows": [result.row_count],
+        "rows_accepted": [accepted],
+        "rows_quarantined": [result.row_count - accepted],
+        "pass_rate": [result.pass_rate],
+        "decision": [result.decision],
+        "errors_by_code": [json.dumps(result.counts_by_code, ensure_ascii=False)],
+    })
 
 
 def _quarantine(values: pl.DataFrame, result: ValidationResult) -> pl.DataFrame:

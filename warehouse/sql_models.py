@@ -3,7 +3,7 @@
 A model's name is ``<folder>.<file stem>`` (e.g. ``conformed.aed``) and it is built in DuckDB as a view or a
 table of that schema. Dependencies are read from the SQL itself with sqlglot: a reference to another model's
 ``schema.name`` is a model dependency; a reference to a source (``lake.*``, ``quarantine.*``, ``findings.*``,
-``reference.*``) is a dependency on the Python asset that writes it. A short header sets the rest:
+``history.uploads``, ``reference.*``) is a dependency on the Python asset that writes it. A short header sets the rest:
 
     -- materialized: table          (or view; default view)
     -- description: 地域全体のAED一覧 / region-wide AED list
@@ -28,7 +28,7 @@ from sqlglot import exp
 
 MODEL_SCHEMAS = ("staging", "conformed", "marts")
 # source schema → what writes it (the lake asset of the same dataset, or nothing for shipped reference data)
-SOURCE_SCHEMAS = ("lake", "quarantine", "findings", "reference")
+SOURCE_SCHEMAS = ("lake", "quarantine", "findings", "history", "reference")
 _HEADER = re.compile(r"^--\s*(materialized|description|group)\s*:\s*(.+?)\s*$")
 
 
