@@ -130,7 +130,8 @@ def make_hierarchy(
         schema_overrides={str(level): pl.String for level in range(len(columns))},
     )
     _check_tree(attribute, table)
-    names = tuple(level_names) if level_names else tuple(f"level{level}" for level in range(table.width))
+    default = ("値", *(f"段{level}" for level in range(1, table.width - 1)), TOP)
+    names = tuple(level_names) if level_names else default
     if len(names) == table.width - 1:
         names = (*names, TOP)
     if len(names) != table.width:

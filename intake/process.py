@@ -31,10 +31,11 @@ class StagedUpload:
     raw: pl.DataFrame         # canonical columns, raw text; + _row, _source_line
     normalisations: dict[str, dict[str, int]] = field(default_factory=dict)   # column → rule → count
     invalid_cells: dict[str, int] = field(default_factory=dict)               # column → cells unreadable
+    staging_notices: list[Notice] = field(default_factory=list)               # found after reading
 
     @property
     def notices(self) -> list[Notice]:
-        return self.raw_table.notices
+        return [*self.raw_table.notices, *self.staging_notices]
 
 
 def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | None = None,
@@ -98,7 +99,7 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         bad = int(result.invalid.sum())
         if bad:
             invalid[col.name] = bad
-    return StagedUpload(
+    staged = StagedUpload(
         dataset=dataset,
         match=match,
         raw_table=raw,
@@ -107,6 +108,51 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         normalisations=normalisations,
         invalid_cells=invalid,
     )
+    check_swapped_coordinates(staged)
+    return staged
+
+
+# Japan's extent in decimal degrees (the same bounds validation uses).
+LAT_RANGE, LON_RANGE = (20.0, 46.0), (122.0, 154.0)
+SWAPPED_SHARE = 0.9
+
+
+def check_swapped_coordinates(staged: StagedUpload) -> None:
+    """Detect a file whose latitude and longitude are swapped in (nearly) every row (沖縄県 published one).
+
+    Always reported; swapped back only when the dataset's policy says so, since a guess must not be silent."""
+    ds = staged.dataset
+    if not ds.lat_column or not ds.lon_column:
+        return
+    lat = staged.values[ds.lat_column].cast(pl.Float64, strict=False)
+    lon = staged.values[ds.lon_column].cast(pl.Float64, strict=False)
+    both = lat.is_not_null() & lon.is_not_null()
+    n = int(both.sum())
+    swapped = both & lat.is_between(*LON_RANGE) & lon.is_between(*LAT_RANGE)
+    n_swapped = int(swapped.sum())
+    if n < 3 or n_swapped < SWAPPED_SHARE * n:
+        return
+    fixed = ds.policy.fix_swapped_coordinates
+    staged.staging_notices.append(Notice(
+        code="swapped-coordinates",
+        message_ja=(f"緯度と経度が入れ替わっています（{n_swapped}/{n}行）。"
+                    + ("データセットの方針により入れ替えて取り込みました。" if fixed
+                       else "列「緯度」と「経度」を入れ替えて登録し直してください。")),
+        message_en=(f"Latitude and longitude are swapped in {n_swapped} of {n} rows. "
+                    + ("They were swapped back, as the dataset's policy says." if fixed
+                       else "Swap the 緯度 and 経度 columns and upload again.")),
+        column=f"{ds.lat_column}/{ds.lon_column}",
+        count=n_swapped,
+        details={"fixed": fixed},
+    ))
+    if fixed:
+        lat_text, lon_text = staged.values[ds.lat_column], staged.values[ds.lon_column]
+        staged.values = staged.values.with_columns(
+            pl.when(swapped).then(lon_text).otherwise(lat_text).alias(ds.lat_column),
+            pl.when(swapped).then(lat_text).otherwise(lon_text).alias(ds.lon_column),
+        )
+        for col in (ds.lat_column, ds.lon_column):
+            staged.normalisations.setdefault(col, {})["swapped-coordinates"] = n_swapped
 
 
 def stage_file(path: Path, registry: Registry, *, original_name: str | None = None,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -66,6 +68,55 @@ def _print_summary(outcome: MainOutcome, seconds: float) -> None:
     port = os.environ.get("KOUIKI_PORT", "8000")
     console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
     console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV / TSV / xlsx file")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="dataset id (skip detection), e.g. aed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a summary")] = False,
+) -> None:
+    """Read a file as intake would and show what kouiki sees, storing nothing. / ファイルを検査（保存しない）"""
+    from kouiki.inspect import inspect_file
+
+    report = inspect_file(file, dataset)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    else:
+        _print_inspection(report)
+    if not report["ok"]:
+        raise typer.Exit(2)
+
+
+def _print_inspection(r: dict[str, Any]) -> None:
+    if not r["ok"]:
+        err = r["error"]
+        where = f" (line {err['line']})" if err.get("line") else ""
+        console.print(f"[red]読み込めません / cannot read[/red]{where}: {err['message_ja']}\n  {err['message_en']}")
+        if err.get("hint_ja"):
+            console.print(f"  対処 / fix: {err['hint_ja']}")
+        return
+    console.print(f"[bold]{r['file']}[/bold]")
+    console.print(f"  encoding {r['encoding']}, format {r['format']}, rows {r['rows']}, "
+                  f"blank rows skipped {r['blank_rows_skipped']}, preamble lines {r['preamble_lines']}")
+    console.print(f"  dataset {r['dataset']} ({r['dataset_name_ja']}), variant {r['variant']}, score {r['score']}")
+    h = r["header"]
+    for label, key in (("unmatched / 該当なしの列", "unmatched"), ("missing / 不足している列", "missing"),
+                       ("missing required / 必須で不足", "missing_required")):
+        if h[key]:
+            console.print(f"  {label}: {', '.join(h[key])}")
+    if h["renamed"]:
+        console.print("  renamed / 表記ゆれ: " + ", ".join(f"{a} → {b}" for a, b in h["renamed"].items()))
+    for column, rules in r["normalisations"].items():
+        console.print(f"  normalised / 自動補正 {column}: " + ", ".join(f"{k} ×{v}" for k, v in rules.items()))
+    for n in r["notices"]:
+        console.print(f"  notice {n['code']}: {n['message_ja']}")
+    v = r.get("validation")
+    if v:
+        console.print(f"  validation / 検証: {v['decision']}, accepted {v['rows_accepted']}, failing "
+                      f"{v['rows_failing']}, by code {v['counts_by_code']}")
+        for f in v["first_findings"][:10]:
+            console.print(f"    line {f['source_line']} {f['column']}: {f['error_code']} — {f['message_ja']}")
 
 
 @app.command("sync-partitions")

@@ -94,7 +94,8 @@ def _history_view(con: duckdb.DuckDBPyConnection, lake_root: Path) -> None:
         "CREATE OR REPLACE VIEW history.uploads AS SELECT CAST(NULL AS VARCHAR) AS _city_code, "
         "CAST(NULL AS VARCHAR) AS upload_id, CAST(NULL AS VARCHAR) AS dataset_id, CAST(NULL AS VARCHAR) AS file, "
         "CAST(NULL AS TIMESTAMPTZ) AS received_at, CAST(NULL AS TIMESTAMPTZ) AS validated_at, "
-        "CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS rows_accepted, CAST(NULL AS BIGINT) AS rows_quarantined, "
+        "CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS rows_accepted, "
+        "CAST(NULL AS BIGINT) AS rows_quarantined, "
         "CAST(NULL AS DOUBLE) AS pass_rate, CAST(NULL AS VARCHAR) AS decision, "
         "CAST(NULL AS VARCHAR) AS errors_by_code WHERE false"
     )

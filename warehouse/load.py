@@ -51,7 +51,7 @@ def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> 
         return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0,
                            {err.code: 1}, None, [err.to_dict()])
     values = _with_provenance(staged.values, upload)
-    result = _validate(paths, staged, values, upload)
+    result = validate_staged(staged, values, upload.upload_id, paths.tmp)
     failing = result.failing_rows
     accepted = values.filter(~pl.col("_row").is_in(list(failing)))
     dataset_id = staged.dataset.id
@@ -95,9 +95,10 @@ def _with_provenance(values: pl.DataFrame, upload: catalog.UploadRow) -> pl.Data
     )
 
 
-def _validate(paths: Paths, staged: StagedUpload, values: pl.DataFrame,
-              upload: catalog.UploadRow) -> ValidationResult:
-    db = paths.tmp / f"validate-{upload.upload_id}.duckdb"
+def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, workdir: Path) -> ValidationResult:
+    """Validate staged values with Great Expectations on a private, temporary DuckDB file in ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / f"validate-{upload_id}.duckdb"
     db.unlink(missing_ok=True)
     try:
         con = duckdb.connect(str(db))
@@ -109,7 +110,7 @@ def _validate(paths: Paths, staged: StagedUpload, values: pl.DataFrame,
         finally:
             con.close()
         return validate_table(
-            db, "staged", staged.dataset, raw_table="raw", upload_id=upload.upload_id,
+            db, "staged", staged.dataset, raw_table="raw", upload_id=upload_id,
             missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
             missing_required=list(staged.match.missing_required),
         )
