@@ -139,13 +139,11 @@ def plant_canaries(frame: pl.DataFrame, canaries: list[dict[str, Any]], seed: in
         if number is not None and not is_valid_mynumber(str(number)):
             raise ValueError(f"canary 個人番号 {number!r} is not 12 digits with a valid check digit")
     rows = np.random.default_rng([seed, 0xCA7A]).choice(frame.height, size=len(canaries), replace=False)
-    columns = {name: frame[name].to_list() for name in {key for canary in canaries for key in canary}}
-    for row, canary in zip(rows.tolist(), canaries, strict=True):
-        for name, value in canary.items():
-            columns[name][row] = value
-    replaced = frame.with_columns(
-        [pl.Series(name, values, dtype=frame.schema[name]) for name, values in columns.items()]
-    )
+    replaced = frame
+    for name in sorted({key for canary in canaries for key in canary}):
+        positions = [int(row) for row, canary in zip(rows, canaries, strict=True) if name in canary]
+        values = pl.Series([canary[name] for canary in canaries if name in canary], dtype=frame.schema[name])
+        replaced = replaced.with_columns(replaced[name].clone().scatter(positions, values))
     _check_unique_numbers(replaced)
     return replaced
 

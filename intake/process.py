@@ -7,14 +7,14 @@ every report can show the raw value beside the normalised one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
 from expectations.model import Column, Dataset
 from expectations.registry import Registry
-from intake.headers import HeaderMatch, detect, header_score, no_match_error
+from intake.headers import HeaderMatch, detect, header_score, match_dataset, no_match_error
 from intake.problems import Notice
 from intake.read import RawTable, read_file
 from intake.values import normalise_column
@@ -38,13 +38,40 @@ class StagedUpload:
         return [*self.raw_table.notices, *self.staging_notices]
 
 
+# A dataset named by the uploader or by the file name may match with fewer columns than an unnamed one,
+# provided every required column is there and most of the file's columns are understood.
+HINTED_MIN_PRECISION = 0.5
+
+
 def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | None = None,
                    file_name: str | None = None) -> HeaderMatch:
     """The dataset and variant a table is; a clear error when nothing matches well enough."""
     candidates = detect(raw.header, registry, dataset_hint=dataset_hint, file_name=file_name)
-    if not candidates or not candidates[0].good:
-        raise no_match_error(candidates, registry)
-    return candidates[0]
+    if candidates and candidates[0].good:
+        return candidates[0]
+    hinted = _hinted_match(raw.header, registry, dataset_hint, file_name)
+    if hinted is not None:
+        return hinted
+    raise no_match_error(candidates, registry)
+
+
+def _hinted_match(header: list[str], registry: Registry, dataset_hint: str | None,
+                  file_name: str | None) -> HeaderMatch | None:
+    """A city's own layout (few columns, or other names) of a dataset the uploader or the file name names."""
+    if dataset_hint:
+        datasets = [registry.get(dataset_hint)]
+    else:
+        datasets = [m_ds for m_ds in registry if any(
+            slug and slug in (file_name or "").lower() for slug in m_ds.file_slugs)]
+    best: HeaderMatch | None = None
+    for ds in datasets:
+        for variant in ds.variants:
+            match = match_dataset(header, replace(ds, variants=(variant,)), registry.aliases, file_name=file_name)
+            if match.missing_required or match.precision < HINTED_MIN_PRECISION:
+                continue
+            if best is None or match.precision > best.precision:
+                best = match
+    return best
 
 
 def canonical_sources(match: HeaderMatch, dataset: Dataset, header: list[str]) -> dict[str, int]:
@@ -108,8 +135,51 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         normalisations=normalisations,
         invalid_cells=invalid,
     )
+    split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
+    if not match.good:
+        staged.staging_notices.append(Notice(
+            code="low-header-coverage",
+            message_ja=(f"見出しの一致率が低いため、指定またはファイル名から「{dataset.name_ja}」として読み込みました"
+                        f"（一致した列: {', '.join(match.mapping) or 'なし'}）。"),
+            message_en=(f"Few columns match; read as {dataset.name_en} because the uploader or the file name "
+                        f"said so (matched: {', '.join(match.mapping) or 'none'})."),
+            details={"score": round(match.score, 3), "precision": round(match.precision, 3)},
+        ))
     return staged
+
+
+_PAIR = r"^\s*-?\d{1,3}(\.\d+)?\s*[,、，]\s*-?\d{1,3}(\.\d+)?\s*$"
+PAIR_SHARE = 0.9
+
+
+def split_combined_coordinates(staged: StagedUpload, sources: dict[str, int], data_columns: list[str]) -> None:
+    """Fill 緯度 and 経度 from one unmapped column holding both ('34.342924,134.016856', 高松市's own format)."""
+    ds = staged.dataset
+    if not ds.lat_column or not ds.lon_column or ds.lat_column in sources or ds.lon_column in sources:
+        return
+    used = set(sources.values())
+    for pos, name in enumerate(data_columns):
+        if pos in used:
+            continue
+        cells = staged.raw_table.data[name].cast(pl.String).str.strip_chars()
+        filled = cells.filter(cells.is_not_null() & (cells != ""))
+        if filled.len() == 0 or filled.str.contains(_PAIR).mean() < PAIR_SHARE:  # type: ignore[operator]
+            continue
+        parts = cells.str.replace_all(r"[、，]", ",").str.split(",")
+        lat = parts.list.get(0, null_on_oob=True).str.strip_chars().alias(ds.lat_column)
+        lon = parts.list.get(1, null_on_oob=True).str.strip_chars().alias(ds.lon_column)
+        staged.values = staged.values.with_columns(lat, lon)
+        staged.raw = staged.raw.with_columns(cells.alias(ds.lat_column), cells.alias(ds.lon_column))
+        for col in (ds.lat_column, ds.lon_column):
+            staged.normalisations.setdefault(col, {})["split-coordinates"] = int(filled.len())
+        staged.staging_notices.append(Notice(
+            code="combined-coordinates",
+            message_ja=f"列「{staged.raw_table.header[pos]}」の「緯度,経度」を緯度と経度に分けて取り込みました。",
+            message_en=f"Column {staged.raw_table.header[pos]!r} holds 'latitude,longitude'; it was split into two.",
+            column=staged.raw_table.header[pos], count=int(filled.len()),
+        ))
+        return
 
 
 # Japan's extent in decimal degrees (the same bounds validation uses).
