@@ -16,6 +16,9 @@ help:
 	@echo "make run   – set up (first time) and run the main job on the embedded default"
 	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, pytest)"
 	@echo "make ui    – Dagster UI for the data office on http://127.0.0.1:3000"
+	@echo "make portal – public portal and CKAN API on http://127.0.0.1:$${KOUIKI_PORT:-8000}"
+	@echo "make serve – upload service for member cities"
+	@echo "make bench – every benchmark in bench/, results in bench/results/"
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -43,6 +46,15 @@ lint: setup
 ui: setup
 	$(VENV)/bin/kouiki sync-partitions
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+portal: setup
+	$(VENV)/bin/python -m portal
+
+serve: setup
+	$(VENV)/bin/python -m service
+
+bench: setup
+	$(VENV)/bin/python bench/run_all.py
 
 clean:
 	rm -rf $(KOUIKI_HOME)

@@ -268,7 +268,9 @@ def compare_with_anjana() -> dict[str, Any]:
     python = ensure_anjana_venv()
     table, hierarchies, data_path, spec_path = write_comparison_inputs()
     ours_path, anjana_path = DATA / "ours_30k.csv", DATA / "anjana_30k.csv"
+    started = time.perf_counter()
     ours = run_child("ours", str(data_path), str(spec_path), str(ours_path))
+    ours["process_seconds"] = time.perf_counter() - started
     anjana_path.unlink(missing_ok=True)
     started = time.perf_counter()
     process = subprocess.run(
@@ -334,8 +336,8 @@ def markdown(big: dict[str, Any], comparison: dict[str, Any]) -> str:
     ours_seconds = ours["report"]["seconds"]
     lines += [
         f"| time: ours = CLI function (read, anonymise, write, verify); anjana = l_diversity() "
-        f"| {ours_seconds:.2f} s (process {ours['seconds']:.2f} s) | "
-        f"{cell(anjana, 'seconds', '{:.2f} s')} (process {anjana['process_seconds']:.2f} s) |",
+        f"| {ours_seconds:.2f} s (whole process {ours['process_seconds']:.2f} s) | "
+        f"{cell(anjana, 'seconds', '{:.2f} s')} (whole process {anjana['process_seconds']:.2f} s) |",
         f"| peak RSS of the process | {ours['peak_rss_mb']:.0f} MB | {cell(anjana, 'peak_rss_mb', '{:.0f} MB')} |",
         f"| chosen levels | {ours.get('levels')} | {anjana.get('levels')} |",
         f"| ARX Loss | {cell(ours, 'loss', '{:.4f}')} | {cell(anjana, 'loss', '{:.4f}')} |",
