@@ -1,13 +1,18 @@
 """SQL models as assets: every ``dbt_like_sql/**/*.sql`` file becomes an asset, with its column tests as checks.
 
 Dependencies come from the SQL (``warehouse.sql_models``); sources in ``lake.*`` / ``quarantine.*`` /
-``findings.*`` point at the city-partitioned lake asset of that dataset, so the graph shows lineage from each
-city's upload to each mart. Models are the only assets that open the DuckDB database, and they share one
-concurrency pool of size 1, so parallel runs never fight for its lock.
+``findings.*`` point at the city-partitioned lake asset of that dataset, and ``history.uploads`` /
+``findings.all_datasets`` at every lake asset, so the graph shows lineage from each city's upload to each mart.
+Models are the only assets that open the DuckDB database, and they share one concurrency pool of size 1, so
+parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file: no Python changes.
 """
 
-from collections.abc import Iterator
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from dagster import (
@@ -19,72 +24,132 @@ from dagster import (
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableSchema,
     asset,
 )
 
+from assets import scoreboard
 from expectations.registry import default_registry
-from kouiki.settings import REPO_ROOT
+from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
 from warehouse import duck
-from warehouse.sql_models import ColumnTest, Model, discover, materialize, run_test
+from warehouse.sql_models import (
+    ALL_FINDINGS,
+    REGISTRY_SOURCES,
+    ColumnTest,
+    Model,
+    discover,
+    materialize,
+    refresh_registry_sources,
+    relation_columns,
+    run_test,
+)
 
 MODELS_ROOT = REPO_ROOT / "dbt_like_sql"
 WAREHOUSE_POOL = "duckdb_warehouse"
+# Extra metadata (charts, reports) for particular models, computed after the model is built.
+ModelReport = Callable[[duckdb.DuckDBPyConnection, Paths], dict[str, Any]]
+MODEL_REPORTS: dict[str, ModelReport] = {scoreboard.SCOREBOARD_MODEL: scoreboard.report_metadata}
+
 
 def model_key(name: str) -> AssetKey:
     return AssetKey(name.split("."))
 
-def source_keys(ref: str, dataset_ids: list[str]) -> list[AssetKey]:
-    """The assets that write a source table (none for reference data shipped with kouiki).
 
-    ``history.uploads`` is written by every dataset's lake asset."""
+def known_sources(dataset_ids: Iterable[str]) -> set[str]:
+    """Every source table a model may read: the lake views of each dataset, upload history, reference data."""
+    sources = {"history.uploads", "reference.local_governments", *REGISTRY_SOURCES}
+    for d in dataset_ids:
+        sources |= {f"lake.{d}", f"quarantine.{d}", f"findings.{d}"}
+    return sources
+
+
+def source_keys(ref: str, dataset_ids: list[str]) -> list[AssetKey]:
+    """The assets that write a source table (none for reference data, which comes with kouiki or its config).
+
+    ``history.uploads`` and ``findings.all_datasets`` are written by every dataset's lake asset."""
     schema, table = ref.split(".", 1)
+    if schema == "history" or ref == ALL_FINDINGS:
+        return [AssetKey(["lake", d]) for d in dataset_ids]
     if schema in ("lake", "quarantine", "findings"):
         return [AssetKey(["lake", table])]
-    if schema == "history":
-        return [AssetKey(["lake", d]) for d in dataset_ids]
     return []
 
 
 def build_model_assets(root: Path = MODELS_ROOT) -> list[AssetsDefinition]:
-    models = discover(root)
+    """One asset per model under ``root`` (raises ``ModelError`` on a broken project, at load time)."""
     dataset_ids = sorted(default_registry().datasets)
+    models = discover(root, sources=known_sources(dataset_ids))
     return [_model_asset(m, dataset_ids) for m in models.values()]
 
+
+def _code_version(model: Model) -> str:
+    """Changes when the SQL or its test file changes, so the UI marks downstream assets as outdated."""
+    digest = hashlib.sha256(model.sql.encode("utf-8"))
+    yml = model.path.with_suffix(".yml")
+    if yml.exists():
+        digest.update(yml.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
+    key = model_key(model.name)
     deps = [model_key(d) for d in model.model_deps]
-    deps += [k for s in model.source_deps for k in source_keys(s, dataset_ids)]
-    checks = [AssetCheckSpec(name=t.name, asset=model_key(model.name), description=f"{t.kind} on {t.column}")
+    deps += [k for s in model.source_deps for k in source_keys(s, dataset_ids) if k not in deps]
+    checks = [AssetCheckSpec(name=t.name, asset=key, description=f"{t.kind}: {t.description}")
               for t in model.tests]
 
     @asset(
-        key=model_key(model.name),
+        key=key,
         deps=deps,
         group_name=model.schema,
         description=model.description or f"SQL model {model.name}",
         kinds={"duckdb", "sql"},
         check_specs=checks,
         pool=WAREHOUSE_POOL,
+        code_version=_code_version(model),
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[1])),
                   "materialized": model.materialized},
     )
     def _run(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[MaterializeResult | AssetCheckResult]:
         paths = kouiki.paths()
+        registry = kouiki.registry()
         with duck.connect(paths.warehouse_db) as con:
-            duck.refresh_sources(con, paths.lake, kouiki.registry().datasets.values())
+            duck.refresh_sources(con, paths.lake, registry.datasets.values())
+            refresh_registry_sources(con, kouiki.members(), registry.datasets.values())
             rows = materialize(con, model)
+            metadata = _metadata(con, model, rows)
+            report = MODEL_REPORTS.get(model.name)
+            if report is not None:
+                metadata.update(report(con, paths))
             results = [_check(con, model, t) for t in model.tests]
-        yield MaterializeResult(metadata={"rows": rows, "sql": MetadataValue.md(f"```sql\n{model.sql}\n```")})
+        context.log.info(f"{model.name}: {model.materialized} with {rows} rows")
+        yield MaterializeResult(metadata=metadata)
         yield from results
 
     return _run
 
+
+def _metadata(con: duckdb.DuckDBPyConnection, model: Model, rows: int) -> dict[str, Any]:
+    columns = [TableColumn(name=c, type=t, description=model.column_descriptions.get(c))
+               for c, t in relation_columns(con, model.relation)]
+    return {
+        "dagster/row_count": rows,
+        "dagster/table_name": f"warehouse.duckdb:{model.name}",
+        "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
+        "sql": MetadataValue.md(f"```sql\n{model.sql}\n```"),
+    }
+
+
 def _check(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> AssetCheckResult:
-    failing, examples = run_test(con, model, test)
+    outcome = run_test(con, model, test)
     return AssetCheckResult(
         check_name=test.name,
         asset_key=model_key(model.name),
-        passed=failing == 0,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"failing": failing, "examples": MetadataValue.json([str(e) for e in examples])},
+        passed=outcome.failing == 0,
+        severity=AssetCheckSeverity.WARN if test.severity == "warn" else AssetCheckSeverity.ERROR,
+        description=test.description,
+        metadata={"failing_rows": outcome.failing, "examples": MetadataValue.json(outcome.examples),
+                  "column": test.column, "query": MetadataValue.md(f"```sql\n{outcome.sql}\n```")},
     )

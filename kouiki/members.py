@@ -15,6 +15,9 @@ from intake.localgov import is_valid_code, lookup
 from kouiki.settings import REPO_ROOT, members_file
 
 
+ANONYMISATION_POLICIES = REPO_ROOT / "config" / "anonymisation"
+
+
 class RegistryError(ValueError):
     """The member registry file is wrong; the message names the file and the entry."""
 
@@ -26,6 +29,10 @@ class Member:
     datasets: tuple[str, ...] = ()
     inbox: Path | None = None          # demo / bulk folder of files to pick up
     extra: dict[str, str] = field(default_factory=dict)
+    # Personal files the city sends for 匿名加工 (policy names of config/anonymisation/<name>.yaml); never public.
+    personal_datasets: tuple[str, ...] = ()
+    # Demo only: rows of synthetic (not real people) personal records generated when the private inbox is empty.
+    synthetic_personal_rows: int = 0
 
 
 def load_members(path: Path | None = None) -> list[Member]:
@@ -61,7 +68,13 @@ def _parse_member(path: Path, index: int, entry: object) -> Member:
     if inbox:
         inbox_path = Path(inbox) if Path(inbox).is_absolute() else REPO_ROOT / inbox
     datasets = tuple(str(d) for d in entry.get("datasets") or ())
-    return Member(code=code, name=name, datasets=datasets, inbox=inbox_path)
+    personal = tuple(str(d) for d in entry.get("personal_datasets") or ())
+    unknown = [d for d in personal if not d.isidentifier() or not (ANONYMISATION_POLICIES / f"{d}.yaml").is_file()]
+    if unknown:
+        raise RegistryError(f"{where}: 匿名加工ポリシーがありません / personal_datasets {unknown} have no policy "
+                            f"in {ANONYMISATION_POLICIES}")
+    return Member(code=code, name=name, datasets=datasets, inbox=inbox_path, personal_datasets=personal,
+                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0))
 
 
 def _check_unique(path: Path, members: list[Member]) -> None:

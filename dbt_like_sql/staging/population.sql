@@ -1,0 +1,48 @@
+-- materialized: view
+-- description: 地域・年齢別人口 (全構成市・型付き) / population by area and age of every member city, typed (lake → staging): 調査年月日 as DATE, counts as BIGINT.
+-- Intake already turned Excel serials and 和暦 into YYYY-MM-DD; accepted rows passed validation, so a NULL here
+-- means the value was empty in the city's file.
+SELECT * REPLACE (
+    TRY_CAST("調査年月日" AS DATE) AS "調査年月日",
+    TRY_CAST("総人口" AS BIGINT) AS "総人口",
+    TRY_CAST("男性" AS BIGINT) AS "男性",
+    TRY_CAST("女性" AS BIGINT) AS "女性",
+    TRY_CAST("0-4歳の男性" AS BIGINT) AS "0-4歳の男性",
+    TRY_CAST("0-4歳の女性" AS BIGINT) AS "0-4歳の女性",
+    TRY_CAST("5-9歳の男性" AS BIGINT) AS "5-9歳の男性",
+    TRY_CAST("5-9歳の女性" AS BIGINT) AS "5-9歳の女性",
+    TRY_CAST("10-14歳の男性" AS BIGINT) AS "10-14歳の男性",
+    TRY_CAST("10-14歳の女性" AS BIGINT) AS "10-14歳の女性",
+    TRY_CAST("15-19歳の男性" AS BIGINT) AS "15-19歳の男性",
+    TRY_CAST("15-19歳の女性" AS BIGINT) AS "15-19歳の女性",
+    TRY_CAST("20-24歳の男性" AS BIGINT) AS "20-24歳の男性",
+    TRY_CAST("20-24歳の女性" AS BIGINT) AS "20-24歳の女性",
+    TRY_CAST("25-29歳の男性" AS BIGINT) AS "25-29歳の男性",
+    TRY_CAST("25-29歳の女性" AS BIGINT) AS "25-29歳の女性",
+    TRY_CAST("30-34歳の男性" AS BIGINT) AS "30-34歳の男性",
+    TRY_CAST("30-34歳の女性" AS BIGINT) AS "30-34歳の女性",
+    TRY_CAST("35-39歳の男性" AS BIGINT) AS "35-39歳の男性",
+    TRY_CAST("35-39歳の女性" AS BIGINT) AS "35-39歳の女性",
+    TRY_CAST("40-44歳の男性" AS BIGINT) AS "40-44歳の男性",
+    TRY_CAST("40-44歳の女性" AS BIGINT) AS "40-44歳の女性",
+    TRY_CAST("45-49歳の男性" AS BIGINT) AS "45-49歳の男性",
+    TRY_CAST("45-49歳の女性" AS BIGINT) AS "45-49歳の女性",
+    TRY_CAST("50-54歳の男性" AS BIGINT) AS "50-54歳の男性",
+    TRY_CAST("50-54歳の女性" AS BIGINT) AS "50-54歳の女性",
+    TRY_CAST("55-59歳の男性" AS BIGINT) AS "55-59歳の男性",
+    TRY_CAST("55-59歳の女性" AS BIGINT) AS "55-59歳の女性",
+    TRY_CAST("60-64歳の男性" AS BIGINT) AS "60-64歳の男性",
+    TRY_CAST("60-64歳の女性" AS BIGINT) AS "60-64歳の女性",
+    TRY_CAST("65-69歳の男性" AS BIGINT) AS "65-69歳の男性",
+    TRY_CAST("65-69歳の女性" AS BIGINT) AS "65-69歳の女性",
+    TRY_CAST("70-74歳の男性" AS BIGINT) AS "70-74歳の男性",
+    TRY_CAST("70-74歳の女性" AS BIGINT) AS "70-74歳の女性",
+    TRY_CAST("75-79歳の男性" AS BIGINT) AS "75-79歳の男性",
+    TRY_CAST("75-79歳の女性" AS BIGINT) AS "75-79歳の女性",
+    TRY_CAST("80-84歳の男性" AS BIGINT) AS "80-84歳の男性",
+    TRY_CAST("80-84歳の女性" AS BIGINT) AS "80-84歳の女性",
+    TRY_CAST("85歳以上の男性" AS BIGINT) AS "85歳以上の男性",
+    TRY_CAST("85歳以上の女性" AS BIGINT) AS "85歳以上の女性",
+    TRY_CAST("世帯数" AS BIGINT) AS "世帯数"
+)
+FROM lake.population
