@@ -23,7 +23,6 @@ from typing import Any
 
 import polars as pl
 
-from anonymise.cli_entry import read_delimited
 from anonymise.documents import file_sha256
 from anonymise.policy import Policy, PolicyError
 from anonymise.synthetic import generate_care_records
@@ -52,6 +51,7 @@ class PersonalFile:
     received_at: str
     synthetic: bool
     canaries: tuple[dict[str, str], ...]
+    source_mtime: float = 0.0  # orders two files received in the same second
 
     def canary_values(self) -> list[str]:
         return sorted({str(value) for canary in self.canaries for value in canary.values()})
@@ -98,13 +98,13 @@ def current_personal_file(private_root: Path, city_code: str, policy_name: str) 
     store = personal_store(private_root, city_code)
     files = [_read_manifest(path) for path in store.glob("*.json")] if store.is_dir() else []
     files = [file for file in files if file.policy == policy_name]
-    return max(files, key=lambda file: (file.received_at, file.sha256), default=None)
+    return max(files, key=lambda file: (file.received_at, file.source_mtime, file.sha256), default=None)
 
 
 def read_personal_records(file: PersonalFile, policy: Policy) -> pl.DataFrame:
     """The records as text, with the columns the policy computes on typed: birth dates as dates, interval
     quasi-identifiers and top-coded / rounded columns as numbers. Identifiers stay text (leading zeros)."""
-    table, _ = read_delimited(file.path)
+    table = read_personal_text(file)
     casts: list[pl.Expr] = []
     for rule in policy.quasi_identifiers:
         if rule.derive:
@@ -118,6 +118,19 @@ def read_personal_records(file: PersonalFile, policy: Policy) -> pl.DataFrame:
         raise PolicyError(
             f"{file.original_name}: 日付・数値の列を読めません / cannot read a date or number column: {error}"
         ) from error
+
+
+def read_personal_text(file: PersonalFile) -> pl.DataFrame:
+    """Every column as text (UTF-8 with or without BOM, else CP932; delimiter ',' or ';'), as verification
+    compares published cells with it; nothing here shares code with the anonymiser."""
+    raw = file.path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp932")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    return pl.read_csv(text.encode("utf-8"), separator=delimiter, infer_schema=False)
 
 
 def _as_date(column: str) -> pl.Expr:
@@ -152,6 +165,7 @@ def _land(private_root: Path, city_code: str, policy_name: str, source: Path) ->
             "sha256": sha,
             "original_name": source.name,
             "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source_mtime": source.stat().st_mtime,
             "synthetic": bool(note.get("synthetic", False)),
             "canaries": note.get("canaries", []),
         }
@@ -176,6 +190,7 @@ def _read_manifest(path: Path) -> PersonalFile:
         received_at=entry["received_at"],
         synthetic=bool(entry.get("synthetic")),
         canaries=tuple(dict(c) for c in entry.get("canaries", [])),
+        source_mtime=float(entry.get("source_mtime", 0.0)),
     )
 
 

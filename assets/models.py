@@ -7,8 +7,6 @@ Models are the only assets that open the DuckDB database, and they share one con
 parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file: no Python changes.
 """
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path

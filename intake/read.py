@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import fastexcel
 import numpy as np
@@ -459,6 +460,7 @@ class _Body:
     source_lines: np.ndarray               # int64, where each record starts
     blank: np.ndarray                      # bool, decided on the whole record (extra cells included)
     last_line: int                         # physical line where the last record ends
+    line_breaks: _LineBreaks | None = None  # the whole file's CRLF / LF / CR, when the parse counted them
     row_lengths: np.ndarray | None = None  # cells per record; None when every record has them all
     extra_with_content: list[tuple[int, list[str]]] = field(default_factory=list)  # (line, extra cells)
     extra_with_content_count: int = 0
@@ -491,23 +493,70 @@ def _parse_body_fast(
             check_utf8=encoding != "cp932",   # transcoded CP932 is valid UTF-8 by construction
         ),
     )
-    # without a quote no cell can hold a line break, so each record is one line
-    breaks = _breaks_in_cells(table) if data.find(b'"', offset) >= 0 else np.zeros(table.num_rows, np.int64)
+    line_breaks, breaks = _line_breaks_fast(data, offset, first_line, table)
     source_lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
     if breaks.any():
         source_lines[1:] += np.cumsum(breaks)[:-1]
     last_line = int(source_lines[-1] + breaks[-1]) if table.num_rows else first_line - 1
-    return _Body(table, source_lines, _blank_mask(table), last_line)
+    return _Body(table, source_lines, _blank_mask(table), last_line, line_breaks)
 
 
-def _breaks_in_cells(table: pa.Table) -> np.ndarray:
-    """Line breaks (CRLF, CR or LF) inside the cells of each row."""
+class _LineBreaks(NamedTuple):
+    crlf: int
+    lf: int     # LF not after CR
+    cr: int     # CR not before LF
+
+    @property
+    def total(self) -> int:
+        return self.crlf + self.lf + self.cr
+
+
+def _count_line_breaks(data: bytes, total: int | None = None) -> _LineBreaks:
+    """CRLF / LF / CR counts; a total already known from the parse saves the slowest scan (CRLF)."""
+    lf = data.count(b"\n")
+    cr = data.count(b"\r") if b"\r" in data else 0
+    crlf = 0
+    if cr and lf:
+        crlf = data.count(b"\r\n") if total is None else cr + lf - total
+    return _LineBreaks(crlf, lf - crlf, cr - crlf)
+
+
+def _total_breaks(data: bytes, last_line: int) -> int:
+    return last_line - 1 + (1 if data.endswith((b"\n", b"\r")) else 0)
+
+
+def _line_breaks_fast(
+    data: bytes, offset: int, first_line: int, table: pa.Table
+) -> tuple[_LineBreaks, np.ndarray]:
+    """The file's line breaks, and the breaks inside each row's cells (scanned only when there are some)."""
+    no_breaks_in_cells = np.zeros(table.num_rows, dtype=np.int64)
+    one_line_per_record = _total_breaks(data, first_line - 1 + table.num_rows)
+    if data.find(b'"', offset) < 0:   # without a quote no cell can hold a line break
+        return _count_line_breaks(data, one_line_per_record), no_breaks_in_cells
+    line_breaks = _count_line_breaks(data)
+    if line_breaks.total == one_line_per_record:
+        return line_breaks, no_breaks_in_cells
+    breaks = _breaks_in_cells(table, has_cr=bool(line_breaks.crlf or line_breaks.cr))
+    if int(breaks.sum()) != line_breaks.total - one_line_per_record:   # pyarrow saw lines differently
+        raise pa.ArrowInvalid("line breaks inside cells do not add up; using the csv module")
+    return line_breaks, breaks
+
+
+def _breaks_in_cells(table: pa.Table, has_cr: bool) -> np.ndarray:
+    """Line breaks (CRLF, CR or LF, each one break) inside the cells of each row."""
     breaks = np.zeros(table.num_rows, dtype=np.int64)
     for column in table.columns:
-        counts = pc.count_substring_regex(column, r"\r\n|\r|\n")
-        if pc.max(counts).as_py():
-            breaks += counts.to_numpy(zero_copy_only=False).astype(np.int64)
+        breaks += _occurrences(column, "\n")
+        if has_cr:
+            cr = _occurrences(column, "\r")
+            if cr.any():
+                breaks += cr - _occurrences(column, "\r\n")
     return breaks
+
+
+def _occurrences(column: pa.ChunkedArray, needle: str) -> np.ndarray:
+    counts = pc.count_substring(column, needle)
+    return counts.to_numpy().astype(np.int64) if pc.max(counts).as_py() else np.zeros(len(column), np.int64)
 
 
 def _blank_mask(table: pa.Table) -> np.ndarray:
@@ -545,6 +594,7 @@ def _split_extras(body: _Body, header_width: int) -> _Body:
         source_lines=body.source_lines,
         blank=body.blank,
         last_line=body.last_line,
+        line_breaks=body.line_breaks,
         extra_with_content=[
             (int(body.source_lines[row]), list(cells.values()))
             for row, cells in zip(listed, extra_cells, strict=True)
@@ -623,7 +673,8 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
     first_line = records[choice.data_index - 1].last_line + 1
     body = _parse_text_body(data, full_text, encoding, delimiter, first_line, records, choice)
     fmt = "tsv" if delimiter == "\t" else "csv"
-    notices = [_encoding_notice(encoding), *_line_ending_notices(data, body.last_line)]
+    line_breaks = body.line_breaks or _count_line_breaks(data, _total_breaks(data, body.last_line))
+    notices = [_encoding_notice(encoding), *_line_ending_notices(line_breaks)]
     notices += _header_notices(choice, scorer is not None)
     notices += _extension_notices(name, fmt)
     header_cells = _header_cells(choice.header, keep_trailing=True)
@@ -972,14 +1023,8 @@ def _encoding_notice(encoding: str) -> Notice:
                   f"Read with the {label} encoding.", details={"encoding": encoding})
 
 
-def _line_ending_notices(data: bytes, last_line: int) -> list[Notice]:
-    """Mixed CRLF / LF / CR, from two byte scans: the parse already knows how many breaks there are."""
-    if b"\r" not in data or b"\n" not in data:
-        return []   # one kind only (LF, or CR), or no line break at all
-    breaks = last_line - 1 + (1 if data.endswith((b"\n", b"\r")) else 0)
-    cr, lf = data.count(b"\r"), data.count(b"\n")
-    crlf = cr + lf - breaks
-    present = {kind: count for kind, count in (("CRLF", crlf), ("LF", lf - crlf), ("CR", cr - crlf)) if count}
+def _line_ending_notices(line_breaks: _LineBreaks) -> list[Notice]:
+    present = {kind: count for kind, count in zip(("CRLF", "LF", "CR"), line_breaks, strict=True) if count}
     if len(present) < 2:
         return []
     shown = ", ".join(f"{kind} {count}" for kind, count in present.items())

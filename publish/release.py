@@ -3,6 +3,8 @@
     releases/<dataset>/<n>/<dataset>.csv            UTF-8
     releases/<dataset>/<n>/<dataset>_excel.csv      UTF-8 with BOM (opens correctly in Excel)
     releases/<dataset>/<n>/<dataset>.parquet
+    releases/<dataset>/<n>/<dataset>.json, <dataset>.geojson (when the dataset has coordinates)
+    releases/<dataset>/<n>/changes.json             rows added / removed / changed since the previous release
     releases/<dataset>/<n>/cities/<code>_<dataset>.csv   each member city's part
     releases/<dataset>/<n>/metadata.json            source uploads, row counts, checksums, licence
     releases/<dataset>/latest.json                  pointer to the newest complete release
@@ -26,6 +28,8 @@ import duckdb
 
 from expectations.model import Dataset
 from kouiki import catalog
+from publish.changes import compare
+from publish.formats import write_geojson, write_json
 from warehouse.duck import literal, quote
 
 LICENCES = {
@@ -161,6 +165,19 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     con.execute(f"COPY (SELECT {names} FROM {table}) TO {literal(str(parquet_path))} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)")  # small groups: fast paging in the portal
     wrote(parquet_path)
+    public_names = [n for n, _ in columns]
+    wrote(write_json(con, table, public_names, work / f"{dataset.id}.json"))
+    if dataset.lat_column in public_names and dataset.lon_column in public_names:
+        wrote(write_geojson(con, table, public_names, str(dataset.lat_column), str(dataset.lon_column),
+                            work / f"{dataset.id}.geojson"))
+    changes = compare(
+        con, table, public_names,
+        dataset_root / str(previous["number"]) / f"{dataset.id}.parquet" if previous else None,
+        int(previous["number"]) if previous else None,
+        code_column=dataset.code_column, id_column=dataset.id_column,
+    )
+    (work / "changes.json").write_text(json.dumps(changes, ensure_ascii=False, indent=2), encoding="utf-8")
+    wrote(work / "changes.json")
     per_city = con.execute(f"SELECT _city_code, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
     for code, _ in per_city:
         city_files = _export(con, table, columns, f"WHERE _city_code = {literal(code)}",
@@ -169,7 +186,8 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     uploads = [r[0] for r in con.execute(
         f"SELECT DISTINCT _upload_id FROM {table} WHERE _upload_id IS NOT NULL ORDER BY 1").fetchall()]
     meta = _metadata(dataset, number, content_hash, rows, dict(per_city), uploads, work, written, licence,
-                     catalog_url, [n for n, _ in columns])
+                     catalog_url, public_names)
+    meta["changes"] = {k: changes[k] for k in ("previous_release", "added", "removed", "changed")}
     (work / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(work)
     final = dataset_root / str(number)

@@ -23,14 +23,19 @@ per_city AS (
     GROUP BY ALL
 ),
 top_issue AS (
+    -- the error that blocks the most cells of the newest upload in the lake (ties: by column, then code)
     SELECT
         city_code,
         dataset_id,
         upload_id,
-        arg_max(column_name || ': ' || error_code || ' × ' || cells, cells) AS top_issue
+        column_name || ': ' || error_code || ' × ' || cells
+            || CASE WHEN count(*) OVER p > 1 THEN ' (他 ' || (count(*) OVER p - 1) || ' 件 / +'
+                    || (count(*) OVER p - 1) || ' more)' ELSE '' END AS top_issue
     FROM marts.quality_issues
     WHERE severity = 'error'
-    GROUP BY ALL
+    WINDOW p AS (PARTITION BY city_code, dataset_id, upload_id)
+    QUALIFY row_number() OVER (PARTITION BY city_code, dataset_id, upload_id
+                               ORDER BY cells DESC, column_name, error_code) = 1
 )
 SELECT
     g.city_code || '/' || g.dataset_id AS city_dataset,
