@@ -28,7 +28,7 @@ def _table(con: duckdb.DuckDBPyConnection, rows: list[dict[str, object]]) -> str
     return "aed"
 
 
-ROWS = [
+ROWS: list[dict[str, object]] = [
     {"全国地方公共団体コード": "132195", "ID": "1", "名称": "狛江市役所", "緯度": 35.6348, "経度": 139.5786,
      "備考": "=HYPERLINK(\"http://evil\")", "_city_code": "132195", "_upload_id": "u1"},
     {"全国地方公共団体コード": "132195", "ID": "2", "名称": "中央公民館", "緯度": None, "経度": None,
@@ -98,7 +98,7 @@ def test_crash_mid_publication_keeps_previous_release(setup: tuple[duckdb.DuckDB
     con, root, url = setup
     publish_dataset(con, AED, _table(con, ROWS), root, url)
     before = {p: _sha(p) for p in (root / "aed" / "1").rglob("*") if p.is_file()}
-    changed = [{**r, "名称": r["名称"] + "（更新）"} for r in ROWS]
+    changed = [{**r, "名称": f"{r['名称']}（更新）"} for r in ROWS]
     table = _table(con, changed)
     with pytest.raises(PublishError, match="injected failure"):
         publish_dataset(con, AED, table, root, url, fail_after_files=3)
