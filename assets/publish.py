@@ -29,8 +29,9 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
             dataset_id = name.split(".", 1)[1]
             if dataset_id not in registry.datasets:
                 continue
-            result = publish_dataset(con, registry.get(dataset_id), f'conformed."{dataset_id}"',
-                                     paths.releases, paths.catalog_url)
+            dataset = registry.get(dataset_id)
+            result = publish_dataset(con, dataset, f'conformed."{dataset_id}"', paths.releases,
+                                     paths.catalog_url, licence=dataset.licence)
             summary[dataset_id] = {"release": result.number, "rows": result.rows,
                                    "new": result.published, "path": str(result.path)}
             context.log.info(f"{dataset_id}: release {result.number} "

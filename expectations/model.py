@@ -70,6 +70,7 @@ class Dataset:
     file_slugs: tuple[str, ...] = ()   # file-name hints, e.g. ("aed",)
     description_ja: str = ""
     description_en: str = ""
+    licence: str = "CC-BY-4.0"     # licence of the published data: CC-BY-4.0 or PDL-1.0 (公共データ利用規約)
 
     @property
     def canonical(self) -> Variant:

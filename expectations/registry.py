@@ -40,7 +40,8 @@ DATASET_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Keys each level of a file may hold. "info" keys are for people (provenance, notes) and are not loaded.
 DATASET_KEYS = {"dataset_id", "version", "name_ja", "name_en", "variants", "description_ja", "description_en",
-                "file_slugs", "id_column", "code_column", "coordinates", "policy"}
+                "file_slugs", "id_column", "code_column", "coordinates", "policy", "licence"}
+LICENCES = {"CC-BY-4.0", "PDL-1.0"}   # publish.release.LICENCES describes them
 DATASET_INFO_KEYS = {"number", "source", "notes"}
 VARIANT_KEYS = {"variant", "columns"}
 VARIANT_INFO_KEYS = {"standard", "confidence", "notes"}
@@ -244,7 +245,15 @@ def _parse_dataset(place: _Place, raw: Any) -> Dataset | str:
         file_slugs=_texts(place.at("file_slugs"), raw.get("file_slugs", [dataset_id])),
         description_ja=_text(place.at("description_ja"), raw.get("description_ja"), required=False),
         description_en=_text(place.at("description_en"), raw.get("description_en"), required=False),
+        licence=_licence(place.at("licence"), raw.get("licence", "CC-BY-4.0")),
     )
+
+
+def _licence(place: _Place, value: Any) -> str:
+    text = _text(place, value)
+    if text not in LICENCES:
+        place.fail(f"{text!r}: choose one of {', '.join(sorted(LICENCES))}")
+    return text
 
 
 def _canonical_column(place: _Place, value: Any, canonical: Variant) -> str:
