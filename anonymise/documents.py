@@ -63,3 +63,24 @@ def append_extract_log(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def blocked_log_record(
+    requested_by: str,
+    policy: Policy,
+    dataset_id: str,
+    reasons: list[dict[str, str]],
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """An extract-log entry for a release that verification (or the privacy model) stopped: nothing was provided."""
+    return {
+        "requested_by": requested_by,
+        "requested_at": (at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "policy": policy.name,
+        "policy_sha256": policy.sha256,
+        "dataset_id": dataset_id,
+        "release": None,
+        "records_released": 0,
+        "verification_passed": False,
+        "blocked_reasons": reasons,
+    }

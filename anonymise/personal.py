@@ -101,6 +101,11 @@ def current_personal_file(private_root: Path, city_code: str, policy_name: str) 
     return max(files, key=lambda file: (file.received_at, file.source_mtime, file.sha256), default=None)
 
 
+def stored_personal_file(private_root: Path, city_code: str, sha256: str) -> PersonalFile:
+    """A stored file by its sha256 (raises FileNotFoundError when it is not in the city's store)."""
+    return _read_manifest(personal_store(private_root, city_code) / f"{sha256}.json")
+
+
 def read_personal_records(file: PersonalFile, policy: Policy) -> pl.DataFrame:
     """The records as text, with the columns the policy computes on typed: birth dates as dates, interval
     quasi-identifiers and top-coded / rounded columns as numbers. Identifiers stay text (leading zeros)."""

@@ -202,7 +202,7 @@ def _recoverable_in_layer(layer: pl.DataFrame, dims: list[str]) -> list[dict[str
         terms = lined.filter(pl.col("_hidden")).join(hidden.select("_row", "_unknown"), on="_row")
         terms = terms.with_columns(pl.when(pl.col("_total")).then(-1.0).otherwise(1.0).alias("_sign"))
         blocks.append((terms["_line"].to_numpy() + offset, terms["_unknown"].to_numpy(), terms["_sign"].to_numpy()))
-        offset += int(lined["_line"].max() or 0) + 1
+        offset += lined["_line"].n_unique()
         pinned |= _zero_lines(lined, hidden)
     rows = np.concatenate([block[0] for block in blocks])
     matrix = np.zeros((offset, hidden.height))

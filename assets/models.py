@@ -117,10 +117,9 @@ def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
             duck.refresh_sources(con, paths.lake, registry.datasets.values())
             refresh_registry_sources(con, kouiki.members(), registry.datasets.values())
             rows = materialize(con, model)
-            metadata = _metadata(con, model, rows)
             report = MODEL_REPORTS.get(model.name)
-            if report is not None:
-                metadata.update(report(con, paths))
+            metadata = report(con, paths) if report is not None else {}   # first: what the office looks at
+            metadata.update(_metadata(con, model, rows))
             results = [_check(con, model, t) for t in model.tests]
         context.log.info(f"{model.name}: {model.materialized} with {rows} rows")
         yield MaterializeResult(metadata=metadata)

@@ -86,7 +86,7 @@ def report_metadata(con: duckdb.DuckDBPyConnection, paths: Paths) -> dict[str, A
     rows = load_scoreboard(con)
     path = write_report(paths.reports / REPORT_PATH, rows)
     summary = headline(rows)
-    return {
+    metadata: dict[str, Any] = {
         "scoreboard": MetadataValue.md(scoreboard_markdown(rows)),
         "office_report": MetadataValue.path(str(path)),
         "office_report_url": MetadataValue.url(path.as_uri()),
@@ -94,9 +94,13 @@ def report_metadata(con: duckdb.DuckDBPyConnection, paths: Paths) -> dict[str, A
         "files_expected": summary["expected"],
         "files_missing": summary["missing"],
         "uploads_rejected": summary["rejected"],
-        "region_share_valid": MetadataValue.float(summary["share_valid"]) if summary["share_valid"] is not None
-        else MetadataValue.text("n/a"),
     }
+    if summary["share_valid"] is not None:
+        metadata["region_share_valid"] = MetadataValue.float(summary["share_valid"])
+    # one number per city: the UI's "Plots" tab then draws each city's quality over the runs
+    for (code, name), share in city_shares(rows).items():
+        metadata[f"share_valid {code} {name}"] = MetadataValue.float(share)
+    return metadata
 
 
 def headline(rows: list[ScoreRow]) -> dict[str, Any]:
@@ -110,6 +114,18 @@ def headline(rows: list[ScoreRow]) -> dict[str, Any]:
         "rejected": sum(1 for r in rows if r.status == "reject"),
         "share_valid": round(valid / checked, 4) if checked else None,
     }
+
+
+def city_shares(rows: list[ScoreRow]) -> dict[tuple[str, str], float]:
+    """Share of valid rows over each city's newest uploads (weighted by rows); cities with no file are left out."""
+    checked: dict[tuple[str, str], int] = {}
+    valid: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.rows:
+            key = (r.city_code, r.city_name)
+            checked[key] = checked.get(key, 0) + r.rows
+            valid[key] = valid.get(key, 0.0) + (r.share_valid or 0.0) * r.rows
+    return {key: round(valid[key] / n, 4) for key, n in sorted(checked.items())}
 
 
 # --- text chart (Dagster UI, Markdown) --------------------------------------------------------------------------
@@ -154,12 +170,15 @@ def scoreboard_markdown(rows: list[ScoreRow]) -> str:
         "|---|---|---|---|---|---:|---:|---|---|",
     ]
     for r in rows:
+        if r.status == "not_declared":
+            continue        # not expected from this city and nothing sent: noise here (the HTML grid shows it)
         trend = f"{sparkline(r.share_valid_trend)} {change(r.share_valid_change)}".strip()
         lines.append(
             f"| {_md(r.city_code)} {_md(r.city_name)} | {_md(r.dataset_name_ja or r.dataset_id)} | "
             f"{_md(r.status_label)} | {bar(r.share_valid)} | {trend} | {_num(r.rows)} | {_num(r.rows_accepted)} | "
             f"{_md(r.top_issue or '')} | {_md(r.received)} {_md(r.last_file or '')} |"
         )
+    lines += ["", "対象外 (名簿にも提出もない組み合わせ) は省略 / combinations neither expected nor sent are omitted."]
     return "\n".join(lines)
 
 
@@ -224,11 +243,13 @@ svg circle{fill:#1f5fa8}
 missing {{ summary.missing }}, rejected {{ summary.rejected }}, region-wide share of valid rows {{ share }}</span></p>
 
 <h2>市ごとの品質の推移 <span class="small">/ quality trend per city</span></h2>
-<p class="small">各セル: 最新アップロードの状態 (色)、合格率 (検証に通った行の割合)、アップロードごとの推移 (点線は 0%・50%・100%)。<br>
+<p class="small">各セル: 最新アップロードの状態 (色)、合格率 (検証に通った行の割合)、
+アップロードごとの推移 (点線は 0%・50%・100%)。<br>
 Each cell: state of the newest upload (colour), share of valid rows, and that share upload by upload
 (dotted lines at 0%, 50%, 100%).</p>
 <table>
-<tr><th>市 / city</th>{% for d in datasets %}<th>{{ d.name }}<br><span class="small">{{ d.id }}</span></th>{% endfor %}</tr>
+<tr><th>市 / city</th>
+{% for d in datasets %}<th>{{ d.name }}<br><span class="small">{{ d.id }}</span></th>{% endfor %}</tr>
 {% for city in cities %}<tr><th>{{ city.name }}<br><span class="small">{{ city.code }}</span></th>
 {% for r in city.cells %}<td class="cell s-{{ r.status }}">
 {% if r.has_file %}<span class="big">{{ pct(r.share_valid) }}</span> {{ change(r.share_valid_change) }}<br>
@@ -245,7 +266,8 @@ Each cell: state of the newest upload (colour), share of valid rows, and that sh
 <th>受理 / accepted</th><th>保留 / held back</th><th>公開中 / in the lake</th><th>エラーコード別 / by error code</th>
 <th>最多エラー / top issue</th><th>最新ファイル / last file</th><th>受付 / received</th></tr>
 {% for r in rows %}<tr class="s-{{ r.status }}">
-<td>{{ r.city_code }} {{ r.city_name }}</td><td>{{ r.dataset_name_ja or r.dataset_id }}</td><td>{{ r.status_label }}</td>
+<td>{{ r.city_code }} {{ r.city_name }}</td><td>{{ r.dataset_name_ja or r.dataset_id }}</td>
+<td>{{ r.status_label }}</td>
 <td class="num">{{ pct(r.share_valid) }}</td><td class="num">{{ num(r.rows) }}</td>
 <td class="num">{{ num(r.rows_accepted) }}</td><td class="num">{{ num(r.rows_quarantined) }}</td>
 <td class="num">{{ num(r.rows_in_lake) }}</td>

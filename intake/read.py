@@ -13,9 +13,10 @@ endings …) is reported as a :class:`~intake.problems.Notice`; a file it cannot
 :class:`~intake.problems.IntakeError` with the place and a fix.
 
 Speed: a CSV is parsed by pyarrow's multi-threaded reader (CP932 is transcoded inside it), and the
-``_source_line`` column is computed with vector operations. Python's ``csv`` module parses only the few
-lines above the data, and the whole file only when pyarrow rejects it (ragged rows and the like); both
-paths give identical results.
+``_source_line`` column is computed with vector operations. Rows with another cell count make pyarrow
+retry single-threaded, setting those rows aside for the csv module and putting them back in place.
+Python's ``csv`` module parses the few lines above the data, and the whole file only when pyarrow cannot
+(an unclosed quote, a damaged byte …); all paths give identical results (the tests compare them).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ NOTICE_LINE_LIMIT = 20                 # line numbers (or rows) listed in one no
 UTF8_EVIDENCE_CHARS = 4                # this many valid non-ASCII UTF-8 characters prove a file is UTF-8
 PROBE_BYTES = 1 << 20                  # bytes decoded to choose the encoding and find the header
 XLSX_HEAD_ROWS = 100                   # rows of each sheet loaded to choose the sheet and the header
+SLOW_PATH_CHUNK_ROWS = 50_000          # rows held as Python strings at once on the slow path
 ARROW_BLOCK_BYTES = 1 << 20            # pyarrow's default; larger blocks measured slower here
 
 # Characters that make a cell "blank". Full-width space and NBSP are common in Japanese spreadsheets.
@@ -454,6 +456,16 @@ def _header_cells(record: _Record, keep_trailing: bool = False) -> list[str]:
 # the body below the header, parsed fast (pyarrow) or slowly (csv), described the same way
 
 
+class _LineBreaks(NamedTuple):
+    crlf: int
+    lf: int     # LF not after CR
+    cr: int     # CR not before LF
+
+    @property
+    def total(self) -> int:
+        return self.crlf + self.lf + self.cr
+
+
 @dataclass
 class _Body:
     table: pa.Table                        # one nullable string column per header cell, generic names
@@ -469,23 +481,44 @@ class _Body:
 
 
 def _parse_body_fast(
-    data: bytes, offset: int, first_line: int, width: int, encoding: str, delimiter: str
+    data: bytes,
+    offset: int,
+    first_line: int,
+    widths: tuple[int, int],
+    encoding: str,
+    delimiter: str,
+    *,
+    tolerant: bool = False,
 ) -> _Body:
-    """Parse data[offset:] with pyarrow; raises pyarrow/Unicode errors when the file is not regular."""
+    """Parse data[offset:] with pyarrow; raises pyarrow/Unicode errors when it cannot.
+
+    ``widths`` is (cells in the header, cells pyarrow expects per row). Strict mode (multi-threaded)
+    raises at the first row with another cell count; tolerant mode (single-threaded, so pyarrow can
+    number the rows) sets such rows aside, reads them with the csv module and puts them back in place.
+    """
+    header_width, width = widths
     names = [f"c{i}" for i in range(width)]
     if offset >= len(data):
-        table = pa.table({name: pa.array([], pa.string()) for name in names})
+        table = pa.table({name: pa.array([], pa.string()) for name in names[:header_width]})
         return _Body(table, np.zeros(0, np.int64), np.zeros(0, bool), first_line - 1)
+    set_aside: list[tuple[int, str]] = []
+
+    def set_row_aside(row: pa_csv.InvalidRow) -> str:
+        set_aside.append((row.number, row.text))
+        return "skip"
+
     table = pa_csv.read_csv(
         pa.py_buffer(memoryview(data)[offset:]),
         read_options=pa_csv.ReadOptions(
             column_names=names,
             encoding="cp932" if encoding == "cp932" else "utf8",
             block_size=ARROW_BLOCK_BYTES,
+            use_threads=not tolerant,
         ),
         parse_options=pa_csv.ParseOptions(
             delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
             newlines_in_values=True, ignore_empty_lines=False,
+            invalid_row_handler=set_row_aside if tolerant else None,
         ),
         convert_options=pa_csv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()), null_values=[],
@@ -493,22 +526,109 @@ def _parse_body_fast(
             check_utf8=encoding != "cp932",   # transcoded CP932 is valid UTF-8 by construction
         ),
     )
-    line_breaks, breaks = _line_breaks_fast(data, offset, first_line, table)
-    source_lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
+    return _arrow_body(table, [_aside_row(number, text, delimiter) for number, text in set_aside],
+                       data, offset, first_line, header_width)
+
+
+@dataclass
+class _AsideRow:
+    """A row pyarrow set aside (another cell count than expected), read with the csv module."""
+
+    index: int           # 0-based record index below the header
+    cells: list[str]
+    breaks: int          # line breaks inside the record
+    blank: bool
+
+
+def _aside_row(number: int, text: str, delimiter: str) -> _AsideRow:
+    try:
+        records = list(_iter_records(text, 0, 1, delimiter))
+    except IntakeError:   # e.g. an unclosed quote: the slow path reports it with its line
+        raise pa.ArrowInvalid("set-aside row needs the csv module") from None
+    if len(records) > 1 or number < 1:
+        raise pa.ArrowInvalid("pyarrow and the csv module split rows differently")
+    cells = records[0].cells if records else []
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return _AsideRow(number - 1, cells, breaks, all(not cell.strip(_BLANK_CHARS) for cell in cells))
+
+
+def _arrow_body(
+    table: pa.Table, aside: list[_AsideRow], data: bytes, offset: int, first_line: int, header_width: int
+) -> _Body:
+    """Rows in file order (pyarrow's and the set-aside ones), with start lines, blank rows and extra cells."""
+    n_rows = table.num_rows + len(aside)
+    aside_index = np.array([row.index for row in aside], dtype=np.int64)
+    is_aside = np.zeros(n_rows, dtype=bool)
+    if len(aside_index) and (aside_index.max() >= n_rows or len(set(aside_index.tolist())) != len(aside)):
+        raise pa.ArrowInvalid("set-aside rows out of place")
+    is_aside[aside_index] = True
+    arrow_rows = np.flatnonzero(~is_aside)
+
+    if aside:
+        breaks = np.zeros(n_rows, dtype=np.int64)
+        breaks[arrow_rows] = _breaks_in_cells(table, has_cr=b"\r" in data)
+        breaks[aside_index] = [row.breaks for row in aside]
+        line_breaks = _count_line_breaks(data)
+    else:
+        line_breaks, breaks = _line_breaks_fast(data, offset, first_line, table)
+    source_lines = np.arange(first_line, first_line + n_rows, dtype=np.int64)
     if breaks.any():
         source_lines[1:] += np.cumsum(breaks)[:-1]
-    last_line = int(source_lines[-1] + breaks[-1]) if table.num_rows else first_line - 1
-    return _Body(table, source_lines, _blank_mask(table), last_line, line_breaks)
+    last_line = int(source_lines[-1] + breaks[-1]) if n_rows else first_line - 1
+    if line_breaks.total != _total_breaks(data, last_line):
+        raise pa.ArrowInvalid("line breaks do not add up; using the csv module")
+
+    blank = np.zeros(n_rows, dtype=bool)
+    blank[arrow_rows] = _blank_mask(table)
+    blank[aside_index] = [row.blank for row in aside]
+    body = _Body(_cells_in_file_order(table, aside, arrow_rows, header_width), source_lines, blank,
+                 last_line, line_breaks)
+    if aside:
+        lengths = np.full(n_rows, header_width, dtype=np.int64)
+        lengths[aside_index] = [min(len(row.cells), header_width) for row in aside]
+        body.row_lengths = lengths if (lengths != header_width).any() else None
+    _note_extras(body, table, aside, arrow_rows, header_width)
+    return body
 
 
-class _LineBreaks(NamedTuple):
-    crlf: int
-    lf: int     # LF not after CR
-    cr: int     # CR not before LF
+def _cells_in_file_order(
+    table: pa.Table, aside: list[_AsideRow], arrow_rows: np.ndarray, header_width: int
+) -> pa.Table:
+    cells = table.select(list(range(header_width)))
+    if not aside:
+        return cells
+    padded = [row.cells[:header_width] + [None] * (header_width - len(row.cells)) for row in aside]
+    combined = pa.concat_tables([cells, _rows_to_table(padded, header_width)])
+    order = np.empty(len(arrow_rows) + len(aside), dtype=np.int64)
+    order[arrow_rows] = np.arange(len(arrow_rows))
+    order[[row.index for row in aside]] = np.arange(len(arrow_rows), len(arrow_rows) + len(aside))
+    return combined.take(pa.array(order))
 
-    @property
-    def total(self) -> int:
-        return self.crlf + self.lf + self.cr
+
+def _note_extras(
+    body: _Body, table: pa.Table, aside: list[_AsideRow], arrow_rows: np.ndarray, header_width: int
+) -> None:
+    """Rows with more cells than the header: which have content there, which only empty cells."""
+    kind = np.zeros(len(body.blank), dtype=np.int8)   # 0 none, 1 only empty extra cells, 2 content
+    extra = table.select(list(range(header_width, table.num_columns)))
+    if extra.num_columns:
+        kind[arrow_rows] = np.where(_blank_mask_strict(extra), 1, 2)
+    for row in aside:
+        if len(row.cells) > header_width:
+            kind[row.index] = 2 if any(row.cells[header_width:]) else 1
+    kind[body.blank] = 0
+    content_rows, empty_rows = np.flatnonzero(kind == 2), np.flatnonzero(kind == 1)
+    arrow_position = np.full(len(kind), -1, dtype=np.int64)
+    arrow_position[arrow_rows] = np.arange(len(arrow_rows))
+    aside_cells = {row.index: row.cells[header_width:] for row in aside}
+    for row_index in content_rows[:NOTICE_LINE_LIMIT]:
+        cells = aside_cells.get(int(row_index))
+        if cells is None:
+            cells = list(extra.slice(int(arrow_position[row_index]), 1).to_pylist()[0].values())
+        body.extra_with_content.append((int(body.source_lines[row_index]), cells))
+    body.extra_with_content_count = len(content_rows)
+    body.extra_empty_lines = [int(body.source_lines[row]) for row in empty_rows[:NOTICE_LINE_LIMIT]]
+    body.extra_empty_count = len(empty_rows)
 
 
 def _count_line_breaks(data: bytes, total: int | None = None) -> _LineBreaks:
@@ -536,10 +656,7 @@ def _line_breaks_fast(
     line_breaks = _count_line_breaks(data)
     if line_breaks.total == one_line_per_record:
         return line_breaks, no_breaks_in_cells
-    breaks = _breaks_in_cells(table, has_cr=bool(line_breaks.crlf or line_breaks.cr))
-    if int(breaks.sum()) != line_breaks.total - one_line_per_record:   # pyarrow saw lines differently
-        raise pa.ArrowInvalid("line breaks inside cells do not add up; using the csv module")
-    return line_breaks, breaks
+    return line_breaks, _breaks_in_cells(table, has_cr=bool(line_breaks.crlf or line_breaks.cr))
 
 
 def _breaks_in_cells(table: pa.Table, has_cr: bool) -> np.ndarray:
@@ -579,39 +696,17 @@ def _blank_mask_strict(table: pa.Table) -> np.ndarray:
     return mask
 
 
-def _split_extras(body: _Body, header_width: int) -> _Body:
-    """Move the columns beyond the header (rows that all carry extra cells) out of the table."""
-    if body.table.num_columns <= header_width:
-        return body
-    extra = body.table.select(list(range(header_width, body.table.num_columns)))
-    empty = _blank_mask_strict(extra) | body.blank
-    content_rows = np.flatnonzero(~empty)
-    empty_rows = np.flatnonzero(empty & ~body.blank)
-    listed = content_rows[:NOTICE_LINE_LIMIT]
-    extra_cells = extra.take(pa.array(listed, pa.int64())).to_pylist() if len(listed) else []
-    return _Body(
-        table=body.table.select(list(range(header_width))),
-        source_lines=body.source_lines,
-        blank=body.blank,
-        last_line=body.last_line,
-        line_breaks=body.line_breaks,
-        extra_with_content=[
-            (int(body.source_lines[row]), list(cells.values()))
-            for row, cells in zip(listed, extra_cells, strict=True)
-        ],
-        extra_with_content_count=len(content_rows),
-        extra_empty_lines=[int(body.source_lines[row]) for row in empty_rows[:NOTICE_LINE_LIMIT]],
-        extra_empty_count=len(empty_rows),
-    )
-
-
 def _parse_body_slow(text: str, start: int, first_line: int, header_width: int, delimiter: str) -> _Body:
-    """Parse with Python's csv module; handles ragged rows. Same result as the fast path where both work."""
+    """Parse with Python's csv module; handles ragged rows. Same result as the fast path where both work.
+
+    Rows go to Arrow in chunks, so a million-row file does not sit in memory as Python strings.
+    """
+    body = _Body(pa.table({}), np.zeros(0, np.int64), np.zeros(0, bool), first_line - 1)
+    chunks: list[pa.Table] = []
     rows: list[list[str | None]] = []
     lines: list[int] = []
     lengths: list[int] = []
     blank: list[bool] = []
-    body = _Body(pa.table({}), np.zeros(0, np.int64), np.zeros(0, bool), first_line - 1)
     for record in _iter_records(text, start, first_line, delimiter):
         cells: list[str | None] = list(record.cells[:header_width])
         is_blank = record.blank
@@ -623,13 +718,21 @@ def _parse_body_slow(text: str, start: int, first_line: int, header_width: int, 
         lines.append(record.first_line)
         blank.append(is_blank)
         body.last_line = record.last_line
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(header_width)]
-    body.table = pa.table({f"c{i}": pa.array(col, pa.string()) for i, col in enumerate(columns)})
+        if len(rows) == SLOW_PATH_CHUNK_ROWS:
+            chunks.append(_rows_to_table(rows, header_width))
+            rows = []
+    chunks.append(_rows_to_table(rows, header_width))
+    body.table = pa.concat_tables(chunks)
     body.source_lines = np.array(lines, dtype=np.int64)
     body.blank = np.array(blank, dtype=bool)
     row_lengths = np.array(lengths, dtype=np.int64)
     body.row_lengths = None if (row_lengths == header_width).all() else row_lengths
     return body
+
+
+def _rows_to_table(rows: list[list[str | None]], width: int) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+    return pa.table({f"c{i}": pa.array(column, pa.string()) for i, column in enumerate(columns)})
 
 
 def _note_extra_cells(body: _Body, line: int, extra: list[str]) -> None:
@@ -727,18 +830,31 @@ def _parse_text_body(
     first_row = next((rec for rec in records[choice.data_index :] if not rec.blank), None)
     width = max(header_width, len(first_row.cells) if first_row else 0)
     byte_offset = _byte_offset_of_line(data, first_line)
-    single_column_open_quote = width == 1 and data.count(b'"', byte_offset) % 2 == 1
-    if not single_column_open_quote:
-        try:
-            body = _parse_body_fast(data, byte_offset, first_line, width, encoding, delimiter)
-            return _split_extras(body, header_width)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            pass   # ragged rows, a damaged byte, a record longer than a block: the slow path decides
+    # one column hides an unclosed quote from pyarrow (no cell count goes wrong): the csv module judges
+    if width > 1 or data.count(b'"', byte_offset) % 2 == 0:
+        body = _try_pyarrow(data, byte_offset, first_line, (header_width, width), encoding, delimiter)
+        if body is not None:
+            return body
     text, used_encoding = decode_text(data) if full_text is None else (full_text, encoding)
     if used_encoding != encoding:   # cannot happen: _probe_encoding mirrors decode_text
         raise RuntimeError(f"encoding changed from {encoding} to {used_encoding}")
     start = _char_offset_of_line(text, first_line)
     return _parse_body_slow(text, start, first_line, header_width, delimiter)
+
+
+def _try_pyarrow(
+    data: bytes, offset: int, first_line: int, widths: tuple[int, int], encoding: str, delimiter: str
+) -> _Body | None:
+    """Strict pyarrow, then tolerant pyarrow for ragged rows; None when the csv module must decide."""
+    for tolerant in (False, True):
+        try:
+            return _parse_body_fast(data, offset, first_line, widths, encoding, delimiter, tolerant=tolerant)
+        except UnicodeDecodeError:
+            return None   # a damaged byte: decode_text reports it
+        except pa.ArrowInvalid as err:
+            if "UTF8" in str(err):
+                return None
+    return None
 
 
 def _byte_offset_of_line(data: bytes, line: int) -> int:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kouiki.members import load_members
+from kouiki.office_cli import office_app
 from kouiki.settings import get_paths
 
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
@@ -35,7 +36,7 @@ def run() -> None:
     started = time.monotonic()
     outcome = run_main(log_level="WARNING")
     _print_summary(outcome, time.monotonic() - started)
-    if not outcome.region_ok:
+    if not outcome.region_ok or (outcome.anonymisation is not None and not outcome.anonymisation.ok):
         raise typer.Exit(1)
 
 
@@ -65,9 +66,84 @@ def _print_summary(outcome: MainOutcome, seconds: float) -> None:
         releases.add_row(dataset_id, str(latest["number"]), str(latest["rows"]),
                          str(outcome.paths.releases / dataset_id / str(latest["number"])))
     console.print(releases)
+    _print_anonymisation(outcome)
     port = os.environ.get("KOUIKI_PORT", "8000")
     console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
     console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
+
+
+def _print_anonymisation(outcome: MainOutcome) -> None:
+    """The blocking checks of the anonymisation job, with the reasons a release was stopped."""
+    run = outcome.anonymisation
+    if run is None or not (run.checks or run.errors):
+        return
+    table = Table(title="匿名加工の検証 / anonymisation checks (blocking)")
+    for col in ("check", "passed / 合格", "k", "l", "reason / 理由"):
+        table.add_column(col)
+    for check in run.checks:
+        reasons = "\n".join(f"{r['ja']}\n{r['en']}" for r in check["reasons"])
+        passed = "[green]yes / 合格[/green]" if check["passed"] else "[red]no, not published / 不合格・公開せず[/red]"
+        table.add_row(f"{check['asset']} {check['check']}", passed, str(check["k"] or ""), str(check["l"] or ""),
+                      reasons)
+    console.print(table)
+    for error in run.errors:
+        console.print(f"[red]{error}[/red]")
+
+
+@app.command()
+def anonymise(
+    input_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="INPUT.csv",
+                                              help="records (UTF-8 or CP932; ',' or ';')")],
+    qi: Annotated[list[str], typer.Option("--qi", metavar="COL=HIERARCHY.csv",
+                                          help="quasi-identifier and its ARX-format hierarchy (repeat)")],
+    k: Annotated[int, typer.Option("--k", min=2, help="k-anonymity")],
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="anonymised CSV (written only if verified)")],
+    report: Annotated[Path, typer.Option("--report", dir_okay=False, help="JSON report (always written)")],
+    sensitive: Annotated[list[str] | None, typer.Option("--sensitive", help="sensitive attribute (repeat)")] = None,
+    l_diversity: Annotated[int | None, typer.Option("--l", min=2, help="distinct l-diversity")] = None,
+    max_suppression: Annotated[float, typer.Option("--max-suppression", min=0, max=100, metavar="PCT",
+                                                   help="records that may be suppressed, in %")] = 5.0,
+) -> None:
+    """Anonymise a CSV (k-anonymity, l-diversity) and verify the result independently. / CSVを匿名加工"""
+    from anonymise.cli_entry import anonymise_csv
+
+    qis = {}
+    for item in qi:
+        column, sep, hierarchy = item.partition("=")
+        if not sep or not column or not hierarchy or not Path(hierarchy).is_file():
+            console.print(f"[red]--qi は 列名=階層ファイル.csv の形で指定してください / use --qi COL=HIERARCHY.csv "
+                          f"(an existing file): {item!r}[/red]")
+            raise typer.Exit(2)
+        qis[column] = Path(hierarchy)
+    try:
+        result = anonymise_csv(input_csv, qis, sensitive or [], k, l_diversity, max_suppression, out, report)
+    except ValueError as exc:  # a missing column, a value missing from a hierarchy, a bad model
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    _print_anonymisation_result(result, report)
+    if not result["released"]:
+        raise typer.Exit(2)
+
+
+def _print_anonymisation_result(result: dict[str, Any], report: Path) -> None:
+    if not result["released"]:
+        failure = result["failure"] or {}
+        reasons = failure.get("reasons") or [failure]
+        console.print("[red]匿名加工できませんでした。ファイルは出力していません / not released: no output "
+                      "written[/red]")
+        for reason in reasons:
+            console.print(f"  {reason.get('ja', '')}\n  {reason.get('en', '')}")
+        console.print(f"  report / 報告: {report}")
+        return
+    verification = result["verification"]
+    levels = ", ".join(f"{column} → {level['name']}" for column, level in result["levels"].items())
+    console.print(f"[green]匿名加工しました / released[/green]: {result['out']}")
+    console.print(f"  records / 件数 {result['records_in']} → {result['records_in'] - result['records_suppressed']} "
+                  f"(suppressed / 削除 {result['records_suppressed']}, {result['suppressed_pct']:.1f} %)")
+    console.print(f"  verified / 検証: k={verification['k']}, l={verification['l']}, "
+                  f"max risk / 最大リスク {verification['risk'].get('max', 0):.3f}")
+    console.print(f"  levels / 一般化: {levels}")
+    console.print(f"  report / 報告: {report}")
 
 
 @app.command()
@@ -138,6 +214,9 @@ def members_list() -> None:
         table.add_row(m.code, m.name, ", ".join(m.datasets))
     console.print(table)
 
+
+# The office's commands (members add/list, tokens, upload, status, rerun); its `members` group replaces the one above.
+app.add_typer(office_app)
 
 if __name__ == "__main__":
     app()

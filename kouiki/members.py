@@ -6,6 +6,7 @@ national list, name matches) so that a typo in the registry is a clear error nam
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from intake.localgov import is_valid_code, lookup
 from kouiki.settings import REPO_ROOT, members_file
 
 
-ANONYMISATION_POLICIES = REPO_ROOT / "config" / "anonymisation"
+def anonymisation_policies() -> Path:
+    """Where the 匿名加工 policies are: config/anonymisation, or ``KOUIKI_ANONYMISATION_POLICIES``."""
+    return Path(os.environ.get("KOUIKI_ANONYMISATION_POLICIES", REPO_ROOT / "config" / "anonymisation"))
 
 
 class RegistryError(ValueError):
@@ -69,10 +72,11 @@ def _parse_member(path: Path, index: int, entry: object) -> Member:
         inbox_path = Path(inbox) if Path(inbox).is_absolute() else REPO_ROOT / inbox
     datasets = tuple(str(d) for d in entry.get("datasets") or ())
     personal = tuple(str(d) for d in entry.get("personal_datasets") or ())
-    unknown = [d for d in personal if not d.isidentifier() or not (ANONYMISATION_POLICIES / f"{d}.yaml").is_file()]
+    policies = anonymisation_policies()
+    unknown = [d for d in personal if not d.isidentifier() or not (policies / f"{d}.yaml").is_file()]
     if unknown:
         raise RegistryError(f"{where}: 匿名加工ポリシーがありません / personal_datasets {unknown} have no policy "
-                            f"in {ANONYMISATION_POLICIES}")
+                            f"in {policies}")
     return Member(code=code, name=name, datasets=datasets, inbox=inbox_path, personal_datasets=personal,
                   synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0))
 

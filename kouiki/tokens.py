@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
+from sqlalchemy import Column, DateTime, RowMapping, String, Table, Text, insert, select, update
 
 from kouiki import catalog
 
@@ -123,7 +123,6 @@ def list_tokens(url: str, city_code: str | None = None) -> list[TokenInfo]:
         return [_to_info(r) for r in conn.execute(query).mappings()]
 
 
-def _to_info(row: object) -> TokenInfo:
-    get = row.__getitem__  # type: ignore[attr-defined]
-    return TokenInfo(token_id=get("token_id"), city_code=get("city_code"), label=get("label") or "",
-                     issued_at=get("issued_at"), revoked_at=get("revoked_at"))
+def _to_info(row: RowMapping) -> TokenInfo:
+    return TokenInfo(token_id=row["token_id"], city_code=row["city_code"], label=row["label"] or "",
+                     issued_at=row["issued_at"], revoked_at=row["revoked_at"])

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
+from assets import anonymise as anonymise_assets
 from assets import intake as intake_assets
 from assets import lake as lake_assets
 from assets import publish as publish_assets
 from assets.models import build_model_assets
-from pipelines.jobs import ingest_city, publish_region
+from pipelines.jobs import anonymise_personal, ingest_city, publish_region
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
 defs = Definitions(
     assets=[
-        *load_assets_from_modules([intake_assets, lake_assets, publish_assets]),
+        *load_assets_from_modules([intake_assets, lake_assets, publish_assets, anonymise_assets]),
         *build_model_assets(),
     ],
-    asset_checks=load_asset_checks_from_modules([lake_assets]),
-    jobs=[ingest_city, publish_region],
+    asset_checks=load_asset_checks_from_modules([lake_assets, anonymise_assets]),
+    jobs=[ingest_city, publish_region, anonymise_personal],
     sensors=[member_partitions_sensor, upload_sensor],
     resources={"kouiki": KouikiHome()},
 )

@@ -17,3 +17,10 @@ publish_region = define_asset_job(
     selection=AssetSelection.groups("staging", "conformed", "marts", "publish"),
     description="地域全体: SQLモデル → 公開 / region: SQL models → releases",
 )
+
+anonymise_personal = define_asset_job(
+    name="anonymise_personal",
+    selection=AssetSelection.groups("anonymise"),
+    description="匿名加工: 個人情報ファイル → 加工・独立検証 → 公開（検証合格時のみ） / personal files → anonymise, "
+    "verify (blocking) → releases",
+)

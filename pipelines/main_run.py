@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import DagsterInstance
 
@@ -13,6 +14,9 @@ from kouiki import catalog
 from kouiki.members import Member, load_members
 from kouiki.settings import Paths, get_paths
 from publish.release import latest_release
+
+if TYPE_CHECKING:
+    from assets.anonymise import AnonymisationRun
 
 DAGSTER_YAML = """\
 # Written by kouiki: Dagster's own storage is SQLite under the kouiki home (embedded default).
@@ -37,6 +41,7 @@ class MainOutcome:
     region_ok: bool
     releases: dict[str, dict[str, object]]
     paths: Paths
+    anonymisation: AnonymisationRun | None = None
 
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
@@ -63,6 +68,7 @@ def sync_partitions(instance: DagsterInstance, members: list[Member]) -> list[st
 
 def run_main(paths: Paths | None = None, members: list[Member] | None = None,
              instance: DagsterInstance | None = None, log_level: str = "INFO") -> MainOutcome:
+    from assets.anonymise import run_anonymisation
     from pipelines.definitions import defs
 
     paths = paths or get_paths()
@@ -79,9 +85,11 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
                                   catalog.list_uploads(paths.catalog_url, city_code=member.code)))
     region = defs.resolve_job_def("publish_region").execute_in_process(instance=instance, raise_on_error=False,
                                                                       run_config=run_config)
+    anonymisation = run_anonymisation(defs.resolve_job_def("anonymise_personal"), instance, run_config)
     releases = {}
     for pointer in sorted(paths.releases.glob("*/latest.json")):
         latest = latest_release(paths.releases, pointer.parent.name)
         if latest:
             releases[pointer.parent.name] = latest
-    return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths)
+    return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths,
+                       anonymisation=anonymisation)

@@ -37,12 +37,13 @@ class ApiError(Exception):
 
 
 # HTTP status of each intake error code: files that are not tables 415, too large when unpacked 413,
-# everything else that cannot be read 422.
+# another city's rows 403, everything else that cannot be read (or is refused, e.g. formulas) 422.
 INTAKE_STATUS = {
     "unsupported-format": 415,
     "binary-content": 415,
     "corrupt-file": 415,
     "file-too-large": 413,
+    "other-city-data": 403,
 }
 
 
@@ -109,7 +110,8 @@ def upload_too_large(limit_bytes: int) -> ApiError:
 
 def empty_upload() -> ApiError:
     return ApiError(400, "empty-upload", "ファイルが空です（0 バイト）。", "The file is empty (0 bytes).",
-                    hint_ja="データが入ったファイルを選び直してください。", hint_en="Choose the file that holds the data.")
+                    hint_ja="データが入ったファイルを選び直してください。",
+                    hint_en="Choose the file that holds the data.")
 
 
 def missing_file() -> ApiError:
@@ -131,7 +133,8 @@ def malformed_request(detail_en: str) -> ApiError:
 
 
 def bad_file_name(reason_ja: str, reason_en: str) -> ApiError:
-    return ApiError(400, "bad-file-name", f"ファイル名が使えません：{reason_ja}", f"The file name cannot be used: {reason_en}",
+    return ApiError(400, "bad-file-name", f"ファイル名が使えません：{reason_ja}",
+                    f"The file name cannot be used: {reason_en}",
                     hint_ja="ファイル名を「aed.csv」のような普通の名前に変えて登録してください。",
                     hint_en="Rename the file to a plain name such as aed.csv and upload it again.")
 
@@ -159,12 +162,19 @@ def unknown_dataset(dataset_id: str, known: list[str]) -> ApiError:
                     hint_en="Choose one from the list, or leave it empty to detect it.", known=known)
 
 
+def report_not_ready() -> ApiError:
+    return ApiError(404, "report-not-ready", "この登録の報告書はまだありません。",
+                    "There is no report for this upload yet.",
+                    hint_ja="処理が終わるまでお待ちください。", hint_en="Wait until it has been processed.")
+
+
 def _generic(status: int) -> ApiError:
     words = {
         404: ("not-found", "ページまたはデータが見つかりません。", "Not found."),
         405: ("method-not-allowed", "この方法では操作できません。", "This method is not allowed here."),
     }
-    code, ja, en = words.get(status, ("http-error", "要求を処理できませんでした。", "The request could not be handled."))
+    fallback = ("http-error", "要求を処理できませんでした。", "The request could not be handled.")
+    code, ja, en = words.get(status, fallback)
     return ApiError(status, code, ja, en)
 
 

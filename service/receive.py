@@ -53,7 +53,8 @@ def check_file_name(raw_name: str) -> str:
         raise errors.bad_file_name("フォルダーの指定（/ \\ ..）や「.」で始まる名前は使えません",
                                    "it names a folder (/ \\ ..) or starts with a dot")
     if len(name) > MAX_NAME_CHARS:
-        raise errors.bad_file_name(f"{MAX_NAME_CHARS} 文字を超えています", f"it is longer than {MAX_NAME_CHARS} characters")
+        raise errors.bad_file_name(f"{MAX_NAME_CHARS} 文字を超えています",
+                                   f"it is longer than {MAX_NAME_CHARS} characters")
     suffix = PurePath(name).suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
         raise errors.unsupported_extension(suffix, list(ALLOWED_SUFFIXES))
@@ -174,7 +175,10 @@ class _FormParser:
             return
         if self.sink is not None:
             raise errors.too_many_files()
-        self.file_name = check_file_name(_decode(options.get(b"filename", b""), "file name"))
+        raw_name = _decode(options.get(b"filename", b""), "file name")
+        if not raw_name:     # a browser sends filename="" when no file was chosen
+            return
+        self.file_name = check_file_name(raw_name)
         self.sink = _Sink(self.folder, self.limit)
         self._in_file = True
 

@@ -411,6 +411,35 @@ def test_ragged_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     _assert_same(table, _read_slow(monkeypatch, data, "ragged.csv"))
 
 
+def test_ragged_rows_are_set_aside_by_pyarrow_not_the_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = "".join(f'{i},"名称\n{i}",{i}\r\n' for i in range(2000))
+    data = ("a,b,c\r\n" + rows + "short,row\r\n" + rows + "x,y,z,extra\r\n").encode("cp932")
+    monkeypatch.setattr(reader, "_parse_body_slow", None)   # any use of the slow path would fail
+    table = read_bytes(data, "big-ragged.csv")
+    assert table.data.height == 4002
+    short = table.data.filter(pl.col("a") == "short")
+    assert short.row(0) == (2 + 2 * 2000, "short", "row", None)   # each earlier record spans two lines
+    assert _notices(table, "missing-cell")[0].line == 4002
+    extra = _notices(table, "extra-cell")[0]
+    assert extra.line == 4003 + 2 * 2000 and extra.details["extra_cells"] == ["extra"]
+
+
+def test_fast_and_slow_agree_on_generated_ragged_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    pieces = ["", "市川", '"a,b"', '"改\r\n行"', '"\n"', " "]
+    for trial in range(8):
+        lines = ["h1,h2,h3"]
+        for _ in range(200):
+            lines.append(",".join(rng.choice(pieces) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))))
+        text = "".join(line + rng.choice(["\r\n", "\n", "\r"]) for line in lines)
+        data = text.encode("cp932" if trial % 2 else "utf-8")
+        with monkeypatch.context() as patch:
+            patch.setattr(reader, "_parse_body_slow", None)
+            tolerant = read_bytes(data, "ragged.csv")
+        _assert_same(tolerant, _read_slow(monkeypatch, data, "ragged.csv"))
+        assert tolerant.data[SOURCE_LINE].to_list() == _oracle_start_lines(text, skip=1)
+
+
 def test_many_ragged_rows_list_twenty_and_count_the_rest() -> None:
     rows = "".join(f"{i},x,extra{i}\n" for i in range(25))
     table = read_bytes(("a,b\n" + rows).encode(), "many.csv")

@@ -180,10 +180,13 @@ def load_model(path: Path, known_models: Collection[str], sources: Collection[st
     if materialized not in MATERIALIZATIONS:
         raise ModelError(f"{path}: materialized must be 'view' or 'table', not {materialized!r}")
     tree = _parse_query(sql, path)
-    refs = table_references(sql, path)
+    refs = _references(tree, path)
+    if name in refs:
+        raise ModelError(f"{path}: model {name} reads itself")
     tests, column_descriptions = _load_columns(path.with_suffix(".yml"), doc.get("columns"))
-    refs |= {str(t.params["to"]) for t in tests if t.kind == "relationships"}
-    model_deps, source_deps = _classify(path, name, refs, known_models, sources)
+    # a relationships test reads its target table: that is a dependency too (unless it is the model itself)
+    refs |= {str(t.params["to"]) for t in tests if t.kind == "relationships"} - {name}
+    model_deps, source_deps = _classify(path, refs, known_models, sources)
     names = tuple(tree.named_selects)
     declared = None if tree.is_star or "" in names else names
     model = Model(name=name, path=path, sql=sql, materialized=materialized,
@@ -253,7 +256,10 @@ def _parse_query(sql: str, path: Path | None) -> exp.Query:
 
 def table_references(sql: str, path: Path | None = None) -> set[str]:
     """``schema.table`` names a query reads (CTE names and table functions excluded)."""
-    tree = _parse_query(sql, path)
+    return _references(_parse_query(sql, path), path)
+
+
+def _references(tree: exp.Query, path: Path | None) -> set[str]:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: set[str] = set()
     for table in tree.find_all(exp.Table):
@@ -269,7 +275,7 @@ def table_references(sql: str, path: Path | None = None) -> set[str]:
     return refs
 
 
-def _classify(path: Path, name: str, refs: set[str], known_models: Collection[str],
+def _classify(path: Path, refs: set[str], known_models: Collection[str],
               sources: Collection[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     model_deps, source_deps = [], []
     for ref in sorted(refs):
@@ -278,20 +284,17 @@ def _classify(path: Path, name: str, refs: set[str], known_models: Collection[st
             if ref not in known_models:
                 raise ModelError(f"{path}: references unknown model {ref!r} "
                                  f"(known: {', '.join(sorted(known_models))})")
-            if ref != name:     # a relationships test may point at its own model (parent → id)
-                model_deps.append(ref)
+            model_deps.append(ref)
         elif schema in SOURCE_SCHEMAS:
             if sources is not None and ref not in sources:
-                raise ModelError(f"{path}: references unknown source {ref!r}; "
-                                 f"{schema}.* has: {', '.join(sorted(s for s in sources if s.startswith(schema + '.')))}")
+                same_schema = sorted(s for s in sources if s.startswith(schema + "."))
+                raise ModelError(f"{path}: references unknown source {ref!r}; {schema}.* has: {', '.join(same_schema)}")
             source_deps.append(ref)
         else:
             raise ModelError(
                 f"{path}: table {ref!r} is neither a model ({', '.join(MODEL_SCHEMAS)}) nor a source "
                 f"({', '.join(SOURCE_SCHEMAS)}); write schema.name"
             )
-    if name in model_deps:
-        raise ModelError(f"{path}: model {name} references itself")
     return tuple(model_deps), tuple(source_deps)
 
 

@@ -1,0 +1,160 @@
+"""The verdict on a staged release: anonymise.verify on the staged extract's bytes, anonymise.verify_counts on the
+staged count tables. This is what the blocking checks of the pipeline run, in a step of their own.
+
+It calls no anonymisation code: it reads the staged files and the very personal files they were made from
+(by the sha256 recorded at staging) from disk, measures k, l, risk and looks for every deleted value, the planted
+canaries included. A verdict names the sha256 of every file it passed, so publication can refuse files that
+changed after verification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from anonymise.documents import file_sha256
+from anonymise.personal import read_personal_text, stored_personal_file
+from anonymise.policy import Policy
+from anonymise.reasons import Reason
+from anonymise.staging import (
+    COUNTS,
+    EXTRACT,
+    counts_dataset_ids,
+    extract_dataset_id,
+    read_stage_record,
+    staging_folder,
+    write_verdict,
+)
+from anonymise.verify import VerificationResult, verify_policy_release
+from anonymise.verify_counts import verify_count_table
+
+CITY_COLUMN = "市区町村コード"
+
+
+@dataclass(frozen=True)
+class VerificationSource:
+    """One city's personal records as text, and the canary values that must never be published."""
+
+    city_code: str
+    records: pl.DataFrame
+    canaries: tuple[str, ...]
+
+
+def staged_sources(private_root: Path, record: dict[str, Any]) -> list[VerificationSource]:
+    """The personal files a staging was made from (by sha256), read as text."""
+    sources = []
+    for code, city in record["cities"].items():
+        file = stored_personal_file(private_root, code, city["source_sha256"])
+        sources.append(VerificationSource(code, read_personal_text(file), tuple(file.canary_values())))
+    return sources
+
+
+def verify_staged_extract(policy: Policy, private_root: Path) -> dict[str, Any]:
+    """Verify the staged extract (and each city's part) and record the verdict; returns it."""
+    record = read_stage_record(private_root, policy.name)
+    if record is not None and not record["cities"]:
+        return _finish(private_root, policy, EXTRACT, [], {}, {"nothing_to_verify": True})
+    blocked = _blocked(policy, record)
+    if blocked or record is None:
+        return _finish(private_root, policy, EXTRACT, blocked, {}, {"staged": False})
+    folder = staging_folder(private_root, policy.name)
+    sources = staged_sources(private_root, record)
+    extract = folder / f"{extract_dataset_id(policy)}.csv"
+    everyone = pl.concat([source.records for source in sources], how="diagonal")
+    canaries = sorted({value for source in sources for value in source.canaries})
+    whole = verify_policy_release(extract, everyone, policy, forbidden_values=canaries)
+    checked = {extract: whole}
+    if len(sources) > 1:  # a city's published part must hold the model on its own
+        for source in sources:
+            part = folder / "cities" / f"{source.city_code}.csv"
+            checked[part] = verify_policy_release(part, source.records, policy, forbidden_values=source.canaries)
+    reasons = [reason for result in checked.values() for reason in result.reasons]
+    files = {str(path.relative_to(folder)): file_sha256(path) for path in checked}
+    parquet = folder / f"{extract_dataset_id(policy)}.parquet"
+    files[parquet.name] = file_sha256(parquet)
+    return _finish(private_root, policy, EXTRACT, reasons, files, _extract_figures(whole, record, canaries))
+
+
+def verify_staged_counts(policy: Policy, private_root: Path) -> dict[str, Any]:
+    """Verify the staged count tables (suppression cannot be undone from the margins); record the verdict."""
+    record = read_stage_record(private_root, policy.name)
+    if record is not None and not record["cities"]:
+        return _finish(private_root, policy, COUNTS, [], {}, {"nothing_to_verify": True})
+    blocked = _blocked(policy, record)
+    if blocked or record is None:
+        return _finish(private_root, policy, COUNTS, blocked, {}, {"staged": False})
+    folder = staging_folder(private_root, policy.name)
+    reasons: list[Reason] = []
+    files: dict[str, str] = {}
+    tables: dict[str, Any] = {}
+    for dataset_id, spec in zip(counts_dataset_ids(policy), policy.aggregate_tables, strict=True):
+        csv = folder / f"{dataset_id}.csv"
+        result = verify_count_table(csv, list(spec.dims), policy.min_cell, layer=CITY_COLUMN)
+        reasons += result.reasons
+        tables[dataset_id] = {"table": spec.name, **result.as_dict()}
+        for path in (csv, csv.with_suffix(".parquet")):
+            files[path.name] = file_sha256(path)
+    return _finish(private_root, policy, COUNTS, reasons, files, {"min_cell": policy.min_cell, "tables": tables})
+
+
+def _blocked(policy: Policy, record: dict[str, Any] | None) -> list[Reason]:
+    """Why the staging cannot pass: none made, another policy text, the anonymiser's own failure, no files."""
+    if record is None:
+        return [Reason("not_staged", "検証する加工済みデータがありません。", "Nothing has been staged to verify.")]
+    if record["policy_sha256"] != policy.sha256:
+        return [
+            Reason(
+                "policy_changed",
+                "加工後にポリシーが変更されました。加工からやり直してください。",
+                "The policy changed after staging; stage again.",
+            )
+        ]
+    failures = [Reason(**failure) for failure in record["failures"]]
+    if not failures and not record["files"]:
+        failures = [Reason("nothing_staged", "加工済みデータが空です。", "The staging holds no files.")]
+    return failures
+
+
+def _extract_figures(result: VerificationResult, record: dict[str, Any], canaries: list[str]) -> dict[str, Any]:
+    cities = record["cities"]
+    return {
+        "records": result.records,
+        "classes": result.classes,
+        "k": result.k,
+        "l_distinct": result.l_distinct,
+        "l_entropy": {key: round(value, 3) for key, value in result.l_entropy.items()},
+        "risk": result.risk,
+        "leaks": result.leaks,
+        "canaries_searched": len(canaries),
+        "records_in": sum(int(city["records_in"]) for city in cities.values()),
+        "records_suppressed": sum(int(city["records_suppressed"] or 0) for city in cities.values()),
+        "levels": {code: city["levels"] for code, city in cities.items()},
+        "loss": {code: city["loss"] for code, city in cities.items()},
+    }
+
+
+def _finish(
+    private_root: Path,
+    policy: Policy,
+    kind: str,
+    reasons: list[Reason],
+    files: dict[str, str],
+    figures: dict[str, Any],
+) -> dict[str, Any]:
+    verdict = {
+        "kind": kind,
+        "policy": policy.name,
+        "policy_sha256": policy.sha256,
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "passed": not reasons,
+        "reasons": [reason.as_dict() for reason in reasons],
+        "files": files,
+        **figures,
+    }
+    if staging_folder(private_root, policy.name).is_dir():
+        write_verdict(private_root, policy.name, kind, verdict)
+    return verdict

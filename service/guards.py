@@ -1,0 +1,94 @@
+"""Content the service refuses even though intake can read it.
+
+Formula injection (CSV injection): cells a spreadsheet would run as a formula when someone opens the
+published CSV, e.g. ``=HYPERLINK(...)``, ``=cmd|' /C calc'!A0``, ``+SUM(A1)`` or ``@SUM(A1)``.
+
+Published open data is opened in Excel by the public, so such a cell is refused at upload with its line and
+column. Values that merely start with a sign stay allowed: ``-`` (a common "none" mark), ``-12.5``,
+``+81-3-...`` phone numbers.
+
+Another city's rows: a city uploads only for itself, so a 全国地方公共団体コード naming another municipality
+is refused. The city's own prefecture code (legacy files put it in 都道府県コード又は市区町村コード) and ward
+codes of a designated city (not in the national list) are allowed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from intake.localgov import lookup
+from intake.problems import IntakeError
+from intake.process import StagedUpload
+from intake.read import SOURCE_LINE, RawTable
+
+# "=" anything; or + - @ followed by a function name and "(", or a DDE call ("cmd|...").
+FORMULA_PATTERN = r"^[\s\u3000]*(?:=|[+\-@][\s\u3000]*[A-Za-z_][A-Za-z0-9_.]*[\s\u3000]*[(|!])"
+SHOWN_CHARS = 40
+
+
+def find_formula_cell(raw: RawTable) -> IntakeError | None:
+    """The first cell (by line) that a spreadsheet would execute, as an ``IntakeError``; None if there is none."""
+    data = raw.data
+    columns = [c for c in data.columns if c != SOURCE_LINE and data[c].dtype == pl.String]
+    hits: list[tuple[int, str, str, int]] = []
+    for position, column in enumerate(columns):
+        flagged = data.select(SOURCE_LINE, column).filter(pl.col(column).str.contains(FORMULA_PATTERN))
+        if flagged.height:
+            line, value = flagged.row(0)
+            hits.append((int(line), _header_name(raw, column, position), str(value), flagged.height))
+    if not hits:
+        return None
+    line, column, value, _ = min(hits)
+    total = sum(h[3] for h in hits)
+    shown = value[:SHOWN_CHARS] + ("…" if len(value) > SHOWN_CHARS else "")
+    return IntakeError(
+        "formula-injection",
+        f"{line} 行目の列「{column}」の値「{shown}」は、表計算ソフトで開くと数式として実行されます"
+        f"（このような値が全部で {total} 個あります）。公開データに含められないため、ファイルを受け付けません。",
+        f"The value {shown!r} in column {column!r} on line {line} would run as a formula when the file is opened "
+        f"in a spreadsheet ({total} such value(s) in total). Published data must not contain formulas, so the file "
+        "is refused.",
+        hint_ja="セルの先頭の「=」「+」「-」「@」を削除するか、数式ではなく値として保存し直してください。",
+        hint_en="Remove the leading =, +, - or @ from those cells, or save the values instead of formulas.",
+        line=line,
+        column=column,
+    )
+
+
+def _header_name(raw: RawTable, column: str, position: int) -> str:
+    """The header as written in the file for a data column (the frame's names may be made unique)."""
+    return raw.header[position] if position < len(raw.header) and raw.header[position] else column
+
+
+def find_other_city_row(staged: StagedUpload, city_code: str) -> IntakeError | None:
+    """The first row whose local-government code names a municipality other than ``city_code``."""
+    column = staged.dataset.code_column
+    if column not in staged.values.columns:
+        return None
+    codes = staged.values.select(SOURCE_LINE, column).filter(
+        pl.col(column).is_not_null() & (pl.col(column) != city_code))
+    others = [(int(line), code) for line, code in codes.iter_rows() if _other_municipality(str(code), city_code)]
+    if not others:
+        return None
+    line, code = others[0]
+    known = lookup(code)
+    name = known.name if known else code
+    return IntakeError(
+        "other-city-data",
+        f"{line} 行目の「{column}」が {code}（{name}）です。登録できるのは自団体（{city_code}）のデータだけです"
+        f"（ほかの団体のコードの行が {len(others)} 行あります）。",
+        f"Line {line} has {column} {code} ({name}); a city can upload only its own data ({city_code}), and "
+        f"{len(others)} row(s) name another municipality.",
+        hint_ja=f"「{column}」を自団体のコード {city_code} にするか、その団体のデータは団体ごとに登録してください。",
+        hint_en=f"Set {column} to your own code {city_code}; another municipality's data is uploaded by that "
+                "municipality.",
+        line=line,
+        column=column,
+    )
+
+
+def _other_municipality(code: str, city_code: str) -> bool:
+    known = lookup(code)
+    if known is None:         # not a code, or a ward of a designated city: validation reports bad codes
+        return False
+    return not (known.is_prefecture and code[:2] == city_code[:2])
