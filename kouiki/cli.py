@@ -67,6 +67,9 @@ def _print_summary(outcome: MainOutcome, seconds: float) -> None:
                          str(outcome.paths.releases / dataset_id / str(latest["number"])))
     console.print(releases)
     _print_anonymisation(outcome)
+    scoreboard = outcome.paths.reports / "office" / "scoreboard.html"
+    if scoreboard.exists():
+        console.print(f"品質スコアボード / quality scoreboard (office): {scoreboard}")
     port = os.environ.get("KOUIKI_PORT", "8000")
     console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
     console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
