@@ -248,7 +248,7 @@ def upload(
     print_json(doc)
 
 
-STEP_NAMES = {"landing": "受付 / landing", "detecting": "判定 / detecting the dataset",
+STEP_NAMES = {"reading": "読込 / reading the file", "landing": "受付・判定 / landing, detecting the dataset",
               "validating": "検証 / validating (Great Expectations)"}
 
 

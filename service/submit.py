@@ -14,13 +14,14 @@ and writes the lake and its own report. Uploading the same bytes again returns t
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +29,7 @@ from expectations.registry import Registry
 from intake.inbox import detect_upload
 from intake.landing import Landed, land_file, safe_suffix, sha256_of, upload_id_for
 from intake.problems import IntakeError
-from intake.process import stage_file
+from intake.process import StagedUpload, stage_file
 from kouiki import catalog
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
@@ -91,26 +92,54 @@ def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path
                   progress: Progress | None = None) -> Submission:
     """Land, detect and validate one file for ``city_code``. Raises :class:`UploadRefused` for files that
     cannot be read or are refused; readable files with failing rows are a :class:`Submission`.
-    ``progress`` is told each step's name (landing, detecting, validating) as it starts."""
+    ``progress`` is told each step's name (reading, landing, validating) as it starts.
+
+    The file is read and checked before it is landed, so a refused file is never, even for a moment, an
+    upload the pipeline could pick up; it is still landed (nothing uploaded is lost) and marked refused."""
     step = progress or (lambda _name: None)
     sha = sha256 or sha256_of(source)
-    lock = _upload_locks[int(sha[:8], 16) % len(_upload_locks)]
-    with lock:
-        step("landing")
-        landed = _land(paths, city_code, source, original_name, via, sha)
-        upload = _get(paths, landed.upload_id)
-        _refuse_if_refused(upload)
-        if not landed.is_new:
-            previous = _previous_submission(paths, upload)
+    with _upload_locks[int(sha[:8], 16) % len(_upload_locks)]:
+        known = catalog.get_upload(paths.catalog_url, upload_id_for(city_code, sha))
+        if known is not None:
+            _refuse_if_refused(known)
+            previous = _previous_submission(paths, known)
             if previous is not None:
                 return previous
-        if upload.dataset_id is None:
-            step("detecting")
-            detect_upload(paths, registry, upload, dataset_hint=dataset_hint)
-            upload = _get(paths, upload.upload_id)
+        step("reading")
+        try:
+            staged = stage_file(source, registry, original_name=original_name, dataset_hint=dataset_hint)
+        except IntakeError as err:
+            upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
             _refuse_if_refused(upload)
+            _refuse(paths, upload, err, status="unreadable")   # detection passed, staging did not
+        refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, city_code)
+        step("landing")
+        if refusal is not None:
+            landed = _land(paths, city_code, source, original_name, via, sha)
+            _refuse(paths, _get(paths, landed.upload_id), refusal, status="rejected", refused=True)
+        upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
+        _refuse_if_refused(upload)
         step("validating")
-        return _validate(paths, registry, upload, is_new=landed.is_new)
+        return _validate(paths, staged, upload, is_new=known is None)
+
+
+def _land_and_detect(paths: Paths, registry: Registry, city_code: str, source: Path, name: str, via: str,
+                     sha: str, dataset_hint: str | None) -> catalog.UploadRow:
+    """land_file, then detect_upload (records the dataset, or ``unreadable``) unless it was detected before."""
+    upload = _get(paths, _land(paths, city_code, source, name, via, sha).upload_id)
+    if upload.dataset_id is None and upload.status == "landed":
+        detect_upload(paths, registry, upload, dataset_hint=dataset_hint)
+        upload = _get(paths, upload.upload_id)
+    return upload
+
+
+def _refuse(paths: Paths, upload: catalog.UploadRow, error: IntakeError, *, status: str,
+            refused: bool = False) -> NoReturn:
+    detail: dict[str, Any] = {"error": error.to_dict()}
+    if refused:
+        detail[REFUSED] = True
+    catalog.set_upload_status(paths.catalog_url, upload.upload_id, status, detail=detail)
+    raise UploadRefused(error.to_dict(), upload.upload_id)
 
 
 def _land(paths: Paths, city_code: str, source: Path, name: str, via: str, sha: str) -> Landed:
@@ -150,20 +179,11 @@ def report_paths(paths: Paths, upload: catalog.UploadRow) -> tuple[Path, Path]:
     return html, html.with_suffix(".json")
 
 
-def _validate(paths: Paths, registry: Registry, upload: catalog.UploadRow, *, is_new: bool) -> Submission:
+def _validate(paths: Paths, staged: StagedUpload, upload: catalog.UploadRow, *, is_new: bool) -> Submission:
     load = _validation()
-    try:
-        staged = stage_file(paths.home / upload.stored_path, registry, original_name=upload.original_name,
-                            dataset_hint=upload.dataset_id)
-    except IntakeError as err:
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable", detail={"error": err.to_dict()})
-        raise UploadRefused(err.to_dict(), upload.upload_id) from None
-    refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, upload.city_code)
-    if refusal is not None:
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "rejected",
-                                  detail={"error": refusal.to_dict(), REFUSED: True})
-        raise UploadRefused(refusal.to_dict(), upload.upload_id)
-    result = load.validate_staged(staged, staged.values, upload.upload_id, paths.tmp)
+    # a private work folder: the pipeline may be validating the same upload in paths.tmp at this moment
+    with tempfile.TemporaryDirectory(dir=paths.tmp, prefix=".validate-") as workdir:
+        result = load.validate_staged(staged, staged.values, upload.upload_id, Path(workdir))
     html = load._write_report(paths, staged, result, upload)
     doc = json.loads(html.with_suffix(".json").read_text(encoding="utf-8"))
     _record_validation(paths, upload.upload_id, doc, html)

@@ -84,8 +84,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             # a staged file changed after its verification: publication alone (no checks in the run) refuses it
             with (staging / f"{EXTRACT}.csv").open("a", encoding="utf-8") as handle:
                 handle.write(f"84,狛江市,2024,女,要介護1,{DEMO_CANARIES[0]['氏名']}\n")
+            publication = AssetKey(["anonymise", "care_certification", "releases"])
             tampered = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
-                                              asset_selection=[AssetKey(["anonymise", "care_certification", "releases"])])
+                                              asset_selection=[publication])
         yield {"home": home, "good": good, "weak": weak, "again": again, "verified": verified,
                "numbers": numbers, "weak_numbers": weak_numbers, "weak_staged": weak_staged, "tampered": tampered}
     finally:
@@ -314,6 +315,29 @@ def test_the_extract_log_says_who_when_which_policy_and_release(runs: dict[str, 
         assert (runs["home"] / entry["processing_information"][KOMAE]).is_file()
     assert blocked and all(e["release"] is None for e in blocked)
     assert "model_not_achievable" in {reason["code"] for e in blocked for reason in e["blocked_reasons"]}
+
+
+def test_two_members_each_get_a_verified_part(kouiki_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two cities, each city's published part holds the model on its own (it is downloadable alone)."""
+    entries = [{"code": code, "personal_datasets": ["care_certification"], "synthetic_personal_rows": 2_500}
+               for code in ("122033", KOMAE)]
+    path = kouiki_home.parent / "two.yaml"
+    path.write_text(yaml.safe_dump({"members": entries}, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("KOUIKI_MEMBERS", str(path))
+    with instance_for_test() as instance:
+        run = run_anonymisation(defs.resolve_job_def("anonymise_personal"), instance, QUIET)
+    assert run.ok, (run.errors, run.checks)
+    folder = release_folder(kouiki_home, EXTRACT)
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    assert set(meta["rows_by_city"]) == {"122033", KOMAE}
+    verdict = json.loads((kouiki_home / "private" / "staging" / "care_certification" / "verified_extract.json")
+                         .read_text(encoding="utf-8"))
+    assert {"cities/122033.csv", f"cities/{KOMAE}.csv"} <= set(verdict["files"])
+    for code in ("122033", KOMAE):
+        part = pl.read_csv(folder / "cities" / f"{code}_{EXTRACT}.csv", infer_schema=False)
+        assert part.height == meta["rows_by_city"][code]
+        assert part.group_by(["年齢", "町字", "認定日", "性別"]).len()["len"].min() >= 5  # type: ignore[operator]
+        assert (kouiki_home / "private" / "processing" / "care_certification" / code).is_dir()
 
 
 def test_a_member_naming_an_unknown_policy_is_refused(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -170,3 +173,43 @@ def test_a_revoked_token_stops_working_at_once(server: RunningService) -> None:
         revoke_token(url, issued.info.token_id)
         response = c.get("/api/uploads")
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid-token"
+
+
+def test_the_same_new_file_uploaded_concurrently_lands_once(server: RunningService, tokens: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    same = tmp_path / "aed.csv"
+    same.write_bytes(KOMAE_AED.read_bytes() + b"\r\n")      # new bytes, still 狛江市's table
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(lambda _: post_file(client(server, tokens[KOMAE]), same), range(6)))
+    assert sorted(r.status_code for r in responses) == [200] * 5 + [201]
+    assert len({r.json()["upload_id"] for r in responses}) == 1
+    sha = responses[0].json()["sha256"]
+    assert len(list((server.home / "landing" / KOMAE).glob(f"{sha}*"))) == 1
+
+
+def test_validating_a_large_file_does_not_block_other_requests(server: RunningService, tokens: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    header, *rows = KOMAE_AED.read_text(encoding="utf-8").splitlines()
+    cells = [r.split(",", 2) for r in rows]
+    lines = [header] + [f"{c[0]},{n},{c[2]}" for n, c in ((n, cells[n % len(cells)]) for n in range(70_000))]
+    large = tmp_path / "large_aed.csv"
+    large.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")          # about 20 MB
+    result: dict[str, httpx.Response] = {}
+
+    def upload() -> None:
+        with client(server, tokens[KOMAE]) as c, large.open("rb") as body:
+            result["response"] = c.put("/api/uploads/large_aed.csv", content=body)
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    waits = []
+    with client(server) as c:
+        while worker.is_alive():
+            started = time.perf_counter()
+            assert c.get("/api/health").status_code == 200
+            waits.append(time.perf_counter() - started)
+            time.sleep(0.05)
+    worker.join()
+    assert result["response"].status_code == 201, result["response"].text
+    assert result["response"].json()["validation"]["summary"]["rows_total"] == 70_000
+    assert len(waits) > 10 and max(waits) < 2.5, max(waits)

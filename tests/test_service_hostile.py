@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import socket
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -289,6 +290,15 @@ def declared_huge(c: httpx.Client) -> httpx.Response:
     return httpx.Response(int(status_line.split()[1]), content=body)
 
 
+def hang_up_mid_upload(c: httpx.Client) -> None:
+    """A client that announces 1 MB, sends 1 kB and disconnects: no answer is owed, nothing is kept."""
+    url = httpx.URL(str(c.base_url))
+    head = (f"PUT /api/uploads/aed.csv HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Authorization: {c.headers['Authorization']}\r\nContent-Length: 1000000\r\n\r\n")
+    with socket.create_connection((url.host, url.port), timeout=30) as sock:
+        sock.sendall(head.encode() + KOMAE_AED.read_bytes()[:1000])
+
+
 def _complete(received: bytes, head_end: int) -> bool:
     for line in received[:head_end].split(b"\r\n"):
         name, _, value = line.partition(b":")
@@ -352,6 +362,7 @@ def test_every_bad_or_hostile_request_gets_its_own_clear_error_and_nothing_earli
                  for name, got in [(case.name, answers[case.name])] if got != (case.status, case.code)}
         assert not wrong, json.dumps(wrong, ensure_ascii=False, indent=1)
 
+        hang_up_mid_upload(c)
         assert c.get("/api/health").json()["ok"]
         for token, response in zip((komae_token, yaizu_token), earlier, strict=True):
             status = c.get(f"/api/uploads/{response.json()['upload_id']}", headers={"Authorization": f"Bearer {token}"})
@@ -359,6 +370,9 @@ def test_every_bad_or_hostile_request_gets_its_own_clear_error_and_nothing_earli
     landing_after = checksums(server.home / "landing")
     assert {k: landing_after.get(k) for k in landing_before} == landing_before
     assert checksums(server.home / "releases") == releases_before
+    deadline = time.monotonic() + 10      # the hung-up upload is cleaned up when the server notices
+    while list((server.home / "tmp").glob(".upload-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not list((server.home / "tmp").glob(".upload-*")), "received files are cleaned up"
 
 

@@ -1,0 +1,359 @@
+"""Benchmark of validation (issue 4): 1,000,000 staged AED rows × the AED suite, three ways.
+
+Data: bench_intake.py's generated CP932 AED file (mostly clean, ~0.1 % failing cells of each of 15 kinds),
+staged by intake once and stored as validate_staged stores it (DuckDB file, tables ``staged`` and ``raw``),
+plus the staged values as a UTF-8 CSV for frictionless; both cached under bench/.data/validate.
+
+(a) kouiki: ``expectations.validate.validate_table`` — one Great Expectations run on DuckDB through
+    SQLAlchemy, then the row-level findings (one SQL query per failing expectation, raw values joined).
+(b) the same checks as plain DuckDB SQL: ``suites.count_failing`` (one query counting every check) plus one
+    failing-rows query per failing check with the same columns (line, value, raw value): equivalent work.
+(c) ``frictionless validate`` (5.21.0, in its own venv bench/.venv-frictionless, created when missing) of
+    the CSV with an equivalent Table Schema (required, pattern, enum, number with minimum/maximum, unique
+    ID), timed as a whole process. The check digit and the time order have no Table Schema form: frictionless
+    does slightly less work than (a).
+
+(a) and (b) run in their own processes, ``--repeats`` times each (median; the first run, cold, is kept in
+the details); (c) runs once (minutes). Failing counts are cross-checked: GE = SQL = what was injected.
+
+Run: .venv/bin/python bench/bench_validate.py [--rows 1000000] [--repeats 3] [--skip-frictionless]
+     → Markdown on stdout, JSON (bench/README.md's result shape) in bench/results/validate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+for folder in (REPO, BENCH_DIR):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from bench_intake import DEFAULT_ROWS, DEFAULT_SEED, FAILURES, AedFiles, ensure_aed_files  # noqa: E402
+from common import (  # noqa: E402
+    BENCH,
+    DATA_DIR,
+    RESULTS_DIR,
+    ChildRun,
+    Target,
+    emit,
+    figure,
+    figures_table,
+    load_average,
+    median_of,
+    peak_rss_self_mib,
+    result_document,
+    run_child,
+    write_result,
+)
+
+NAME = "validate"
+STAGE_VERSION = 1
+DATASET = "aed"
+FRICTIONLESS = "frictionless==5.21.0"
+FRICTIONLESS_VENV = BENCH / ".venv-frictionless"
+GE_TARGET = Target("<=", 1.5, on="ratio")
+FRICTIONLESS_TARGET = Target(">=", 50, on="ratio")
+CHILD_TIMEOUT = 1800
+FRICTIONLESS_TIMEOUT = 3600
+ROW, LINE = "_row", "_source_line"
+
+
+# --- staged data --------------------------------------------------------------------------------------
+
+def ensure_staged(files: AedFiles, data_dir: Path, timeout: float) -> tuple[Path, Path, dict[str, Any]]:
+    """The DuckDB file (staged + raw, as validate_staged builds it) and the values CSV, made once."""
+    stem = f"aed_{files.meta['rows']}_{files.meta['seed']}"
+    db, csv, meta_path = data_dir / f"{stem}.duckdb", data_dir / f"{stem}.values.csv", data_dir / f"{stem}.json"
+    wanted = {"source": files.meta, "stage_version": STAGE_VERSION}
+    if db.exists() and csv.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if {k: meta.get(k) for k in wanted} == wanted:
+            return db, csv, meta
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)
+    run = _child("stage", files.cp932, db, csv, timeout=timeout)
+    meta = {**wanted, **(run.output or {})}
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    return db, csv, meta
+
+
+def child_stage(cp932: Path, db: Path, csv: Path) -> dict[str, Any]:
+    """Stage the file with intake and store it the way warehouse.load.validate_staged does."""
+    import duckdb
+
+    from expectations.registry import default_registry
+    from intake.process import stage_file
+
+    staged = stage_file(cp932, default_registry())
+    columns = [c.name for c in staged.dataset.canonical.columns]
+    con = duckdb.connect(str(db))
+    try:
+        con.register("values_df", staged.values.to_arrow())
+        con.register("raw_df", staged.raw.to_arrow())
+        con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
+        con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
+        listed = ", ".join(_quote(c) for c in columns)
+        target = str(csv).replace("'", "''")
+        con.execute(f"COPY (SELECT {listed} FROM staged ORDER BY {ROW}) TO '{target}' (HEADER, DELIMITER ',')")
+    finally:
+        con.close()
+    return {"rows": staged.values.height, "columns": len(columns), "variant": staged.match.variant,
+            "missing_columns": list(staged.match.missing), "extra_columns": list(staged.match.unmatched)}
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# --- (a) kouiki and (b) plain SQL --------------------------------------------------------------------
+
+def child_ge(db: Path, repeats: str) -> dict[str, Any]:
+    """(a) validate_table, ``repeats`` times in this process."""
+    from expectations.registry import default_registry
+    from expectations.suites import build_checks
+    from expectations.validate import validate_table
+
+    dataset = default_registry().get(DATASET)
+    seconds: list[float] = []
+    result = None
+    for _ in range(int(repeats)):
+        started = time.perf_counter()
+        result = validate_table(db, "staged", dataset, raw_table="raw", upload_id="bench")
+        seconds.append(time.perf_counter() - started)
+    assert result is not None
+    return {
+        "seconds_all": seconds, "checks": len(build_checks(dataset)),
+        "expectations": len(result.expectations),
+        "failing_by_check": {e.check_id: e.unexpected_count for e in result.expectations if e.unexpected_count},
+        "findings": result.findings.height, "findings_by_code": result.counts_by_code,
+        "rows_failing": result.n_failing, "decision": result.decision,
+        "gaps_consistent": all(g.consistent for g in result.gaps), "peak_rss_mib": peak_rss_self_mib(),
+    }
+
+
+def plain_sql_validation(db: Path) -> dict[str, Any]:
+    """(b) The suite as plain DuckDB SQL, doing what validate_table does apart from GE: count each
+    check's failing rows, then fetch every failing cell (line, value, raw value) of each failing check."""
+    import duckdb
+    import polars as pl
+
+    from expectations.errors import error_type
+    from expectations.registry import default_registry
+    from expectations.suites import build_checks, count_failing
+
+    checks = build_checks(default_registry().get(DATASET))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        count_row = con.execute("SELECT count(*) FROM staged").fetchone()
+        counts = count_failing(con, "staged", checks)
+        frames = []
+        for check in checks:
+            where = check.failing_sql("staged")
+            if where is None or not counts.get(check.id):
+                continue
+            col = _quote(check.column)
+            sql = (f"WITH f AS (SELECT {ROW} AS row, {LINE} AS source_line, CAST({col} AS VARCHAR) AS value "
+                   f"FROM staged WHERE {where}) SELECT f.source_line, f.row, CAST(r.{col} AS VARCHAR) AS "
+                   f"raw_value, f.value FROM f LEFT JOIN raw r ON r.{ROW} = f.row ORDER BY f.row")
+            frames.append(con.execute(sql).pl().with_columns(
+                pl.lit(check.column).alias("column"), pl.lit(check.error_code).alias("error_code"),
+                pl.lit(error_type(check.error_code).severity).alias("severity")))
+    finally:
+        con.close()
+    findings = pl.concat(frames) if frames else pl.DataFrame()
+    errors = findings.filter(pl.col("severity") == "error") if frames else findings
+    return {"rows": int(count_row[0]) if count_row else 0, "failing_by_check": {k: v for k, v in counts.items() if v},
+            "findings": findings.height,
+            "rows_failing": errors["row"].n_unique() if errors.height else 0}
+
+
+def child_sql(db: Path, repeats: str) -> dict[str, Any]:
+    import expectations.suites  # noqa: F401  (imports great_expectations: seconds, not to be timed)
+
+    seconds: list[float] = []
+    result: dict[str, Any] = {}
+    for _ in range(int(repeats)):
+        started = time.perf_counter()
+        result = plain_sql_validation(db)
+        seconds.append(time.perf_counter() - started)
+    return {**result, "seconds_all": seconds, "peak_rss_mib": peak_rss_self_mib()}
+
+
+# --- (c) frictionless ---------------------------------------------------------------------------------
+
+def table_schema() -> tuple[dict[str, Any], list[str]]:
+    """A Frictionless Table Schema equivalent to the AED suite, and the checks it cannot express."""
+    from expectations.registry import default_registry
+    from expectations.suites import build_checks
+
+    dataset = default_registry().get(DATASET)
+    fields: dict[str, dict[str, Any]] = {c.name: {"name": c.name, "type": "string", "constraints": {}}
+                                         for c in dataset.canonical.columns}
+    left_out = []
+    for check in build_checks(dataset):
+        spec, constraints = fields[check.column], fields[check.column]["constraints"]
+        if check.kind == "not_null":
+            constraints["required"] = True
+        elif check.kind == "regex" and check.rule in ("number", "integer"):
+            spec["type"] = check.rule            # the type check is frictionless's type-error
+        elif check.kind == "regex":
+            constraints["pattern"] = _unanchored(check.regex)
+        elif check.kind == "in_set":
+            constraints["enum"] = list(check.value_set)
+        elif check.kind == "between":
+            spec["type"] = "number"
+            constraints["minimum"], constraints["maximum"] = check.min_value, check.max_value
+        elif check.kind == "unique":
+            constraints["unique"] = True
+        elif check.kind != "exists":             # a header check is part of reading a Table Schema
+            left_out.append(check.id)
+    for spec in fields.values():
+        if not spec["constraints"]:
+            del spec["constraints"]
+    return {"fields": list(fields.values())}, left_out
+
+
+def _unanchored(regex: str) -> str:
+    """Frictionless anchors a pattern itself (^…$)."""
+    inner = regex.removeprefix("^").removesuffix("$")
+    return f"(?:{inner})"
+
+
+def ensure_frictionless(venv: Path = FRICTIONLESS_VENV) -> Path:
+    """The frictionless executable of its own venv; creates the venv (python3 -m venv + pip) when missing."""
+    python, exe = venv / "bin" / "python", venv / "bin" / "frictionless"
+    version = FRICTIONLESS.split("==")[1]
+    if exe.exists():
+        probe = subprocess.run([str(python), "-c", "import frictionless; print(frictionless.__version__)"],
+                               capture_output=True, text=True, check=False)
+        if probe.stdout.strip() == version:
+            return exe
+    base = shutil.which("python3") or sys.executable
+    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", FRICTIONLESS],
+                   check=True)
+    return exe
+
+
+def run_frictionless(exe: Path, csv: Path, schema: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """``frictionless validate`` as a whole process (start-up measured separately), errors counted."""
+    folder = csv.parent
+    (folder / "aed.schema.json").write_text(json.dumps(schema, ensure_ascii=False, indent=1), encoding="utf-8")
+    head = folder / "aed.head.csv"
+    with csv.open(encoding="utf-8") as source:
+        head.write_text("".join(next(source) for _ in range(2)), encoding="utf-8")
+    # relative paths: frictionless treats absolute ones as unsafe
+    command = [str(exe), "validate", "--schema", "aed.schema.json", "--json", "--limit-errors", "100000000"]
+    startup = run_child([*command, head.name], timeout=300, cwd=folder)
+    run = run_child([*command, csv.name], timeout=timeout, cwd=folder)
+    if run.timed_out or not run.stdout.strip().startswith("{"):
+        raise RuntimeError(f"frictionless failed: {run.failure()}")
+    report = json.loads(run.stdout)
+    task = report["tasks"][0]
+    errors = Counter(f"{e.get('type')}:{e.get('fieldName', '')}" for e in task.get("errors", []))
+    return {"seconds": run.seconds, "startup_seconds": startup.seconds, "peak_rss_mib": run.peak_rss_mib,
+            "valid": report.get("valid"), "rows": task.get("stats", {}).get("rows"),
+            "errors": sum(errors.values()), "errors_by_type_and_field": dict(sorted(errors.items()))}
+
+
+# --- the parent ---------------------------------------------------------------------------------------
+
+def _child(mode: str, *args: Any, timeout: float) -> ChildRun:
+    run = run_child([sys.executable, str(Path(__file__).resolve()), "--child", mode, *map(str, args)],
+                    timeout=timeout)
+    if not run.ok or run.output is None:
+        raise RuntimeError(f"child {mode} failed: {run.failure()}")
+    return run
+
+
+def expected_failures(files: AedFiles) -> dict[str, int]:
+    """error code:column → failing cells put in by the generator (what GE must find)."""
+    injected = files.meta["failures"]
+    return {f"{kind.error_code}:{kind.column}": injected[kind.name] for kind in FAILURES if kind.name in injected}
+
+
+def build_result(files: AedFiles, stage_meta: dict[str, Any], ge: dict[str, Any], sql: dict[str, Any],
+                 frictionless: dict[str, Any] | None, load_before: list[float]) -> dict[str, Any]:
+    rows = stage_meta["rows"]
+    ge_s, sql_s = median_of(ge["seconds_all"]), median_of(sql["seconds_all"])
+    label = f"{rows:,} rows × {ge['checks']} checks"
+    figures = [
+        figure(f"validate_table (GE on DuckDB + findings), {label}", ge_s, "s", baseline=sql_s,
+               baseline_name="same checks as plain DuckDB SQL", target=GE_TARGET),
+        figure("validate_table throughput", rows / ge_s, "rows/s"),
+    ]
+    if frictionless is not None:
+        figures.append(figure("frictionless validate, same data as CSV (whole process)", frictionless["seconds"],
+                              "s", baseline=ge_s, baseline_name="kouiki validate_table", target=FRICTIONLESS_TARGET))
+    expected = expected_failures(files)
+    details = {
+        "rows": rows, "checks": ge["checks"], "expectations": ge["expectations"],
+        "ge_seconds_all": [round(s, 3) for s in ge["seconds_all"]],
+        "sql_seconds_all": [round(s, 3) for s in sql["seconds_all"]],
+        "ge_first_run_seconds": round(ge["seconds_all"][0], 3),
+        "ge_peak_rss_mib": round(ge["peak_rss_mib"], 1), "sql_peak_rss_mib": round(sql["peak_rss_mib"], 1),
+        "failing_by_check": {"ge": ge["failing_by_check"], "sql": sql["failing_by_check"], "injected": expected},
+        "ge_equals_sql": ge["failing_by_check"] == sql["failing_by_check"],
+        "ge_equals_injected": ge["failing_by_check"] == expected,
+        "findings": {"ge": ge["findings"], "sql": sql["findings"]},
+        "rows_failing": {"ge": ge["rows_failing"], "sql": sql["rows_failing"]},
+        "findings_by_code": ge["findings_by_code"], "decision": ge["decision"],
+        "gaps_consistent": ge["gaps_consistent"],
+        "frictionless": frictionless if frictionless is not None else "skipped",
+        "load_average_before": load_before, "load_average_after": load_average(),
+        "method": "(a) and (b) in their own processes, repeated, median; (c) one whole process; the staged "
+                  "DuckDB file is built once beforehand (not timed)",
+    }
+    return result_document(NAME, figures, details)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
+                        help="holds intake/ (the generated file) and validate/ (staged data)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json")
+    parser.add_argument("--timeout", type=float, default=CHILD_TIMEOUT, help="seconds per child process")
+    parser.add_argument("--frictionless-timeout", type=float, default=FRICTIONLESS_TIMEOUT)
+    parser.add_argument("--skip-frictionless", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        mode, *rest = args.child
+        if mode == "stage":
+            emit(child_stage(*map(Path, rest)))
+        else:
+            emit({"ge": child_ge, "sql": child_sql}[mode](Path(rest[0]), rest[1]))
+        return 0
+    load_before = load_average()
+    files = ensure_aed_files(args.rows, args.seed, args.data_dir / "intake")
+    db, csv, stage_meta = ensure_staged(files, args.data_dir / NAME, args.timeout)
+    ge = _child("ge", db, args.repeats, timeout=args.timeout).output
+    sql = _child("sql", db, args.repeats, timeout=args.timeout).output
+    assert ge is not None and sql is not None
+    frictionless = None
+    if not args.skip_frictionless:
+        schema, left_out = table_schema()
+        frictionless = run_frictionless(ensure_frictionless(), csv, schema, args.frictionless_timeout)
+        frictionless["checks_without_table_schema_form"] = left_out
+    document = build_result(files, stage_meta, ge, sql, frictionless, load_before)
+    write_result(document, args.out)
+    print(figures_table(NAME, document["figures"]))
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
