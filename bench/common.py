@@ -16,6 +16,7 @@ Every benchmark writes one JSON document of the *result shape* below to ``bench/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import os
@@ -192,10 +193,8 @@ def run_child(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None
 
         def kill() -> None:
             expired.set()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, 9)
-            except ProcessLookupError:
-                pass
 
         timer = threading.Timer(timeout, kill)
         timer.start()

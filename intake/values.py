@@ -671,10 +671,7 @@ def _normalise_cells(raw: pl.Series, kind: _Kind, col_type: str) -> pl.DataFrame
     """(new, bad, changed, rule) for the cells that are not canonical as written, in their order."""
     stripped = raw.str.strip_chars()
     filled = pl.select(pl.when(stripped != "").then(stripped)).to_series().alias("v")
-    if kind.vectorised is not None:
-        cells = kind.vectorised(filled)
-    else:
-        cells = _fold_then_read(filled, kind, col_type)
+    cells = kind.vectorised(filled) if kind.vectorised is not None else _fold_then_read(filled, kind, col_type)
     changed = (pl.col("new") != pl.col("raw")).fill_null(False)   # blank → None is no change
     return cells.with_columns(raw=raw).select(
         "new", bad=pl.col("bad").fill_null(False), changed=changed,

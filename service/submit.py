@@ -1,11 +1,12 @@
 """One upload from a city, start to finish, without the web: the code path of the API and of ``kouiki upload``.
 
-1. land the bytes (``intake.landing.land_file``: content-addressed, idempotent, never overwritten);
-2. record the dataset (``intake.inbox.detect_upload``, with the uploader's hint); an unreadable file is
-   recorded as ``unreadable`` and refused with intake's error;
-3. stage and validate at once, without writing the lake (``stage_file`` + ``validate_staged``), refuse
-   formula injection, and write the city's report where the pipeline writes it
-   (``reports/<city>/<upload_id>.html/.json``).
+1. read and stage the received file (``intake.process.stage_file``, the uploader's dataset hint) and check
+   what the service refuses although intake can read it: formula cells, another municipality's rows;
+2. land the bytes (``intake.landing.land_file``: content-addressed, idempotent, never overwritten) and record
+   the dataset (``intake.inbox.detect_upload``); a file that cannot be read or is refused is landed too, but
+   recorded as ``unreadable`` / ``rejected`` at once, so the pipeline never picks it up;
+3. validate without writing the lake (``warehouse.load.validate_staged``) and write the city's report where
+   the pipeline writes it (``reports/<city>/<upload_id>.html/.json``).
 
 The upload stays ``landed``: the pipeline's lake asset picks it up (the upload sensor starts the city's run)
 and writes the lake and its own report. Uploading the same bytes again returns the first answer.
