@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the comman
 
 app = typer.Typer(help="kouiki (広域): shared open-data platform for member municipalities",
                   no_args_is_help=True, add_completion=False)
-members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=True)
-app.add_typer(members_app, name="members")
 # A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -207,18 +205,7 @@ def sync_partitions_cmd() -> None:
     console.print(f"partitions added: {', '.join(added) or 'none'}")
 
 
-@members_app.command("list")
-def members_list() -> None:
-    """List the member cities of the registry."""
-    table = Table()
-    for col in ("code", "name", "datasets"):
-        table.add_column(col)
-    for m in load_members():
-        table.add_row(m.code, m.name, ", ".join(m.datasets))
-    console.print(table)
-
-
-# The office's commands (members add/list, tokens, upload, status, rerun); its `members` group replaces the one above.
+# The office's commands: members add/list, tokens, upload, status, rerun (kouiki/office_cli.py).
 app.add_typer(office_app)
 
 if __name__ == "__main__":

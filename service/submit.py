@@ -185,7 +185,7 @@ def _validate(paths: Paths, staged: StagedUpload, upload: catalog.UploadRow, *, 
     # a private work folder: the pipeline may be validating the same upload in paths.tmp at this moment
     with tempfile.TemporaryDirectory(dir=paths.tmp, prefix=".validate-") as workdir:
         result = load.validate_staged(staged, staged.values, upload.upload_id, Path(workdir))
-    html = load._write_report(paths, staged, result, upload)
+    html = load.write_report(paths, staged, result, upload)
     doc = json.loads(html.with_suffix(".json").read_text(encoding="utf-8"))
     _record_validation(paths, upload.upload_id, doc, html)
     return Submission(upload=_get(paths, upload.upload_id), is_new=is_new, report=doc, report_html=html)

@@ -60,7 +60,7 @@ def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> 
         lake.write_partition(_quarantine(values, result), paths.lake, "quarantine", dataset_id, upload.city_code)
         lake.write_partition(result.findings.with_columns(pl.lit(upload.city_code).alias("_city_code")),
                              paths.lake, "findings", dataset_id, upload.city_code)
-    report_html = _write_report(paths, staged, result, upload)
+    report_html = write_report(paths, staged, result, upload)
     lake.write_partition(_history_row(upload, dataset_id, result), paths.lake, "history", dataset_id,
                          upload.city_code, file_name=f"{upload.upload_id}.parquet")
     rows_accepted = accepted.height if result.decision != "reject" else 0
@@ -150,7 +150,7 @@ def _quarantine(values: pl.DataFrame, result: ValidationResult) -> pl.DataFrame:
     return values.join(errors.with_columns(pl.col("_row").cast(pl.Int64)), on="_row", how="inner")
 
 
-def _write_report(paths: Paths, staged: StagedUpload, result: ValidationResult,
+def write_report(paths: Paths, staged: StagedUpload, result: ValidationResult,
                   upload: catalog.UploadRow) -> Path:
     city = lookup(upload.city_code)
     html, doc = render_report(
