@@ -11,7 +11,8 @@
    (a) baseline: DuckDB ``read_csv(all_varchar=true)`` of the UTF-8 copy into a table;
    (b) kouiki: ``intake.process.stage_file`` of the CP932 file (no validation, no lake write).
    3 runs each, interleaved; medians. Peak memory of (b) is the child's own ru_maxrss (os.wait4).
-3. Breaks (b) down by stage (decode, parse, source lines, detect, normalise per type …) in one more process.
+3. In one more process, (b)'s memory by step (peak and what remains after read_file and stage_table), then
+   where its time goes by stage (decode, parse, source lines, detect, normalise per type …).
 
 Run: .venv/bin/python bench/bench_intake.py [--rows 1000000] [--repeats 3]
      → Markdown on stdout, JSON (bench/README.md's result shape) in bench/results/intake.json.
@@ -51,6 +52,7 @@ from common import (  # noqa: E402
     load_average,
     median_of,
     peak_rss_self_mib,
+    reset_peak_rss,
     result_document,
     rss_now_mib,
     run_child,
@@ -58,7 +60,7 @@ from common import (  # noqa: E402
 )
 
 NAME = "intake"
-GENERATOR_VERSION = 3          # bump when the generated data changes: cached files are then rebuilt
+GENERATOR_VERSION = 4          # bump when the generated data changes: cached files are then rebuilt
 DEFAULT_ROWS, DEFAULT_SEED = 1_000_000, 20261129
 FAIL_RATE = 0.001              # share of rows given each kind of failing cell
 RATIO_TARGET = Target("<=", 2.0, on="ratio")
@@ -376,7 +378,9 @@ def child_generate(rows: str, seed: str, data_dir: Path) -> dict[str, Any]:
     columns = [c.name for c in default_registry().get("aed").canonical.columns]
     started = time.perf_counter()
     frame, failures = generate_aed(int(rows), int(seed), columns)
-    text = frame.write_csv(line_terminator="\r\n")
+    # empty cells unquoted, as Excel writes them (polars quotes an empty string, not a null)
+    blanks_as_nulls = frame.select(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in frame.columns)
+    text = blanks_as_nulls.write_csv(line_terminator="\r\n")
     encoded = text.encode("cp932")           # strict: every character must exist in CP932
     data_dir.mkdir(parents=True, exist_ok=True)
     cp932.write_bytes(encoded)
@@ -436,7 +440,8 @@ def child_intake(cp932: Path) -> dict[str, Any]:
 
 
 def child_breakdown(cp932: Path, utf8: Path) -> dict[str, Any]:
-    """Where stage_file's time goes: each step timed on its own, plus a profile of read_file."""
+    """Where stage_file's memory goes (first, in a fresh process) and its time: each step timed on its own,
+    plus a profile of read_file."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -446,6 +451,7 @@ def child_breakdown(cp932: Path, utf8: Path) -> dict[str, Any]:
     from intake.read import read_file
     from intake.values import normalise_column
 
+    memory = memory_by_step(cp932)
     registry = default_registry()
     stages: dict[str, float] = {}
     started = time.perf_counter()
@@ -514,7 +520,33 @@ def child_breakdown(cp932: Path, utf8: Path) -> dict[str, Any]:
     top_columns = dict(sorted(by_column.items(), key=lambda kv: -kv[1])[:10])
     return {"stages_s": _rounded(stages), "alternatives_s": _rounded(alternatives),
             "normalise_by_type_s": _rounded(dict(by_type)),
-            "normalise_slowest_columns_s": _rounded(top_columns), "read_file_profile": read_profile}
+            "normalise_slowest_columns_s": _rounded(top_columns), "read_file_profile": read_profile,
+            "memory": memory}
+
+
+def memory_by_step(cp932: Path) -> dict[str, Any]:
+    """Peak and remaining resident memory of each step of stage_file, in MiB (Linux only)."""
+    from expectations.registry import default_registry
+    from intake.headers import header_score
+    from intake.process import choose_dataset, stage_table
+    from intake.read import read_file
+
+    registry = default_registry()
+    steps: dict[str, dict[str, float | None]] = {"after imports": {"rss": rss_now_mib()}}
+    if not reset_peak_rss():
+        return {"steps_mib": steps, "note": "peak reset not available"}
+    raw = read_file(cp932, header_scorer=lambda h: header_score(h, registry))
+    steps["read_file (bytes → Arrow → polars RawTable)"] = {"peak": peak_rss_self_mib(), "rss": rss_now_mib()}
+    reset_peak_rss()
+    match = choose_dataset(raw, registry, file_name=cp932.name)
+    staged = stage_table(raw, registry.get(match.dataset_id), match)
+    steps["stage_table (normalised values + raw cells)"] = {"peak": peak_rss_self_mib(), "rss": rss_now_mib()}
+    sizes = {"raw_table.data": raw.data.estimated_size() / MIB, "staged.values": staged.values.estimated_size() / MIB,
+             "staged.raw": staged.raw.estimated_size() / MIB}
+    return {"steps_mib": {k: {m: round(v, 1) if v is not None else None for m, v in d.items()}
+                          for k, d in steps.items()},
+            "frame_sizes_mib": _rounded(sizes),
+            "file_mib": round(cp932.stat().st_size / MIB, 1)}
 
 
 def _profile_rows(profile: cProfile.Profile, limit: int = 14) -> list[dict[str, Any]]:
@@ -551,8 +583,10 @@ def measure(files: AedFiles, repeats: int, timeout: float) -> dict[str, Any]:
     for _ in range(repeats):
         baseline.append(_child("baseline", files.utf8, timeout=timeout))
         intake.append(_child("intake", files.cp932, timeout=timeout))
-    breakdown = _child("breakdown", files.cp932, files.utf8, timeout=timeout)
-    return {"baseline": baseline, "intake": intake, "breakdown": breakdown.output}
+    breakdown = _child("breakdown", files.cp932, files.utf8, timeout=timeout).output
+    assert breakdown is not None
+    memory = breakdown.pop("memory")
+    return {"baseline": baseline, "intake": intake, "breakdown": breakdown, "memory": memory}
 
 
 def build_result(files: AedFiles, runs: dict[str, Any], load_before: list[float]) -> dict[str, Any]:
@@ -578,7 +612,9 @@ def build_result(files: AedFiles, runs: dict[str, Any], load_before: list[float]
         "baseline_peak_rss_mib": round(max(r.output["peak_rss_mib"] for r in runs["baseline"]), 1),
         "detected": {"dataset": first["dataset"], "variant": first["variant"], "encoding": first["encoding"]},
         "normalised_cells": first["normalised_cells"], "invalid_cells": first["invalid_cells"],
-        "breakdown": runs["breakdown"],
+        "breakdown": runs["breakdown"], "memory_by_step": runs["memory"],
+        "ratio_per_pair": [round(i.output["seconds"] / b.output["seconds"], 2)
+                           for b, i in zip(runs["baseline"], runs["intake"], strict=True)],
         "load_average_before": load_before, "load_average_after": load_average(),
         "method": "each run a fresh process; time measured inside it around the call only; median of "
                   "the runs (interleaved); files read once beforehand (page cache warm); peak memory = the "

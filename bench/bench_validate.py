@@ -77,7 +77,7 @@ ROW, LINE = "_row", "_source_line"
 
 # --- staged data --------------------------------------------------------------------------------------
 
-def ensure_staged(files: AedFiles, data_dir: Path, timeout: float) -> tuple[Path, Path, dict[str, Any]]:
+def ensure_staged(files: AedFiles, data_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
     """The DuckDB file (staged + raw, as validate_staged builds it) and the values CSV, made once."""
     stem = f"aed_{files.meta['rows']}_{files.meta['seed']}"
     db, csv, meta_path = data_dir / f"{stem}.duckdb", data_dir / f"{stem}.values.csv", data_dir / f"{stem}.json"
@@ -88,13 +88,13 @@ def ensure_staged(files: AedFiles, data_dir: Path, timeout: float) -> tuple[Path
             return db, csv, meta
     data_dir.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)
-    run = _child("stage", files.cp932, db, csv, timeout=timeout)
-    meta = {**wanted, **(run.output or {})}
+    # in this process: the measured children report their own peak memory (VmHWM), whatever this one holds
+    meta = {**wanted, **stage_into_duckdb(files.cp932, db, csv)}
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return db, csv, meta
 
 
-def child_stage(cp932: Path, db: Path, csv: Path) -> dict[str, Any]:
+def stage_into_duckdb(cp932: Path, db: Path, csv: Path) -> dict[str, Any]:
     """Stage the file with intake and store it the way warehouse.load.validate_staged does."""
     import duckdb
 
@@ -336,15 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        mode, *rest = args.child
-        if mode == "stage":
-            emit(child_stage(*map(Path, rest)))
-        else:
-            emit(child_measure(Path(rest[0]), rest[1]))
+        db, repeats = args.child[1:]      # the one child mode: measure
+        emit(child_measure(Path(db), repeats))
         return 0
     load_before = load_average()
     files = ensure_aed_files(args.rows, args.seed, args.data_dir / "intake", args.timeout)
-    db, csv, stage_meta = ensure_staged(files, args.data_dir / NAME, args.timeout)
+    db, csv, stage_meta = ensure_staged(files, args.data_dir / NAME)
     warm_page_cache(db)
     measured = _child("measure", db, args.repeats, timeout=args.timeout).output
     assert measured is not None

@@ -144,6 +144,16 @@ def peak_rss_self_mib() -> float:
     return peak / MIB if sys.platform == "darwin" else peak / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Restart VmHWM at the current RSS (Linux: write 5 to /proc/self/clear_refs), to measure one step's
+    peak; False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
 def rss_now_mib() -> float | None:
     """Resident memory right now, in MiB (Linux VmRSS), e.g. after imports and before the measured call."""
     rss = _proc_status_kib("VmRSS")

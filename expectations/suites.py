@@ -97,6 +97,7 @@ class Check:
     min_value: float = 0.0                 # "between"
     max_value: float = 0.0
     or_equal: bool = False                 # "after": equal counts as after (dates)
+    group_column: str = ""                 # "unique": unique within each value of this column (one upload)
 
     @property
     def id(self) -> str:
@@ -123,6 +124,11 @@ class Check:
             case "between":
                 return ExpectColumnValuesAsNumberToBeBetween(
                     column=col, min_value=self.min_value, max_value=self.max_value, meta=meta)
+            case "unique" if self.group_column:
+                # several uploads validated in one batch: an ID must be unique within its own upload;
+                # rows without an ID are not compared (ID is optional in most datasets)
+                return e.ExpectCompoundColumnsToBeUnique(
+                    column_list=[self.group_column, col], ignore_row_if="any_value_is_missing", meta=meta)
             case "unique":
                 return e.ExpectColumnValuesToBeUnique(column=col, meta=meta)
             case "check_digit":
@@ -150,6 +156,10 @@ class Check:
                 number = f"TRY_CAST({col} AS DOUBLE)"
                 bounds = f"{self.min_value} AND {self.max_value}"
                 return f"{number} IS NOT NULL AND NOT ({number} BETWEEN {bounds})"
+            case "unique" if self.group_column:
+                group = quote(self.group_column)
+                return (f"{col} IS NOT NULL AND ({group}, {col}) IN (SELECT ({group}, {col}) FROM {quote(table)} "
+                        f"WHERE {col} IS NOT NULL GROUP BY {group}, {col} HAVING count(*) > 1)")
             case "unique":
                 return (f"{col} IN (SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL "
                         f"GROUP BY {col} HAVING count(*) > 1)")
@@ -228,8 +238,10 @@ class ExpectColumnValuesAsNumberToBeBetween(ColumnMapExpectation):
 
 # --- from a dataset to its checks ------------------------------------------------------------------
 
-def build_checks(dataset: Dataset) -> list[Check]:
-    """Every check the canonical variant of ``dataset`` implies, in column order."""
+def build_checks(dataset: Dataset, *, batch_column: str = "") -> list[Check]:
+    """Every check the canonical variant of ``dataset`` implies, in column order.
+
+    ``batch_column`` names the column that tells the uploads of a batch apart (IDs are unique per upload)."""
     columns = dataset.canonical.columns
     names = {c.name for c in columns}
     checks: list[Check] = []
@@ -243,7 +255,7 @@ def build_checks(dataset: Dataset) -> list[Check]:
             checks.append(Check("between", "constraint-error", rule, name,
                                 min_value=bounds[0], max_value=bounds[1]))
     if dataset.id_column in names:
-        checks.append(Check("unique", "unique-error", "id", dataset.id_column))
+        checks.append(Check("unique", "unique-error", "id", dataset.id_column, group_column=batch_column))
     for start, end, rule in ORDERED_PAIRS:
         if start in names and end in names:
             checks.append(Check("after", "cross-column-error", rule, end, other_column=start,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,15 +134,17 @@ def validate_table(
     extra_columns: Sequence[str] = (),
     missing_required: Sequence[str] = (),
     ge_row_limit: int = 0,
+    batch_column: str = "",
 ) -> ValidationResult:
     """Validate ``table`` in the DuckDB file ``db_path`` against ``dataset`` (canonical variant).
 
     ``missing_columns`` / ``extra_columns`` / ``missing_required`` come from intake's header mapping and
     become file-level findings. ``ge_row_limit`` is GE's ``partial_unexpected_count``: 0 (default) asks GE
     for counts only, the fastest; any expectation with more failing rows than GE listed is a gap closed
-    with SQL.
+    with SQL. ``batch_column`` (e.g. ``_upload_id``) validates several uploads at once: IDs must then be
+    unique within each upload; split the result with :func:`split_batch`.
     """
-    checks = build_checks(dataset)
+    checks = build_checks(dataset, batch_column=batch_column)
     row_count = _check_contract(db_path, table, raw_table, dataset)
     ge_result = ge_duckdb.run_suite(db_path, table, build_suite(dataset, checks),
                                     result_format=ge_duckdb.result_format_for(ge_row_limit, ROW))
@@ -155,10 +157,10 @@ def validate_table(
         cell_findings, gaps = _cell_findings(con, table, raw_table, summaries, by_id, listed)
     finally:
         con.close()
-    label_findings = _label_findings(missing_columns, extra_columns, missing_required)
-    findings = pl.concat([label_findings, *cell_findings], how="vertical").with_columns(
+    labels = label_findings(missing_columns, extra_columns, missing_required)
+    findings = pl.concat([labels, *cell_findings], how="vertical").with_columns(
         pl.lit(upload_id, dtype=pl.String).alias("upload_id")).sort(["row", "column"], nulls_last=False)
-    failing = _failing_rows(findings)
+    failing = failing_rows_of(findings)
     decision, reason = decide(dataset.policy, row_count, len(failing), list(missing_required))
     return ValidationResult(
         upload_id=upload_id, dataset_id=dataset.id, table=table, row_count=row_count,
@@ -287,7 +289,7 @@ def _splice(template: str, value: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit(before), value, pl.lit(after)])
 
 
-def _label_findings(missing_columns: Sequence[str], extra_columns: Sequence[str],
+def label_findings(missing_columns: Sequence[str], extra_columns: Sequence[str],
                     missing_required: Sequence[str]) -> pl.DataFrame:
     required = set(missing_required)
     labelled = ([("missing-required-label", c) for c in missing_required]
@@ -304,7 +306,43 @@ def _label_findings(missing_columns: Sequence[str], extra_columns: Sequence[str]
     return pl.DataFrame(records, schema=FINDING_SCHEMA)
 
 
-def _failing_rows(findings: pl.DataFrame) -> pl.Series:
+def failing_rows_of(findings: pl.DataFrame) -> pl.Series:
     errors = findings.filter((pl.col("severity") == "error") & pl.col("row").is_not_null())
     return errors["row"].unique().sort().rename(ROW)
 
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """Where one upload sits in a batch table: rows ``offset`` … ``offset + rows - 1``, and its header findings."""
+
+    upload_id: str
+    offset: int
+    rows: int
+    missing_columns: Sequence[str] = ()
+    extra_columns: Sequence[str] = ()
+    missing_required: Sequence[str] = ()
+
+
+def split_batch(result: ValidationResult, parts: Sequence[BatchPart]) -> list[ValidationResult]:
+    """One result per upload from the validation of a batch (rows re-based to each upload, own decision).
+
+    Per-expectation counts are recounted from each upload's findings; the GE result JSON stays the batch's."""
+    out = []
+    for part in parts:
+        end = part.offset + part.rows
+        cells = (result.findings.filter(pl.col("row").is_not_null() & (pl.col("row") >= part.offset)
+                                        & (pl.col("row") < end))
+                 .with_columns((pl.col("row") - part.offset).alias("row")))
+        labels = label_findings(part.missing_columns, part.extra_columns, part.missing_required)
+        findings = pl.concat([labels, cells], how="vertical").with_columns(
+            pl.lit(part.upload_id, dtype=pl.String).alias("upload_id")).sort(["row", "column"], nulls_last=False)
+        failing = failing_rows_of(findings)
+        decision, reason = decide(result.policy, part.rows, len(failing), list(part.missing_required))
+        counts = {(r["error_code"], r["column"]): r["len"]
+                  for r in findings.group_by("error_code", "column").len().iter_rows(named=True)}
+        summaries = [replace(e, unexpected_count=int(counts.get((e.error_code, e.column), 0)),
+                             success=counts.get((e.error_code, e.column), 0) == 0) for e in result.expectations]
+        out.append(replace(result, upload_id=part.upload_id, row_count=part.rows, expectations=summaries,
+                           findings=findings, failing_rows=failing, decision=decision, decision_reason=reason))
+    return out

@@ -1,12 +1,13 @@
 """kouiki's own catalog: uploads, releases and an audit log, through SQLAlchemy.
 
 SQLite under the kouiki home by default; any SQLAlchemy URL (e.g. PostgreSQL) via ``KOUIKI_CATALOG_URL``.
-The catalog holds metadata only; bytes live in the landing zone and the lake.
+The catalog holds metadata only; bytes live in the landing zone and the lake. A plain ``postgresql://`` URL is
+served by psycopg2 (the driver installed with dagster-postgres): SQLAlchemy 2.1 would otherwise look for psycopg 3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -25,12 +27,18 @@ from sqlalchemy import (
     Text,
     create_engine,
     insert,
+    make_url,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
+
+# JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+Document = JSON().with_variant(JSONB(), "postgresql")
 
 uploads = Table(
     "uploads",
@@ -39,14 +47,14 @@ uploads = Table(
     Column("city_code", String(6), nullable=False, index=True),
     Column("sha256", String(64), nullable=False),
     Column("original_name", Text, nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),  # PostgreSQL's integer stops at 2 GiB
     Column("stored_path", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("source", String(32), nullable=False, default="inbox"),  # inbox, api, cli
     Column("dataset_id", String(64), index=True),
     Column("variant", String(32)),
     Column("status", String(32), nullable=False, default="landed"),
-    Column("detail", JSON),  # detection, counts, decision, report paths
+    Column("detail", Document),  # detection, counts, decision, report paths
     Column("updated_at", DateTime(timezone=True)),
 )
 
@@ -57,7 +65,7 @@ releases = Table(
     Column("number", Integer, primary_key=True),
     Column("published_at", DateTime(timezone=True), nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("rows", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
     Column("path", Text, nullable=False),
 )
 
@@ -69,7 +77,7 @@ audit_log = Table(
     Column("actor", String(64), nullable=False),
     Column("action", String(64), nullable=False),
     Column("subject", Text),
-    Column("detail", JSON),
+    Column("detail", Document),
 )
 
 
@@ -77,10 +85,21 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """``url`` with a driver SQLAlchemy can load here: ``postgresql://`` and ``postgres://`` become psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
 @cache
 def engine_for(url: str) -> Engine:
     """One engine per catalog URL; tables are created on first use."""
-    engine = create_engine(url, future=True)
+    url = sqlalchemy_url(url)
+    # A server database may restart or drop idle connections between pipeline steps: test before use.
+    options: dict[str, Any] = {} if make_url(url).get_backend_name() == "sqlite" else {"pool_pre_ping": True}
+    engine = create_engine(url, **options)
     metadata.create_all(engine)
     return engine
 
@@ -113,11 +132,14 @@ def get_upload(url: str, upload_id: str) -> UploadRow | None:
     return _to_upload(row) if row else None
 
 
-def list_uploads(url: str, city_code: str | None = None, dataset_id: str | None = None) -> list[UploadRow]:
-    """Uploads, oldest first."""
+def list_uploads(url: str, city_code: str | None = None, dataset_id: str | None = None,
+                 city_codes: Iterable[str] | None = None) -> list[UploadRow]:
+    """Uploads, oldest first; of one city, of several (``city_codes``), or all."""
     query = select(uploads).order_by(uploads.c.received_at, uploads.c.upload_id)
     if city_code:
         query = query.where(uploads.c.city_code == city_code)
+    if city_codes is not None:
+        query = query.where(uploads.c.city_code.in_(list(city_codes)))
     if dataset_id:
         query = query.where(uploads.c.dataset_id == dataset_id)
     with begin(url) as conn:
@@ -126,14 +148,20 @@ def list_uploads(url: str, city_code: str | None = None, dataset_id: str | None 
 
 def add_upload(url: str, row: dict[str, Any]) -> bool:
     """Insert an upload record; False if that upload id already exists (same bytes, same city)."""
-    with begin(url) as conn:
-        exists = conn.execute(
-            select(uploads.c.upload_id).where(uploads.c.upload_id == row["upload_id"])
-        ).first()
-        if exists:
-            return False
-        conn.execute(insert(uploads).values(**row, updated_at=row.get("received_at", now())))
-        audit(conn, "system", "upload.landed", row["upload_id"], {"city": row["city_code"]})
+    try:
+        with begin(url) as conn:
+            exists = conn.execute(
+                select(uploads.c.upload_id).where(uploads.c.upload_id == row["upload_id"])
+            ).first()
+            if exists:
+                return False
+            conn.execute(insert(uploads).values(**row, updated_at=row.get("received_at", now())))
+            audit(conn, "system", "upload.landed", row["upload_id"], {"city": row["city_code"]})
+    except IntegrityError:
+        # Another process (a parallel run on a shared PostgreSQL catalog) landed the same bytes first.
+        if get_upload(url, row["upload_id"]) is None:
+            raise
+        return False
     return True
 
 

@@ -3,20 +3,28 @@ region-wide models and the releases, all recorded in Dagster's instance so the U
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
+from assets.partitions import MEMBER_CITIES
 from kouiki import catalog
 from kouiki.members import Member, load_members
 from kouiki.settings import Paths, get_paths
 from publish.release import latest_release
+from warehouse import lake
 
 if TYPE_CHECKING:
     from assets.anonymise import AnonymisationRun
+
+DAGSTER_YAML_MARKER = "# Written by kouiki"
+# Run tags that make one run cover a range of partitions (assets with a single-run backfill policy).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 DAGSTER_YAML = """\
 # Written by kouiki: Dagster's own storage is SQLite under the kouiki home (embedded default).
@@ -26,6 +34,7 @@ concurrency:
   pools:
     default_limit: 1
 """
+DAGSTER_PG_URL_ENV = "KOUIKI_DAGSTER_PG_URL"
 
 
 @dataclass
@@ -49,21 +58,77 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
     return DagsterInstance.get()
+
+
+def dagster_yaml(postgres_url: str | None = None) -> str:
+    """dagster.yaml: SQLite under DAGSTER_HOME, or run/event/schedule storage on PostgreSQL at ``postgres_url``."""
+    if not postgres_url:
+        return DAGSTER_YAML
+    # psycopg2 named explicitly: dagster-postgres under SQLAlchemy 2.1 would look for psycopg 3 otherwise.
+    url = json.dumps(catalog.sqlalchemy_url(postgres_url))  # a JSON string is a valid YAML scalar
+    storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"
+    return DAGSTER_YAML.replace("SQLite under the kouiki home (embedded default)", "PostgreSQL") + storage
+
+
+def write_dagster_yaml(config: Path, postgres_url: str | None = None) -> None:
+    """Write kouiki's dagster.yaml when missing or when kouiki wrote it for another storage; a file someone
+    wrote by hand (no kouiki marker) is left alone. Owner-only: the PostgreSQL URL may carry a password."""
+    wanted = dagster_yaml(postgres_url)
+    if config.exists():
+        current = config.read_text(encoding="utf-8")
+        if current == wanted or not current.startswith(DAGSTER_YAML_MARKER):
+            return
+    staged = config.with_name(f".{config.name}.{os.getpid()}")  # renamed into place: readers never see half a file
+    staged.write_text(wanted, encoding="utf-8")
+    staged.chmod(0o600)
+    staged.replace(config)
 
 
 def sync_partitions(instance: DagsterInstance, members: list[Member]) -> list[str]:
     """Make sure every member city has its partition; returns the codes added."""
-    from assets.partitions import MEMBER_CITIES
 
     existing = set(instance.get_dynamic_partitions(MEMBER_CITIES))
     new = [m.code for m in members if m.code not in existing]
     if new:
         instance.add_dynamic_partitions(MEMBER_CITIES, new)
     return new
+
+
+def ingest_members(instance: DagsterInstance, members: list[Member], run_config: dict[str, Any]) -> bool:
+    """Land and load every member city's files in two Dagster runs over the cities' partition range (one run
+    per step, not one per city: Dagster's bookkeeping per run would dominate with hundreds of members):
+    first ``intake/uploads``, then only the lake assets of datasets that have uploads waiting."""
+    from pipelines.definitions import defs
+
+    if not members:
+        return True
+    keys = instance.get_dynamic_partitions(MEMBER_CITIES)
+    wanted = {m.code for m in members}
+    positions = [i for i, k in enumerate(keys) if k in wanted]
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[positions[0]], ASSET_PARTITION_RANGE_END_TAG: keys[positions[-1]]}
+    everything = defs.resolve_implicit_global_asset_job_def()
+    landed = everything.get_subset(asset_selection={AssetKey(["intake", "uploads"])}).execute_in_process(
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False)
+    waiting = datasets_waiting(get_paths(), sorted(wanted))
+    if not waiting:
+        return landed.success
+    lake_keys = {AssetKey(["lake", d]) for d in waiting}
+    loaded = everything.get_subset(asset_selection=lake_keys).execute_in_process(
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False)
+    return landed.success and loaded.success
+
+
+def datasets_waiting(paths: Paths, cities: list[str]) -> list[str]:
+    """Datasets with uploads to load for these cities (or a lake partition to rebuild)."""
+    waiting = set()
+    for up in catalog.list_uploads(paths.catalog_url, city_codes=cities):
+        if up.dataset_id and (up.status == "landed" or (
+                up.status in ("accepted", "quarantined")
+                and not lake.partition_file(paths.lake, "staged", up.dataset_id, up.city_code).exists())):
+            waiting.add(up.dataset_id)
+    return sorted(waiting)
 
 
 def run_main(paths: Paths | None = None, members: list[Member] | None = None,
@@ -76,13 +141,12 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
     instance = instance or dagster_instance(paths)
     sync_partitions(instance, members)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    ingest = defs.resolve_job_def("ingest_city")
-    cities = []
-    for member in members:
-        result = ingest.execute_in_process(partition_key=member.code, instance=instance, raise_on_error=False,
-                                        run_config=run_config)
-        cities.append(CityOutcome(member, result.success,
-                                  catalog.list_uploads(paths.catalog_url, city_code=member.code)))
+    ingest_ok = ingest_members(instance, members, run_config)
+    uploads_by_city: dict[str, list[catalog.UploadRow]] = {}
+    for up in catalog.list_uploads(paths.catalog_url, city_codes=[m.code for m in members]):
+        uploads_by_city.setdefault(up.city_code, []).append(up)
+    cities = [CityOutcome(m, ingest_ok or not _refused(uploads_by_city.get(m.code, [])),
+                          uploads_by_city.get(m.code, [])) for m in members]
     region = defs.resolve_job_def("publish_region").execute_in_process(instance=instance, raise_on_error=False,
                                                                       run_config=run_config)
     anonymisation = run_anonymisation(defs.resolve_job_def("anonymise_personal"), instance, run_config)
@@ -93,3 +157,11 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
             releases[pointer.parent.name] = latest
     return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths,
                        anonymisation=anonymisation)
+
+
+def _refused(uploads: list[catalog.UploadRow]) -> bool:
+    """The city's newest upload of some dataset was refused (its run step failed for that city)."""
+    newest: dict[str, catalog.UploadRow] = {}
+    for up in uploads:
+        newest[up.dataset_id or up.upload_id] = up
+    return any(up.status in ("rejected", "unreadable") for up in newest.values())

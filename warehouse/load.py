@@ -1,14 +1,16 @@
-"""Loading one upload into the lake: stage it, validate it with Great Expectations, and write the city's
-partition (accepted rows, quarantined rows, row-level findings) plus the upload's report.
+"""Loading uploads into the lake: stage them, validate them with Great Expectations, and write each city's
+partition (accepted rows, quarantined rows, row-level findings) plus each upload's report.
 
-Validation runs on a private DuckDB file per upload (not the shared warehouse), so city partitions can load
-in parallel without touching the warehouse's single-writer lock.
+Validation runs on a private DuckDB file per batch (not the shared warehouse), so city partitions can load
+in parallel without touching the warehouse's single-writer lock. Many small uploads of one dataset are
+validated together in one GE run (IDs unique per upload), because GE's fixed cost per run would otherwise
+dominate when hundreds of cities load at once.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import polars as pl
 
 from expectations.registry import Registry
 from expectations.report import render_report
-from expectations.validate import ValidationResult, validate_table
+from expectations.validate import BatchPart, ValidationResult, split_batch, validate_table
 from intake.localgov import lookup
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
@@ -39,21 +41,86 @@ class LoadOutcome:
     sample: list[dict[str, Any]]
 
 
+Item = tuple[catalog.UploadRow, StagedUpload]
+# A batch validated in one Great Expectations run holds at most this many rows (memory stays bounded).
+BATCH_ROWS = 400_000
+
+
 def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> LoadOutcome:
-    """Take one landed upload through staging and validation into the lake. Never raises on bad input:
-    an unreadable file is recorded as such and the city's previous good data stays in the lake."""
-    try:
-        staged = stage_file(paths.home / upload.stored_path, registry, original_name=upload.original_name,
-                            dataset_hint=upload.dataset_id)
-    except IntakeError as err:
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable",
-                                  detail={"error": err.to_dict()})
-        return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0,
-                           {err.code: 1}, None, [err.to_dict()])
+    """Take one landed upload through staging and validation into the lake (see :func:`load_uploads`)."""
+    return load_uploads(paths, registry, [upload])[0]
+
+
+def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadRow]) -> list[LoadOutcome]:
+    """Stage every upload, validate them per dataset in batches (one GE run per batch, not per file), then
+    write each city's partition and report. Never raises on bad input: an unreadable file is recorded as
+    such, a rejected one leaves the city's previous good data in the lake. Outcomes are in input order."""
+    outcomes: dict[str, LoadOutcome] = {}
+    staged: list[Item] = []
+    for upload in uploads:
+        try:
+            staged.append((upload, stage_file(paths.home / upload.stored_path, registry,
+                                              original_name=upload.original_name, dataset_hint=upload.dataset_id)))
+        except IntakeError as err:
+            outcomes[upload.upload_id] = _unreadable(paths, upload, err)
+    for batch in _batches(staged):
+        for (upload, one), result in zip(batch, _validate_batch(paths, batch), strict=True):
+            outcomes[upload.upload_id] = _write(paths, upload, one, result)
+    return [outcomes[u.upload_id] for u in uploads]
+
+
+def _batches(staged: list[Item]) -> list[list[Item]]:
+    """Uploads of one dataset together, in order, up to BATCH_ROWS rows per batch."""
+    by_dataset: dict[str, list[Item]] = {}
+    for item in staged:
+        by_dataset.setdefault(item[1].dataset.id, []).append(item)
+    batches: list[list[Item]] = []
+    for items in by_dataset.values():
+        current: list[Item] = []
+        rows = 0
+        for item in items:
+            if current and rows + item[1].values.height > BATCH_ROWS:
+                batches.append(current)
+                current, rows = [], 0
+            current.append(item)
+            rows += item[1].values.height
+        batches.append(current)
+    return batches
+
+
+def _validate_batch(paths: Paths, batch: list[Item]) -> list[ValidationResult]:
+    """One GE run over every upload of the batch, split back into one result per upload."""
+    if len(batch) == 1:
+        upload, one = batch[0]
+        return [validate_staged(one, _with_provenance(one.values, upload), upload.upload_id, paths.tmp)]
+    parts, values, raws, offset = [], [], [], 0
+    for upload, one in batch:
+        n = one.values.height
+        parts.append(BatchPart(upload.upload_id, offset, n, tuple(one.match.missing), tuple(one.match.unmatched),
+                               tuple(one.match.missing_required)))
+        shift = pl.col("_row") + offset
+        values.append(_with_provenance(one.values, upload).with_columns(shift))
+        raws.append(one.raw.with_columns(shift))
+        offset += n
+    first = batch[0][1]
+    combined = replace(first, values=pl.concat(values, how="vertical"), raw=pl.concat(raws, how="vertical"),
+                       match=replace(first.match, missing=[], unmatched=[], missing_required=[]))
+    result = validate_staged(combined, combined.values, f"batch-{batch[0][0].upload_id}", paths.tmp,
+                             batch_column="_upload_id")
+    return split_batch(result, parts)
+
+
+def _unreadable(paths: Paths, upload: catalog.UploadRow, err: IntakeError) -> LoadOutcome:
+    catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable", detail={"error": err.to_dict()})
+    return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0, {err.code: 1}, None,
+                       [err.to_dict()])
+
+
+def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result: ValidationResult) -> LoadOutcome:
+    """Write one upload's partition (unless rejected), its history row and its report; update the catalog."""
     values = _with_provenance(staged.values, upload)
-    result = validate_staged(staged, values, upload.upload_id, paths.tmp)
     failing = result.failing_rows
-    accepted = values.filter(~pl.col("_row").is_in(list(failing)))
+    accepted = values.filter(~pl.col("_row").is_in(failing.implode()))
     dataset_id = staged.dataset.id
     if result.decision != "reject":
         lake.write_partition(accepted, paths.lake, "staged", dataset_id, upload.city_code)
@@ -95,7 +162,8 @@ def _with_provenance(values: pl.DataFrame, upload: catalog.UploadRow) -> pl.Data
     )
 
 
-def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, workdir: Path) -> ValidationResult:
+def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, workdir: Path,
+                    *, batch_column: str = "") -> ValidationResult:
     """Validate staged values with Great Expectations on a private, temporary DuckDB file in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"validate-{upload_id}.duckdb"
@@ -112,7 +180,7 @@ def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, 
         return validate_table(
             db, "staged", staged.dataset, raw_table="raw", upload_id=upload_id,
             missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
-            missing_required=list(staged.match.missing_required),
+            missing_required=list(staged.match.missing_required), batch_column=batch_column,
         )
     finally:
         db.unlink(missing_ok=True)
