@@ -47,7 +47,7 @@ def test_batch_equals_one_by_one(kouiki_home: Path, tmp_path: Path) -> None:
     batch = load_uploads(paths, default_registry(), ups)
     komae_alone = lake.read_partition(paths.lake, "quarantine", "aed", "132195")
     assert komae_alone is not None
-    assert [_summary(o) for o in batch][0] == ("quarantine", 56, 1, {"format-error": 1})
+    assert _summary(batch[0]) == ("quarantine", 56, 1, {"format-error": 1})
     yz = batch[1]
     assert yz.failures_by_code == {"unique-error": 2}
     assert yz.rows == 83 and yz.rows_quarantined == 2
