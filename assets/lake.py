@@ -52,8 +52,11 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
         outcomes = load_uploads(paths, kouiki.registry(), pending)
+        # one summary line, not one per upload: every log line is an event in Dagster's storage
+        decisions: dict[str, int] = {}
         for o in outcomes:
-            context.log.info(f"{o.upload_id}: {o.decision}, {o.rows_accepted}/{o.rows} rows accepted")
+            decisions[o.decision] = decisions.get(o.decision, 0) + 1
+        context.log.info(f"{len(outcomes)} upload(s) of {len(cities)} city(ies): {decisions}")
         yield MaterializeResult(metadata=_metadata(outcomes, len(cities)))
         yield _check(key, outcomes)
 

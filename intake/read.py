@@ -48,6 +48,8 @@ DEFAULT_MAX_UNZIPPED_BYTES = 500_000_000
 MAX_ZIP_RATIO = 200
 ZIP_RATIO_FLOOR_BYTES = 1 << 20       # entries smaller than this cannot be bombs worth refusing
 HEADER_SEARCH_LINES = 15               # a header_scorer looks for the header among these first lines
+# A first line scoring this well is the header: scoring the other head lines could not beat it by much.
+CLEAR_HEADER_SCORE = 0.9
 NOTICE_LINE_LIMIT = 20                 # line numbers (or rows) listed in one notice
 UTF8_EVIDENCE_CHARS = 4                # this many valid non-ASCII UTF-8 characters prove a file is UTF-8
 PROBE_BYTES = 1 << 20                  # bytes decoded to choose the encoding and find the header
@@ -425,10 +427,18 @@ def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _
         return None
     chosen, chosen_by, score = candidates[0], "first-line", None
     if scorer is not None:
-        scores = [scorer(_header_cells(records[i])) for i in candidates]
+        first = scorer(_header_cells(records[candidates[0]]))
+        if first >= CLEAR_HEADER_SCORE:   # the usual case: no need to score every head line
+            return _header_choice(records, candidates[0], property_index, "first-line", first)
+        scores = [first, *(scorer(_header_cells(records[i])) for i in candidates[1:])]
         best = max(range(len(candidates)), key=lambda k: (scores[k], -k))
         chosen, score = candidates[best], scores[best]
         chosen_by = "scorer" if chosen != candidates[0] else chosen_by
+    return _header_choice(records, chosen, property_index, chosen_by, score)
+
+
+def _header_choice(records: Sequence[_Record], chosen: int, property_index: int | None, chosen_by: str,
+                   score: float | None) -> _HeaderChoice:
     if chosen == property_index:
         chosen_by = "linkdata"
     data_index = chosen + 1
