@@ -51,7 +51,8 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         paths = kouiki.paths()
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
-        outcomes = load_uploads(paths, kouiki.registry(), pending)
+        rights = {m.code: m.submits_for for m in kouiki.members() if m.submits_for}
+        outcomes = load_uploads(paths, kouiki.registry(), pending, rights)
         # one summary line, not one per upload: every log line is an event in Dagster's storage
         decisions: dict[str, int] = {}
         for o in outcomes:

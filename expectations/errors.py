@@ -105,6 +105,16 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        "重複していれば片方の行を削除してください。",
        'Give every row its own "{column}". If the same place is listed twice, delete one of the rows.',
        "error", 75, "cell"),
+    _e("other-municipality", ("他団体の行", "Another municipality's row"),
+       ("ほかの団体のコードが書かれた行は、その団体の分を登録する権限がないため受け付けません。",
+        "Rows carrying another municipality's code are refused: this member may not submit for it."),
+       "「{column}」が「{value}」（ほかの団体）です。この団体の分は登録できません。",
+       '"{column}" is "{value}", another municipality; this member may not submit its rows.',
+       "自団体の行だけを残すか、「{column}」を自団体のコードにしてください。ほかの団体の分を代わりに登録する場合は、"
+       "データ推進室に構成団体名簿（submits_for）への追加を依頼してください。",
+       'Keep only your own rows, or set "{column}" to your own code. To submit for another municipality, ask '
+       "the data office to add it to your submits_for list in the member registry.",
+       "error", 90, "cell"),
     _e("check-digit-error", ("検査数字の誤り", "Wrong check digit"),
        ("全国地方公共団体コードの最後の桁（検査数字）が合っていません。",
         "The last digit (check digit) of a local government code is wrong."),

@@ -20,7 +20,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -228,7 +228,17 @@ class _Matcher:
         hinted = _file_name_hint(dataset, file_name)
         ordered = [dataset.canonical, *(v for v in dataset.variants if v is not dataset.canonical)]
         matches = [self.match_variant(header, dataset, v, hinted) for v in ordered]
-        return max(matches, key=lambda m: m.score)   # max keeps the first of equal scores: canonical
+        best = max(matches, key=lambda m: m.score)   # max keeps the first of equal scores: canonical
+        # The layout is the one whose own names the file uses most: a short file with current names
+        # (全国地方公共団体コード, ID, 所在地_連結表記) is current even if the shorter legacy layout covers more of it
+        # through aliases. The dataset's score stays the best variant's.
+        chosen = max(matches, key=lambda m: (_exact_names(m), m.score))
+        return chosen if chosen is best else replace(chosen, score=best.score)
+
+
+def _exact_names(match: HeaderMatch) -> int:
+    """How many of the file's headers are the variant's own column names (after normalisation)."""
+    return sum(1 for header, declared in match.declared.items() if header_key(header) == header_key(declared))
 
 
 @lru_cache(maxsize=8)

@@ -34,6 +34,9 @@ class Member:
     extra: dict[str, str] = field(default_factory=dict)
     # Personal files the city sends for 匿名加工 (policy names of config/anonymisation/<name>.yaml); never public.
     personal_datasets: tuple[str, ...] = ()
+    # Other municipalities this member may submit rows for (e.g. a 広域連合 or a prefecture's shared file);
+    # their rows are split off to those municipalities. Everyone may always submit for itself.
+    submits_for: tuple[str, ...] = ()
     # Demo only: rows of synthetic (not real people) personal records generated when the private inbox is empty.
     synthetic_personal_rows: int = 0
 
@@ -77,8 +80,12 @@ def _parse_member(path: Path, index: int, entry: object) -> Member:
     if unknown:
         raise RegistryError(f"{where}: 匿名加工ポリシーがありません / personal_datasets {unknown} have no policy "
                             f"in {policies}")
+    submits_for = tuple(str(c).strip() for c in entry.get("submits_for") or ())
+    bad = [c for c in submits_for if not is_valid_code(c) or lookup(c) is None]
+    if bad:
+        raise RegistryError(f"{where}: submits_for {bad} are not valid 全国地方公共団体コード in the national list")
     return Member(code=code, name=name, datasets=datasets, inbox=inbox_path, personal_datasets=personal,
-                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0))
+                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0), submits_for=submits_for)
 
 
 def _check_unique(path: Path, members: list[Member]) -> None:

@@ -17,9 +17,18 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from expectations.errors import describe, error_type
 from expectations.registry import Registry
 from expectations.report import render_report
-from expectations.validate import BatchPart, ValidationResult, split_batch, validate_table
+from expectations.validate import (
+    FINDING_SCHEMA,
+    BatchPart,
+    ValidationResult,
+    decide,
+    failing_rows_of,
+    split_batch,
+    validate_table,
+)
 from intake.localgov import lookup
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
@@ -51,10 +60,15 @@ def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> 
     return load_uploads(paths, registry, [upload])[0]
 
 
-def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadRow]) -> list[LoadOutcome]:
+def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadRow],
+                 submits_for: dict[str, tuple[str, ...]] | None = None) -> list[LoadOutcome]:
     """Stage every upload, validate them per dataset in batches (one GE run per batch, not per file), then
     write each city's partition and report. Never raises on bad input: an unreadable file is recorded as
-    such, a rejected one leaves the city's previous good data in the lake. Outcomes are in input order."""
+    such, a rejected one leaves the city's previous good data in the lake. Outcomes are in input order.
+
+    ``submits_for`` maps an uploader's code to the other municipalities it may submit rows for: such rows are
+    split off to their municipality (``_city_code``); rows of any other municipality are refused."""
+    rights = submits_for or {}
     outcomes: dict[str, LoadOutcome] = {}
     staged: list[Item] = []
     for upload in uploads:
@@ -65,7 +79,9 @@ def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadR
             outcomes[upload.upload_id] = _unreadable(paths, upload, err)
     for batch in _batches(staged):
         for (upload, one), result in zip(batch, _validate_batch(paths, batch), strict=True):
-            outcomes[upload.upload_id] = _write(paths, upload, one, result)
+            cities, result = assign_municipalities(one, result, upload.city_code,
+                                                   rights.get(upload.city_code, ()))
+            outcomes[upload.upload_id] = _write(paths, upload, one, result, cities)
     return [outcomes[u.upload_id] for u in uploads]
 
 
@@ -116,9 +132,55 @@ def _unreadable(paths: Paths, upload: catalog.UploadRow, err: IntakeError) -> Lo
                        [err.to_dict()])
 
 
-def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result: ValidationResult) -> LoadOutcome:
+def assign_municipalities(staged: StagedUpload, result: ValidationResult, uploader: str,
+                          submits_for: tuple[str, ...]) -> tuple[pl.Series, ValidationResult]:
+    """Each row's municipality (``_city_code``) from its local-government code, and the result with a
+    finding for every row of a municipality the uploader may not submit for.
+
+    A row without a code, with the uploader's own code, with its own prefecture's code or with an unknown
+    code belongs to the uploader (validation reports malformed codes)."""
+    column = staged.dataset.code_column
+    n = staged.values.height
+    own = pl.Series("_city_code", [uploader] * n, dtype=pl.String)
+    if column not in staged.values.columns:
+        return own, result
+    codes = staged.values[column]
+    known = {c: _municipality_or_none(c) for c in codes.drop_nulls().unique().to_list()}   # few distinct codes
+    municipality = codes.replace_strict(known, default=None, return_dtype=pl.String)
+    other = municipality.is_not_null() & (municipality != uploader)
+    allowed = other & municipality.is_in(list(submits_for))
+    cities = pl.select(pl.when(allowed).then(municipality).otherwise(own)).to_series().alias("_city_code")
+    refused = other & ~allowed
+    if not refused.any():
+        return cities, result
+    rows = staged.values.filter(refused).select("_row", "_source_line", column)
+    raw = staged.raw.filter(refused)[column]
+    records = []
+    for (row, line, code), raw_value in zip(rows.iter_rows(), raw, strict=True):
+        words = describe("other-municipality", column=column, value=code)
+        records.append({"upload_id": result.upload_id, "source_line": line, "row": row, "column": column,
+                        "raw_value": raw_value, "value": code, "error_code": "other-municipality",
+                        "message_ja": words.message_ja, "message_en": words.message_en, "hint_ja": words.hint_ja,
+                        "hint_en": words.hint_en, "severity": error_type("other-municipality").severity})
+    findings = pl.concat([result.findings, pl.DataFrame(records, schema=FINDING_SCHEMA)], how="vertical") \
+        .sort(["row", "column"], nulls_last=False)
+    failing = failing_rows_of(findings)
+    decision, reason = decide(result.policy, result.row_count, len(failing), list(staged.match.missing_required))
+    return cities, replace(result, findings=findings, failing_rows=failing, decision=decision,
+                           decision_reason=reason)
+
+
+def _municipality_or_none(code: str) -> str | None:
+    known = lookup(code)
+    return code if known is not None and not known.is_prefecture else None
+
+
+def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result: ValidationResult,
+           cities: pl.Series | None = None) -> LoadOutcome:
     """Write one upload's partition (unless rejected), its history row and its report; update the catalog."""
     values = _with_provenance(staged.values, upload)
+    if cities is not None:
+        values = values.with_columns(cities)
     failing = result.failing_rows
     accepted = values.filter(~pl.col("_row").is_in(failing.implode()))
     dataset_id = staged.dataset.id

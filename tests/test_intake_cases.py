@@ -1,0 +1,89 @@
+"""Generated files for intake cases the real samples do not show: several municipalities in one file (split by
+code, refused where the uploader may not submit) and latitude/longitude swapped in every row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from expectations.registry import default_registry
+from intake.inbox import detect_upload
+from intake.landing import land_file
+from intake.process import stage_file
+from kouiki import catalog
+from kouiki.settings import get_paths
+from warehouse import lake
+from warehouse.load import load_uploads
+
+HEADER = "全国地方公共団体コード,ID,名称,所在地_連結表記,緯度,経度,設置位置\n"
+
+
+def _land(tmp: Path, city: str, name: str, text: str) -> catalog.UploadRow:
+    paths = get_paths()
+    (tmp / name).write_text(text, encoding="utf-8")
+    landed = land_file(paths, city, tmp / name)
+    upload = catalog.get_upload(paths.catalog_url, landed.upload_id)
+    assert upload is not None
+    detect_upload(paths, default_registry(), upload)
+    fresh = catalog.get_upload(paths.catalog_url, landed.upload_id)
+    assert fresh is not None
+    return fresh
+
+
+def _row_errors(codes: dict[str, int]) -> dict[str, int]:
+    """The codes found in rows (the short generated files also lack many optional columns: missing-label)."""
+    return {code: n for code, n in codes.items() if code != "missing-label"}
+
+
+def test_multi_municipality_file_is_split_and_unauthorised_rows_refused(kouiki_home: Path, tmp_path: Path) -> None:
+    rows = [
+        "222127,1,焼津市役所,静岡県焼津市本町2-16-32,34.867,138.3237,1階",      # the uploader itself
+        "222143,2,藤枝市役所,静岡県藤枝市岡出山1-11-1,34.867,138.2578,1階",      # 藤枝市: allowed
+        "222143,3,藤枝市民会館,静岡県藤枝市岡出山1-11-2,34.868,138.2580,2階",
+        "222038,4,沼津市役所,静岡県沼津市御幸町16-1,35.0954,138.8634,1階",       # 沼津市: not allowed
+        "220001,5,県の施設,静岡県焼津市本町1-1,34.866,138.3230,1階",            # the prefecture's code
+    ]
+    upload = _land(tmp_path, "222127", "shared_aed.csv", HEADER + "\n".join(rows) + "\n")
+    paths = get_paths()
+    [outcome] = load_uploads(paths, default_registry(), [upload], {"222127": ("222143",)})
+    assert outcome.decision == "quarantine"
+    assert _row_errors(outcome.failures_by_code) == {"other-municipality": 1}
+    staged = lake.read_partition(paths.lake, "staged", "aed", "222127")
+    assert staged is not None
+    by_city = dict(staged.group_by("_city_code").len().iter_rows())
+    assert by_city == {"222127": 2, "222143": 2}
+    quarantine = lake.read_partition(paths.lake, "quarantine", "aed", "222127")
+    assert quarantine is not None
+    assert quarantine.select("_source_line", "_errors").row(0) == (5, "全国地方公共団体コード:other-municipality")
+    findings = lake.read_partition(paths.lake, "findings", "aed", "222127")
+    assert findings is not None
+    refused = findings.filter(pl.col("error_code") == "other-municipality")
+    assert refused["message_ja"][0].startswith("「全国地方公共団体コード」が「222038」")
+
+
+def test_without_rights_every_other_municipality_row_is_refused(kouiki_home: Path, tmp_path: Path) -> None:
+    text = HEADER + "222127,1,焼津市役所,静岡県焼津市本町2-16-32,34.867,138.3237,1階\n" \
+        + "222143,2,藤枝市役所,静岡県藤枝市岡出山1-11-1,34.867,138.2578,1階\n"
+    upload = _land(tmp_path, "222127", "aed2.csv", text)
+    [outcome] = load_uploads(get_paths(), default_registry(), [upload])
+    assert (outcome.rows_accepted, _row_errors(outcome.failures_by_code)) == (1, {"other-municipality": 1})
+
+
+def test_swapped_coordinates_are_reported_not_fixed_silently(tmp_path: Path) -> None:
+    body = "".join(f"222127,{i},施設{i},静岡県焼津市本町{i},138.32{i},34.86{i},1階\n" for i in range(1, 8))
+    path = tmp_path / "222127_aed.csv"
+    path.write_text(HEADER + body, encoding="utf-8")
+    staged = stage_file(path, default_registry())
+    notices = [n for n in staged.notices if n.code == "swapped-coordinates"]
+    assert len(notices) == 1 and notices[0].count == 7 and notices[0].details == {"fixed": False}
+    assert staged.values["緯度"][0] == "138.321"            # left as written: the policy does not fix it
+    # a policy that allows the fix swaps them back and records the rule
+    aed = default_registry().get("aed")
+    from dataclasses import replace
+
+    from intake.process import stage_table
+    fixing = replace(aed, policy=replace(aed.policy, fix_swapped_coordinates=True))
+    fixed = stage_table(staged.raw_table, fixing, staged.match)
+    assert (fixed.values["緯度"][0], fixed.values["経度"][0]) == ("34.861", "138.321")
+    assert fixed.normalisations["緯度"] == {"swapped-coordinates": 7}
