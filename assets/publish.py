@@ -1,5 +1,6 @@
 """Publication asset: each region-wide (conformed) table becomes a numbered release when its data changed."""
 
+import duckdb
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.models import MODELS_ROOT, WAREHOUSE_POOL, model_key
@@ -30,6 +31,9 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
             if dataset_id not in registry.datasets:
                 continue
             dataset = registry.get(dataset_id)
+            if _row_count(con, dataset_id) == 0:
+                context.log.info(f"{dataset_id}: no member has accepted rows yet; nothing to publish")
+                continue
             result = publish_dataset(con, dataset, f'conformed."{dataset_id}"', paths.releases,
                                      paths.catalog_url, licence=dataset.licence)
             summary[dataset_id] = {"release": result.number, "rows": result.rows,
@@ -37,3 +41,8 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
             context.log.info(f"{dataset_id}: release {result.number} "
                              f"({'new' if result.published else 'unchanged'}), {result.rows} rows")
     return MaterializeResult(metadata={"releases": MetadataValue.json(summary)})
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, dataset_id: str) -> int:
+    row = con.execute(f'SELECT count(*) FROM conformed."{dataset_id}"').fetchone()
+    return int(row[0]) if row else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,13 +86,18 @@ class Registry:
         return dataset_id in self.datasets
 
 
-def load_registry(path: Path | None = None) -> Registry:
-    """Load and check every ``<dataset_id>.yaml`` and ``_aliases.yaml`` in ``path`` (default: schemas folder).
+def load_registry(path: Path | None = None, extra: Path | None = None) -> Registry:
+    """Load and check every ``<dataset_id>.yaml`` and ``_aliases.yaml`` in ``path`` (default: schemas folder),
+    plus the office's own datasets in ``extra`` (a folder of more ``<dataset_id>.yaml`` files; a file there
+    replaces the built-in one of the same id).
 
     Raises :class:`SchemaError` (a ``ValueError``) naming the file and the key of the first problem found.
     """
     folder = Path(path) if path is not None else SCHEMAS_DIR
-    files = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("_"))
+    by_id = {p.stem: p for p in folder.glob("*.yaml") if not p.name.startswith("_")}
+    if extra is not None:
+        by_id.update({p.stem: p for p in Path(extra).glob("*.yaml") if not p.name.startswith("_")})
+    files = [by_id[k] for k in sorted(by_id)]
     if not files:
         raise ValueError(f"{folder}: no dataset files (*.yaml) found")
     datasets: dict[str, Dataset] = {}
@@ -112,8 +118,10 @@ def load_registry(path: Path | None = None) -> Registry:
 
 @cache
 def default_registry() -> Registry:
-    """The registry of this installation, loaded once per process."""
-    return load_registry()
+    """The registry of this installation, loaded once per process: the built-in schemas plus the office's
+    own dataset files in ``$KOUIKI_SCHEMAS`` (a folder), if set."""
+    extra = os.environ.get("KOUIKI_SCHEMAS")
+    return load_registry(extra=Path(extra) if extra else None)
 
 
 # ------------------------------------------------------------------------------------------------ reading
