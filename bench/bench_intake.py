@@ -60,12 +60,13 @@ from common import (  # noqa: E402
 )
 
 NAME = "intake"
-GENERATOR_VERSION = 4          # bump when the generated data changes: cached files are then rebuilt
+GENERATOR_VERSION = 5          # bump when the generated data changes: cached files are then rebuilt
 DEFAULT_ROWS, DEFAULT_SEED = 1_000_000, 20261129
 FAIL_RATE = 0.001              # share of rows given each kind of failing cell
 RATIO_TARGET = Target("<=", 2.0, on="ratio")
 MEMORY_TARGET = Target("<", 2048, unit="MiB")
 CHILD_TIMEOUT = 900
+GENERATE_IN_PROCESS_ROWS = 50_000
 BREAKDOWN_PASSES = 2          # stage_table and each column's normalise_column: the faster of 2
 
 # --- realistic values -----------------------------------------------------------------------------------
@@ -312,15 +313,16 @@ def generate_aed(rows: int, seed: int, columns: list[str]) -> tuple[pl.DataFrame
 
 
 def _inject_failures(frame: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Put each kind of failing cell into FAIL_RATE of the rows; returns the frame and the cell counts."""
+    """Put each kind of failing cell into FAIL_RATE of the rows, each kind into rows of its own (so that the
+    counts validation finds are exactly the counts put in); returns the frame and the cell counts."""
     n = frame.height
     k = max(1, round(n * FAIL_RATE))
     counts: dict[str, int] = {}
     columns = {name: frame[name] for name in frame.columns}
-    for kind in FAILURES:
-        if kind.column not in columns:
-            continue
-        rows = np.sort(rng.choice(n - 1, size=min(k, n - 1), replace=False))
+    kinds = [kind for kind in FAILURES if kind.column in columns]
+    chosen = rng.choice(n - 1, size=min(k * len(kinds), n - 1), replace=False)
+    for i, kind in enumerate(kinds):
+        rows = np.sort(chosen[i * k:(i + 1) * k])
         target = columns[kind.column]
         if kind.name == "id-duplicated":
             rows = rows[np.diff(rows, prepend=-2) > 1]          # pairs must not chain into triples
@@ -358,15 +360,18 @@ def ensure_aed_files(rows: int, seed: int, data_dir: Path = DATA_DIR / NAME,
                      timeout: float = CHILD_TIMEOUT) -> AedFiles:
     """The CP932 file and its UTF-8 copy, generated once per (rows, seed, generator version).
 
-    Generated in a child process, so that this (parent) process stays small: a child's ru_maxrss
-    includes the parent's memory at fork time."""
+    Generated in a child process (unless small), so that this (parent) process stays small: a child's
+    ru_maxrss includes the parent's memory at fork time."""
     cp932, utf8, meta_path = _file_names(rows, seed, data_dir)
     wanted = {"rows": rows, "seed": seed, "generator_version": GENERATOR_VERSION}
     if meta_path.exists() and cp932.exists() and utf8.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if all(meta.get(k) == v for k, v in wanted.items()):
             return AedFiles(cp932, utf8, meta)
-    _child("generate", rows, seed, data_dir, timeout=timeout)
+    if rows <= GENERATE_IN_PROCESS_ROWS:      # a few MB: not worth a process start
+        child_generate(str(rows), str(seed), data_dir)
+    else:
+        _child("generate", rows, seed, data_dir, timeout=timeout)
     return AedFiles(cp932, utf8, json.loads(meta_path.read_text(encoding="utf-8")))
 
 

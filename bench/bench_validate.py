@@ -190,7 +190,31 @@ def child_measure(db: Path, repeats: str) -> dict[str, Any]:
             results[name] = validation(db)
             timings[name].append(time.perf_counter() - started)
     return {"checks": checks, "ge": {**results["ge"], "seconds_all": timings["ge"]},
-            "sql": {**results["sql"], "seconds_all": timings["sql"]}, "peak_rss_mib": peak_rss_self_mib()}
+            "sql": {**results["sql"], "seconds_all": timings["sql"]}, "peak_rss_mib": peak_rss_self_mib(),
+            "sql_seconds_by_check": seconds_by_check(db)}
+
+
+def seconds_by_check(db: Path) -> dict[str, float]:
+    """Each check's failing-row count as a query of its own: which checks the time goes to (after the
+    measured runs, not part of them)."""
+    import duckdb
+
+    from expectations.registry import default_registry
+    from expectations.suites import build_checks
+
+    con = duckdb.connect(str(db), read_only=True)
+    spent: dict[str, float] = {}
+    try:
+        for check in build_checks(default_registry().get(DATASET)):
+            where = check.failing_sql("staged")
+            if where is None:
+                continue
+            started = time.perf_counter()
+            con.execute(f"SELECT count(*) FROM staged WHERE {where}").fetchone()
+            spent[check.id] = round(time.perf_counter() - started, 3)
+    finally:
+        con.close()
+    return dict(sorted(spent.items(), key=lambda kv: -kv[1]))
 
 
 # --- (c) frictionless ---------------------------------------------------------------------------------
@@ -313,6 +337,7 @@ def build_result(files: AedFiles, stage_meta: dict[str, Any], measured: dict[str
         "findings": {"ge": ge["findings"], "sql": sql["findings"]},
         "rows_failing": {"ge": ge["rows_failing"], "sql": sql["rows_failing"]},
         "findings_by_code": ge["findings_by_code"], "decision": ge["decision"],
+        "sql_seconds_by_check": measured["sql_seconds_by_check"],
         "gaps_consistent": ge["gaps_consistent"],
         "frictionless": frictionless if frictionless is not None else "skipped",
         "load_average_before": load_before, "load_average_after": load_average(),

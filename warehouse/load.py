@@ -10,6 +10,7 @@ dominate when hundreds of cities load at once.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import polars as pl
 
 from expectations.errors import describe, error_type
 from expectations.registry import Registry
-from expectations.report import render_report
+from expectations.report import build_data_docs, render_report
 from expectations.validate import (
     FINDING_SCHEMA,
     BatchPart,
@@ -35,6 +36,8 @@ from intake.process import StagedUpload, stage_file
 from kouiki import catalog
 from kouiki.settings import Paths
 from warehouse import lake
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def _validate_batch(paths: Paths, batch: list[Item]) -> list[ValidationResult]:
     """One GE run over every upload of the batch, split back into one result per upload."""
     if len(batch) == 1:
         upload, one = batch[0]
-        return [validate_staged(one, _with_provenance(one.values, upload), upload.upload_id, paths.tmp)]
+        single = validate_staged(one, _with_provenance(one.values, upload), upload.upload_id, paths.tmp)
+        _data_docs(paths, one.dataset.id, single, upload.upload_id)
+        return [single]
     parts, values, raws, offset = [], [], [], 0
     for upload, one in batch:
         n = one.values.height
@@ -123,7 +128,16 @@ def _validate_batch(paths: Paths, batch: list[Item]) -> list[ValidationResult]:
                        match=replace(first.match, missing=[], unmatched=[], missing_required=[]))
     result = validate_staged(combined, combined.values, f"batch-{batch[0][0].upload_id}", paths.tmp,
                              batch_column="_upload_id")
+    _data_docs(paths, first.dataset.id, result, f"batch-{batch[0][0].upload_id}")
     return split_batch(result, parts)
+
+
+def _data_docs(paths: Paths, dataset_id: str, result: ValidationResult, run_name: str) -> None:
+    """GE Data Docs of the latest validation of a dataset, for the data office (reports/office/data_docs)."""
+    try:
+        build_data_docs(result.ge_result, paths.reports / "office" / "data_docs" / dataset_id, run_name=run_name)
+    except Exception as exc:  # Data Docs are a convenience: never fail a city's load for them
+        log.warning("GE Data Docs for %s not built: %s", dataset_id, exc)
 
 
 def _unreadable(paths: Paths, upload: catalog.UploadRow, err: IntakeError) -> LoadOutcome:
