@@ -4,6 +4,7 @@ violations and identifier columns; its k and l agree with pycanon."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,9 +176,11 @@ def test_entropy_l_is_measured(release: pl.DataFrame) -> None:
 
 
 # -- cross-check against pycanon -----------------------------------------------------------------------------
-# pycanon pins typer and numpy versions that conflict with the project (typer 0.29.1, numpy 2.4), so it
-# cannot be a dev dependency; it is used in-process when importable, otherwise from the benchmark's own
-# environment (bench/.venv-anjana, made by bench/bench_anonymise.py, where anjana brings pycanon 1.3.5).
+# pycanon 1.3.6 pins exact versions (numpy 2.0.2, scipy 1.15.3, typer 0.23.2 …) that conflict with the
+# project's, so it cannot be a dev dependency: the test gives it a virtual environment of its own
+# (tests/.venv-pycanon, made once with the project's uv from the lock-pinned version below).
+PYCANON = "pycanon==1.3.6"
+PYCANON_VENV = REPO / "tests" / ".venv-pycanon"
 
 _PYCANON_SCRIPT = """
 import json, sys
@@ -191,17 +194,20 @@ print(json.dumps({"k": int(anonymity.k_anonymity(data, qis)),
 
 
 def _pycanon_python() -> str | None:
-    try:
-        import pycanon  # noqa: F401
-    except ImportError:
-        candidate = REPO / "bench" / ".venv-anjana" / "bin" / "python"
-        if (
-            candidate.exists()
-            and subprocess.run([candidate, "-c", "import pycanon"], capture_output=True).returncode == 0
-        ):
-            return str(candidate)
+    """A Python that can import pycanon: its own venv, created on first use (None if that is impossible)."""
+    python = PYCANON_VENV / "bin" / "python"
+    if python.exists() and subprocess.run([python, "-c", "import pycanon"], capture_output=True).returncode == 0:
+        return str(python)
+    uv = REPO / ".tools" / "bin" / "uv"
+    uv_cmd = str(uv) if uv.exists() else shutil.which("uv")
+    if uv_cmd is None:
         return None
-    return sys.executable
+    made = subprocess.run([uv_cmd, "venv", "--quiet", "--python", sys.executable, str(PYCANON_VENV)],
+                          capture_output=True, timeout=300)
+    if made.returncode == 0:
+        made = subprocess.run([uv_cmd, "pip", "install", "--quiet", "--python", str(python), PYCANON],
+                              capture_output=True, timeout=600)
+    return str(python) if made.returncode == 0 else None
 
 
 def test_k_and_l_agree_with_pycanon(
@@ -209,7 +215,7 @@ def test_k_and_l_agree_with_pycanon(
 ) -> None:
     python = _pycanon_python()
     if python is None:
-        pytest.skip("pycanon is not importable here and bench/.venv-anjana does not exist yet")
+        pytest.skip(f"could not install {PYCANON} into {PYCANON_VENV} (no package index reachable?)")
     qis = list(policy.qi_columns)
     weakened = pl.concat([release.head(3000), release.head(1).with_columns(pl.lit("101～").alias("年齢"))])
     for table in (release.head(3000), weakened):
