@@ -75,7 +75,7 @@ def pending_uploads(paths: Paths, dataset_id: str, cities: list[str]) -> list[ca
         if u.status in ("accepted", "quarantined"):
             newest_good[u.city_code] = u
     for city, upload in newest_good.items():
-        if city not in waiting and not lake.partition_file(paths.lake, "staged", dataset_id, city).exists():
+        if city not in waiting and not lake.partition_exists(paths.lake, "staged", dataset_id, city):
             pending.append(upload)
     return pending
 

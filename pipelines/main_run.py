@@ -126,7 +126,7 @@ def datasets_waiting(paths: Paths, cities: list[str]) -> list[str]:
     for up in catalog.list_uploads(paths.catalog_url, city_codes=cities):
         if up.dataset_id and (up.status == "landed" or (
                 up.status in ("accepted", "quarantined")
-                and not lake.partition_file(paths.lake, "staged", up.dataset_id, up.city_code).exists())):
+                and not lake.partition_exists(paths.lake, "staged", up.dataset_id, up.city_code))):
             waiting.add(up.dataset_id)
     return sorted(waiting)
 
