@@ -111,6 +111,35 @@ def _export(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str,
     return files
 
 
+def _export_cities(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], folder: Path,
+                   dataset_id: str) -> list[Path]:
+    """Each city's part as CSV and CSV with BOM, written by one partitioned COPY (one query, not one per
+    city: with every municipality of Japan as a member that is 1,741 queries saved)."""
+    scratch = folder / ".by-city"
+    threads = con.execute("SELECT current_setting('threads')").fetchone()
+    # one thread: exactly one file per city, rows in the table's order (several threads split partitions)
+    con.execute("SET threads = 1")
+    try:
+        con.execute(f"COPY (SELECT {_select_for_csv(columns)}, _city_code FROM {table}) TO {literal(str(scratch))} "
+                    "(FORMAT csv, HEADER true, PARTITION_BY (_city_code), WRITE_PARTITION_COLUMNS false)")
+    finally:
+        con.execute(f"SET threads = {int(threads[0]) if threads else 2}")
+    written: list[Path] = []
+    for city_dir in sorted(scratch.glob("_city_code=*")):
+        parts = list(city_dir.glob("*.csv"))
+        if len(parts) != 1:   # DuckDB writes one file per partition unless told otherwise; never merge silently
+            raise PublishError(f"{city_dir}: expected one CSV, found {len(parts)}")
+        part = parts[0]
+        code = city_dir.name.split("=", 1)[1]
+        csv_path = folder / f"{code}_{dataset_id}.csv"
+        part.rename(csv_path)
+        bom_path = folder / f"{code}_{dataset_id}_excel.csv"
+        _write_bom_copy(csv_path, bom_path)
+        written += [csv_path, bom_path]
+    shutil.rmtree(scratch)
+    return written
+
+
 def publish_dataset(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -179,10 +208,8 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     (work / "changes.json").write_text(json.dumps(changes, ensure_ascii=False, indent=2), encoding="utf-8")
     wrote(work / "changes.json")
     per_city = con.execute(f"SELECT _city_code, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
-    for code, _ in per_city:
-        city_files = _export(con, table, columns, f"WHERE _city_code = {literal(code)}",
-                             work / "cities", f"{code}_{dataset.id}")
-        wrote(*city_files.values())
+    for city_file in _export_cities(con, table, columns, work / "cities", dataset.id):
+        wrote(city_file)
     uploads = [r[0] for r in con.execute(
         f"SELECT DISTINCT _upload_id FROM {table} WHERE _upload_id IS NOT NULL ORDER BY 1").fetchall()]
     meta = _metadata(dataset, number, content_hash, rows, dict(per_city), uploads, work, written, licence,
