@@ -60,8 +60,9 @@ from common import (  # noqa: E402
 )
 
 NAME = "intake"
-GENERATOR_VERSION = 5          # bump when the generated data changes: cached files are then rebuilt
+GENERATOR_VERSION = 6          # bump when the generated data changes: cached files are then rebuilt
 DEFAULT_ROWS, DEFAULT_SEED = 1_000_000, 20261129
+POSTAL_CODES_PER_CITY = 300
 FAIL_RATE = 0.001              # share of rows given each kind of failing cell
 RATIO_TARGET = Target("<=", 2.0, on="ratio")
 MEMORY_TARGET = Target("<", 2048, unit="MiB")
@@ -245,7 +246,8 @@ def generate_aed(rows: int, seed: int, columns: list[str]) -> tuple[pl.DataFrame
     phone = _where((style >= 0.10) & (style < 0.12), "TEL:" + phone, phone)
     phone = _where(style > 0.80, "", phone)
 
-    postal = city["postal"] + _digits(rng.integers(0, 10_000, n), 4)
+    # a city has a few hundred postal codes (狛江市 about 30, 横浜市 over 1,000), not ten thousand
+    postal = city["postal"] + _digits(rng.integers(0, POSTAL_CODES_PER_CITY, n) * 37 % 10_000, 4)
     postal_style = rng.random(n)
     postal = _where(postal_style < 0.30, postal.str.slice(0, 3) + "-" + postal.str.slice(3), postal)
     postal = _where((postal_style >= 0.30) & (postal_style < 0.35), "〒" + postal.str.slice(0, 3) + "-"

@@ -19,9 +19,10 @@ import random
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     DATA_DIR,
     REPO,
     RESULTS_DIR,
@@ -35,14 +36,14 @@ from common import (  # noqa: E402
 )
 
 REFERENCE = REPO / "kouiki" / "data" / "local_governments.csv"
-CURRENT = ["全国地方公共団体コード", "ID", "地方公共団体名", "名称", "名称_カナ", "所在地_連結表記", "緯度", "経度",
-           "設置位置", "電話番号", "開始時間", "終了時間", "小児対応設備の有無"]
-LEGACY = ["都道府県コード又は市区町村コード", "NO", "都道府県名", "市区町村名", "名称", "名称_カナ", "住所", "緯度", "経度",
-          "設置位置", "電話番号", "開始時間", "終了時間", "小児対応設備の有無"]
+CURRENT = ["全国地方公共団体コード", "ID", "地方公共団体名", "名称", "名称_カナ", "所在地_連結表記", "緯度",
+           "経度", "設置位置", "電話番号", "開始時間", "終了時間", "小児対応設備の有無"]
+LEGACY = ["都道府県コード又は市区町村コード", "NO", "都道府県名", "市区町村名", "名称", "名称_カナ", "住所", "緯度",
+          "経度", "設置位置", "電話番号", "開始時間", "終了時間", "小児対応設備の有無"]
 PLACES = ["市役所", "公民館", "体育館", "図書館", "小学校", "中学校", "コミュニティセンター", "消防署", "駅", "病院"]
-KANA = {"市役所": "ｼﾔｸｼｮ", "公民館": "コウミンカン", "体育館": "タイイクカン", "図書館": "トショカン", "小学校": "ショウガッコウ",
-        "中学校": "チュウガッコウ", "コミュニティセンター": "コミュニティセンター", "消防署": "ショウボウショ", "駅": "エキ",
-        "病院": "ビョウイン"}
+KANA = {"市役所": "ｼﾔｸｼｮ", "公民館": "コウミンカン", "体育館": "タイイクカン", "図書館": "トショカン",
+        "小学校": "ショウガッコウ", "中学校": "チュウガッコウ", "コミュニティセンター": "コミュニティセンター",
+        "消防署": "ショウボウショ", "駅": "エキ", "病院": "ビョウイン"}
 TARGET_SECONDS = 600
 
 
@@ -62,9 +63,11 @@ def write_city_file(folder: Path, row: dict[str, str], rnd: random.Random) -> No
     for i in range(1, rnd.randint(10, 60) + 1):
         place = rnd.choice(PLACES)
         name = f"{row['city']}{place}{i}"
-        phone = "なし" if rnd.random() < 0.02 else f"0{rnd.randint(10, 99)}-{rnd.randint(100, 999)}-{rnd.randint(1000, 9999)}"
+        phone = "なし" if rnd.random() < 0.02 else \
+            f"0{rnd.randint(10, 99)}-{rnd.randint(100, 999)}-{rnd.randint(1000, 9999)}"
         start = rnd.choice(["8:30", "09:00", "９:００"])
-        address = f"{row['prefecture']}{row['city']}本町{rnd.randint(1, 9)}丁目{rnd.randint(1, 30)}番{rnd.randint(1, 20)}号"
+        block = f"本町{rnd.randint(1, 9)}丁目{rnd.randint(1, 30)}番{rnd.randint(1, 20)}号"
+        address = f"{row['prefecture']}{row['city']}{block}"
         values = {
             "全国地方公共団体コード": row["code"], "都道府県コード又は市区町村コード": row["code"],
             "ID": f"{row['code']}{i:04d}", "NO": f"{i:010d}", "地方公共団体名": row["prefecture"] + row["city"],
@@ -93,7 +96,7 @@ def build_scenario(size: int, root: Path, seed: int = 7) -> Path:
     return registry
 
 
-def run_size(size: int) -> dict[str, object]:
+def run_size(size: int) -> dict[str, Any]:
     root = DATA_DIR / f"scale-{size}"
     registry = build_scenario(size, root)
     home = root / "home"
@@ -124,11 +127,11 @@ def main() -> None:
     for r in runs:
         every = r["cities_in_release"] == r["members"]
         target = Target("<=", TARGET_SECONDS, unit="s") if r["members"] >= 1741 else None
-        figures.append(figure(f"pipeline, {r['members']} members: wall time", float(r["seconds"]), "s",  # type: ignore[arg-type]
+        figures.append(figure(f"pipeline, {r['members']} members: wall time", float(r["seconds"]), "s",
                               target=target, note=None if every else "release misses some members"))
-        figures.append(figure(f"pipeline, {r['members']} members: peak memory", float(r["peak_rss_mib"]), "MiB"))  # type: ignore[arg-type]
-        figures.append(figure(f"pipeline, {r['members']} members: cities in release", float(r["cities_in_release"]),  # type: ignore[arg-type]
-                              "cities", target=Target(">=", float(r["members"]), unit="cities")))  # type: ignore[arg-type]
+        figures.append(figure(f"pipeline, {r['members']} members: peak memory", float(r["peak_rss_mib"]), "MiB"))
+        figures.append(figure(f"pipeline, {r['members']} members: cities in release", float(r["cities_in_release"]),
+                              "cities", target=Target(">=", float(r["members"]), unit="cities")))
     document = result_document("scale", figures, {"runs": runs})
     write_result(document, RESULTS_DIR / "scale.json")
     print(figures_table("scale", figures))
