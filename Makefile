@@ -15,6 +15,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 help:
 	@echo "make run   – set up (first time) and run the main job on the embedded default"
 	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, pytest)"
+	@echo "make test-postgres – the catalog and Dagster's storage on a throwaway PostgreSQL server"
 	@echo "make ui    – Dagster UI for the data office on http://127.0.0.1:3000"
 	@echo "make portal – public portal and CKAN API on http://127.0.0.1:$${KOUIKI_PORT:-8000}"
 	@echo "make serve – upload service for member cities"
@@ -38,6 +39,21 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+# The PostgreSQL variant: Debian's postgresql (installed when missing; needs root), a throwaway server from
+# scripts/postgres.sh on 127.0.0.1, tests/test_postgres.py against it. The server is stopped and its folder
+# deleted even when a test fails.
+test-postgres: setup
+	@if ! scripts/postgres.sh check >/dev/null; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "PostgreSQL is not installed: sudo apt-get install -y postgresql" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@pg_dir=$$(mktemp -d -t kouiki-pg.XXXXXX); \
+	trap 'scripts/postgres.sh stop "$$pg_dir"' EXIT; \
+	url=$$(scripts/postgres.sh start "$$pg_dir") && \
+	echo "throwaway PostgreSQL server ($$(scripts/postgres.sh check)) on $${url##*@}" && \
+	KOUIKI_TEST_PG_URL="$$url" $(VENV)/bin/pytest -q tests/test_postgres.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

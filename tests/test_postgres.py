@@ -23,15 +23,14 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DynamicPartitionsDefinition,
-    EventRecordsFilter,
+    JobDefinition,
     MaterializeResult,
     asset,
+    build_reconstructable_job,
     define_asset_job,
     execute_job,
     materialize,
-    reconstructable,
 )
-from dagster._core.definitions.reconstruct import ReconstructableJob
 from sqlalchemy.exc import IntegrityError
 
 from kouiki import catalog, tokens
@@ -111,7 +110,7 @@ def test_catalog_tables_are_created_with_postgres_types(pg_url: str) -> None:
     columns = {(r.table_name, r.column_name): r.data_type for r in _rows(
         pg_url, "SELECT table_name, column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'public'")}
-    assert {t for t, _ in columns} == {"uploads", "releases", "audit_log", "api_tokens"}
+    assert {"uploads", "releases", "audit_log", "api_tokens"} <= {t for t, _ in columns}
     assert columns["uploads", "detail"] == "jsonb"
     assert columns["audit_log", "detail"] == "jsonb"
     assert columns["uploads", "size"] == "bigint"
@@ -226,7 +225,7 @@ CITIES = DynamicPartitionsDefinition(name="pg_test_cities")
 
 
 @asset(partitions_def=CITIES)
-def city_rows(context) -> MaterializeResult:   # type: ignore[no-untyped-def]
+def city_rows(context) -> MaterializeResult:  # dagster reads the annotation at runtime: leave it bare
     """Counts the data rows of the city's demo files (one partition per city)."""
     files = sorted((DEMO / context.partition_key).glob("*.csv"))
     rows = sum(len(f.read_bytes().splitlines()) - 1 for f in files)
@@ -245,7 +244,7 @@ def warehouse_b() -> MaterializeResult:
     return MaterializeResult()
 
 
-def pool_job():   # type: ignore[no-untyped-def]
+def pool_job() -> JobDefinition:
     """Two independent assets in kouiki's DuckDB pool, for the multiprocess executor (rebuilt in each process)."""
     from dagster import Definitions, multiprocess_executor
 
@@ -295,10 +294,8 @@ def test_dagster_partitions_runs_and_events_live_in_postgres(pg_instance: Dagste
         assert materialize([city_rows], partition_key=code, instance=pg_instance).success
 
     assert pg_instance.get_materialized_partitions(city_rows.key) == set(codes)
-    records = pg_instance.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, asset_key=AssetKey("city_rows")))
     rows = {}
-    for record in records:
+    for record in pg_instance.fetch_materializations(city_rows.key, limit=100).records:
         mat = record.asset_materialization
         assert mat is not None and mat.partition is not None
         rows[mat.partition] = mat.metadata["rows"].value
@@ -318,9 +315,9 @@ def test_dagster_partitions_runs_and_events_live_in_postgres(pg_instance: Dagste
 def test_duckdb_pool_serialises_steps_under_the_multiprocess_executor(pg_instance: DagsterInstance) -> None:
     """kouiki's dagster.yaml gives every pool one slot: two warehouse steps in separate processes never overlap."""
     assert pg_instance.event_log_storage.supports_global_concurrency_limits
-    job = reconstructable(pool_job)
-    if not isinstance(job, ReconstructableJob):   # pragma: no cover - reconstructable always returns one
-        raise TypeError(job)
+    # Each step process re-imports this module by name: tell it where the module lives.
+    job = build_reconstructable_job(__name__, pool_job.__name__,
+                                    reconstructor_working_directory=str(Path(__file__).parent))
     with execute_job(job, instance=pg_instance) as result:
         assert result.success
         run_id = result.run_id
@@ -373,5 +370,9 @@ def test_main_run_keeps_catalog_and_dagster_in_postgres(
     partitions = _rows(dagster_url, "SELECT partition FROM dynamic_partitions")
     assert sorted(p.partition for p in partitions) == sorted(cities)
     runs = _rows(dagster_url, "SELECT pipeline_name, status FROM runs")
-    assert sorted(r.pipeline_name for r in runs if r.pipeline_name == "ingest_city") == ["ingest_city"] * 2
-    assert {r.status for r in runs if r.pipeline_name in ("ingest_city", "publish_region")} == {"SUCCESS"}
+    assert "publish_region" in {r.pipeline_name for r in runs}
+    assert {r.status for r in runs} == {"SUCCESS"}
+    landed = _rows(dagster_url, "SELECT DISTINCT partition FROM event_logs "
+                                "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = :key",
+                   key=AssetKey(["intake", "uploads"]).to_string())
+    assert sorted(r.partition for r in landed) == sorted(cities)   # one materialisation per city partition
