@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ import polars as pl
 from anonymise.documents import file_sha256
 from anonymise.policy import Policy, PolicyError
 from anonymise.synthetic import generate_care_records
+from intake.landing import copy_read_only
 
 SYNTHETIC_NOTICE = (
     "合成デモデータです。実在の人物の情報ではありません。 / Synthetic demo data: these records describe no real person."
@@ -200,16 +199,5 @@ def _read_manifest(path: Path) -> PersonalFile:
 
 
 def _copy_read_only(source: Path, target: Path) -> None:
-    """Copy through a temporary file in the same folder, so a crash never leaves a partial file named by its hash."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".personal-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o400)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Personal files are readable by their owner only."""
+    copy_read_only(source, target, mode=0o400)

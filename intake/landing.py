@@ -55,7 +55,7 @@ def land_file(paths: Paths, city_code: str, source: Path, original_name: str | N
     sha = sha256_of(source)
     target = paths.landing / city_code / f"{sha}{safe_suffix(name)}"
     if not target.exists():
-        _copy_atomically(source, target)
+        copy_read_only(source, target)
     uid = upload_id_for(city_code, sha)
     is_new = catalog.add_upload(
         paths.catalog_url,
@@ -74,7 +74,9 @@ def land_file(paths: Paths, city_code: str, source: Path, original_name: str | N
     return Landed(upload_id=uid, sha256=sha, path=target, size=target.stat().st_size, is_new=is_new)
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
+def copy_read_only(source: Path, target: Path, mode: int = 0o444) -> None:
+    """Copy through a temporary file in the same folder and rename: a crash never leaves a partial file under
+    the content-addressed name. The stored copy is made read-only."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".landing-")
     try:
@@ -82,7 +84,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
             shutil.copyfileobj(src, out, _CHUNK)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o444)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
