@@ -23,7 +23,7 @@ from anonymise.aggregate import (
 from anonymise.policy import load_policy
 from anonymise.synthetic import generate_care_records
 
-POPULATION = Path("/work/shared/samples/ichikawa_122033_104_population.csv")
+POPULATION = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "122033" / "ichikawa_122033_104_population.csv"
 
 
 def recover_by_subtraction(extended: np.ndarray, hidden: np.ndarray) -> dict[tuple[int, ...], int]:

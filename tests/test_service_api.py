@@ -18,12 +18,11 @@ from kouiki import catalog
 from kouiki.tokens import issue_token, revoke_token
 from service.testing import RunningService, catalog_url, run_service, write_members
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 KOMAE, YAIZU = "132195", "222127"
-KOMAE_AED = SAMPLES / "komae_132195_aed.csv"
-YAIZU_AED = SAMPLES / "yaizu_222127_aed.csv"
+KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
+YAIZU_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "222127" / "yaizu_222127_aed.csv"
 
-pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs /work/shared/samples")
+pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ from service.testing import RunningService, catalog_url, run_service, write_memb
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-KOMAE_AED = Path(__file__).resolve().parents[2] / "shared" / "samples" / "komae_132195_aed.csv"
+KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 KOMAE = "132195"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)"),
-    pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs /work/shared/samples"),
+    pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)"),
 ]
 
 

@@ -23,8 +23,7 @@ from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-KOMAE_AED = SAMPLES / "komae_132195_aed.csv"
+KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 KOMAE, YAIZU, SAPPORO = "132195", "222127", "011002"
 TOKEN = re.compile(r"^kouiki_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$")
 
@@ -118,7 +117,7 @@ def test_members_add_gives_the_city_its_partition_and_the_sensor_agrees(office: 
 # ------------------------------------------------------------------------------------------ upload, status
 
 
-@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs /work/shared/samples")
+@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
 def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office: Paths, tmp_path: Path) -> None:
     code, out, err = kouiki("upload", KOMAE, str(KOMAE_AED))
     assert code == 0, err
@@ -149,7 +148,7 @@ def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs /work/shared/samples")
+@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
 def test_rerun_processes_the_city_again_through_ingest_city(office: Paths, tmp_path: Path) -> None:
     inbox_copy = tmp_path / "aed.csv"
     shutil.copy(KOMAE_AED, inbox_copy)

@@ -12,13 +12,12 @@ import pytest
 from kouiki.tokens import issue_token
 from service.testing import RunningService, catalog_url, run_service, write_members
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 A, B, C = "132195", "222127", "011002"         # 狛江市, 焼津市, 札幌市
-A_FILE = SAMPLES / "komae_132195_aed.csv"
-B_FILE = SAMPLES / "yaizu_222127_aed.csv"
+A_FILE = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
+B_FILE = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "222127" / "yaizu_222127_aed.csv"
 B_SECRET = "静岡県焼津市本町2-16-32"              # text only B's file holds
 
-pytestmark = pytest.mark.skipif(not A_FILE.exists(), reason="needs /work/shared/samples")
+pytestmark = pytest.mark.skipif(not A_FILE.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ from expectations.validate import ValidationResult, decide, validate_table
 
 REPO = Path(__file__).resolve().parent.parent
 STANDARDS = REPO / "expectations" / "standards"
-KOMAE = REPO.parent / "shared" / "samples" / "komae_132195_aed.csv"
+# the byte-for-byte copy of the real 狛江市 file kept with the demo inputs (demo/SOURCES.md)
+KOMAE = REPO / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 
 # The legacy AED header (推奨データセット) → current names (自治体標準オープンデータセット).
 LEGACY_TO_CURRENT = {
