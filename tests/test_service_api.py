@@ -22,7 +22,7 @@ KOMAE, YAIZU = "132195", "222127"
 KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 YAIZU_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "222127" / "yaizu_222127_aed.csv"
 
-pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
+pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ KOMAE = "132195"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)"),
-    pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)"),
+    pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads"),
 ]
 
 

@@ -117,7 +117,7 @@ def test_members_add_gives_the_city_its_partition_and_the_sensor_agrees(office: 
 # ------------------------------------------------------------------------------------------ upload, status
 
 
-@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
+@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads")
 def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office: Paths, tmp_path: Path) -> None:
     code, out, err = kouiki("upload", KOMAE, str(KOMAE_AED))
     assert code == 0, err
@@ -148,7 +148,7 @@ def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
+@pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads")
 def test_rerun_processes_the_city_again_through_ingest_city(office: Paths, tmp_path: Path) -> None:
     inbox_copy = tmp_path / "aed.csv"
     shutil.copy(KOMAE_AED, inbox_copy)

@@ -27,7 +27,7 @@ YAIZU_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "222127" 
 LIMIT_MB = 2
 BOUNDARY = "kouiki-test-boundary"
 
-pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
+pytestmark = pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ A_FILE = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "
 B_FILE = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "222127" / "yaizu_222127_aed.csv"
 B_SECRET = "静岡県焼津市本町2-16-32"              # text only B's file holds
 
-pytestmark = pytest.mark.skipif(not A_FILE.exists(), reason="needs the demo copy of the real sample file (demo/uploads)")
+pytestmark = pytest.mark.skipif(not A_FILE.exists(), reason="needs demo/uploads")
 
 
 @pytest.fixture(scope="module")
