@@ -139,6 +139,18 @@ def _prefectures_with_designated_cities() -> frozenset[str]:
                      and gov.code[:2] != "13")   # 13101–13123 are Tokyo's special wards, listed themselves
 
 
+def other_municipality(code: str, own_code: str) -> bool:
+    """Whether ``code`` names a local government other than ``own_code``: a municipality in the national list,
+    or another prefecture. The uploader's own prefecture and anything not in the list (typos, wards of
+    designated cities) count as the uploader's own; validation reports malformed codes."""
+    if code == own_code:
+        return False
+    known = lookup(code)
+    if known is None:
+        return False
+    return not (known.is_prefecture and code[:2] == own_code[:2])
+
+
 def lookup(code: str) -> LocalGovernment | None:
     """The reference entry of an exact 6-digit code, or None (not normalised: see normalise_code)."""
     return _by_code().get(code)

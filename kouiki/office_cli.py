@@ -235,7 +235,7 @@ def upload(
         name = check_file_name(file.name)
         with _steps() as step:
             submission = submit_upload(paths, registry, member.code, file, name, dataset_hint=dataset, via="cli",
-                                       progress=step)
+                                       progress=step, submits_for=member.submits_for)
     except ApiError as exc:
         print_json(exc.body())
         raise typer.Exit(2) from None

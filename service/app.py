@@ -97,7 +97,8 @@ class Service:
             require_city(caller, received.fields.get("city"))
             hint = self.dataset_hint(dataset or received.fields.get("dataset"))
             run = partial(submit_upload, self.paths, self.registry, caller.city_code, received.path,
-                          received.original_name, dataset_hint=hint, via="api", sha256=received.sha256)
+                          received.original_name, dataset_hint=hint, via="api", sha256=received.sha256,
+                          submits_for=caller.member.submits_for)
             submission: Submission = await anyio.to_thread.run_sync(run, limiter=self.limiter)
         except UploadRefused as refused:
             raise errors.from_intake(refused.error, refused.upload_id) from None

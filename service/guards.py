@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from intake.localgov import lookup
+from intake.localgov import lookup, other_municipality
 from intake.problems import IntakeError
 from intake.process import StagedUpload
 from intake.read import SOURCE_LINE, RawTable
@@ -60,14 +60,17 @@ def _header_name(raw: RawTable, column: str, position: int) -> str:
     return raw.header[position] if position < len(raw.header) and raw.header[position] else column
 
 
-def find_other_city_row(staged: StagedUpload, city_code: str) -> IntakeError | None:
-    """The first row whose local-government code names a municipality other than ``city_code``."""
+def find_other_city_row(staged: StagedUpload, city_code: str,
+                        submits_for: tuple[str, ...] = ()) -> IntakeError | None:
+    """The first row whose local-government code names a government other than ``city_code`` that the member
+    may not submit for (``submits_for``, from the member registry)."""
     column = staged.dataset.code_column
     if column not in staged.values.columns:
         return None
     codes = staged.values.select(SOURCE_LINE, column).filter(
         pl.col(column).is_not_null() & (pl.col(column) != city_code))
-    others = [(int(line), code) for line, code in codes.iter_rows() if _other_municipality(str(code), city_code)]
+    others = [(int(line), code) for line, code in codes.iter_rows()
+              if other_municipality(str(code), city_code) and code not in submits_for]
     if not others:
         return None
     line, code = others[0]
@@ -86,9 +89,3 @@ def find_other_city_row(staged: StagedUpload, city_code: str) -> IntakeError | N
         column=column,
     )
 
-
-def _other_municipality(code: str, city_code: str) -> bool:
-    known = lookup(code)
-    if known is None:         # not a code, or a ward of a designated city: validation reports bad codes
-        return False
-    return not (known.is_prefecture and code[:2] == city_code[:2])

@@ -90,7 +90,7 @@ Progress = Callable[[str], None]
 
 def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path, original_name: str, *,
                   dataset_hint: str | None = None, via: str = "api", sha256: str | None = None,
-                  progress: Progress | None = None) -> Submission:
+                  progress: Progress | None = None, submits_for: tuple[str, ...] = ()) -> Submission:
     """Land, detect and validate one file for ``city_code``. Raises :class:`UploadRefused` for files that
     cannot be read or are refused; readable files with failing rows are a :class:`Submission`.
     ``progress`` is told each step's name (reading, landing, validating) as it starts.
@@ -113,7 +113,7 @@ def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path
             upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
             _refuse_if_refused(upload)
             _refuse(paths, upload, err, status="unreadable")   # detection passed, staging did not
-        refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, city_code)
+        refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, city_code, submits_for)
         step("landing")
         if refusal is not None:
             landed = _land(paths, city_code, source, original_name, via, sha)

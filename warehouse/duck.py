@@ -17,6 +17,13 @@ from kouiki.settings import REPO_ROOT
 from warehouse import lake
 
 REFERENCE_CSV = REPO_ROOT / "kouiki" / "data" / "local_governments.csv"
+FINDINGS_COLUMNS = {"_city_code": "VARCHAR", "upload_id": "VARCHAR", "source_line": "BIGINT",
+                    "column": "VARCHAR", "error_code": "VARCHAR"}
+HISTORY_COLUMNS = {
+    "_city_code": "VARCHAR", "upload_id": "VARCHAR", "dataset_id": "VARCHAR", "file": "VARCHAR",
+    "received_at": "TIMESTAMPTZ", "validated_at": "TIMESTAMPTZ", "rows": "BIGINT", "rows_accepted": "BIGINT",
+    "rows_quarantined": "BIGINT", "pass_rate": "DOUBLE", "decision": "VARCHAR", "errors_by_code": "VARCHAR",
+}
 PROVENANCE_COLUMNS = {
     "_city_code": "VARCHAR",
     "_upload_id": "VARCHAR",
@@ -56,62 +63,29 @@ def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: Path, datasets: I
     for schema in ("lake", "quarantine", "findings", "history", "reference"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for ds in datasets:
-        _source_view(con, "lake", "staged", lake_root, ds)
-        _source_view(con, "quarantine", "quarantine", lake_root, ds)
-        _findings_view(con, lake_root, ds)
-    _history_view(con, lake_root)
+        canonical = {c.name: "VARCHAR" for c in ds.canonical.columns} | PROVENANCE_COLUMNS
+        _view_over_parquet(con, f"lake.{quote(ds.id)}", lake_root, "staged", ds.id, canonical)
+        _view_over_parquet(con, f"quarantine.{quote(ds.id)}", lake_root, "quarantine", ds.id,
+                           canonical | {"_errors": "VARCHAR"})
+        _view_over_parquet(con, f"findings.{quote(ds.id)}", lake_root, "findings", ds.id, FINDINGS_COLUMNS)
+    # history.uploads: one row per processed upload of every dataset and city
+    _view_over_parquet(con, "history.uploads", lake_root, "history", "*", HISTORY_COLUMNS)
     con.execute(
         "CREATE OR REPLACE TABLE reference.local_governments AS SELECT * FROM read_csv("
         f"{literal(str(REFERENCE_CSV))}, header=true, all_varchar=true)"
     )
 
 
-def _source_view(con: duckdb.DuckDBPyConnection, schema: str, area: str, lake_root: Path, ds: Dataset) -> None:
-    name = f"{schema}.{quote(ds.id)}"
-    if lake.has_data(lake_root, area, ds.id):
+def _view_over_parquet(con: duckdb.DuckDBPyConnection, name: str, lake_root: Path, area: str, dataset_id: str,
+                       empty_columns: dict[str, str]) -> None:
+    """A view over one lake area's Parquet files, or, while there are none, an empty view with the columns
+    the models expect (so a dataset nobody has uploaded yet still builds)."""
+    if lake.has_data(lake_root, area, dataset_id):
         con.execute(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-            f"{literal(lake.dataset_glob(lake_root, area, ds.id))}, hive_partitioning=false, union_by_name=true)"
-        )
-        return
-    cols = [f"CAST(NULL AS VARCHAR) AS {quote(c.name)}" for c in ds.canonical.columns]
-    cols += [f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in PROVENANCE_COLUMNS.items()]
-    if area == "quarantine":
-        cols += ["CAST(NULL AS VARCHAR) AS _errors"]
-    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(cols)} WHERE false")
-
-
-def _history_view(con: duckdb.DuckDBPyConnection, lake_root: Path) -> None:
-    """``history.uploads``: one row per processed upload of every dataset and city."""
-    if any((lake_root / "history").glob("*/city=*/*.parquet")):
-        con.execute(
-            "CREATE OR REPLACE VIEW history.uploads AS SELECT * FROM read_parquet("
-            f"{literal(str(lake_root / 'history' / '*' / '*' / '*.parquet'))}, hive_partitioning=false, "
+            f"{literal(lake.dataset_glob(lake_root, area, dataset_id))}, hive_partitioning=false, "
             "union_by_name=true)"
         )
         return
-    con.execute(
-        "CREATE OR REPLACE VIEW history.uploads AS SELECT CAST(NULL AS VARCHAR) AS _city_code, "
-        "CAST(NULL AS VARCHAR) AS upload_id, CAST(NULL AS VARCHAR) AS dataset_id, CAST(NULL AS VARCHAR) AS file, "
-        "CAST(NULL AS TIMESTAMPTZ) AS received_at, CAST(NULL AS TIMESTAMPTZ) AS validated_at, "
-        "CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS rows_accepted, "
-        "CAST(NULL AS BIGINT) AS rows_quarantined, "
-        "CAST(NULL AS DOUBLE) AS pass_rate, CAST(NULL AS VARCHAR) AS decision, "
-        "CAST(NULL AS VARCHAR) AS errors_by_code WHERE false"
-    )
-
-
-def _findings_view(con: duckdb.DuckDBPyConnection, lake_root: Path, ds: Dataset) -> None:
-    name = f"findings.{quote(ds.id)}"
-    if lake.has_data(lake_root, "findings", ds.id):
-        con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-            f"{literal(lake.dataset_glob(lake_root, 'findings', ds.id))}, hive_partitioning=false, "
-            "union_by_name=true)"
-        )
-        return
-    con.execute(
-        f"CREATE OR REPLACE VIEW {name} AS SELECT CAST(NULL AS VARCHAR) AS _city_code, "
-        "CAST(NULL AS VARCHAR) AS upload_id, CAST(NULL AS BIGINT) AS source_line, "
-        "CAST(NULL AS VARCHAR) AS \"column\", CAST(NULL AS VARCHAR) AS error_code WHERE false"
-    )
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in empty_columns.items())
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} WHERE false")

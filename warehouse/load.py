@@ -30,7 +30,7 @@ from expectations.validate import (
     split_batch,
     validate_table,
 )
-from intake.localgov import lookup
+from intake.localgov import lookup, other_municipality
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog
@@ -151,19 +151,19 @@ def assign_municipalities(staged: StagedUpload, result: ValidationResult, upload
     """Each row's municipality (``_city_code``) from its local-government code, and the result with a
     finding for every row of a municipality the uploader may not submit for.
 
-    A row without a code, with the uploader's own code, with its own prefecture's code or with an unknown
-    code belongs to the uploader (validation reports malformed codes)."""
+    A row without a code, or with a code :func:`intake.localgov.other_municipality` does not count as
+    another government's, belongs to the uploader."""
     column = staged.dataset.code_column
     n = staged.values.height
     own = pl.Series("_city_code", [uploader] * n, dtype=pl.String)
     if column not in staged.values.columns:
         return own, result
     codes = staged.values[column]
-    known = {c: _municipality_or_none(c) for c in codes.drop_nulls().unique().to_list()}   # few distinct codes
-    municipality = codes.replace_strict(known, default=None, return_dtype=pl.String)
-    other = municipality.is_not_null() & (municipality != uploader)
-    allowed = other & municipality.is_in(list(submits_for))
-    cities = pl.select(pl.when(allowed).then(municipality).otherwise(own)).to_series().alias("_city_code")
+    distinct = codes.drop_nulls().unique().to_list()   # few distinct codes: decide once each
+    others = [c for c in distinct if other_municipality(c, uploader)]
+    other = codes.is_in(others).fill_null(False)
+    allowed = other & codes.is_in(list(submits_for)).fill_null(False)
+    cities = pl.select(pl.when(allowed).then(codes).otherwise(own)).to_series().alias("_city_code")
     refused = other & ~allowed
     if not refused.any():
         return cities, result
@@ -182,11 +182,6 @@ def assign_municipalities(staged: StagedUpload, result: ValidationResult, upload
     decision, reason = decide(result.policy, result.row_count, len(failing), list(staged.match.missing_required))
     return cities, replace(result, findings=findings, failing_rows=failing, decision=decision,
                            decision_reason=reason)
-
-
-def _municipality_or_none(code: str) -> str | None:
-    known = lookup(code)
-    return code if known is not None and not known.is_prefecture else None
 
 
 def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result: ValidationResult,
