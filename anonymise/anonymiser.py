@@ -11,18 +11,22 @@ import polars as pl
 
 from anonymise.hierarchy import Hierarchy
 from anonymise.lattice import (
+    Classes,
     EncodedTable,
     NodeEvaluation,
     PrivacyModel,
     SearchResult,
-    class_table,
     encode_table,
     evaluate_node,
+    node_report,
+    record_classes,
     search_lattice,
 )
 from anonymise.reasons import Reason
 
-LOSS_METRIC = "ARX Loss (Iyengar loss metric LM; suppressed records count as fully generalised)"
+LOSS_METRIC = (
+    "ARX Loss (Iyengar loss metric LM, arithmetic mean over the QIs; suppressed records count as fully generalised)"
+)
 
 
 @dataclass
@@ -64,21 +68,12 @@ def anonymise_table(
     if search.best is None:
         return AnonymisationOutcome(None, {}, {}, None, search, {}, model, _too_strong(encoded, model))
     best = search.best
-    classes = class_table(encoded, best.levels, model)
-    suppressed_rows = _suppressed_rows(encoded, classes, best.levels)
-    release = _release(table, hierarchies, best.levels, suppressed_rows, [*sensitive, *keep])
+    classes = record_classes(encoded, best.levels, model)
+    release = _release(table, hierarchies, best.levels, classes.bad_rows(), [*sensitive, *keep])
     levels = dict(zip(encoded.quasi_identifiers, best.levels, strict=True))
     names = {qi: hierarchies[qi].level_names[level] for qi, level in levels.items()}
-    metrics = outcome_metrics(encoded, classes, best)
+    metrics = outcome_metrics(encoded, classes, best, model)
     return AnonymisationOutcome(release, levels, names, best, search, metrics, model)
-
-
-def _suppressed_rows(encoded: EncodedTable, classes: pl.DataFrame, levels: Sequence[int]) -> np.ndarray:
-    columns = encoded.level_columns(levels)
-    flags = encoded.frame.select(columns).join(
-        classes.select([*columns, "bad"]), on=columns, how="left", maintain_order="left"
-    )
-    return flags["bad"].to_numpy()
 
 
 def _release(
@@ -94,26 +89,28 @@ def _release(
     return kept.with_columns(generalised).select([name for name in table.columns if name in published])
 
 
-def outcome_metrics(encoded: EncodedTable, classes: pl.DataFrame, best: NodeEvaluation) -> dict[str, Any]:
-    """Loss, generalisation intensity, discernibility and class sizes of the chosen node after suppression."""
+def outcome_metrics(
+    encoded: EncodedTable, classes: Classes, best: NodeEvaluation, model: PrivacyModel
+) -> dict[str, Any]:
+    """Loss under ARX's quality models, discernibility and class sizes of the chosen node after suppression."""
     records = encoded.records
-    kept = classes.filter(~pl.col("bad"))
-    sizes = kept["size"].to_numpy()
-    heights = encoded.heights
-    intensity = float(np.mean([level / (height - 1) for level, height in zip(best.levels, heights, strict=True)]))
+    sizes = classes.sizes[~classes.bad]
+    quality = node_report(encoded, best.levels, model)
     kept_records = records - best.suppressed
+    unsuppressed = PrivacyModel(k=1)
     return {
         "loss_metric": LOSS_METRIC,
-        "loss": best.loss,
-        "loss_generalisation_only": best.loss_lower_bound,
-        "generalisation_intensity": (kept_records * intensity + best.suppressed) / records,
+        "loss": quality["loss_arithmetic_mean"],
+        "loss_generalisation_only": node_report(encoded, best.levels, unsuppressed)["loss_arithmetic_mean"],
+        "generalisation_intensity": quality["precision"],
+        "quality": quality,
         "discernibility": int((sizes.astype(np.int64) ** 2).sum()) + best.suppressed * records,
         "records_in": records,
         "records_released": kept_records,
         "records_suppressed": best.suppressed,
         "suppressed_share": best.suppressed / records,
         "equivalence_classes": {
-            "count": int(kept.height),
+            "count": len(sizes),
             "min_size": int(sizes.min()) if len(sizes) else 0,
             "avg_size": float(sizes.mean()) if len(sizes) else 0.0,
             "max_size": int(sizes.max()) if len(sizes) else 0,

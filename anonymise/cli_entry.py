@@ -19,6 +19,7 @@ import polars as pl
 from anonymise.anonymiser import anonymise_table
 from anonymise.hierarchy import detect_delimiter, hierarchy_from_arx_csv
 from anonymise.lattice import PrivacyModel
+from anonymise.quality import QualityModel
 from anonymise.verify import verify_release
 
 # Dropped columns this unique (distinct values / rows) are treated as direct identifiers and searched
@@ -35,6 +36,7 @@ def anonymise_csv(
     max_suppression: float,
     out: Path,
     report: Path,
+    quality: QualityModel | None = None,
 ) -> dict[str, Any]:
     """Anonymise a CSV (delimiter ',' or ';') with ARX-format hierarchy files.
 
@@ -46,14 +48,14 @@ def anonymise_csv(
     table, delimiter = read_delimited(input)
     _check_columns(table, [*qis, *sensitive])
     hierarchies = {column: hierarchy_from_arx_csv(path, column) for column, path in qis.items()}
-    model = PrivacyModel(k=k, l=l, max_suppression=max_suppression / 100)
+    model = PrivacyModel(k=k, l=l, max_suppression=max_suppression / 100, quality=quality or QualityModel())
     outcome = anonymise_table(table, hierarchies, model, sensitive=sensitive)
     dropped = [column for column in table.columns if column not in qis and column not in sensitive]
     scanned = [c for c in dropped if table.height and table[c].n_unique() / table.height >= IDENTIFIER_UNIQUENESS]
     result: dict[str, Any] = {
         "input": str(input),
         "records_in": table.height,
-        "model": {"k": k, "l": l, "max_suppression_pct": max_suppression},
+        "model": {"k": k, "l": l, "max_suppression_pct": max_suppression, "quality": model.quality.describe()},
         "quasi_identifiers": {column: str(path) for column, path in qis.items()},
         "sensitive": sensitive,
         "dropped_columns": dropped,
@@ -95,6 +97,7 @@ def anonymise_csv(
             "generalisation_intensity": outcome.metrics["generalisation_intensity"],
             "discernibility": outcome.metrics["discernibility"],
         },
+        "quality": outcome.metrics["quality"],
         "verification": {
             "passed": verification.passed,
             "k": verification.k,

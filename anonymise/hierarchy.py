@@ -31,10 +31,22 @@ class EncodedAttribute:
     codes: tuple[np.ndarray, ...]  # per level: uint32 code of each row
     labels: tuple[tuple[str, ...], ...]  # per level: label of each code
     loss: tuple[np.ndarray, ...]  # per level: ARX "Loss" of each code, (leaves covered − 1) / (leaves − 1)
+    parents: tuple[np.ndarray, ...] = ()  # per level: the code at that level of each leaf (level-0 code)
+    shares: tuple[np.ndarray, ...] = ()  # per level: share of the hierarchy's leaves each code covers
 
     @property
     def height(self) -> int:
         return len(self.codes)
+
+    @property
+    def leaves(self) -> int:
+        return len(self.labels[0])
+
+    def roll_up(self, source: int, target: int) -> np.ndarray:
+        """Code at level `target` of every code at level `source` (source ≤ target)."""
+        mapping = np.zeros(len(self.labels[source]), dtype=np.int64)
+        mapping[self.parents[source]] = self.parents[target]
+        return mapping
 
 
 @dataclass(frozen=True)
@@ -69,14 +81,17 @@ class Hierarchy:
             raise HierarchyError(
                 f"{self.attribute}: 階層に無い値があります / values missing from the hierarchy: {missing}"
             )
-        codes, labels, losses = [], [], []
+        codes, labels, losses, parents, shares = [], [], [], [], []
+        by_leaf = coded.sort("c0")
         for level in range(self.height):
             per_code = coded.group_by(f"c{level}").agg(pl.first(str(level)), pl.len()).sort(f"c{level}")
             codes.append(joined[f"c{level}"].to_numpy())
             labels.append(tuple(per_code[str(level)].to_list()))
             covered = per_code["len"].to_numpy().astype(np.float64)
             losses.append((covered - 1) / (self.leaves - 1) if self.leaves > 1 else np.zeros_like(covered))
-        return EncodedAttribute(tuple(codes), tuple(labels), tuple(losses))
+            parents.append(by_leaf[f"c{level}"].to_numpy().astype(np.int64))
+            shares.append(covered / self.leaves)
+        return EncodedAttribute(tuple(codes), tuple(labels), tuple(losses), tuple(parents), tuple(shares))
 
     def generalise(self, values: pl.Series, level: int) -> pl.Series:
         """`values` replaced by their labels at `level`."""

@@ -1,29 +1,31 @@
-"""Optimal full-domain generalisation over the lattice of hierarchy levels, with local suppression.
+"""Optimal full-domain generalisation over the lattice of hierarchy levels, with record suppression.
 
-A lattice node gives one generalisation level per quasi-identifier. Every QI is encoded once as
-integer code columns (one per level), so evaluating a node is one polars group-by on the chosen
-level columns. A node *satisfies* the privacy model when the records of the equivalence classes that
-break it (smaller than k, not l-diverse, not t-close) number at most the suppression limit; those
-records are then suppressed.
+A lattice node gives one generalisation level per quasi-identifier. A node *satisfies* the privacy model
+when the records of the equivalence classes that break it (smaller than k, not l-diverse, not t-close)
+number at most the suppression limit; those records are then suppressed (ARX's record suppression).
+Among the satisfying nodes the search returns the one with the least loss under the chosen quality
+model (quality.py: ARX's Precision, Loss or non-uniform entropy).
 
-Search (in the spirit of ARX's Flash): walk the nodes bottom-up; from each untagged node follow a
-greedy path upwards and binary-search it, using monotonicity to tag without evaluating: if a node
-satisfies, so do all its generalisations; if it fails, so do all its specialisations. k-anonymity
-and distinct l-diversity with suppression are monotone; entropy l-diversity and t-closeness are only
-when no suppression is allowed, so for them the tagging uses the k part alone and every remaining
-candidate is checked.
+Evaluating a node: the records are collapsed once into the distinct combinations of leaf codes and
+sensitive codes with their counts (`RowTable`). A node's table is *rolled up* from the smallest table
+already computed for a more specific node (mapping each code to its parent code with one array lookup,
+then regrouping the much shorter table on one mixed-radix integer key), as ARX does with its
+"groupify" roll-up; no record is touched again.
 
-Information loss is ARX's "Loss" metric (Iyengar's loss metric, LM): a cell generalised to a label
-covering c of the hierarchy's L leaves loses (c − 1)/(L − 1), a suppressed record loses 1 in every
-QI, averaged over all QI cells (0 = untouched, 1 = everything suppressed). With suppression it is
-not monotone, so the optimum is found among the satisfying nodes in increasing order of a monotone
-lower bound (the loss without suppression), stopping once the bound exceeds the best loss found.
+Search (ARX's Flash idea): walk the nodes bottom-up; from each untagged node follow a greedy path upwards
+and binary-search it, using monotonicity to tag without evaluating: if a node satisfies, so do all its
+generalisations; if it fails, so do all its specialisations. k-anonymity and distinct l-diversity with
+record suppression are monotone; entropy l-diversity and t-closeness are only when no suppression is
+allowed, so for them the tagging uses the k part alone and every remaining candidate is checked. Then
+the passing nodes are evaluated in increasing order of a lower bound of their loss that depends on the
+levels alone (quality.lower_bounds), stopping once the bound exceeds the best loss found.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,19 +33,26 @@ import numpy as np
 import polars as pl
 
 from anonymise.hierarchy import EncodedAttribute, Hierarchy
+from anonymise.quality import AttributeCosts, QualityModel, attribute_costs, attribute_loss, lower_bounds
 
 _TIE = 1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
+SUPPRESSION_MODELS = ("records",)
+_CACHED_TABLES = 128  # rolled-up node tables kept as sources for further roll-ups …
+_CACHED_ROWS = 4_000_000  # … and their rows in all (about 30 MB per million rows and QI)
 
 
 @dataclass(frozen=True)
 class PrivacyModel:
-    """k-anonymity, optionally l-diversity (distinct or entropy) and t-closeness, with a suppression limit."""
+    """k-anonymity, optionally l-diversity (distinct or entropy) and t-closeness, with a suppression limit,
+    the suppression model and the quality model to optimise (together, ARX's ARXConfiguration)."""
 
     k: int
     l: int | None = None  # noqa: E741 - the model's own name
     l_variant: str = "distinct"
     t: float | None = None
     max_suppression: float = 0.0  # share of records that may be suppressed, 0 … 1
+    quality: QualityModel = field(default_factory=QualityModel)
+    suppression: str = "records"  # whole records of the classes that break the model (ARX's default)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -56,6 +65,8 @@ class PrivacyModel:
             raise ValueError("t must be in [0, 1]")
         if not 0 <= self.max_suppression <= 1:
             raise ValueError("max_suppression is a share of records in [0, 1]")
+        if self.suppression not in SUPPRESSION_MODELS:
+            raise ValueError(f"suppression must be one of {SUPPRESSION_MODELS}, got {self.suppression!r}")
 
     def suppression_limit(self, records: int) -> int:
         return math.floor(self.max_suppression * records + 1e-9)
@@ -72,32 +83,46 @@ class PrivacyModel:
 
 
 @dataclass(frozen=True)
+class RowTable:
+    """Distinct combinations of QI codes (at `levels`) and sensitive codes, with their record counts."""
+
+    levels: tuple[int, ...]
+    codes: tuple[np.ndarray, ...]  # per QI: int64 code at its level
+    sensitive: tuple[np.ndarray, ...]  # per sensitive attribute: int64 code
+    counts: np.ndarray  # int64 records per row
+
+    @property
+    def rows(self) -> int:
+        return len(self.counts)
+
+
+@dataclass(frozen=True)
 class EncodedTable:
-    """The quasi-identifiers as code columns q{i}_{level} and the sensitive attributes as codes s{j}."""
+    """The quasi-identifiers as leaf codes, the sensitive attributes as codes, and their distinct rows."""
 
     quasi_identifiers: tuple[str, ...]
     attributes: tuple[EncodedAttribute, ...]
     sensitive: tuple[str, ...]
     sensitive_ordered: tuple[bool, ...]
     sensitive_global: tuple[np.ndarray, ...]  # overall distribution of each sensitive attribute
-    frame: pl.DataFrame
-    level_loss_sums: tuple[np.ndarray, ...]  # per QI and level: summed Loss of all records
-
-    @property
-    def records(self) -> int:
-        return self.frame.height
+    records: int
+    records_table: RowTable  # one row per record, level 0 (not grouped)
+    bottom: RowTable  # distinct rows at level 0
+    costs: tuple[AttributeCosts, ...]
+    roll_ups: tuple[dict[tuple[int, int], np.ndarray], ...]  # per QI: (source, target) level → code map
 
     @property
     def heights(self) -> tuple[int, ...]:
         return tuple(attribute.height for attribute in self.attributes)
 
-    def level_columns(self, levels: Sequence[int]) -> list[str]:
-        return [f"q{index}_{level}" for index, level in enumerate(levels)]
+    def radices(self, levels: Sequence[int]) -> list[int]:
+        qi = [len(attribute.labels[level]) for attribute, level in zip(self.attributes, levels, strict=True)]
+        return [*qi, *(len(distribution) for distribution in self.sensitive_global)]
 
 
 @dataclass(frozen=True)
 class NodeEvaluation:
-    """What one lattice node gives: classes, records to suppress, and the information loss."""
+    """What one lattice node gives: classes, records to suppress, and the loss under the quality model."""
 
     levels: tuple[int, ...]
     classes: int  # equivalence classes before suppression
@@ -105,8 +130,20 @@ class NodeEvaluation:
     small_class_records: int  # records in classes smaller than k
     satisfies: bool
     satisfies_k: bool
-    loss: float  # ARX Loss, suppressed records counted as fully generalised
-    loss_lower_bound: float  # ARX Loss with nothing suppressed
+    score: float  # the quality model's loss (inf when the node does not satisfy the model)
+    score_lower_bound: float  # a lower bound of it from the levels alone
+
+
+@dataclass(frozen=True)
+class Classes:
+    """Equivalence classes of a RowTable: the class of each row, class sizes, classes breaking the model."""
+
+    row_class: np.ndarray
+    sizes: np.ndarray
+    bad: np.ndarray
+
+    def bad_rows(self) -> np.ndarray:
+        return self.bad[self.row_class]
 
 
 @dataclass
@@ -123,29 +160,40 @@ def encode_table(
     sensitive: Sequence[str] = (),
     sensitive_order: Mapping[str, Sequence[str]] | None = None,
 ) -> EncodedTable:
-    """Encode each QI at every hierarchy level and each sensitive attribute, once."""
+    """Encode each QI's leaves and each sensitive attribute once, and collapse the records to distinct rows."""
     if not hierarchies:
         raise ValueError("at least one quasi-identifier is needed")
     order = dict(sensitive_order or {})
     quasi = tuple(hierarchies)
     attributes = tuple(hierarchies[name].encode(table[name]) for name in quasi)
-    columns: dict[str, np.ndarray] = {}
-    for index, attribute in enumerate(attributes):
-        for level, codes in enumerate(attribute.codes):
-            columns[f"q{index}_{level}"] = codes
-    globals_, ordered = [], []
-    for index, name in enumerate(sensitive):
+    leaf_codes = tuple(attribute.codes[0].astype(np.int64) for attribute in attributes)
+    globals_, ordered, sensitive_codes = [], [], []
+    for name in sensitive:
         codes, distribution = _encode_sensitive(table[name], order.get(name))
-        columns[f"s{index}"] = codes
+        sensitive_codes.append(codes.astype(np.int64))
         globals_.append(distribution)
         ordered.append(name in order)
-    sums = tuple(
-        np.array([float(attribute.loss[level][attribute.codes[level]].sum()) for level in range(attribute.height)])
+    records = table.height
+    zero = tuple(0 for _ in quasi)
+    records_table = RowTable(zero, leaf_codes, tuple(sensitive_codes), np.ones(records, dtype=np.int64))
+    costs = tuple(
+        attribute_costs(codes, attribute.parents, attribute.shares)
+        for codes, attribute in zip(leaf_codes, attributes, strict=True)
+    )
+    roll_ups = tuple(
+        {
+            (source, target): attribute.roll_up(source, target)
+            for source in range(attribute.height)
+            for target in range(source + 1, attribute.height)
+        }
         for attribute in attributes
     )
-    return EncodedTable(
-        quasi, attributes, tuple(sensitive), tuple(ordered), tuple(globals_), pl.DataFrame(columns), sums
+    encoded = EncodedTable(
+        quasi, attributes, tuple(sensitive), tuple(ordered), tuple(globals_), records, records_table,
+        records_table, costs, roll_ups,
     )
+    bottom = _group_table(encoded, records_table, zero)
+    return EncodedTable(**{**encoded.__dict__, "bottom": bottom})
 
 
 def _encode_sensitive(values: pl.Series, order: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -160,122 +208,273 @@ def _encode_sensitive(values: pl.Series, order: Sequence[str] | None) -> tuple[n
     return codes, counts / max(counts.sum(), 1.0)
 
 
-def class_table(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> pl.DataFrame:
-    """One row per equivalence class: codes, size, whether it breaks the model, per-record Loss."""
-    columns = encoded.level_columns(levels)
-    aggregations = [pl.len().alias("size")]
-    distinct = model.l is not None and model.l_variant == "distinct"
-    if distinct:
-        aggregations += [pl.col(f"s{j}").n_unique().alias(f"distinct{j}") for j in range(len(encoded.sensitive))]
-    classes = encoded.frame.group_by(columns).agg(aggregations)
-    bad = pl.col("size") < model.k
-    if distinct:
-        for j in range(len(encoded.sensitive)):
-            bad = bad | (pl.col(f"distinct{j}") < model.l)
-    if (model.l is not None and model.l_variant == "entropy") or model.t is not None:
-        for j in range(len(encoded.sensitive)):
-            classes, breaks = _distribution_checks(encoded, classes, columns, j, model)
-            bad = bad | breaks
-    classes = classes.with_columns(bad.alias("bad"))
-    record_loss = np.zeros(classes.height)
-    for index, (column, level) in enumerate(zip(columns, levels, strict=True)):
-        record_loss += encoded.attributes[index].loss[level][classes[column].to_numpy()]
-    return classes.with_columns(pl.Series("loss", record_loss))
-
-
-def _distribution_checks(
-    encoded: EncodedTable, classes: pl.DataFrame, columns: list[str], j: int, model: PrivacyModel
-) -> tuple[pl.DataFrame, pl.Expr]:
-    """Entropy l-diversity and t-closeness of sensitive attribute j, per class."""
-    sensitive = f"s{j}"
-    counts = encoded.frame.group_by([*columns, sensitive]).len()
-    breaks = pl.lit(False)
-    if model.l is not None and model.l_variant == "entropy":
-        shares = counts.with_columns((pl.col("len") / pl.col("len").sum().over(columns)).alias("share"))
-        entropy = shares.group_by(columns).agg((-(pl.col("share") * pl.col("share").log())).sum().alias(f"entropy{j}"))
-        classes = classes.join(entropy, on=columns, how="left")
-        breaks = breaks | (pl.col(f"entropy{j}") < math.log(model.l) - 1e-12)
-    if model.t is not None:
-        distance = _class_distances(encoded, counts, columns, j)
-        classes = classes.join(distance, on=columns, how="left")
-        breaks = breaks | (pl.col(f"distance{j}") > model.t + 1e-12)
-    return classes, breaks
-
-
-def _class_distances(encoded: EncodedTable, counts: pl.DataFrame, columns: list[str], j: int) -> pl.DataFrame:
-    """Earth mover's distance of each class's distribution to the whole table's: ordered or equal distance."""
-    keys = counts.select(columns).unique(maintain_order=True).with_row_index("class")
-    indexed = counts.join(keys, on=columns, how="left")
-    target = encoded.sensitive_global[j]
-    matrix = np.zeros((keys.height, len(target)))
-    np.add.at(matrix, (indexed["class"].to_numpy(), indexed[f"s{j}"].to_numpy()), indexed["len"].to_numpy())
-    difference = matrix / matrix.sum(axis=1, keepdims=True) - target[None, :]
-    if encoded.sensitive_ordered[j] and len(target) > 1:
-        distance = np.abs(np.cumsum(difference, axis=1)[:, :-1]).sum(axis=1) / (len(target) - 1)
+def _group(
+    columns: Sequence[np.ndarray], radices: Sequence[int], weights: np.ndarray | None
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Distinct rows of `columns` (codes < radices), summed weights per row, and each input row's group."""
+    size = len(columns[0])
+    space = math.prod(radices)
+    weights = np.ones(size, dtype=np.int64) if weights is None else weights
+    if size == 0:
+        return [column[:0] for column in columns], weights[:0], np.zeros(0, dtype=np.int64)
+    if space >= 2**62:  # the mixed-radix key would overflow: group the rows themselves
+        unique, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        return list(unique.T), np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.int64), inverse
+    key = np.zeros(size, dtype=np.int64)
+    for column, radix in zip(columns, radices, strict=True):
+        key = key * radix + column
+    if space <= max(8 * size, 1 << 16):  # small key space: count in place, no sort
+        slot = np.full(space, -1, dtype=np.int64)
+        slot[key] = np.arange(size)  # any row of a key stands for it
+        keys = np.flatnonzero(slot >= 0)
+        first = slot[keys]
+        lookup = slot  # reused: key → group number
+        lookup[keys] = np.arange(len(keys))
+        inverse = lookup[key]
+    elif space < 2**62 // size:  # one plain sort of key·size + row number gives the order and the keys
+        packed = np.sort(key * size + np.arange(size))
+        order = packed % size
+        sorted_keys = packed // size
+        new_key = np.empty(size, dtype=bool)
+        new_key[0] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new_key[1:])
+        first = order[new_key]
+        inverse = np.empty(size, dtype=np.int64)
+        inverse[order] = np.cumsum(new_key) - 1
     else:
-        distance = 0.5 * np.abs(difference).sum(axis=1)
-    return keys.drop("class").with_columns(pl.Series(f"distance{j}", distance))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    sums = np.bincount(inverse, weights=weights, minlength=len(first)).astype(np.int64)
+    return [column[first] for column in columns], sums, inverse
 
 
-def evaluate_node(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> NodeEvaluation:
-    """Group by the node's level columns and measure it against the model."""
-    classes = class_table(encoded, levels, model)
-    size = classes["size"].to_numpy()
-    bad = classes["bad"].to_numpy()
-    suppressed = int(size[bad].sum())
-    small = int(size[size < model.k].sum())
-    limit = model.suppression_limit(encoded.records)
-    qis = len(levels)
-    total = encoded.records * qis
-    kept_loss = float((size[~bad] * classes["loss"].to_numpy()[~bad]).sum())
-    return NodeEvaluation(
-        levels=tuple(levels),
-        classes=classes.height,
-        suppressed=suppressed,
-        small_class_records=small,
-        satisfies=suppressed <= limit,
-        satisfies_k=small <= limit,
-        loss=(kept_loss + suppressed * qis) / total if total else 0.0,
-        loss_lower_bound=lower_bound(encoded, levels),
+def _recode(encoded: EncodedTable, source: RowTable, levels: Sequence[int]) -> list[np.ndarray]:
+    return [
+        codes if have == want else encoded.roll_ups[index][(have, want)][codes]
+        for index, (codes, have, want) in enumerate(zip(source.codes, source.levels, levels, strict=True))
+    ]
+
+
+def _group_table(encoded: EncodedTable, source: RowTable, levels: Sequence[int]) -> RowTable:
+    """`source` rolled up to `levels`: codes mapped to their parents, equal rows merged."""
+    codes = _recode(encoded, source, levels)
+    columns, counts, _ = _group([*codes, *source.sensitive], encoded.radices(levels), source.counts)
+    qis = len(codes)
+    return RowTable(tuple(levels), tuple(columns[:qis]), tuple(columns[qis:]), counts)
+
+
+def _classes(encoded: EncodedTable, table: RowTable, model: PrivacyModel, distinct_rows: bool) -> Classes:
+    """Group the rows into equivalence classes and flag the classes that break the model."""
+    qi_radices = encoded.radices(table.levels)[: len(table.codes)]
+    if distinct_rows and not table.sensitive:
+        row_class = np.arange(table.rows)
+        sizes = table.counts
+    else:
+        _, sizes, row_class = _group(list(table.codes), qi_radices, table.counts)
+    bad = sizes < model.k
+    for j, values in enumerate(table.sensitive):
+        bad |= _sensitive_breaks(encoded, model, j, values, table.counts, row_class, sizes)
+    return Classes(row_class, sizes, bad)
+
+
+def _sensitive_breaks(
+    encoded: EncodedTable,
+    model: PrivacyModel,
+    j: int,
+    values: np.ndarray,
+    counts: np.ndarray,
+    row_class: np.ndarray,
+    sizes: np.ndarray,
+) -> np.ndarray:
+    """Classes that fail l-diversity or t-closeness on sensitive attribute j."""
+    classes = len(sizes)
+    breaks = np.zeros(classes, dtype=bool)
+    if model.l is None and model.t is None:
+        return breaks
+    width = len(encoded.sensitive_global[j])
+    pairs = np.bincount(row_class * width + values, weights=counts, minlength=classes * width).reshape(
+        classes, width
+    )
+    if model.l is not None and model.l_variant == "distinct":
+        breaks |= (pairs > 0).sum(axis=1) < model.l
+    shares = pairs / sizes[:, None]
+    if model.l is not None and model.l_variant == "entropy":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -np.where(shares > 0, shares * np.log(shares), 0.0).sum(axis=1)
+        breaks |= entropy < math.log(model.l) - 1e-12
+    if model.t is not None:
+        difference = shares - encoded.sensitive_global[j][None, :]
+        if encoded.sensitive_ordered[j] and width > 1:
+            distance = np.abs(np.cumsum(difference, axis=1)[:, :-1]).sum(axis=1) / (width - 1)
+        else:
+            distance = 0.5 * np.abs(difference).sum(axis=1)
+        breaks |= distance > model.t + 1e-12
+    return breaks
+
+
+def attribute_losses(
+    encoded: EncodedTable, table: RowTable, classes: Classes, quality: QualityModel
+) -> np.ndarray:
+    """Per QI: the quality model's loss of the node `table` is at, its bad classes suppressed."""
+    bad = classes.bad_rows()
+    counts = table.counts[bad]
+    return np.array(
+        [
+            attribute_loss(quality, costs, level, encoded.records, codes[bad], counts)
+            for costs, level, codes in zip(encoded.costs, table.levels, table.codes, strict=True)
+        ]
     )
 
 
-def lower_bound(encoded: EncodedTable, levels: Sequence[int]) -> float:
-    """ARX Loss of a node with no record suppressed; never above its real Loss, and monotone upwards."""
-    total = encoded.records * len(levels)
-    if not total:
-        return 0.0
-    return float(sum(encoded.level_loss_sums[i][level] for i, level in enumerate(levels))) / total
+def node_lower_bound(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> float:
+    """A lower bound of the node's loss from its levels alone; it never decreases up the lattice."""
+    limit = model.suppression_limit(encoded.records)
+    parts = [
+        lower_bounds(model.quality, costs, encoded.records, limit)[level]
+        for costs, level in zip(encoded.costs, levels, strict=True)
+    ]
+    return model.quality.combine(np.array(parts))
+
+
+class _Evaluator:
+    """Evaluates nodes by rolling up the smallest cached table of a more specific node."""
+
+    def __init__(self, encoded: EncodedTable, model: PrivacyModel) -> None:
+        self.encoded = encoded
+        self.model = model
+        self.limit = model.suppression_limit(encoded.records)
+        self.tables: OrderedDict[tuple[int, ...], RowTable] = OrderedDict()
+        self.cached_rows = 0
+
+    def source(self, levels: tuple[int, ...]) -> RowTable:
+        """The cached table with the fewest rows among nodes at or below `levels`, else the distinct rows."""
+        best = self.encoded.bottom
+        if self.tables:
+            have = np.array(list(self.tables), dtype=np.int64)
+            below = (have <= np.array(levels)).all(axis=1)
+            if below.any():
+                tables = list(self.tables.values())
+                rows = np.array([table.rows for table in tables])
+                rows[~below] = np.iinfo(np.int64).max
+                smallest = tables[int(rows.argmin())]
+                if smallest.rows < best.rows:
+                    best = smallest
+        return best
+
+    def evaluate(self, levels: tuple[int, ...], bound: float) -> NodeEvaluation:
+        table = _group_table(self.encoded, self.source(levels), levels)
+        self._remember(table)
+        classes = _classes(self.encoded, table, self.model, distinct_rows=True)
+        return _evaluation(self.encoded, table, classes, self.model, self.limit, bound)
+
+    def _remember(self, table: RowTable) -> None:
+        self.tables[table.levels] = table
+        self.cached_rows += table.rows
+        while len(self.tables) > _CACHED_TABLES or self.cached_rows > _CACHED_ROWS:
+            _, dropped = self.tables.popitem(last=False)
+            self.cached_rows -= dropped.rows
+
+
+def _evaluation(
+    encoded: EncodedTable, table: RowTable, classes: Classes, model: PrivacyModel, limit: int, bound: float
+) -> NodeEvaluation:
+    sizes, bad = classes.sizes, classes.bad
+    suppressed = int(sizes[bad].sum())
+    small = int(sizes[sizes < model.k].sum())
+    satisfies = suppressed <= limit
+    score = math.inf
+    if satisfies:
+        score = model.quality.combine(attribute_losses(encoded, table, classes, model.quality))
+    return NodeEvaluation(
+        levels=table.levels,
+        classes=len(sizes),
+        suppressed=suppressed,
+        small_class_records=small,
+        satisfies=satisfies,
+        satisfies_k=small <= limit,
+        score=score,
+        score_lower_bound=bound,
+    )
+
+
+def evaluate_node(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> NodeEvaluation:
+    """Measure one node against the model (rolled up from the distinct rows)."""
+    node = tuple(int(level) for level in levels)
+    return _Evaluator(encoded, model).evaluate(node, node_lower_bound(encoded, node, model))
+
+
+def record_classes(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> Classes:
+    """The node's equivalence classes with one row per record (in input order), to suppress and release."""
+    records = encoded.records_table
+    codes = _recode(encoded, records, levels)
+    table = RowTable(tuple(levels), tuple(codes), records.sensitive, records.counts)
+    return _classes(encoded, table, model, distinct_rows=False)
+
+
+def node_report(encoded: EncodedTable, levels: Sequence[int], model: PrivacyModel) -> dict[str, object]:
+    """The chosen node under every quality model (ARX's defaults), and under the optimised one."""
+    node = tuple(int(level) for level in levels)
+    table = _group_table(encoded, encoded.bottom, node)
+    classes = _classes(encoded, table, model, distinct_rows=True)
+    names = encoded.quasi_identifiers
+
+    def per_attribute(quality: QualityModel) -> np.ndarray:
+        return attribute_losses(encoded, table, classes, quality)
+
+    precision = per_attribute(QualityModel("precision"))
+    loss = per_attribute(QualityModel("loss"))
+    entropy = per_attribute(QualityModel("nu_entropy"))
+    optimised = per_attribute(model.quality)
+    maximum = sum(costs.entropy_max for costs in encoded.costs)
+    return {
+        "optimised": {**model.quality.describe(), "value": model.quality.combine(optimised)},
+        "precision": float(precision.mean()),
+        "loss": QualityModel("loss").combine(loss),
+        "loss_arithmetic_mean": float(loss.mean()),
+        "nu_entropy_bits": float(entropy.sum()),
+        "nu_entropy": float(entropy.sum() / maximum) if maximum > 0 else 0.0,
+        "per_attribute": {
+            name: {"precision": float(p), "loss": float(lo), "nu_entropy_bits": float(e)}
+            for name, p, lo, e in zip(names, precision, loss, entropy, strict=True)
+        },
+    }
 
 
 def _preference(evaluation: NodeEvaluation) -> tuple[float, int, tuple[int, ...]]:
-    return (round(evaluation.loss, 12), sum(evaluation.levels), evaluation.levels)
+    return (round(evaluation.score, 9), sum(evaluation.levels), evaluation.levels)
 
 
 def search_lattice(encoded: EncodedTable, model: PrivacyModel, prune: bool = True) -> SearchResult:
-    """The satisfying node with the least Loss (ties: lower, then lexicographically smaller), or None."""
+    """The satisfying node with the least loss (ties: lower, then lexicographically smaller), or None."""
     nodes = np.array(list(itertools.product(*(range(height) for height in encoded.heights))), dtype=np.int64)
     result = SearchResult(best=None, lattice_size=len(nodes), pruned=prune)
+    limit = model.suppression_limit(encoded.records)
+    per_qi = [lower_bounds(model.quality, costs, encoded.records, limit) for costs in encoded.costs]
+    parts = np.stack([per_qi[i][nodes[:, i]] for i in range(nodes.shape[1])], axis=1)
+    bounds = model.quality.combine_rows(parts)
+    evaluator = _Evaluator(encoded, model)
 
     def evaluate(index: int) -> NodeEvaluation:
         levels = tuple(int(level) for level in nodes[index])
         if levels not in result.evaluations:
-            result.evaluations[levels] = evaluate_node(encoded, levels, model)
+            evaluation = evaluator.evaluate(levels, float(bounds[index]))
+            result.evaluations[levels] = evaluation
+            if evaluation.satisfies and (result.best is None or _preference(evaluation) < _preference(result.best)):
+                result.best = evaluation
         return result.evaluations[levels]
 
     if not prune:
-        satisfying = [evaluate(index) for index in range(len(nodes))]
-        result.best = min((e for e in satisfying if e.satisfies), key=_preference, default=None)
+        for index in range(len(nodes)):
+            evaluate(index)
         return result
-    passing = _classify(nodes, encoded, model, evaluate)
-    bounds = np.array([lower_bound(encoded, node) for node in nodes])
-    candidates = sorted(np.flatnonzero(passing), key=lambda i: (bounds[i], int(nodes[i].sum()), tuple(nodes[i])))
-    for index in candidates:
-        if result.best is not None and bounds[index] > result.best.loss + _TIE:
+    passing = _classify(nodes, encoded, model, evaluate, bounds, result)
+    candidates = sorted(
+        (int(i) for i in np.flatnonzero(passing)), key=lambda i: (bounds[i], int(nodes[i].sum()), tuple(nodes[i]))
+    )
+    for candidate in candidates:
+        if result.best is not None and bounds[candidate] > result.best.score + _TIE:
             break
-        evaluation = evaluate(int(index))
-        if evaluation.satisfies and (result.best is None or _preference(evaluation) < _preference(result.best)):
-            result.best = evaluation
+        evaluate(candidate)
     return result
 
 
@@ -287,21 +486,26 @@ def _classify(
     encoded: EncodedTable,
     model: PrivacyModel,
     evaluate: Callable[[int], NodeEvaluation],
+    bounds: np.ndarray,
+    result: SearchResult,
 ) -> np.ndarray:
-    """Tag every node pass/fail for the monotone criterion, evaluating as few as monotonicity allows."""
+    """Tag pass/fail for the monotone criterion every node that could still beat the best node found,
+    evaluating as few as monotonicity allows; nodes whose lower bound exceeds the best loss are skipped."""
     state = np.zeros(len(nodes), dtype=np.int8)
     position = {tuple(node): index for index, node in enumerate(nodes.tolist())}
     heights = np.array(encoded.heights)
-    bounds = np.array([lower_bound(encoded, node) for node in nodes])
 
     def passes(index: int) -> bool:
         evaluation = evaluate(index)
         return evaluation.satisfies if model.monotone else evaluation.satisfies_k
 
+    def relevant(index: int) -> bool:
+        return result.best is None or bounds[index] <= result.best.score + _TIE
+
     for start in np.lexsort((*nodes.T[::-1], nodes.sum(axis=1))):
-        if state[start] != _UNKNOWN:
+        if state[start] != _UNKNOWN or not relevant(int(start)):
             continue
-        path = _greedy_path(int(start), nodes, heights, state, position, bounds)
+        path = _greedy_path(int(start), nodes, heights, state, position, bounds, relevant)
         low, high = 0, len(path) - 1
         while low <= high:
             middle = (low + high) // 2
@@ -323,8 +527,10 @@ def _greedy_path(
     state: np.ndarray,
     position: dict[tuple[int, ...], int],
     bounds: np.ndarray,
+    relevant: Callable[[int], bool],
 ) -> list[int]:
-    """From `start` upwards through untagged nodes, each step to the successor with the least lower bound."""
+    """From `start` upwards through untagged nodes that could still beat the best, each step to the successor
+    with the least lower bound."""
     path = [start]
     current = nodes[start]
     while True:
@@ -334,7 +540,7 @@ def _greedy_path(
                 step = current.copy()
                 step[qi] += 1
                 index = position[tuple(step.tolist())]
-                if state[index] == _UNKNOWN:
+                if state[index] == _UNKNOWN and relevant(index):
                     successors.append(index)
         if not successors:
             return path

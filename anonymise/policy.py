@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from anonymise.lattice import PrivacyModel
+from anonymise.quality import QualityModel
 
 CONFIG_DIR = Path(__file__).parents[1] / "config" / "anonymisation"
 
@@ -190,6 +191,12 @@ def _privacy_model(spec: dict[str, Any]) -> PrivacyModel:
             l_variant=str(spec.get("l_variant", "distinct")),
             t=float(spec["t"]) if spec.get("t") is not None else None,
             max_suppression=float(spec.get("max_suppression", 0.0)),
+            quality=QualityModel(
+                name=str(spec.get("quality_model", "loss")),
+                gs_factor=float(spec.get("gs_factor", 0.5)),
+                aggregate=str(spec.get("quality_aggregate") or ""),
+            ),
+            suppression=str(spec.get("suppression", "records")),
         )
     except ValueError as error:
         raise PolicyError(f"privacy: {error}") from error

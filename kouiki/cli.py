@@ -104,9 +104,14 @@ def anonymise(
     l_diversity: Annotated[int | None, typer.Option("--l", min=2, help="distinct l-diversity")] = None,
     max_suppression: Annotated[float, typer.Option("--max-suppression", min=0, max=100, metavar="PCT",
                                                    help="records that may be suppressed, in %")] = 5.0,
+    quality_model: Annotated[str, typer.Option("--quality-model",
+                                               help="loss | precision | nu_entropy (ARX's quality models)")] = "loss",
+    gs_factor: Annotated[float, typer.Option("--gs-factor", min=0, max=1,
+                                             help="ARX's generalisation/suppression factor")] = 0.5,
 ) -> None:
     """Anonymise a CSV (k-anonymity, l-diversity) and verify the result independently. / CSVを匿名加工"""
     from anonymise.cli_entry import anonymise_csv
+    from anonymise.quality import QualityModel
 
     qis = {}
     for item in qi:
@@ -117,7 +122,9 @@ def anonymise(
             raise typer.Exit(2)
         qis[column] = Path(hierarchy)
     try:
-        result = anonymise_csv(input_csv, qis, sensitive or [], k, l_diversity, max_suppression, out, report)
+        quality = QualityModel(quality_model, gs_factor)
+        result = anonymise_csv(input_csv, qis, sensitive or [], k, l_diversity, max_suppression, out, report,
+                               quality=quality)
     except ValueError as exc:  # a missing column, a value missing from a hierarchy, a bad model
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
