@@ -110,6 +110,7 @@ class EncodedTable:
     bottom: RowTable  # distinct rows at level 0
     costs: tuple[AttributeCosts, ...]
     roll_ups: tuple[dict[tuple[int, int], np.ndarray], ...]  # per QI: (source, target) level → code map
+    bottom_codes: tuple[tuple[np.ndarray, ...], ...] = ()  # per QI and level: the bottom rows' codes
 
     @property
     def heights(self) -> tuple[int, ...]:
@@ -193,7 +194,11 @@ def encode_table(
         records_table, costs, roll_ups,
     )
     bottom = _group_table(encoded, records_table, zero)
-    return EncodedTable(**{**encoded.__dict__, "bottom": bottom})
+    bottom_codes = tuple(
+        tuple(codes if level == 0 else roll_up[(0, level)][codes] for level in range(attribute.height))
+        for codes, roll_up, attribute in zip(bottom.codes, roll_ups, attributes, strict=True)
+    )
+    return EncodedTable(**{**encoded.__dict__, "bottom": bottom, "bottom_codes": bottom_codes})
 
 
 def _encode_sensitive(values: pl.Series, order: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +254,8 @@ def _group(
 
 
 def _recode(encoded: EncodedTable, source: RowTable, levels: Sequence[int]) -> list[np.ndarray]:
+    if source is encoded.bottom and encoded.bottom_codes:
+        return [per_level[level] for per_level, level in zip(encoded.bottom_codes, levels, strict=True)]
     return [
         codes if have == want else encoded.roll_ups[index][(have, want)][codes]
         for index, (codes, have, want) in enumerate(zip(source.codes, source.levels, levels, strict=True))
@@ -264,14 +271,28 @@ def _group_table(encoded: EncodedTable, source: RowTable, levels: Sequence[int])
 
 
 def _classes(encoded: EncodedTable, table: RowTable, model: PrivacyModel, distinct_rows: bool) -> Classes:
-    """Group the rows into equivalence classes and flag the classes that break the model."""
-    qi_radices = encoded.radices(table.levels)[: len(table.codes)]
+    """Group the rows into equivalence classes and flag the classes that break the model.
+
+    `distinct_rows`: the table comes from `_group_table`, so its rows are distinct and sorted by their QI codes
+    first; a class is then a run of consecutive rows."""
     if distinct_rows and not table.sensitive:
         row_class = np.arange(table.rows)
         sizes = table.counts
+    elif distinct_rows:
+        starts = np.zeros(table.rows, dtype=bool)
+        starts[:1] = True
+        for codes in table.codes:
+            starts[1:] |= codes[1:] != codes[:-1]
+        row_class = np.cumsum(starts) - 1
+        sizes = np.add.reduceat(table.counts, np.flatnonzero(starts)) if table.rows else table.counts
     else:
+        qi_radices = encoded.radices(table.levels)[: len(table.codes)]
         _, sizes, row_class = _group(list(table.codes), qi_radices, table.counts)
     bad = sizes < model.k
+    only_distinct = model.l is not None and model.l_variant == "distinct" and model.t is None
+    if only_distinct and distinct_rows and len(table.sensitive) == 1:
+        # One sensitive attribute and distinct rows: a class's distinct values are its rows.
+        return Classes(row_class, sizes, bad | (np.bincount(row_class, minlength=len(sizes)) < model.l))
     for j, values in enumerate(table.sensitive):
         bad |= _sensitive_breaks(encoded, model, j, values, table.counts, row_class, sizes)
     return Classes(row_class, sizes, bad)
@@ -345,20 +366,23 @@ class _Evaluator:
         self.limit = model.suppression_limit(encoded.records)
         self.tables: OrderedDict[tuple[int, ...], RowTable] = OrderedDict()
         self.cached_rows = 0
+        self._index: tuple[np.ndarray, np.ndarray, list[RowTable]] | None = None  # levels, rows, tables
 
     def source(self, levels: tuple[int, ...]) -> RowTable:
         """The cached table with the fewest rows among nodes at or below `levels`, else the distinct rows."""
         best = self.encoded.bottom
-        if self.tables:
-            have = np.array(list(self.tables), dtype=np.int64)
-            below = (have <= np.array(levels)).all(axis=1)
-            if below.any():
-                tables = list(self.tables.values())
-                rows = np.array([table.rows for table in tables])
-                rows[~below] = np.iinfo(np.int64).max
-                smallest = tables[int(rows.argmin())]
-                if smallest.rows < best.rows:
-                    best = smallest
+        if not self.tables:
+            return best
+        if self._index is None:
+            tables = list(self.tables.values())
+            rows = np.array([len(table.counts) for table in tables], dtype=np.int64)
+            self._index = (np.array(list(self.tables), dtype=np.int64), rows, tables)
+        have, rows, tables = self._index
+        below = (have <= np.array(levels)).all(axis=1)
+        if below.any():
+            candidate = int(np.where(below, rows, best.rows + 1).argmin())
+            if rows[candidate] < best.rows:
+                best = tables[candidate]
         return best
 
     def evaluate(self, levels: tuple[int, ...], bound: float) -> NodeEvaluation:
@@ -368,6 +392,7 @@ class _Evaluator:
         return _evaluation(self.encoded, table, classes, self.model, self.limit, bound)
 
     def _remember(self, table: RowTable) -> None:
+        self._index = None
         self.tables[table.levels] = table
         self.cached_rows += table.rows
         while len(self.tables) > _CACHED_TABLES or self.cached_rows > _CACHED_ROWS:
