@@ -289,8 +289,8 @@ def _classes(encoded: EncodedTable, table: RowTable, model: PrivacyModel, distin
         qi_radices = encoded.radices(table.levels)[: len(table.codes)]
         _, sizes, row_class = _group(list(table.codes), qi_radices, table.counts)
     bad = sizes < model.k
-    only_distinct = model.l is not None and model.l_variant == "distinct" and model.t is None
-    if only_distinct and distinct_rows and len(table.sensitive) == 1:
+    only_distinct = model.l_variant == "distinct" and model.t is None
+    if model.l is not None and only_distinct and distinct_rows and len(table.sensitive) == 1:
         # One sensitive attribute and distinct rows: a class's distinct values are its rows.
         return Classes(row_class, sizes, bad | (np.bincount(row_class, minlength=len(sizes)) < model.l))
     for j, values in enumerate(table.sensitive):
