@@ -38,7 +38,7 @@ from anonymise.quality import AttributeCosts, QualityModel, attribute_costs, att
 _TIE = 1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
 SUPPRESSION_MODELS = ("records",)
 _CACHED_TABLES = 128  # rolled-up node tables kept as sources for further roll-ups …
-_CACHED_ROWS = 4_000_000  # … and their rows in all (about 30 MB per million rows and QI)
+_CACHED_ROWS = 2_000_000  # … and their rows in all (8 bytes per row and column)
 
 
 @dataclass(frozen=True)

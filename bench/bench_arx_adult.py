@@ -104,23 +104,25 @@ def load_hierarchies(data: Path, columns: tuple[str, ...]) -> dict[str, Hierarch
     return {column: hierarchy_from_arx_csv(data / f"adult_hierarchy_{column}.csv", column) for column in columns}
 
 
-def whole_process(data: Path, model: PrivacyModel, out: Path) -> tuple[float, AnonymisationOutcome]:
-    """Read the CSV and the hierarchies, search, write the released CSV: the process ARX's time covers."""
-    started = time.perf_counter()
+def whole_process(data: Path, model: PrivacyModel, out: Path) -> tuple[float, float, AnonymisationOutcome]:
+    """Read the CSV and the hierarchies, search, write the released CSV: the process ARX's time covers.
+    Returns wall seconds, CPU seconds (all threads of this process) and the outcome."""
+    started, cpu = time.perf_counter(), time.process_time()
     table, delimiter = read_delimited(data / "adult.csv")
     hierarchies = load_hierarchies(data, QUASI_IDENTIFIERS)
     sensitive = [SENSITIVE] if model.needs_sensitive else []
     outcome = anonymise_table(table, hierarchies, model, sensitive=sensitive, keep=[] if sensitive else [SENSITIVE])
     if outcome.release is not None:
         outcome.release.write_csv(out, separator=delimiter)
-    return time.perf_counter() - started, outcome
+    return time.perf_counter() - started, time.process_time() - cpu, outcome
 
 
 def measure_case(data: Path, case: Case, repeats: int, work: Path) -> dict[str, Any]:
-    times, outcome = [], None
+    times, cpu_times, outcome = [], [], None
     for _ in range(repeats):
-        seconds, outcome = whole_process(data, case.model, work / "release.csv")
+        seconds, cpu, outcome = whole_process(data, case.model, work / "release.csv")
         times.append(seconds)
+        cpu_times.append(cpu)
     assert outcome is not None
     if not outcome.ok:
         return {"case": case.name, "released": False, "seconds": statistics.median(times)}
@@ -139,6 +141,7 @@ def measure_case(data: Path, case: Case, repeats: int, work: Path) -> dict[str, 
         "lattice_size": search.lattice_size if search else None,
         "seconds": statistics.median(times),
         "seconds_all": [round(value, 3) for value in times],
+        "cpu_seconds": statistics.median(cpu_times),
         "arx_precision": case.arx_precision,
     }
 
@@ -188,7 +191,9 @@ def figures_of(cases: list[dict[str, Any]], cli: dict[str, Any], checks: list[di
                             f"{result['records_suppressed']}, ARX Loss {result['arx_loss']:.4f}, NU entropy "
                             f"{result['nu_entropy']:.4f}"))
         found.append(figure(f"Adult {case.name}: whole process (read, search, write)", result["seconds"], "s",
-                            target=Target("<=", TARGET_SECONDS, unit="s")))
+                            target=Target("<=", TARGET_SECONDS, unit="s"),
+                            note=f"CPU {result['cpu_seconds']:.2f} s; {result['nodes_evaluated']} of "
+                            f"{result['lattice_size']} nodes evaluated"))
     found.append(figure("Adult `kouiki anonymise` k=5 precision, with verification, in-process",
                         cli["in_process_seconds"], "s"))
     found.append(figure("Adult `kouiki anonymise` k=5 precision, fresh process (Python start-up included)",

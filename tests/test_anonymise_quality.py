@@ -265,3 +265,16 @@ def test_arx_test_suite_result_on_adult_is_reproduced() -> None:
     assert best is not None
     assert best.levels == (0, 3, 0, 1, 1, 1, 1, 2, 0)
     assert best.score == pytest.approx(0.26611081915757495, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [6, 10])
+def test_cheap_suppression_does_not_fool_the_pruning(seed: int, k: int) -> None:
+    """gs 0.05: a suppressed cell costs 0.1 and a generalised one up to 1, so the best node may suppress half the
+    records; its lower bound must allow for that (a bound that ignores suppression prunes the optimum away)."""
+    table, hierarchies = random_table(seed)
+    model = PrivacyModel(k=k, max_suppression=0.5, quality=QualityModel("precision", gs_factor=0.05))
+    expected = brute_force(table, hierarchies, model)
+    found = search_lattice(encode_table(table, hierarchies), model).best
+    assert expected is not None and found is not None
+    assert (found.levels, found.score) == (expected[0], pytest.approx(expected[1], abs=1e-9))
