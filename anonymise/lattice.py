@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,11 +33,17 @@ import numpy as np
 import polars as pl
 
 from anonymise.hierarchy import EncodedAttribute, Hierarchy
-from anonymise.quality import AttributeCosts, QualityModel, attribute_costs, attribute_loss, lower_bounds
+from anonymise.quality import (
+    AttributeCosts,
+    QualityModel,
+    attribute_costs,
+    attribute_loss,
+    lower_bounds,
+)
 
 _TIE = 1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
 SUPPRESSION_MODELS = ("records",)
-_CACHED_TABLES = 128  # rolled-up node tables kept as sources for further roll-ups …
+_CACHED_TABLES = 256  # rolled-up node tables kept as sources for further roll-ups …
 _CACHED_ROWS = 2_000_000  # … and their rows in all (8 bytes per row and column)
 
 
@@ -214,29 +220,33 @@ def _encode_sensitive(values: pl.Series, order: Sequence[str] | None) -> tuple[n
 
 
 def _group(
-    columns: Sequence[np.ndarray], radices: Sequence[int], weights: np.ndarray | None
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Distinct rows of `columns` (codes < radices), summed weights per row, and each input row's group."""
+    columns: Sequence[np.ndarray], radices: Sequence[int], weights: np.ndarray | None, inverse: bool = False
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+    """Distinct rows of `columns` (codes < radices), sorted; summed weights per row; and, if asked, each input
+    row's group."""
     size = len(columns[0])
     space = math.prod(radices)
     weights = np.ones(size, dtype=np.int64) if weights is None else weights
     if size == 0:
         return [column[:0] for column in columns], weights[:0], np.zeros(0, dtype=np.int64)
     if space >= 2**62:  # the mixed-radix key would overflow: group the rows themselves
-        unique, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        return list(unique.T), np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.int64), inverse
+        unique, rows_group = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+        rows_group = rows_group.ravel()
+        sums = np.bincount(rows_group, weights=weights, minlength=len(unique)).astype(np.int64)
+        return list(unique.T), sums, rows_group
     key = np.zeros(size, dtype=np.int64)
     for column, radix in zip(columns, radices, strict=True):
         key = key * radix + column
+    groups: np.ndarray | None = None
     if space <= max(8 * size, 1 << 16):  # small key space: count in place, no sort
         slot = np.full(space, -1, dtype=np.int64)
         slot[key] = np.arange(size)  # any row of a key stands for it
         keys = np.flatnonzero(slot >= 0)
         first = slot[keys]
-        lookup = slot  # reused: key → group number
-        lookup[keys] = np.arange(len(keys))
-        inverse = lookup[key]
+        sums = np.bincount(key, weights=weights, minlength=space)[keys].astype(np.int64)
+        if inverse:
+            slot[keys] = np.arange(len(keys))
+            groups = slot[key]
     elif space < 2**62 // size:  # one plain sort of key·size + row number gives the order and the keys
         packed = np.sort(key * size + np.arange(size))
         order = packed % size
@@ -244,13 +254,16 @@ def _group(
         new_key = np.empty(size, dtype=bool)
         new_key[0] = True
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new_key[1:])
-        first = order[new_key]
-        inverse = np.empty(size, dtype=np.int64)
-        inverse[order] = np.cumsum(new_key) - 1
+        starts = np.flatnonzero(new_key)
+        first = order[starts]
+        sums = np.add.reduceat(weights[order], starts)
+        if inverse:
+            groups = np.empty(size, dtype=np.int64)
+            groups[order] = np.cumsum(new_key) - 1
     else:
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    sums = np.bincount(inverse, weights=weights, minlength=len(first)).astype(np.int64)
-    return [column[first] for column in columns], sums, inverse
+        _, first, groups = np.unique(key, return_index=True, return_inverse=True)
+        sums = np.bincount(groups, weights=weights, minlength=len(first)).astype(np.int64)
+    return [column[first] for column in columns], sums, groups
 
 
 def _recode(encoded: EncodedTable, source: RowTable, levels: Sequence[int]) -> list[np.ndarray]:
@@ -287,7 +300,9 @@ def _classes(encoded: EncodedTable, table: RowTable, model: PrivacyModel, distin
         sizes = np.add.reduceat(table.counts, np.flatnonzero(starts)) if table.rows else table.counts
     else:
         qi_radices = encoded.radices(table.levels)[: len(table.codes)]
-        _, sizes, row_class = _group(list(table.codes), qi_radices, table.counts)
+        _, sizes, groups = _group(list(table.codes), qi_radices, table.counts, inverse=True)
+        assert groups is not None
+        row_class = groups
     bad = sizes < model.k
     only_distinct = model.l_variant == "distinct" and model.t is None
     if model.l is not None and only_distinct and distinct_rows and len(table.sensitive) == 1:
@@ -358,32 +373,30 @@ def node_lower_bound(encoded: EncodedTable, levels: Sequence[int], model: Privac
 
 
 class _Evaluator:
-    """Evaluates nodes by rolling up the smallest cached table of a more specific node."""
+    """Evaluates nodes by rolling up the smallest cached table of a more specific node.
+
+    The cache is a ring of slots (levels, rows, table): finding a source is one comparison of the node with
+    every cached node's levels; the oldest tables go first when the slots or the row budget run out."""
 
     def __init__(self, encoded: EncodedTable, model: PrivacyModel) -> None:
         self.encoded = encoded
         self.model = model
         self.limit = model.suppression_limit(encoded.records)
-        self.tables: OrderedDict[tuple[int, ...], RowTable] = OrderedDict()
+        qis = len(encoded.attributes)
+        self.levels = np.full((_CACHED_TABLES, qis), np.iinfo(np.int64).max, dtype=np.int64)
+        self.rows = np.full(_CACHED_TABLES, np.iinfo(np.int64).max, dtype=np.int64)
+        self.tables: list[RowTable | None] = [None] * _CACHED_TABLES
+        self.order: deque[int] = deque()
         self.cached_rows = 0
-        self._index: tuple[np.ndarray, np.ndarray, list[RowTable]] | None = None  # levels, rows, tables
 
     def source(self, levels: tuple[int, ...]) -> RowTable:
         """The cached table with the fewest rows among nodes at or below `levels`, else the distinct rows."""
-        best = self.encoded.bottom
-        if not self.tables:
-            return best
-        if self._index is None:
-            tables = list(self.tables.values())
-            rows = np.array([len(table.counts) for table in tables], dtype=np.int64)
-            self._index = (np.array(list(self.tables), dtype=np.int64), rows, tables)
-        have, rows, tables = self._index
-        below = (have <= np.array(levels)).all(axis=1)
-        if below.any():
-            candidate = int(np.where(below, rows, best.rows + 1).argmin())
-            if rows[candidate] < best.rows:
-                best = tables[candidate]
-        return best
+        below = np.asarray((self.levels <= np.array(levels)).all(axis=1))
+        slot = int(np.where(below, self.rows, np.iinfo(np.int64).max).argmin())
+        table = self.tables[slot]
+        if below[slot] and table is not None and table.rows < self.encoded.bottom.rows:
+            return table
+        return self.encoded.bottom
 
     def evaluate(self, levels: tuple[int, ...], bound: float) -> NodeEvaluation:
         table = _group_table(self.encoded, self.source(levels), levels)
@@ -392,12 +405,23 @@ class _Evaluator:
         return _evaluation(self.encoded, table, classes, self.model, self.limit, bound)
 
     def _remember(self, table: RowTable) -> None:
-        self._index = None
-        self.tables[table.levels] = table
+        while self.order and (len(self.order) == _CACHED_TABLES or self.cached_rows + table.rows > _CACHED_ROWS):
+            self._drop(self.order.popleft())
+        if table.rows > _CACHED_ROWS:
+            return
+        slot = next(index for index, held in enumerate(self.tables) if held is None)
+        self.levels[slot] = table.levels
+        self.rows[slot] = table.rows
+        self.tables[slot] = table
+        self.order.append(slot)
         self.cached_rows += table.rows
-        while len(self.tables) > _CACHED_TABLES or self.cached_rows > _CACHED_ROWS:
-            _, dropped = self.tables.popitem(last=False)
-            self.cached_rows -= dropped.rows
+
+    def _drop(self, slot: int) -> None:
+        dropped = self.tables[slot]
+        self.cached_rows -= dropped.rows if dropped is not None else 0
+        self.tables[slot] = None
+        self.levels[slot] = np.iinfo(np.int64).max
+        self.rows[slot] = np.iinfo(np.int64).max
 
 
 def _evaluation(
@@ -475,8 +499,7 @@ def search_lattice(encoded: EncodedTable, model: PrivacyModel, prune: bool = Tru
     result = SearchResult(best=None, lattice_size=len(nodes), pruned=prune)
     limit = model.suppression_limit(encoded.records)
     per_qi = [lower_bounds(model.quality, costs, encoded.records, limit) for costs in encoded.costs]
-    parts = np.stack([per_qi[i][nodes[:, i]] for i in range(nodes.shape[1])], axis=1)
-    bounds = model.quality.combine_rows(parts)
+    bounds = model.quality.combine_rows(np.stack([per_qi[i][nodes[:, i]] for i in range(nodes.shape[1])], axis=1))
     evaluator = _Evaluator(encoded, model)
 
     def evaluate(index: int) -> NodeEvaluation:
@@ -514,35 +537,65 @@ def _classify(
     bounds: np.ndarray,
     result: SearchResult,
 ) -> np.ndarray:
-    """Tag pass/fail for the monotone criterion every node that could still beat the best node found,
-    evaluating as few as monotonicity allows; nodes whose lower bound exceeds the best loss are skipped."""
+    """Tag pass/fail for the monotone criterion every node that could still beat the best node found.
+
+    First a Flash step finds a good satisfying node: binary search on the greedy path from the bottom. Then the
+    nodes whose bound does not exceed the best loss (a set closed downwards) are tagged from their top: only
+    maximal untagged nodes are evaluated, so each failing evaluation tags a whole set of specialisations that no
+    other evaluation would, and each passing one may lower the best loss and shrink the set."""
     state = np.zeros(len(nodes), dtype=np.int8)
     position = {tuple(node): index for index, node in enumerate(nodes.tolist())}
     heights = np.array(encoded.heights)
+    successors = _successors(nodes, heights, position)
 
-    def passes(index: int) -> bool:
+    def decide(index: int) -> None:
         evaluation = evaluate(index)
-        return evaluation.satisfies if model.monotone else evaluation.satisfies_k
+        verdict = evaluation.satisfies if model.monotone else evaluation.satisfies_k
+        if verdict:
+            state[(nodes >= nodes[index]).all(axis=1)] = _PASS
+        else:
+            state[(nodes <= nodes[index]).all(axis=1)] = _FAIL
 
-    def relevant(index: int) -> bool:
-        return result.best is None or bounds[index] <= result.best.score + _TIE
+    def open_nodes() -> np.ndarray:
+        unknown = state == _UNKNOWN
+        if result.best is not None:
+            unknown &= bounds <= result.best.score + _TIE
+        return unknown
 
-    for start in np.lexsort((*nodes.T[::-1], nodes.sum(axis=1))):
-        if state[start] != _UNKNOWN or not relevant(int(start)):
-            continue
-        path = _greedy_path(int(start), nodes, heights, state, position, bounds, relevant)
-        low, high = 0, len(path) - 1
-        while low <= high:
-            middle = (low + high) // 2
-            node = path[middle]
-            verdict = state[node] == _PASS if state[node] != _UNKNOWN else passes(node)
-            if verdict:
-                state[(nodes >= nodes[node]).all(axis=1)] = _PASS
-                high = middle - 1
-            else:
-                state[(nodes <= nodes[node]).all(axis=1)] = _FAIL
-                low = middle + 1
-    return state == _PASS
+    path = _greedy_path(0, nodes, heights, state, position, bounds, lambda index: True)
+    low, high = 0, len(path) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        decide(path[middle])
+        if state[path[middle]] == _PASS:
+            high = middle - 1
+        else:
+            low = middle + 1
+    while True:
+        unknown = open_nodes()
+        if not unknown.any():
+            return state == _PASS
+        covered = np.zeros(len(nodes), dtype=bool)
+        for successor in successors:
+            covered |= (successor >= 0) & unknown[successor]
+        frontier = np.flatnonzero(unknown & ~covered)
+        for index in frontier[np.argsort(bounds[frontier], kind="stable")]:
+            still_open = state[index] == _UNKNOWN
+            if still_open and (result.best is None or bounds[index] <= result.best.score + _TIE):
+                decide(int(index))
+
+
+def _successors(nodes: np.ndarray, heights: np.ndarray, position: dict[tuple[int, ...], int]) -> list[np.ndarray]:
+    """Per QI: the index of each node's successor one level up in that QI, or −1 at its top."""
+    result = []
+    for qi in range(nodes.shape[1]):
+        step = nodes.copy()
+        step[:, qi] += 1
+        inside = step[:, qi] < heights[qi]
+        index = np.full(len(nodes), -1, dtype=np.int64)
+        index[inside] = [position[tuple(row)] for row in step[inside].tolist()]
+        result.append(index)
+    return result
 
 
 def _greedy_path(
