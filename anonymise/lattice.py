@@ -234,9 +234,10 @@ def _group(
         rows_group = rows_group.ravel()
         sums = np.bincount(rows_group, weights=weights, minlength=len(unique)).astype(np.int64)
         return list(unique.T), sums, rows_group
-    key = np.zeros(size, dtype=np.int64)
-    for column, radix in zip(columns, radices, strict=True):
-        key = key * radix + column
+    key = np.array(columns[0], dtype=np.int64)
+    for column, radix in zip(columns[1:], radices[1:], strict=True):
+        np.multiply(key, radix, out=key)
+        np.add(key, column, out=key)
     groups: np.ndarray | None = None
     if space <= max(8 * size, 1 << 16):  # small key space: count in place, no sort
         slot = np.full(space, -1, dtype=np.int64)
@@ -388,6 +389,7 @@ class _Evaluator:
         self.tables: list[RowTable | None] = [None] * _CACHED_TABLES
         self.order: deque[int] = deque()
         self.cached_rows = 0
+        self.last: tuple[int, ...] | None = None
 
     def source(self, levels: tuple[int, ...]) -> RowTable:
         """The cached table with the fewest rows among nodes at or below `levels`, else the distinct rows."""
@@ -399,7 +401,16 @@ class _Evaluator:
         return self.encoded.bottom
 
     def evaluate(self, levels: tuple[int, ...], bound: float) -> NodeEvaluation:
-        table = _group_table(self.encoded, self.source(levels), levels)
+        source = self.source(levels)
+        if source is self.encoded.bottom and self.last is not None:
+            # Nodes evaluated one after the other are usually close: their meet, rolled up once from the
+            # distinct rows, is a much smaller source for both and for the nodes around them.
+            meet = tuple(min(a, b) for a, b in zip(levels, self.last, strict=True))
+            if any(meet) and meet != levels:
+                source = _group_table(self.encoded, source, meet)
+                self._remember(source)
+        self.last = levels
+        table = _group_table(self.encoded, source, levels)
         self._remember(table)
         classes = _classes(self.encoded, table, self.model, distinct_rows=True)
         return _evaluation(self.encoded, table, classes, self.model, self.limit, bound)
