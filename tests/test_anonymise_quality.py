@@ -5,6 +5,7 @@ bench has fetched ARX's Adult data) one of ARX's own test-suite results reproduc
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -278,3 +279,30 @@ def test_cheap_suppression_does_not_fool_the_pruning(seed: int, k: int) -> None:
     found = search_lattice(encode_table(table, hierarchies), model).best
     assert expected is not None and found is not None
     assert (found.levels, found.score) == (expected[0], pytest.approx(expected[1], abs=1e-9))
+
+
+def test_command_line_optimises_the_chosen_model(tmp_path: Path) -> None:
+    """`kouiki anonymise --quality-model precision`: the report names the model and its value is the optimum."""
+    from typer.testing import CliRunner
+
+    from kouiki.cli import app
+
+    table, hierarchies = random_table(7, rows=300)
+    data = tmp_path / "in.csv"
+    table.write_csv(data)
+    options = []
+    for qi, hierarchy in hierarchies.items():
+        hierarchy.to_arx_csv(tmp_path / f"{qi}.csv")
+        options.append(f"--qi={qi}={tmp_path / f'{qi}.csv'}")
+    report = tmp_path / "report.json"
+    common = [str(data), *options, "--k", "4", "--max-suppression", "5", "--out", str(tmp_path / "out.csv")]
+    run = CliRunner().invoke(app, ["anonymise", *common, "--report", str(report), "--quality-model", "precision"])
+    assert run.exit_code == 0, run.output
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["model"]["quality"] == {"model": "precision", "gs_factor": 0.5, "aggregate": "arithmetic"}
+    precision = PrivacyModel(k=4, max_suppression=0.05, quality=QualityModel("precision"))
+    expected = brute_force(table, hierarchies, precision)
+    assert expected is not None
+    assert written["quality"]["optimised"]["value"] == pytest.approx(expected[1])
+    wrong = CliRunner().invoke(app, ["anonymise", *common, "--report", str(report), "--quality-model", "utility"])
+    assert wrong.exit_code == 2 and "quality_model must be one of" in wrong.output
