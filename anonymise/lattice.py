@@ -555,9 +555,7 @@ def _classify(
     maximal untagged nodes are evaluated, so each failing evaluation tags a whole set of specialisations that no
     other evaluation would, and each passing one may lower the best loss and shrink the set."""
     state = np.zeros(len(nodes), dtype=np.int8)
-    position = {tuple(node): index for index, node in enumerate(nodes.tolist())}
-    heights = np.array(encoded.heights)
-    successors = _successors(nodes, heights, position)
+    successors = _successors(nodes, np.array(encoded.heights))
 
     def decide(index: int) -> None:
         evaluation = evaluate(index)
@@ -573,7 +571,7 @@ def _classify(
             unknown &= bounds <= result.best.score + _TIE
         return unknown
 
-    path = _greedy_path(0, nodes, heights, state, position, bounds, lambda index: True)
+    path = _greedy_path(successors, state, bounds)
     low, high = 0, len(path) - 1
     while low <= high:
         middle = (low + high) // 2
@@ -596,43 +594,23 @@ def _classify(
                 decide(int(index))
 
 
-def _successors(nodes: np.ndarray, heights: np.ndarray, position: dict[tuple[int, ...], int]) -> list[np.ndarray]:
-    """Per QI: the index of each node's successor one level up in that QI, or −1 at its top."""
-    result = []
-    for qi in range(nodes.shape[1]):
-        step = nodes.copy()
-        step[:, qi] += 1
-        inside = step[:, qi] < heights[qi]
-        index = np.full(len(nodes), -1, dtype=np.int64)
-        index[inside] = [position[tuple(row)] for row in step[inside].tolist()]
-        result.append(index)
-    return result
+def _successors(nodes: np.ndarray, heights: np.ndarray) -> list[np.ndarray]:
+    """Per QI: the index of each node's successor one level up in that QI, or −1 at its top. The nodes are in
+    itertools.product order, so a node's index is its levels in mixed radix."""
+    strides = np.cumprod([1, *heights[::-1]])[:-1][::-1]
+    index = np.arange(len(nodes), dtype=np.int64)
+    return [
+        np.where(nodes[:, qi] + 1 < heights[qi], index + strides[qi], -1) for qi in range(nodes.shape[1])
+    ]
 
 
-def _greedy_path(
-    start: int,
-    nodes: np.ndarray,
-    heights: np.ndarray,
-    state: np.ndarray,
-    position: dict[tuple[int, ...], int],
-    bounds: np.ndarray,
-    relevant: Callable[[int], bool],
-) -> list[int]:
-    """From `start` upwards through untagged nodes that could still beat the best, each step to the successor
-    with the least lower bound."""
-    path = [start]
-    current = nodes[start]
+def _greedy_path(successors: list[np.ndarray], state: np.ndarray, bounds: np.ndarray) -> list[int]:
+    """From the bottom upwards through untagged nodes, each step to the successor with the least lower bound
+    (ties: the lower index)."""
+    path = [0]
     while True:
-        successors = []
-        for qi in range(len(current)):
-            if current[qi] + 1 < heights[qi]:
-                step = current.copy()
-                step[qi] += 1
-                index = position[tuple(step.tolist())]
-                if state[index] == _UNKNOWN and relevant(index):
-                    successors.append(index)
-        if not successors:
+        steps = [int(step[path[-1]]) for step in successors]
+        open_steps = [step for step in steps if step >= 0 and state[step] == _UNKNOWN]
+        if not open_steps:
             return path
-        chosen = min(successors, key=lambda index: (bounds[index], tuple(nodes[index].tolist())))
-        path.append(chosen)
-        current = nodes[chosen]
+        path.append(min(open_steps, key=lambda index: (bounds[index], index)))
