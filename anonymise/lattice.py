@@ -44,6 +44,7 @@ from anonymise.quality import (
 _TIE = 1e-9  # losses closer than this are equal; ties go to the lower node, then the lexicographically smaller
 SUPPRESSION_MODELS = ("records",)
 _CACHED_TABLES = 256  # rolled-up node tables kept as sources for further roll-ups …
+_EMPTY = np.iinfo(np.int64).max  # levels and rows of an empty cache slot
 _CACHED_ROWS = 2_000_000  # … and their rows in all (8 bytes per row and column)
 
 
@@ -384,17 +385,18 @@ class _Evaluator:
         self.model = model
         self.limit = model.suppression_limit(encoded.records)
         qis = len(encoded.attributes)
-        self.levels = np.full((_CACHED_TABLES, qis), np.iinfo(np.int64).max, dtype=np.int64)
-        self.rows = np.full(_CACHED_TABLES, np.iinfo(np.int64).max, dtype=np.int64)
+        self.levels = np.full((_CACHED_TABLES, qis), _EMPTY, dtype=np.int64)
+        self.rows = np.full(_CACHED_TABLES, _EMPTY, dtype=np.int64)
         self.tables: list[RowTable | None] = [None] * _CACHED_TABLES
         self.order: deque[int] = deque()
+        self.free = list(range(_CACHED_TABLES - 1, -1, -1))
         self.cached_rows = 0
         self.last: tuple[int, ...] | None = None
 
     def source(self, levels: tuple[int, ...]) -> RowTable:
         """The cached table with the fewest rows among nodes at or below `levels`, else the distinct rows."""
         below = np.asarray((self.levels <= np.array(levels)).all(axis=1))
-        slot = int(np.where(below, self.rows, np.iinfo(np.int64).max).argmin())
+        slot = int(np.where(below, self.rows, _EMPTY).argmin())
         table = self.tables[slot]
         if below[slot] and table is not None and table.rows < self.encoded.bottom.rows:
             return table
@@ -420,7 +422,7 @@ class _Evaluator:
             self._drop(self.order.popleft())
         if table.rows > _CACHED_ROWS:
             return
-        slot = next(index for index, held in enumerate(self.tables) if held is None)
+        slot = self.free.pop()
         self.levels[slot] = table.levels
         self.rows[slot] = table.rows
         self.tables[slot] = table
@@ -431,8 +433,9 @@ class _Evaluator:
         dropped = self.tables[slot]
         self.cached_rows -= dropped.rows if dropped is not None else 0
         self.tables[slot] = None
-        self.levels[slot] = np.iinfo(np.int64).max
-        self.rows[slot] = np.iinfo(np.int64).max
+        self.levels[slot] = _EMPTY
+        self.rows[slot] = _EMPTY
+        self.free.append(slot)
 
 
 def _evaluation(
