@@ -44,7 +44,7 @@ class EncodedAttribute:
 
     def roll_up(self, source: int, target: int) -> np.ndarray:
         """Code at level `target` of every code at level `source` (source ≤ target)."""
-        mapping = np.zeros(len(self.labels[source]), dtype=np.int64)
+        mapping = np.zeros(len(self.labels[source]), dtype=np.int32)
         mapping[self.parents[source]] = self.parents[target]
         return mapping
 

@@ -94,8 +94,8 @@ class RowTable:
     """Distinct combinations of QI codes (at `levels`) and sensitive codes, with their record counts."""
 
     levels: tuple[int, ...]
-    codes: tuple[np.ndarray, ...]  # per QI: int64 code at its level
-    sensitive: tuple[np.ndarray, ...]  # per sensitive attribute: int64 code
+    codes: tuple[np.ndarray, ...]  # per QI: int32 code at its level
+    sensitive: tuple[np.ndarray, ...]  # per sensitive attribute: int32 code
     counts: np.ndarray  # int64 records per row
 
     @property
@@ -174,11 +174,11 @@ def encode_table(
     order = dict(sensitive_order or {})
     quasi = tuple(hierarchies)
     attributes = tuple(hierarchies[name].encode(table[name]) for name in quasi)
-    leaf_codes = tuple(attribute.codes[0].astype(np.int64) for attribute in attributes)
+    leaf_codes = tuple(attribute.codes[0].astype(np.int32) for attribute in attributes)
     globals_, ordered, sensitive_codes = [], [], []
     for name in sensitive:
         codes, distribution = _encode_sensitive(table[name], order.get(name))
-        sensitive_codes.append(codes.astype(np.int64))
+        sensitive_codes.append(codes.astype(np.int32))
         globals_.append(distribution)
         ordered.append(name in order)
     records = table.height
