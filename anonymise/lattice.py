@@ -12,13 +12,14 @@ already computed for a more specific node (mapping each code to its parent code 
 then regrouping the much shorter table on one mixed-radix integer key), as ARX does with its
 "groupify" roll-up; no record is touched again.
 
-Search (ARX's Flash idea): walk the nodes bottom-up; from each untagged node follow a greedy path upwards
-and binary-search it, using monotonicity to tag without evaluating: if a node satisfies, so do all its
-generalisations; if it fails, so do all its specialisations. k-anonymity and distinct l-diversity with
-record suppression are monotone; entropy l-diversity and t-closeness are only when no suppression is
-allowed, so for them the tagging uses the k part alone and every remaining candidate is checked. Then
-the passing nodes are evaluated in increasing order of a lower bound of their loss that depends on the
-levels alone (quality.lower_bounds), stopping once the bound exceeds the best loss found.
+Search (ARX's Flash idea, with its bounds): a satisfying node tags all its generalisations, a failing one
+all its specialisations, without evaluating them. k-anonymity and distinct l-diversity with record suppression
+are monotone; entropy l-diversity and t-closeness are only when no suppression is allowed, so for them the
+tagging uses the k part alone and every remaining candidate is checked. A binary search on the greedy path from
+the bottom finds a first satisfying node; then only nodes whose lower bound (quality.lower_bounds, from the levels
+alone, growing up the lattice) does not exceed the best loss found can matter, and that set is tagged from its
+top, evaluating only its maximal untagged nodes. Its satisfying nodes are finally evaluated in increasing bound
+order until the bound exceeds the best loss.
 """
 
 from __future__ import annotations
