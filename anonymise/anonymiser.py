@@ -22,6 +22,7 @@ from anonymise.lattice import (
     record_classes,
     search_lattice,
 )
+from anonymise.quality import QualityModel, lower_bounds
 from anonymise.reasons import Reason
 
 LOSS_METRIC = (
@@ -69,7 +70,7 @@ def anonymise_table(
         return AnonymisationOutcome(None, {}, {}, None, search, {}, model, _too_strong(encoded, model))
     best = search.best
     classes = record_classes(encoded, best.levels, model)
-    release = _release(table, hierarchies, best.levels, classes.bad_rows(), [*sensitive, *keep])
+    release = _release(table, encoded, best.levels, classes.bad_rows(), [*sensitive, *keep])
     levels = dict(zip(encoded.quasi_identifiers, best.levels, strict=True))
     names = {qi: hierarchies[qi].level_names[level] for qi, level in levels.items()}
     metrics = outcome_metrics(encoded, classes, best, model)
@@ -78,14 +79,20 @@ def anonymise_table(
 
 def _release(
     table: pl.DataFrame,
-    hierarchies: Mapping[str, Hierarchy],
+    encoded: EncodedTable,
     levels: Sequence[int],
     suppressed_rows: np.ndarray,
     other_columns: Sequence[str],
 ) -> pl.DataFrame:
-    published = set(hierarchies) | set(other_columns)
-    kept = table.filter(pl.Series(~suppressed_rows))
-    generalised = [hierarchies[qi].generalise(kept[qi], level) for qi, level in zip(hierarchies, levels, strict=True)]
+    """The kept records with each QI replaced by its label at the chosen level (taken from the codes the
+    search used, so the release is exactly the node that was measured)."""
+    published = set(encoded.quasi_identifiers) | set(other_columns)
+    kept_rows = ~suppressed_rows
+    kept = table.filter(pl.Series(kept_rows))
+    generalised = [
+        pl.Series(qi, attribute.labels[level], dtype=pl.String).gather(attribute.codes[level][kept_rows])
+        for qi, attribute, level in zip(encoded.quasi_identifiers, encoded.attributes, levels, strict=True)
+    ]
     return kept.with_columns(generalised).select([name for name in table.columns if name in published])
 
 
@@ -97,11 +104,14 @@ def outcome_metrics(
     sizes = classes.sizes[~classes.bad]
     quality = node_report(encoded, best.levels, model)
     kept_records = records - best.suppressed
-    unsuppressed = PrivacyModel(k=1)
+    unsuppressed = [
+        lower_bounds(QualityModel("loss"), costs, records, 0)[level]
+        for costs, level in zip(encoded.costs, best.levels, strict=True)
+    ]
     return {
         "loss_metric": LOSS_METRIC,
         "loss": quality["loss_arithmetic_mean"],
-        "loss_generalisation_only": node_report(encoded, best.levels, unsuppressed)["loss_arithmetic_mean"],
+        "loss_generalisation_only": float(np.mean(unsuppressed)),
         "generalisation_intensity": quality["precision"],
         "quality": quality,
         "discernibility": int((sizes.astype(np.int64) ** 2).sum()) + best.suppressed * records,
