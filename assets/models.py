@@ -1,10 +1,12 @@
-"""SQL models as assets: every ``dbt_like_sql/**/*.sql`` file becomes an asset, with its column tests as checks.
+"""SQL models as assets: every ``dbt_like_sql/**/*.sql`` file, and the generated staging and conformed model of
+every dataset of the schema registry that no file replaces, becomes an asset, with its column tests as checks.
 
 Dependencies come from the SQL (``warehouse.sql_models``); sources in ``lake.*`` / ``quarantine.*`` /
 ``findings.*`` point at the city-partitioned lake asset of that dataset, and ``history.uploads`` /
 ``findings.all_datasets`` at every lake asset, so the graph shows lineage from each city's upload to each mart.
 Models are the only assets that open the DuckDB database, and they share one concurrency pool of size 1, so
-parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file: no Python changes.
+parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file, and adding a dataset's YAML adds
+its two generated models: no Python changes.
 """
 
 import hashlib
@@ -28,6 +30,7 @@ from dagster import (
 )
 
 from assets import scoreboard
+from expectations.model import Dataset
 from expectations.registry import default_registry
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
@@ -75,20 +78,38 @@ def source_keys(ref: str, dataset_ids: list[str]) -> list[AssetKey]:
     return []
 
 
-def build_model_assets(root: Path = MODELS_ROOT) -> list[AssetsDefinition]:
-    """One asset per model under ``root`` (raises ``ModelError`` on a broken project, at load time)."""
+def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> dict[str, Model]:
+    """Every model of the project: the files under ``root`` and the generated models of ``datasets`` (default:
+    every dataset of the schema registry). Raises ``ModelError`` on a broken project, at load time."""
+    registry = default_registry()
+    generate = registry.datasets.values() if datasets is None else datasets
+    return discover(root, sources=known_sources(registry.datasets), datasets=generate)
+
+
+def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> list[AssetsDefinition]:
+    """One asset per model (raises ``ModelError`` on a broken project, at load time)."""
     dataset_ids = sorted(default_registry().datasets)
-    models = discover(root, sources=known_sources(dataset_ids))
-    return [_model_asset(m, dataset_ids) for m in models.values()]
+    return [_model_asset(m, dataset_ids) for m in load_models(root, datasets).values()]
 
 
 def _code_version(model: Model) -> str:
-    """Changes when the SQL or its test file changes, so the UI marks downstream assets as outdated."""
+    """Changes when the SQL (generated SQL changes with its schema) or the test file changes, so the UI marks
+    downstream assets as outdated."""
     digest = hashlib.sha256(model.sql.encode("utf-8"))
     yml = model.path.with_suffix(".yml")
     if yml.exists():
         digest.update(yml.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _sql_file(model: Model) -> str:
+    """The model's file relative to the project, or where it comes from when generated."""
+    relative = str(model.path.relative_to(model.path.parents[1]))
+    if model.generated_from is None:
+        return relative
+    if model.is_file:
+        return f"{relative} (extends the model generated from dataset {model.generated_from})"
+    return f"generated from the schema of dataset {model.generated_from} ({relative} would replace it)"
 
 
 def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
@@ -107,8 +128,7 @@ def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
         check_specs=checks,
         pool=WAREHOUSE_POOL,
         code_version=_code_version(model),
-        metadata={"sql_file": str(model.path.relative_to(model.path.parents[1])),
-                  "materialized": model.materialized},
+        metadata={"sql_file": _sql_file(model), "materialized": model.materialized},
     )
     def _run(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[MaterializeResult | AssetCheckResult]:
         paths = kouiki.paths()
