@@ -10,7 +10,7 @@ its two generated models: no Python changes.
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from dagster import (
 
 from assets import scoreboard
 from expectations.model import Dataset
-from expectations.registry import default_registry
+from expectations.registry import Registry, default_registry
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
 from warehouse import duck
@@ -89,7 +89,34 @@ def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = N
 def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> list[AssetsDefinition]:
     """One asset per model (raises ``ModelError`` on a broken project, at load time)."""
     dataset_ids = sorted(default_registry().datasets)
-    return [_model_asset(m, dataset_ids) for m in load_models(root, datasets).values()]
+    models = load_models(root, datasets)
+    return [_model_asset(m, dataset_ids, sources_read(m, models)) for m in models.values()]
+
+
+def sources_read(model: Model, models: Mapping[str, Model]) -> set[str]:
+    """The source tables a model reads, itself or through the models it reads: only those are refreshed before
+    it is built (refreshing every dataset's views for each of dozens of models would dominate a run)."""
+    seen, todo, sources = {model.name}, [model], set()
+    while todo:
+        current = todo.pop()
+        sources |= set(current.source_deps)
+        for dep in current.model_deps:
+            if dep not in seen and dep in models:
+                seen.add(dep)
+                todo.append(models[dep])
+    return sources
+
+
+def refresh_for(con: duckdb.DuckDBPyConnection, sources: set[str], paths: Paths, registry: Registry,
+                kouiki: KouikiHome) -> None:
+    """(Re)create the source views and tables in ``sources`` (and the few every build needs)."""
+    everything = any(s.startswith("history.") or s == ALL_FINDINGS for s in sources)
+    lake_ids = {s.split(".", 1)[1] for s in sources if s.split(".", 1)[0] in ("lake", "quarantine", "findings")}
+    datasets = [d for d in registry.datasets.values() if everything or d.id in lake_ids]
+    duck.refresh_sources(con, paths.lake, datasets)
+    if sources & set(REGISTRY_SOURCES):
+        refresh_registry_sources(con, kouiki.members(), registry.datasets.values(),
+                                 with_findings=everything or ALL_FINDINGS in sources)
 
 
 def _code_version(model: Model) -> str:
@@ -112,7 +139,7 @@ def _sql_file(model: Model) -> str:
     return f"generated from the schema of dataset {model.generated_from} ({relative} would replace it)"
 
 
-def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
+def _model_asset(model: Model, dataset_ids: list[str], sources: set[str]) -> AssetsDefinition:
     key = model_key(model.name)
     deps = [model_key(d) for d in model.model_deps]
     deps += [k for s in model.source_deps for k in source_keys(s, dataset_ids) if k not in deps]
@@ -134,8 +161,7 @@ def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
         paths = kouiki.paths()
         registry = kouiki.registry()
         with duck.connect(paths.warehouse_db) as con:
-            duck.refresh_sources(con, paths.lake, registry.datasets.values())
-            refresh_registry_sources(con, kouiki.members(), registry.datasets.values())
+            refresh_for(con, sources, paths, registry, kouiki)
             rows = materialize(con, model)
             report = MODEL_REPORTS.get(model.name)
             metadata = report(con, paths) if report is not None else {}   # first: what the office looks at

@@ -587,13 +587,14 @@ def _examples(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest, fa
 
 
 def refresh_registry_sources(con: duckdb.DuckDBPyConnection, members: Iterable[Member],
-                             datasets: Iterable[Dataset]) -> None:
+                             datasets: Iterable[Dataset], *, with_findings: bool = True) -> None:
     """(Re)create the sources models read besides the lake views of ``warehouse.duck.refresh_sources``:
 
     ``reference.members`` (code, name, datasets): the member registry, so every member city appears in the
     office's marts even when it has sent nothing; ``reference.datasets`` (id, name_ja, name_en, version): the
     schema registry; ``findings.all_datasets``: every dataset's findings with a ``dataset_id`` column.
-    Call it after ``refresh_sources`` (it reads the ``findings.<dataset>`` views)."""
+    Call it after ``refresh_sources`` (it reads the ``findings.<dataset>`` views); ``with_findings=False`` leaves
+    ``findings.all_datasets`` as it is (for a model that does not read it)."""
     datasets = list(datasets)
     for schema in ("reference", "findings"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -606,7 +607,8 @@ def refresh_registry_sources(con: duckdb.DuckDBPyConnection, members: Iterable[M
     if datasets:
         con.executemany("INSERT INTO reference.datasets VALUES (?, ?, ?, ?)",
                         [(d.id, d.name_ja, d.name_en, d.version) for d in datasets])
-    _all_findings_view(con, [d.id for d in datasets])
+    if with_findings:
+        _all_findings_view(con, [d.id for d in datasets])
 
 
 def _all_findings_view(con: duckdb.DuckDBPyConnection, dataset_ids: list[str]) -> None:
