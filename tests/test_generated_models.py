@@ -195,3 +195,13 @@ def test_a_model_key_per_generated_model() -> None:
     keys = {a.key for a in build_model_assets()}
     assert {AssetKey(["staging", d]) for d in REGISTRY.datasets} <= keys
     assert {AssetKey(["conformed", d]) for d in REGISTRY.datasets} <= keys
+
+
+def test_a_column_added_to_the_schema_after_the_lake_was_written_builds_empty(tmp_path: Path, home: Path) -> None:
+    staged = lake.read_partition(home / "lake", "staged", "tourism", "132195")
+    assert staged is not None
+    lake.write_partition(staged.drop("説明", "緯度"), home / "lake", "staged", "tourism", "132195")
+    run(empty_project(tmp_path), home)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute('SELECT "説明", "緯度", "名称" FROM conformed.tourism ORDER BY "ID"').fetchall()
+    assert rows[0] == (None, None, "狛江古墳群") and len(rows) == 4
