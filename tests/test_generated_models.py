@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
@@ -17,6 +18,9 @@ from assets.models import MODELS_ROOT, build_model_assets, load_models
 from assets.publish import releases
 from expectations.registry import default_registry
 from pipelines.resources import KouikiHome
+from portal.app import create_app
+from portal.settings import PortalSettings
+from portal.testing import serve
 from warehouse import lake
 from warehouse.sql_models import ModelError, discover
 
@@ -142,6 +146,12 @@ def test_release_metadata_counts_conformance_per_column(tmp_path: Path, home: Pa
     assert (columns["名称"]["rows_conforming"], columns["名称"]["empty_required"], columns["名称"]["warnings"]) == \
         (3, 1, 1)
     assert columns["ID"]["share"] == 1.0
+    with serve(create_app(PortalSettings(home=home))) as base:     # the portal's column dictionary shows it
+        page = httpx.get(f"{base}/dataset/tourism", timeout=10).text
+        package = httpx.get(f"{base}/api/3/action/package_show", params={"id": "tourism"}, timeout=10).json()
+    row = next(line for line in page.splitlines() if '<th scope="row">連絡先電話番号</th>' in line)
+    assert row.endswith('<td class="num">50.0%</td></tr>')
+    assert {"key": "conformance", "value": "0.25"} in package["result"]["extras"]
 
 
 def test_a_file_extends_the_generated_model(tmp_path: Path, home: Path) -> None:

@@ -189,5 +189,8 @@ def test_an_office_dataset_yaml_alone_is_released_and_found_in_the_portal(run: d
         extras = {e["key"]: e["value"] for e in package["extras"]}
         assert extras["rows"] == "3" and extras["conformance"] == "0.6667"
         assert package["conformance"]["columns"]["名称_カナ"]["share"] == 0.6667
+        page = httpx.get(f"{base}/dataset/ev_charger", timeout=10).text
+        kana_row = next(line for line in page.splitlines() if '<th scope="row">名称_カナ</th>' in line)
+        assert '<td class="num">66.7%</td>' in kana_row             # the column dictionary shows conformance
         every = httpx.get(f"{base}/api/3/action/package_list", timeout=10).json()["result"]
         assert set(every) == {*DATASETS, "ev_charger"}
