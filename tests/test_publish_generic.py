@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,8 @@ def test_every_registry_dataset_is_published_and_reads_back(run: dict[str, Any],
     assert conformance["rows"] == ROWS and conformance["share_rows_conforming"] == 1.0
     assert {c: v["share"] for c, v in conformance["columns"].items()} == \
         {c.name: 1.0 for c in dataset.canonical.columns}
-    assert dataset_id in run["stdout"]                       # the run summary lists the release
+    # the run summary's table of releases: dataset, release number, rows
+    assert re.search(rf"│ {dataset_id} +│ {meta['release']} +│ {ROWS} +│", run["stdout"]), run["stdout"][-3000:]
 
 
 def test_an_office_dataset_yaml_alone_is_released_and_found_in_the_portal(run: dict[str, Any]) -> None:
@@ -180,7 +182,7 @@ def test_an_office_dataset_yaml_alone_is_released_and_found_in_the_portal(run: d
         (0.6667, 1, 0, {"format-warning": 1})
     assert {c: v["share"] for c, v in conformance["columns"].items() if c != "名称_カナ"} == \
         dict.fromkeys(["全国地方公共団体コード", "ID", "地方公共団体名", "名称", "緯度", "経度", "出力kW", "基数"], 1.0)
-    assert "ev_charger" in run["stdout"]
+    assert re.search(r"│ ev_charger +│ 1 +│ 3 +│", run["stdout"])
     with serve(create_app(PortalSettings(home=home))) as base:
         found = httpx.get(f"{base}/api/3/action/package_search", params={"q": "充電設備"}, timeout=10).json()
         assert found["success"] and [p["name"] for p in found["result"]["results"]] == ["ev_charger"]
