@@ -128,3 +128,40 @@ def test_policy_can_turn_the_swap_fix_off(tmp_path: Path) -> None:
     [notice] = [n for n in kept.notices if n.code == "swapped-coordinates"]
     assert notice.count == 7 and notice.details["fixed"] is False
     assert kept.values["緯度"][0] == "138.321" and kept.cell_problems.is_empty()   # left as written
+
+
+def test_header_only_and_empty_files_are_refused_at_intake(kouiki_home: Path, tmp_path: Path) -> None:
+    """Nothing to publish is refused with a message when the file is detected, never as a failed check."""
+    paths = get_paths()
+    for name, text, code in (("222127_aed.csv", HEADER, "no-data-rows"),
+                             ("blank_aed.csv", HEADER + ",,,,,,\n\n,,,,,,\n", "no-data-rows"),
+                             ("empty_aed.csv", "", "empty-file")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        landed = land_file(paths, "222127", tmp_path / name)
+        upload = catalog.get_upload(paths.catalog_url, landed.upload_id)
+        assert upload is not None
+        assert detect_upload(paths, default_registry(), upload) == "unreadable"
+        refused = catalog.get_upload(paths.catalog_url, landed.upload_id)
+        assert refused is not None and refused.status == "unreadable" and refused.dataset_id is None
+        error = refused.detail["error"]
+        assert error["code"] == code, name
+        assert error["message_ja"] and error["message_en"] and error["hint_ja"]
+        if code == "no-data-rows":
+            assert "データの行がありません" in error["message_ja"] and name in error["message_ja"]
+
+
+def test_columns_without_a_standard_counterpart_are_kept(tmp_path: Path) -> None:
+    header = "全国地方公共団体コード,ID,名称,所在地_連結表記,緯度,経度,設置位置,名称,担当課,,_row\n"
+    row = "222127,1,焼津市役所,静岡県焼津市本町2-16-32,34.867,138.3237,1階,市役所本館, 管財課 ,メモ,x\n"
+    path = tmp_path / "222127_aed.csv"
+    path.write_text(header + row, encoding="utf-8")
+    staged = stage_file(path, default_registry())
+    extras = staged.extra_columns
+    # a second 名称, a city's own column, an unnamed column with data, a name the lake uses itself
+    assert extras == {"名称_列8": "名称", "担当課": "担当課", "列10": "", "row_列11": "_row"}
+    first = staged.values.row(0, named=True)
+    assert (first["名称"], first["名称_列8"], first["担当課"], first["列10"]) == ("焼津市役所", "市役所本館",
+                                                                               " 管財課 ", "メモ")
+    assert first["_row"] == 0 and first["row_列11"] == "x"   # kept raw, never overwriting the lake's own
+    canonical = [c.name for c in staged.dataset.canonical.columns]
+    assert staged.values.columns[2:2 + len(canonical)] == canonical   # standard columns first, extras after
