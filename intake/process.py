@@ -30,9 +30,9 @@ from intake.problems import IntakeError, Notice
 from intake.read import RawTable, read_file
 from intake.values import normalise_column
 
-CELL_PROBLEM_SCHEMA: dict[str, pl.DataType] = {
+CELL_PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),
-    "value": pl.String(), "error_code": pl.String(), "rule": pl.String()}
+    "value": pl.String(), "error_code": pl.String(), "rule": pl.String()})
 
 
 @dataclass
