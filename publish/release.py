@@ -6,7 +6,7 @@
     releases/<dataset>/<n>/<dataset>.json, <dataset>.geojson (when the dataset has coordinates)
     releases/<dataset>/<n>/changes.json             rows added / removed / changed since the previous release
     releases/<dataset>/<n>/cities/<code>_<dataset>.csv   each member city's part
-    releases/<dataset>/<n>/metadata.json            source uploads, row counts, checksums, licence
+    releases/<dataset>/<n>/metadata.json            source uploads, row counts, checksums, licence, conformance
     releases/<dataset>/latest.json                  pointer to the newest complete release
 
 A release is written into a hidden temporary folder and renamed into place only when every file is written;
@@ -29,6 +29,7 @@ import duckdb
 from expectations.model import Dataset
 from kouiki import catalog
 from publish.changes import compare
+from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
 from warehouse.duck import literal, quote
 
@@ -215,6 +216,7 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     meta = _metadata(dataset, number, content_hash, rows, dict(per_city), uploads, work, written, licence,
                      catalog_url, public_names)
     meta["changes"] = {k: changes[k] for k in ("previous_release", "added", "removed", "changed")}
+    meta["conformance"] = release_conformance(con, dataset, table)   # per standard column (publish/conformance.py)
     (work / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(work)
     final = dataset_root / str(number)
