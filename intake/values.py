@@ -10,7 +10,9 @@ means the text cannot be read as that type; the rule names the repair (``"wareki
 2. the rest are stripped and, where only full-width characters stand in the way, folded vectorised;
 3. what is left goes through the Python helper once per *distinct* value, joined back to the cells.
 Each changed cell is counted under exactly one rule (its most specific repair), so
-``sum(rule_counts.values()) == changed.sum()``.
+``sum(rule_counts.values()) == changed.sum()``. A lone dash (``-``, ``－``, ``―`` …) in a typed column
+(:data:`PLACEHOLDER_TYPES`) stands for "none": it becomes empty (``placeholder-emptied``), not unreadable.
+Phone numbers are read by :mod:`intake.phone`.
 """
 
 from __future__ import annotations
