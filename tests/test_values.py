@@ -248,6 +248,24 @@ def test_normalise_time_rejects(raw: str) -> None:
         ("(047) 325-4758", ("(047)325-4758", "phone-spaces")),
         ("TEL:03-3430-1111", ("03-3430-1111", "phone-label-removed")),
         ("℡03-3430-1111", ("03-3430-1111", "phone-label-removed")),
+        # every kind of Japanese number, by prefix and digit count
+        ("0570-003590", ("0570-003590", None)),                      # ナビダイヤル, written 4-6
+        ("0120123456", ("0120123456", None)),
+        ("0800-123-4567", ("0800-123-4567", None)),                  # free dial, 11 digits
+        ("050-1234-5678", ("050-1234-5678", None)),                  # IP phone
+        ("070-1234-5678", ("070-1234-5678", None)),
+        ("080 1234 5678", ("080-1234-5678", "phone-spaces")),
+        ("020-1234-5678", ("020-1234-5678", None)),
+        ("01267-2-1234", ("01267-2-1234", None)),                    # 5-digit 市外局番
+        ("０１２０－１２３－４５６", ("0120-123-456", "fullwidth-digits")),
+        # extensions and notes
+        ("03-1234-5678 内線123", ("03-1234-5678 内線123", None)),
+        ("03-1234-5678（内）123", ("03-1234-5678 内線123", "phone-extension")),
+        ("03-1234-5678 ext.45", ("03-1234-5678 内線45", "phone-extension")),
+        ("03-3430-1111（内線2442）", ("03-3430-1111 内線2442", "phone-extension")),
+        ("0973-22-8317（こども未来課）", ("0973-22-8317", "phone-note-removed")),
+        ("公園緑地課　(047)712-6367", ("(047)712-6367", "phone-note-removed")),
+        ("+81 (0)3 3430 1111", ("03-3430-1111", "phone-international")),
     ],
 )
 def test_normalise_phone(raw: str, expected: Result) -> None:
@@ -261,6 +279,17 @@ def test_normalise_phone(raw: str, expected: Result) -> None:
 )
 def test_normalise_phone_rejects(raw: str) -> None:
     assert normalise_phone(raw) == (None, None)
+
+
+def test_dash_placeholders_become_empty_in_typed_columns_only() -> None:
+    raw = pl.Series("x", ["-", "－", "―", "ー", "--", "03-3430-1111", "なし", None, ""])
+    phone = normalise_column(raw, "phone")
+    assert phone.values.to_list() == [None, None, None, None, None, "03-3430-1111", "なし", None, None]
+    assert phone.invalid.to_list() == [False] * 6 + [True, False, False]     # なし: a warning in validation
+    assert phone.rule_counts == {"placeholder-emptied": 5}
+    assert normalise_column(raw, "integer").values.to_list()[:5] == [None] * 5
+    assert normalise_column(raw, "string").values.to_list()[:5] == ["-", "－", "―", "ー", "--"]   # text: a value
+    assert normalise_column(raw, "flag").values.to_list()[:2] == ["", ""]    # a flag's "no" stays the empty text
 
 
 @pytest.mark.parametrize(
