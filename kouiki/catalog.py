@@ -193,15 +193,30 @@ def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[
     conn.execute(insert(audit_log).values(at=now(), actor=actor, action=action, subject=subject, detail=detail))
 
 
-def record_release(url: str, dataset_id: str, number: int, content_hash: str, rows: int, path: str) -> None:
-    with begin(url) as conn:
-        conn.execute(
-            insert(releases).values(
-                dataset_id=dataset_id, number=number, published_at=now(), content_hash=content_hash,
-                rows=rows, path=path,
+def record_release(url: str, dataset_id: str, number: int, content_hash: str, rows: int, path: str,
+                   published_at: datetime | None = None) -> bool:
+    """Insert the release's row; False when it is there already (recovery and a publication may both try)."""
+    try:
+        with begin(url) as conn:
+            exists = conn.execute(select(releases.c.number).where(
+                releases.c.dataset_id == dataset_id, releases.c.number == number)).first()
+            if exists:
+                return False
+            conn.execute(
+                insert(releases).values(
+                    dataset_id=dataset_id, number=number, published_at=published_at or now(),
+                    content_hash=content_hash, rows=rows, path=path,
+                )
             )
-        )
-        audit(conn, "system", "release.published", f"{dataset_id}/{number}", {"rows": rows})
+            audit(conn, "system", "release.published", f"{dataset_id}/{number}", {"rows": rows})
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_numbers(url: str, dataset_id: str) -> set[int]:
+    with begin(url) as conn:
+        return {int(r[0]) for r in conn.execute(select(releases.c.number).where(releases.c.dataset_id == dataset_id))}
 
 
 def _to_upload(row: Any) -> UploadRow:

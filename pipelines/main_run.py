@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,7 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
     paths = paths or get_paths()
     members = members if members is not None else load_members()
     instance = instance or dagster_instance(paths)
+    recover_after_crash(paths, instance)
     sync_partitions(instance, members)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     ingest_ok = ingest_members(instance, members, run_config)
@@ -157,6 +159,15 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
             releases[pointer.parent.name] = latest
     return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths,
                        anonymisation=anonymisation)
+
+
+def recover_after_crash(paths: Paths, instance: DagsterInstance) -> None:
+    """Repair what an interrupted run left (kouiki.recovery: leftovers, catalog, releases, dead runs and their
+    pool slots) before starting; one line each on stderr."""
+    from kouiki.recovery import recover_before_run
+
+    for line in recover_before_run(paths, instance):
+        print(f"kouiki: {line}", file=sys.stderr)
 
 
 def _refused(uploads: list[catalog.UploadRow]) -> bool:
