@@ -94,6 +94,9 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_engines_made: list[Engine] = []
+
+
 @cache
 def engine_for(url: str) -> Engine:
     """One engine per catalog URL; tables are created on first use."""
@@ -104,7 +107,17 @@ def engine_for(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_wal)
     metadata.create_all(engine)
+    _engines_made.append(engine)
     return engine
+
+
+def forget_engines() -> None:
+    """Close every engine (their pooled connections) so the next use reopens the database files: after a
+    catalog file was moved aside or replaced."""
+    for engine in _engines_made:
+        engine.dispose()
+    _engines_made.clear()
+    engine_for.cache_clear()
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:

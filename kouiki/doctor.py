@@ -151,12 +151,12 @@ def check_releases(paths: Paths, catalog_ok: bool) -> list[Problem]:
 
 def _check_pointer(dataset_root: Path, complete: list[int]) -> list[Problem]:
     pointer = dataset_root / "latest.json"
-    if not complete:
-        return []
     try:
         current = read_json_file(pointer) if pointer.exists() else None
     except ReleaseStateError as exc:
-        return [Problem(str(pointer), str(exc).split(": ", 1)[-1], "", repairable=True)]
+        return [Problem(str(pointer), str(exc).split(": ", 1)[-1], RESTORE, repairable=bool(complete))]
+    if not complete:
+        return []
     if current is None:
         return [Problem(str(pointer), "ありません / missing", "", repairable=True)]
     if current.get("number") != max(complete):
@@ -209,8 +209,7 @@ def repair(paths: Paths, instance: DagsterInstance | None) -> list[str]:
 def move_catalog_aside(paths: Paths) -> str:
     db = sqlite_file(paths)
     assert db is not None
-    catalog.engine_for(paths.catalog_url).dispose()
-    catalog.engine_for.cache_clear()
+    catalog.forget_engines()
     stamp = catalog.now().strftime("%Y%m%dT%H%M%S")
     aside = db.with_name(f"{db.name}.corrupt-{stamp}")
     for suffix in ("", "-wal", "-shm"):
