@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -306,15 +307,17 @@ def pair_case(workdir: Path, expected: dict[str, Any], index: int, timeout: floa
     return case
 
 
-def boundary_cases(points: list[str], wanted: list[str] | None, rng: random.Random) -> list[tuple[str, int]]:
-    """Every named point the baseline reached, at its first and last occurrence and one in between."""
+def boundary_cases(points: list[str], wanted: list[str] | None, rng: random.Random,
+                   occurrences: str = "first,last,random") -> list[tuple[str, int]]:
+    """Every named point the baseline reached, at its first / last / a random occurrence."""
     counts = Counter(points)
     cases = []
     for name in sorted(counts):
         if wanted and name not in wanted:
             continue
         n = counts[name]
-        cases += [(name, k) for k in sorted({1, n, rng.randint(1, n)})]
+        chosen = {"first": 1, "last": n, "random": rng.randint(1, n)}
+        cases += [(name, k) for k in sorted({chosen[o] for o in occurrences.split(",")})]
     return cases
 
 
@@ -326,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=20, help="two runs started together, N times (default 20)")
     parser.add_argument("--points", nargs="*", default=None, help="only these crash points (default: all)")
     parser.add_argument("--no-points", action="store_true", help="skip the step-boundary cases")
+    parser.add_argument("--occurrences", default="first,last,random",
+                        help="which occurrences of each point (first,last,random)")
     parser.add_argument("--jobs", type=int, default=2, help="cases at a time (default 2)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 5 × baseline)")
@@ -352,13 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     if first.error:
         return 2
     timeout = args.timeout or max(300.0, 5 * seconds)
-    jobs: list[Any] = [lambda: control(workdir, expected, timeout)]
-    if not args.no_points:
-        jobs += [lambda p=p, n=n: point_case(workdir, expected, p, n, timeout)
-                 for p, n in boundary_cases(points, args.points, rng)]
+    points_jobs = [] if args.no_points else [
+        lambda p=p, n=n: point_case(workdir, expected, p, n, timeout)
+        for p, n in boundary_cases(points, args.points, rng, args.occurrences)]
     delays = [rng.uniform(0.5, seconds) for _ in range(args.random)]
-    jobs += [lambda i=i, d=d: random_case(workdir, expected, i, d, timeout) for i, d in enumerate(delays)]
-    jobs += [lambda i=i: pair_case(workdir, expected, i, timeout) for i in range(args.pairs)]
+    random_jobs = [lambda i=i, d=d: random_case(workdir, expected, i, d, timeout) for i, d in enumerate(delays)]
+    pair_jobs = [lambda i=i: pair_case(workdir, expected, i, timeout) for i in range(args.pairs)]
+    # kinds interleaved, so that a harness stopped early still has figures of each kind
+    jobs: list[Any] = [lambda: control(workdir, expected, timeout)]
+    jobs += [job for group in zip_longest(points_jobs, random_jobs, pair_jobs) for job in group if job]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         cases = [first, *pool.map(lambda job: record(job()), jobs)]
     summary = summarise(cases, seconds, Counter(points))
