@@ -30,6 +30,7 @@ from warehouse import lake
 _CHUNK = 1 << 20
 SAFE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}
 MANIFEST_SUFFIX = ".upload.json"
+REFUSAL_SUFFIX = ".refused.json"   # the upload service refused these bytes (status and reason)
 TMP_PREFIX = ".landing-"   # + the writer's pid: a leftover of a dead process is removed at the next run
 DECISION_STATUS = {"accept": "accepted", "quarantine": "quarantined", "reject": "rejected"}
 
@@ -104,15 +105,39 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and {"upload_id", "city_code", "received_at"} <= doc.keys() else None
 
 
+def read_refusal(path: Path) -> dict[str, Any] | None:
+    """A refusal record (status, detail), or None when there is none or it does not read."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and {"status", "detail"} <= doc.keys() else None
+
+
 def write_manifest(landed: Path, manifest: dict[str, Any]) -> None:
+    _write_beside(landed, manifest_path(landed), manifest)
+
+
+def refusal_path(landed: Path) -> Path:
+    return landed.with_name(landed.name.split(".", 1)[0] + REFUSAL_SUFFIX)
+
+
+def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str, Any]) -> None:
+    """Keep the service's refusal beside the landed file, so a rebuilt catalog never lets the pipeline process
+    bytes the service refused."""
+    landed = paths.home / stored_path
+    _write_beside(landed, refusal_path(landed), {"status": status, "detail": detail})
+
+
+def _write_beside(landed: Path, target: Path, doc: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=landed.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps(manifest, ensure_ascii=False, indent=1))
+            out.write(json.dumps(doc, ensure_ascii=False, indent=1))
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o444)
-        os.replace(tmp, manifest_path(landed))
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -132,6 +157,10 @@ def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
         "source": manifest.get("source", "inbox"),
         "status": "landed",
     }
+    refusal = paths.home / manifest["stored_path"]
+    refused = read_refusal(refusal_path(refusal))
+    if refused is not None:
+        return row | {"status": refused["status"], "detail": {**refused["detail"], "restored": True}}
     processed = lake.history_of(paths.lake, manifest["city_code"], manifest["upload_id"])
     if processed is not None:
         html = paths.reports / manifest["city_code"] / f"{manifest['upload_id']}.html"
@@ -150,7 +179,7 @@ def landed_files(paths: Paths) -> list[Path]:
     if not paths.landing.is_dir():
         return []
     return sorted(p for p in paths.landing.glob("*/*") if p.is_file() and not p.name.startswith(".")
-                  and not p.name.endswith(MANIFEST_SUFFIX))
+                  and not p.name.endswith((MANIFEST_SUFFIX, REFUSAL_SUFFIX)))
 
 
 def restore_uploads(paths: Paths) -> list[str]:

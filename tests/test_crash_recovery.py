@@ -181,11 +181,14 @@ def _land(paths: Paths, city: str, name: str, text: str, via: str = "inbox") -> 
 def test_a_lost_catalog_is_rebuilt_from_landing_and_never_republishes_superseded_data(tmp_path: Path) -> None:
     """An old inbox file picked up again after the catalog is lost keeps its first time and its decision,
     so it never supersedes the correction that came after it."""
-    from intake.landing import restore_uploads
+    from intake.landing import record_refusal, restore_uploads
 
     paths = Paths(tmp_path / "home").ensure()
     old = _land(paths, "132195", "aed.csv", "ID,名称\n1,旧\n")
     new = _land(paths, "132195", "aed_fixed.csv", "ID,名称\n1,新\n", via="api")
+    refused = _land(paths, "132195", "aed_formula.csv", "ID,名称\n1,=cmd()\n", via="api")
+    stored = next(u.stored_path for u in catalog.list_uploads(paths.catalog_url) if u.upload_id == refused)
+    record_refusal(paths, stored, "rejected", {"error": {"code": "formula-cell"}, "refused": True})
     for upload_id, decision in ((old, "accept"), (new, "quarantine")):   # as the lake load records them
         lake.write_partition(pl.DataFrame({"upload_id": [upload_id], "dataset_id": ["aed"], "decision": [decision],
                                            "rows": [1], "rows_accepted": [1], "rows_quarantined": [0]}),
@@ -196,9 +199,11 @@ def test_a_lost_catalog_is_rebuilt_from_landing_and_never_republishes_superseded
     # the inbox is picked up again before anything else
     assert _land(paths, "132195", "aed.csv", "ID,名称\n1,旧\n") == old
     restored = restore_uploads(paths)
-    assert len(restored) == 1 and new in restored[0]
+    assert sorted(line.rsplit(" ", 1)[-1] for line in restored) == sorted([new, refused])
     after = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)}
-    assert [u.upload_id for u in catalog.list_uploads(paths.catalog_url)] == [old, new]   # oldest first
+    assert [u.upload_id for u in catalog.list_uploads(paths.catalog_url)] == [old, new, refused]   # oldest first
+    # bytes the upload service refused stay refused: the pipeline never takes them up
+    assert after[refused].status == "rejected" and (after[refused].detail or {}).get("refused") is True
     for uid in (old, new):
         assert after[uid].received_at == before[uid].received_at
         assert after[uid].original_name == before[uid].original_name
