@@ -42,6 +42,20 @@ def run_lock(home: Path, say: Callable[[str], None] = print) -> Iterator[None]:
         os.close(fd)   # releases the lock
 
 
+@contextmanager
+def storage_init_lock(folder: Path) -> Iterator[None]:
+    """A short lock for creating or migrating Dagster's storage in ``folder`` (DAGSTER_HOME): every kouiki
+    command that opens the instance (run, doctor, rerun, members add) does it under this lock, so two never
+    race the schema (two alembic heads, "table already exists")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".kouiki-init.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def try_run_lock(home: Path) -> int | None:
     """Take the lock without waiting: the open descriptor (close it to release), or None when held."""
     home.mkdir(parents=True, exist_ok=True)

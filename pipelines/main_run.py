@@ -15,6 +15,7 @@ from dagster import AssetKey, DagsterInstance
 from assets.partitions import MEMBER_CITIES
 from kouiki import catalog
 from kouiki.members import Member, load_members
+from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, get_paths
 from publish.release import latest_release
 from warehouse import lake
@@ -59,8 +60,9 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
-    return DagsterInstance.get()
+    with storage_init_lock(home):   # storage created / migrated by one process at a time
+        write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
+        return DagsterInstance.get()
 
 
 def dagster_yaml(postgres_url: str | None = None) -> str:
