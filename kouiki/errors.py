@@ -58,6 +58,9 @@ def one_line(exc: BaseException) -> str | None:
             exc.filename):
         return (f"{exc.filename}: {exc.strerror} — 場所と権限を確認してください (KOUIKI_HOME など) / "
                 "check the path and its permissions (KOUIKI_HOME, …)")
+    if _is_corrupt_database(exc):
+        return (f"{_catalog_name()}: データベースが壊れています / the database is corrupt ({text[:120]}) — "
+                "kouiki doctor --repair で修復してください / run kouiki doctor --repair")
     if isinstance(exc, OSError) and exc.errno == 28:
         return (f"{exc.filename or 'disk'}: ディスクがいっぱいです / no space left on device — 空きを作ってください / "
                 "free some space")
@@ -83,3 +86,19 @@ def friendly_errors(program: str) -> Iterator[None]:
         print(f"{program}: 予期しないエラー / unexpected error: {type(exc).__name__}: {first} — 詳細は --debug または "
               f"{DEBUG_ENV}=1 で / run again with --debug or {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _is_corrupt_database(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DatabaseError
+
+    text = str(exc)
+    return isinstance(exc, DatabaseError) and ("malformed" in text or "not a database" in text)
+
+
+def _catalog_name() -> str:
+    from sqlalchemy import make_url
+
+    from kouiki.settings import Paths, kouiki_home
+
+    url = make_url(Paths(kouiki_home()).catalog_url)
+    return str(url.database) if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
