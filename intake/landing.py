@@ -3,7 +3,7 @@
 Files are content-addressed (``landing/<city>/<sha256><ext>``), so re-uploading the same bytes is idempotent
 and two different files can never collide. Stored files are made read-only.
 
-Beside each file, a manifest (``<sha256>.upload.json``, read-only) keeps what the catalog knows at landing:
+Beside each file, a hidden manifest (``.<sha256>.upload.json``, read-only) keeps what the catalog knows at landing:
 city, original name, size, source and, above all, when it was first received. The catalog can be lost and
 rebuilt from these (``restore_uploads``): each upload gets back its first ``received_at`` (so an old inbox file
 picked up again never becomes "newer" than a later correction) and, when the lake's history says it was already
@@ -93,7 +93,8 @@ def land_file(paths: Paths, city_code: str, source: Path, original_name: str | N
 
 
 def manifest_path(landed: Path) -> Path:
-    return landed.with_name(landed.name.split(".", 1)[0] + MANIFEST_SUFFIX)
+    """``.<sha256>.upload.json``: hidden, so every listing of a city's landed files sees only uploads."""
+    return landed.with_name("." + landed.name.split(".", 1)[0] + MANIFEST_SUFFIX)
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -119,7 +120,7 @@ def write_manifest(landed: Path, manifest: dict[str, Any]) -> None:
 
 
 def refusal_path(landed: Path) -> Path:
-    return landed.with_name(landed.name.split(".", 1)[0] + REFUSAL_SUFFIX)
+    return landed.with_name("." + landed.name.split(".", 1)[0] + REFUSAL_SUFFIX)
 
 
 def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str, Any]) -> None:
@@ -178,8 +179,7 @@ def landed_files(paths: Paths) -> list[Path]:
     """Every landed upload (not the manifests, not temporary files)."""
     if not paths.landing.is_dir():
         return []
-    return sorted(p for p in paths.landing.glob("*/*") if p.is_file() and not p.name.startswith(".")
-                  and not p.name.endswith((MANIFEST_SUFFIX, REFUSAL_SUFFIX)))
+    return sorted(p for p in paths.landing.glob("*/*") if p.is_file() and not p.name.startswith("."))
 
 
 def restore_uploads(paths: Paths) -> list[str]:
