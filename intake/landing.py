@@ -184,15 +184,19 @@ def landed_files(paths: Paths) -> list[Path]:
 
 def restore_uploads(paths: Paths) -> list[str]:
     """Re-add to the catalog every landed upload it lacks (a lost or rebuilt catalog), from the manifests; a
-    landed file without a manifest (landed by an older version) gets one from the catalog or, failing that,
-    from the file itself. Returns one line per upload restored."""
+    landed file without a manifest that the catalog knows (landed by an older version) gets its manifest from
+    the catalog. A file with neither is a landing still in progress or one a crash interrupted before its
+    manifest: it is left alone (landing the same bytes again completes it; ``kouiki doctor`` lists it).
+    Returns one line per upload restored."""
     known = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)}
     restored = []
     for landed in landed_files(paths):
         manifest = read_manifest(manifest_path(landed)) if manifest_path(landed).exists() else None
         if manifest is None:
-            manifest = _manifest_from(paths, landed, known)
-            write_manifest(landed, manifest)
+            upload = known.get(upload_id_for(landed.parent.name, landed.name.split(".", 1)[0]))
+            if upload is not None:
+                write_manifest(landed, _manifest_from(paths, landed, upload))
+            continue
         if manifest["upload_id"] in known:
             continue
         if catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
@@ -200,18 +204,12 @@ def restore_uploads(paths: Paths) -> list[str]:
     return restored
 
 
-def _manifest_from(paths: Paths, landed: Path, known: dict[str, catalog.UploadRow]) -> dict[str, Any]:
-    city, sha = landed.parent.name, landed.name.split(".", 1)[0]
-    uid = upload_id_for(city, sha)
-    up = known.get(uid)
-    stat = landed.stat()
+def _manifest_from(paths: Paths, landed: Path, upload: catalog.UploadRow) -> dict[str, Any]:
     return {
-        "upload_id": uid, "city_code": city, "sha256": sha,
-        "original_name": up.original_name if up else landed.name, "size": stat.st_size,
-        "stored_path": str(landed.relative_to(paths.home)),
-        "received_at": (up.received_at if up else datetime.fromtimestamp(stat.st_mtime, catalog.now().tzinfo)
-                        ).isoformat(),
-        "source": up.source if up else "recovered",
+        "upload_id": upload.upload_id, "city_code": upload.city_code, "sha256": upload.sha256,
+        "original_name": upload.original_name, "size": landed.stat().st_size,
+        "stored_path": str(landed.relative_to(paths.home)), "received_at": upload.received_at.isoformat(),
+        "source": upload.source,
     }
 
 
