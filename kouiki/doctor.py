@@ -94,6 +94,7 @@ def check_catalog(paths: Paths) -> list[Problem]:
 def check_landing(paths: Paths, catalog_ok: bool) -> list[Problem]:
     problems = []
     files = landed_files(paths)
+    known = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)} if catalog_ok else {}
     for landed in files:
         sha = landed.name.split(".", 1)[0]
         if sha256_of(landed) != sha:
@@ -101,14 +102,17 @@ def check_landing(paths: Paths, catalog_ok: bool) -> list[Problem]:
                                     "not match the sha256 in its name (tampered or damaged)",
                                     RESTORE))
         manifest = manifest_path(landed)
-        if not manifest.exists():
+        if not manifest.exists() and f"{landed.parent.name}-{sha[:16]}" in known:
             problems.append(Problem(str(manifest), "マニフェストがありません / manifest missing", "", repairable=True))
+        elif not manifest.exists():
+            problems.append(Problem(str(landed), "受付が途中で中断されました（記録なし）/ a landing interrupted before "
+                                    "it was recorded", "同じファイルをもう一度登録してください / upload or drop the "
+                                    "same file again"))
         elif read_manifest(manifest) is None:
             problems.append(Problem(str(manifest), "マニフェストが読めません / manifest unreadable",
                                     "削除すると --repair で作り直します / delete it and run --repair"))
     if catalog_ok:
-        known = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)}
-        landed_ids = {f"{f.parent.name}-{f.name[:16]}" for f in files}
+        landed_ids = {f"{f.parent.name}-{f.name[:16]}" for f in files if manifest_path(f).exists()}
         missing = sorted(set(landed_ids) - set(known))
         if missing:
             problems.append(Problem(str(paths.landing),
