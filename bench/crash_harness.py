@@ -336,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 5 × baseline)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep homes here (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=RESULTS / "crash_harness.json")
+    parser.add_argument("--summarise", type=Path, default=None, metavar="JSONL",
+                        help="only summarise the case lines of a (possibly stopped) harness run")
     args = parser.parse_args(argv)
+    if args.summarise:
+        return print_summary(args.summarise)
     rng = random.Random(args.seed)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kouiki-crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +376,27 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(summary["figures"], ensure_ascii=False, indent=1))
     return 0 if all(c.ok for c in cases) else 1
+
+
+def print_summary(lines: Path) -> int:
+    """Figures from the case lines written so far (a harness stopped early still reports what it measured)."""
+    docs = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines() if line.strip()]
+    table: dict[str, Counter[str]] = {}
+    for doc in docs:
+        counts = table.setdefault(doc["kind"], Counter())
+        counts["cases"] += 1
+        counts["with differences"] += bool(doc["differences"])
+        counts["hangs"] += bool(doc["hung"])
+        counts["failed reruns"] += any(r["returncode"] != 0 for r in doc["reruns"])
+        counts["doctor problems"] += bool(doc["doctor_problems"])
+        counts["failed steps"] += doc["failed_steps"]
+        counts["not ok"] += not doc["ok"]
+    columns = ["cases", "with differences", "hangs", "failed reruns", "doctor problems", "failed steps", "not ok"]
+    print("| kind | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for kind, counts in table.items():
+        print(f"| {kind} | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    return 0 if all(doc["ok"] for doc in docs) else 1
 
 
 def summarise(cases: list[Case], seconds: float, points: Counter[str]) -> dict[str, Any]:
