@@ -385,13 +385,16 @@ def print_summary(lines: Path) -> int:
     for doc in docs:
         counts = table.setdefault(doc["kind"], Counter())
         counts["cases"] += 1
+        # random: killed before it finished; point: ended itself at the point (exit 137)
+        counts["crashed"] += bool(doc["crash"]) and doc["crash"]["returncode"] in (None, 137)
         counts["with differences"] += bool(doc["differences"])
         counts["hangs"] += bool(doc["hung"])
         counts["failed reruns"] += any(r["returncode"] != 0 for r in doc["reruns"])
         counts["doctor problems"] += bool(doc["doctor_problems"])
         counts["failed steps"] += doc["failed_steps"]
         counts["not ok"] += not doc["ok"]
-    columns = ["cases", "with differences", "hangs", "failed reruns", "doctor problems", "failed steps", "not ok"]
+    columns = ["cases", "crashed", "with differences", "hangs", "failed reruns", "doctor problems", "failed steps",
+               "not ok"]
     print("| kind | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for kind, counts in table.items():
