@@ -10,7 +10,9 @@
     releases/<dataset>/latest.json                  pointer to the newest complete release
 
 A release is written into a hidden temporary folder and renamed into place only when every file is written;
-``latest.json`` is replaced after that. A crash at any point leaves the previous release the complete latest.
+``latest.json`` is replaced after that, then the catalog row is inserted. A crash at any point leaves the
+previous release the complete latest, and the next publication first completes or removes what a crash left
+(``publish.recover``).
 A run whose data equals the latest release's publishes nothing (idempotent).
 """
 
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,12 @@ import duckdb
 
 from expectations.model import Dataset
 from kouiki import catalog
+from kouiki.crashpoints import crash_point
 from publish.changes import compare
 from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
+from publish.recover import ReleaseStateError as ReleaseStateError
+from publish.recover import read_json_file, recover_dataset, write_pointer
 from warehouse.duck import literal, quote
 
 LICENCES = {
@@ -40,6 +47,8 @@ LICENCES = {
                 "url": "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"},
 }
 BOM = b"\xef\xbb\xbf"
+_log = logging.getLogger("kouiki.publish")
+
 # A cell starting with one of these would run as a formula in a spreadsheet (CSV injection).
 FORMULA_PREFIX = r"^[=+\-@\t\r]"
 
@@ -58,10 +67,11 @@ class PublishError(RuntimeError):
 
 
 def latest_release(releases_root: Path, dataset_id: str) -> dict[str, Any] | None:
+    """The dataset's latest.json; :class:`ReleaseStateError` (one line naming the file) when it does not read."""
     pointer = releases_root / dataset_id / "latest.json"
     if not pointer.exists():
         return None
-    return json.loads(pointer.read_text(encoding="utf-8"))
+    return read_json_file(pointer)
 
 
 def _next_number(dataset_root: Path) -> int:
@@ -159,6 +169,7 @@ def publish_dataset(
         raise PublishError(f"unknown licence {licence!r}; choose one of {', '.join(LICENCES)}")
     dataset_root = releases_root / dataset.id
     dataset_root.mkdir(parents=True, exist_ok=True)
+    recover_committed(dataset_root, catalog_url)
     number = _next_number(dataset_root)
     work = dataset_root / f".incomplete-{number}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -168,6 +179,13 @@ def publish_dataset(
                              fail_after_files)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def recover_committed(dataset_root: Path, catalog_url: str) -> None:
+    """Finish or undo what a crashed publication left (``publish.recover``), saying what in the log."""
+    recovery = recover_dataset(dataset_root, catalog_url)
+    for line in recovery.repaired + recovery.problems:
+        _log.warning(line)
 
 
 def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, dataset_root: Path,
@@ -219,11 +237,23 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     meta["conformance"] = release_conformance(con, dataset, table)   # per standard column (publish/conformance.py)
     (work / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(work)
-    final = dataset_root / str(number)
+    return _commit(dataset, work, dataset_root / str(number), meta, catalog_url)
+
+
+def _commit(dataset: Dataset, work: Path, final: Path, meta: dict[str, Any], catalog_url: str) -> ReleaseResult:
+    """The commit point is the rename; latest.json and the catalog row follow, and ``recover_dataset``
+    completes them if a crash comes between (so every order of crash leaves one consistent state)."""
+    crash_point("publish.files_written")
     os.rename(work, final)
-    _point_latest(dataset_root, {"dataset_id": dataset.id, "number": number, "content_hash": content_hash,
+    _fsync_dir(final.parent)
+    crash_point("publish.renamed")
+    number, rows, content_hash = int(meta["release"]), int(meta["rows"]), str(meta["content_hash"])
+    write_pointer(final.parent, {"dataset_id": dataset.id, "number": number, "content_hash": content_hash,
                                  "published_at": meta["published_at"], "rows": rows})
-    catalog.record_release(catalog_url, dataset.id, number, content_hash, rows, str(final))
+    crash_point("publish.latest_written")
+    catalog.record_release(catalog_url, dataset.id, number, content_hash, rows, str(final),
+                           published_at=datetime.fromisoformat(meta["published_at"]))
+    crash_point("publish.recorded")
     return ReleaseResult(dataset.id, number, final, rows, published=True)
 
 
@@ -262,7 +292,9 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(fh.fileno())
 
 
-def _point_latest(dataset_root: Path, pointer: dict[str, Any]) -> None:
-    tmp = dataset_root / ".latest.json.tmp"
-    tmp.write_text(json.dumps(pointer, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, dataset_root / "latest.json")
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
