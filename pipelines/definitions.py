@@ -1,4 +1,8 @@
-"""The one place where kouiki's Dagster definitions are assembled (the code location of workspace.yaml)."""
+"""The one place where kouiki's Dagster definitions are assembled (the code location of workspace.yaml).
+
+Loading must stay fast (the daemon, the UI and every run load it): modules imported here import heavy
+libraries (Great Expectations, pandas, scipy) inside the functions that use them, not at module level.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,18 @@ from assets import intake as intake_assets
 from assets import lake as lake_assets
 from assets import publish as publish_assets
 from assets.models import build_model_assets
+from pipelines.automation import automation_sensors, load_settings, with_automation
 from pipelines.jobs import anonymise_personal, ingest_city, publish_region
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
 defs = Definitions(
-    assets=[
+    assets=with_automation([
         *load_assets_from_modules([intake_assets, lake_assets, publish_assets, anonymise_assets]),
         *build_model_assets(),
-    ],
+    ]),
     asset_checks=load_asset_checks_from_modules([lake_assets, anonymise_assets]),
     jobs=[ingest_city, publish_region, anonymise_personal],
-    sensors=[member_partitions_sensor, upload_sensor],
+    sensors=[member_partitions_sensor, upload_sensor, *automation_sensors(load_settings())],
     resources={"kouiki": KouikiHome()},
 )

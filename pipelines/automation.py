@@ -1,0 +1,139 @@
+"""Declarative automation: what makes an accepted upload reach its release with no command.
+
+    upload_sensor (pipelines/sensors.py)   a city's new files or waiting uploads -> ingest_city for that city
+    lake assets        eager per city partition: intake updated by another run -> the city's lake partitions
+    models, releases   any lake partition or upstream model updated -> one region run (models, then releases)
+
+The run queue (``$DAGSTER_HOME/dagster.yaml``, written by kouiki from ``config/automation.yaml``) queues runs
+instead of failing them: one run at a time per city (the ``dagster/partition`` tag), one run writing the
+warehouse (the ``kouiki/warehouse`` tag of region runs, and the ``duckdb_warehouse`` pool of model steps).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    AssetSpec,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    map_asset_specs,
+)
+
+from kouiki.settings import REPO_ROOT
+
+AUTOMATION_ENV = "KOUIKI_AUTOMATION"
+LAKE_GROUPS = ("lake",)
+REGION_GROUPS = ("staging", "conformed", "marts", "publish")
+WAREHOUSE_TAG = "kouiki/warehouse"
+CITY_TAG = "dagster/partition"   # Dagster tags every run of a city partition with it
+
+
+class AutomationConfigError(ValueError):
+    """config/automation.yaml is unreadable or has a value out of range (one line: file, key, what to do)."""
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    upload_interval_seconds: int = 30
+    automation_interval_seconds: int = 30
+    members_interval_seconds: int = 60
+    max_concurrent: int = 3
+    per_city: int = 1
+    warehouse_writers: int = 1
+    max_retries: int = 2
+    upload_attempts: int = 3
+    code_server_start_timeout_seconds: int = 180
+
+
+def automation_file() -> Path:
+    return Path(os.environ.get(AUTOMATION_ENV) or REPO_ROOT / "config" / "automation.yaml")
+
+
+@cache
+def load_settings(path: Path | None = None) -> AutomationSettings:
+    """The automation settings (defaults for a missing file or key); raises AutomationConfigError."""
+    path = path or automation_file()
+    if not path.exists():
+        return AutomationSettings()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise AutomationConfigError(f"{path}: 読めません / cannot read: {exc}") from None
+    values: dict[str, Any] = {}
+    for section in ("sensors", "runs"):
+        part = doc.get(section) or {}
+        if not isinstance(part, dict):
+            raise AutomationConfigError(f"{path}: {section} は key: value の並びにしてください / "
+                                        f"{section} must be a mapping")
+        values.update(part)
+    known = AutomationSettings.__dataclass_fields__
+    for key, value in values.items():
+        if key not in known:
+            raise AutomationConfigError(f"{path}: 不明な設定 {key} / unknown setting {key}; "
+                                        f"known: {', '.join(known)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
+            raise AutomationConfigError(f"{path}: {key} は正の整数にしてください / {key} must be a positive "
+                                        f"integer, not {value!r}")
+    return AutomationSettings(**values)
+
+
+def lake_condition() -> AutomationCondition:
+    """A city's lake partitions follow its intake partition: eager, per partition. A run that updated both
+    (ingest_city) does not trigger them again (``any_deps_updated`` ignores runs that targeted the asset)."""
+    return AutomationCondition.eager()
+
+
+def region_condition() -> AutomationCondition:
+    """Models and releases: once after any lake partition or upstream model was updated, when none is in
+    progress. Unlike ``eager`` the memory of an update is cleared only when the asset is requested, not when
+    it is materialized: an update that lands while a region run is going (a second city) is never lost.
+    No ``any_deps_missing``: a city that never sent some dataset must not stop everyone's releases."""
+    updated = AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()
+    handled = AutomationCondition.newly_requested() | AutomationCondition.initial_evaluation()
+    return (
+        updated.since(handled).with_label("lake or models updated since last requested")
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("kouiki_region")
+
+
+def with_automation(assets: Iterable[object]) -> list[Any]:
+    """The assets with their automation condition, chosen by group (so generated models get it too); anything
+    that is not an AssetsDefinition is passed through."""
+
+    def condition(spec: AssetSpec) -> AssetSpec:
+        if spec.group_name in LAKE_GROUPS:
+            return spec.replace_attributes(automation_condition=lake_condition())
+        if spec.group_name in REGION_GROUPS:
+            return spec.replace_attributes(automation_condition=region_condition())
+        return spec
+
+    items = list(assets)
+    defined = [a for a in items if isinstance(a, AssetsDefinition)]
+    return [*map_asset_specs(condition, defined), *(a for a in items if not isinstance(a, AssetsDefinition))]
+
+
+def automation_sensors(settings: AutomationSettings) -> list[AutomationConditionSensorDefinition]:
+    """Two sensors, so that region runs carry the warehouse tag (queued one at a time) and city runs do not."""
+    return [
+        AutomationConditionSensorDefinition(
+            "lake_automation", target=AssetSelection.groups(*LAKE_GROUPS),
+            default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=settings.automation_interval_seconds,
+            description="市ごとのレイク: 受付が更新されたら / a city's lake partitions after its intake"),
+        AutomationConditionSensorDefinition(
+            "region_automation", target=AssetSelection.groups(*REGION_GROUPS),
+            default_status=DefaultSensorStatus.RUNNING, run_tags={WAREHOUSE_TAG: "writer"},
+            minimum_interval_seconds=settings.automation_interval_seconds,
+            description="地域全体: レイクが更新されたら SQLモデル → 公開 / models and releases after the lake"),
+    ]
