@@ -1,7 +1,7 @@
 """Declarative automation: what makes an accepted upload reach its release with no command.
 
     upload_sensor (pipelines/sensors.py)   a city's new files or waiting uploads -> ingest_city for that city
-    lake assets        eager per city partition: intake updated by another run -> the city's lake partitions
+    lake assets        per city partition: intake updated by anything but the upload sensor -> its lake
     models, releases   any lake partition or upstream model updated -> one region run (models, then releases)
 
 The run queue (``$DAGSTER_HOME/dagster.yaml``, written by kouiki from ``config/automation.yaml``) queues runs
@@ -36,6 +36,7 @@ LAKE_GROUPS = ("lake",)
 REGION_GROUPS = ("staging", "conformed", "marts", "publish")
 WAREHOUSE_TAG = "kouiki/warehouse"
 CITY_TAG = "dagster/partition"   # Dagster tags every run of a city partition with it
+TRIGGER_TAG = "kouiki/trigger"   # runs the upload sensor started
 
 
 class AutomationConfigError(ValueError):
@@ -88,9 +89,22 @@ def load_settings(path: Path | None = None) -> AutomationSettings:
 
 
 def lake_condition() -> AutomationCondition:
-    """A city's lake partitions follow its intake partition: eager, per partition. A run that updated both
-    (ingest_city) does not trigger them again (``any_deps_updated`` ignores runs that targeted the asset)."""
-    return AutomationCondition.eager()
+    """A city's lake partitions follow its intake partition when someone else than the upload sensor updated
+    it (a materialization from the UI, a new member's first intake): eager, per partition. The upload sensor
+    knows which datasets have uploads waiting and starts exactly those lake assets with the intake; its runs
+    (tag ``kouiki/trigger``) do not make the other datasets of the city run for nothing."""
+    intake_updated = AutomationCondition.any_deps_match(
+        AutomationCondition.newly_updated()
+        & ~AutomationCondition.executed_with_root_target()
+        & ~AutomationCondition.executed_with_tags(tag_keys={TRIGGER_TAG})
+    ).with_label("intake updated, not by the upload sensor") | AutomationCondition.any_deps_match(
+        AutomationCondition.will_be_requested())
+    return (
+        intake_updated.since_last_handled()
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("kouiki_lake")
 
 
 def region_condition() -> AutomationCondition:

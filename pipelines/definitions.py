@@ -6,7 +6,7 @@ libraries (Great Expectations, pandas, scipy) inside the functions that use them
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
 from assets import anonymise as anonymise_assets
 from assets import intake as intake_assets
@@ -27,4 +27,7 @@ defs = Definitions(
     jobs=[ingest_city, publish_region, anonymise_personal],
     sensors=[member_partitions_sensor, upload_sensor, *automation_sensors(load_settings())],
     resources={"kouiki": KouikiHome()},
+    # one process per run, not one per step: each step process would load these definitions again (seconds),
+    # and a city's run has a step per dataset; runs are what the queue runs side by side
+    executor=in_process_executor,
 )
