@@ -108,14 +108,28 @@ def lake_condition() -> AutomationCondition:
 
 
 def region_condition() -> AutomationCondition:
-    """Models and releases: once after any lake partition or upstream model was updated, when none is in
-    progress. Unlike ``eager`` the memory of an update is cleared only when the asset is requested, not when
-    it is materialized: an update that lands while a region run is going (a second city) is never lost.
+    """Models and releases, in one region run, when none of their inputs is being written:
+
+    * a lake partition they read was updated since they were last requested. The memory is cleared when the
+      asset is requested, not when it is materialized, and an update newer than the request wins (Dagster
+      compares their timestamps): a second city's update that lands while a region run is going is never
+      lost, it makes the next region run;
+    * an upstream model is requested in the same tick (so the whole chain is one run);
+    * it was never built: built with the next region run over the lake as it is (empty views included, as
+      ``kouiki run`` does), so that a release never waits for a model nobody asked for. One whose last run
+      failed waits for the next update instead of being retried every tick.
+
     No ``any_deps_missing``: a city that never sent some dataset must not stop everyone's releases."""
-    updated = AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()
-    handled = AutomationCondition.newly_requested() | AutomationCondition.initial_evaluation()
+    lake_updated = AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).allow(
+        AssetSelection.groups(*LAKE_GROUPS)).with_label("a lake partition it reads was updated")
+    remembered = lake_updated.since(AutomationCondition.newly_requested()).with_label(
+        "lake updated since last requested")
+    upstream = AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()).with_label(
+        "an upstream model is requested")
+    never_built = (AutomationCondition.missing() & ~AutomationCondition.execution_failed()).with_label(
+        "never built")
     return (
-        updated.since(handled).with_label("lake or models updated since last requested")
+        (remembered | upstream | never_built)
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label("kouiki_region")
