@@ -39,6 +39,9 @@ CITY_TAG = "dagster/partition"   # Dagster tags every run of a city partition wi
 TRIGGER_TAG = "kouiki/trigger"   # runs the upload sensor started
 
 
+ZERO_ALLOWED = ("max_retries", "start_retries")   # settings that may be 0 (no retries); the others at least 1
+
+
 class AutomationConfigError(ValueError):
     """config/automation.yaml is unreadable or has a value out of range (one line: file, key, what to do)."""
 
@@ -54,6 +57,9 @@ class AutomationSettings:
     max_retries: int = 2
     upload_attempts: int = 3
     code_server_start_timeout_seconds: int = 180
+    code_server_request_timeout_seconds: int = 180
+    start_retries: int = 5
+    start_retry_delay_seconds: int = 30
 
 
 def automation_file() -> Path:
@@ -82,7 +88,8 @@ def load_settings(path: Path | None = None) -> AutomationSettings:
         if key not in known:
             raise AutomationConfigError(f"{path}: 不明な設定 {key} / unknown setting {key}; "
                                         f"known: {', '.join(known)}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
+        least = 0 if key in ZERO_ALLOWED else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise AutomationConfigError(f"{path}: {key} は正の整数にしてください / {key} must be a positive "
                                         f"integer, not {value!r}")
     return AutomationSettings(**values)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from kouiki.members import load_members
 from kouiki.settings import REPO_ROOT, get_paths
+from pipelines.automation import load_settings
 from pipelines.main_run import dagster_instance, sync_partitions
+from pipelines.run_queue import dagster_environment
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 
@@ -34,5 +36,7 @@ def exec_dagster(ui: bool, host: str = "127.0.0.1", port: int = 3000) -> None:
     prepare()
     argv = command(ui, host, port)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    for name, value in dagster_environment(load_settings()).items():
+        os.environ.setdefault(name, value)
     os.chdir(REPO_ROOT)   # the code location is the module pipelines.definitions of this repository
     os.execv(argv[0], argv)

@@ -13,7 +13,8 @@ from pipelines.automation import CITY_TAG, WAREHOUSE_TAG, AutomationSettings
 
 
 def run_queue_config(settings: AutomationSettings) -> dict[str, object]:
-    """dagster.yaml sections: run queue with tag limits, pools, run retries, code server start timeout."""
+    """dagster.yaml sections: run queue with tag limits, pools, start retries, run retries, code server start
+    timeout. (The code server's request timeout is an environment variable: see :func:`dagster_environment`.)"""
     return {
         "concurrency": {
             "pools": {"default_limit": 1},   # duckdb_warehouse: one step writing the DuckDB file
@@ -25,9 +26,17 @@ def run_queue_config(settings: AutomationSettings) -> dict[str, object]:
                 ],
             },
         },
+        # a run whose start request the code server did not answer goes back to the queue, never "failed"
+        "run_queue": {"max_user_code_failure_retries": settings.start_retries,
+                      "user_code_failure_retry_delay": settings.start_retry_delay_seconds},
         "run_retries": {"enabled": settings.max_retries > 0, "max_retries": settings.max_retries},
         "code_servers": {"local_startup_timeout": settings.code_server_start_timeout_seconds},
     }
+
+
+def dagster_environment(settings: AutomationSettings) -> dict[str, str]:
+    """Environment of the daemon and the UI: how long a request to the code server may take."""
+    return {"DAGSTER_GRPC_TIMEOUT_SECONDS": str(settings.code_server_request_timeout_seconds)}
 
 
 def run_queue_yaml(settings: AutomationSettings) -> str:

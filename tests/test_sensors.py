@@ -165,6 +165,8 @@ def test_the_instance_queues_runs_one_per_city_and_one_warehouse_writer(tmp_path
         assert {"key": "kouiki/warehouse", "limit": 1} in queue.tag_concurrency_limits
         assert inst.run_retries_enabled and inst.run_retries_max_retries == AutomationSettings().max_retries
         assert inst.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert inst.run_coordinator.get_run_queue_config().max_user_code_failure_retries == \
+            AutomationSettings().start_retries
 
 
 def test_a_bad_automation_file_is_one_line_naming_the_setting(tmp_path: Path) -> None:
