@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, instance_for_test
+from dagster import AssetCheckEvaluation, AssetCheckKey, AssetCheckSeverity, AssetKey, instance_for_test
 
 from assets.partitions import MEMBER_CITIES
 from expectations.registry import default_registry
@@ -59,9 +59,11 @@ def test_a_refused_upload_is_a_warning_and_the_run_succeeds(kouiki_home: Path, t
     assert result.success, "a refused upload must not fail the run"
     assert check is not None and check.event is not None and check.event.dagster_event is not None
     evaluation = check.event.dagster_event.event_specific_data
+    assert isinstance(evaluation, AssetCheckEvaluation)
     if statuses[bad] in ("rejected", "unreadable"):
         assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
-        assert KOMAE in evaluation.metadata["refused_cities"].value
+        refused = evaluation.metadata["refused_cities"].value
+        assert isinstance(refused, dict) and KOMAE in refused
     else:   # the dataset's policy published the usable rows: nothing to warn about for the run
         assert evaluation.passed
     assert (paths.lake / "staged" / "aed" / f"city={YAIZU}").is_dir()

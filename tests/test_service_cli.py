@@ -127,8 +127,12 @@ def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office:
     assert Path(doc["report_html"]).is_file()
     assert json.loads(kouiki("upload", KOMAE, str(KOMAE_AED))[1])["is_new"] is False
 
-    status = json.loads(kouiki("status", doc["upload_id"])[1])
+    code, out, err = kouiki("status", doc["upload_id"])
+    status = json.loads(out)
     assert status["status"] == "landed" and status["detail"]["validation"]["decision"] == "quarantine"
+    assert status["publication"]["state"] == "waiting" and "受付済み（処理待ち）" in err
+    code, out, _ = kouiki("status", "--city", KOMAE)
+    assert code == 0 and "受付済み（処理待ち）" in out and KOMAE_AED.name in out
     assert kouiki("status", f"{KOMAE}-0000000000000000")[0] == 1
 
     image = tmp_path / "aed.csv"
