@@ -126,7 +126,8 @@ def region_condition() -> AutomationCondition:
       ``kouiki run`` does), so that a release never waits for a model nobody asked for. One whose last run
       failed waits for the next update instead of being retried every tick.
 
-    No ``any_deps_missing``: a city that never sent some dataset must not stop everyone's releases."""
+    Lake partitions that are missing do not hold anything back (a city that never sent some dataset must not
+    stop everyone's releases); a missing upstream *model* that is not requested with it does."""
     lake_updated = AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).allow(
         AssetSelection.groups(*LAKE_GROUPS)).with_label("a lake partition it reads was updated")
     remembered = lake_updated.since(AutomationCondition.newly_requested()).with_label(
@@ -135,8 +136,11 @@ def region_condition() -> AutomationCondition:
         "an upstream model is requested")
     never_built = (AutomationCondition.missing() & ~AutomationCondition.execution_failed()).with_label(
         "never built")
+    # a model whose upstream model is missing and not requested with it would fail: wait (lake deps aside)
+    model_missing = AutomationCondition.any_deps_missing().ignore(AssetSelection.groups(*LAKE_GROUPS))
     return (
         (remembered | upstream | never_built)
+        & ~model_missing.with_label("an upstream model is missing")
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label("kouiki_region")
