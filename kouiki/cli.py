@@ -15,7 +15,7 @@ from rich.table import Table
 
 from kouiki.errors import friendly_errors
 from kouiki.members import load_members
-from kouiki.office_cli import office_app
+from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
 
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
@@ -52,24 +52,7 @@ def run() -> None:
 
 
 def _print_summary(outcome: MainOutcome, seconds: float) -> None:
-    table = Table(title="市ごとの結果 / per-city summary")
-    for col in ("city / 市", "file / ファイル", "dataset", "status / 状態", "accepted / 受理", "quarantined / 保留",
-                "report / 報告"):
-        table.add_column(col)
-    for city in outcome.cities:
-        if not city.uploads:
-            table.add_row(f"{city.member.code} {city.member.name}", "-", "-", "no files / ファイルなし", "", "", "")
-        for up in city.uploads:
-            detail = up.detail or {}
-            table.add_row(
-                f"{city.member.code} {city.member.name}", up.original_name, up.dataset_id or "-", up.status,
-                str(detail.get("rows_accepted", "")), str(detail.get("rows_quarantined", "")),
-                str(detail.get("report_html", "")),
-            )
-        if not city.run_ok:
-            table.add_row(f"{city.member.code} {city.member.name}", "", "", "[red]run failed / 実行失敗[/red]",
-                          "", "", "")
-    console.print(table)
+    console.print(uploads_table(outcome))
     releases = Table(title="公開データ / published releases")
     for col in ("dataset", "release / 版", "rows / 行数", "files / ファイル"):
         releases.add_column(col)
@@ -84,6 +67,27 @@ def _print_summary(outcome: MainOutcome, seconds: float) -> None:
     port = os.environ.get("KOUIKI_PORT", "8000")
     console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
     console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
+
+
+def uploads_table(outcome: MainOutcome) -> Table:
+    """Per city and upload: where it stands (公開済み / 一部保留 / 受付不可 ...), rows read, published and withheld,
+    the top reasons rows were withheld, and the release. "run failed" only for a city with uploads left
+    waiting by a failed run: a city whose files were published reads 公開済み."""
+    from kouiki.publication import ReleaseIndex
+
+    index = ReleaseIndex(outcome.paths.releases)
+    table = upload_status_table("市ごとの結果 / per-city summary")
+    for city in outcome.cities:
+        name = f"{city.member.code} {city.member.name}"
+        if not city.uploads:
+            table.add_row(name, "-", "-", "no files / ファイルなし", "", "", "", "", "", "")
+        waiting = False
+        for up in city.uploads:
+            waiting |= add_upload_row(table, name, up, index) == "waiting"
+        if not city.run_ok and waiting:
+            table.add_row(name, "", "", "[red]処理に失敗・再実行します / run failed, uploads kept for the next "
+                          "run[/red]", "", "", "", "", "", "")
+    return table
 
 
 def _print_anonymisation(outcome: MainOutcome) -> None:
@@ -250,6 +254,23 @@ def doctor(
         console.print(f"{len(report.problems)} 件の問題 / problem(s){hint}")
         raise typer.Exit(1)
     console.print("[green]問題なし / no problems found[/green]")
+
+
+@app.command()
+def daemon() -> None:
+    """Run the Dagster daemon: sensors, automation, run queue; uploads reach their release with no command.
+    / 自動処理（デーモン）を起動"""
+    from pipelines.daemon import exec_dagster
+
+    exec_dagster(ui=False)
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="port of the UI on 127.0.0.1")] = 3000) -> None:
+    """Dagster UI and daemon for the data office (`make ui`). / Dagster UI とデーモンを起動"""
+    from pipelines.daemon import exec_dagster
+
+    exec_dagster(ui=True, port=port)
 
 
 # The office's commands: members add/list, tokens, upload, status, rerun (kouiki/office_cli.py).

@@ -32,9 +32,6 @@ DAGSTER_YAML = """\
 # Written by kouiki: Dagster's own storage is SQLite under the kouiki home (embedded default).
 telemetry:
   enabled: false
-concurrency:
-  pools:
-    default_limit: 1
 """
 DAGSTER_PG_URL_ENV = "KOUIKI_DAGSTER_PG_URL"
 
@@ -67,12 +64,21 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
 
 def dagster_yaml(postgres_url: str | None = None) -> str:
     """dagster.yaml: SQLite under DAGSTER_HOME, or run/event/schedule storage on PostgreSQL at ``postgres_url``."""
+    base = DAGSTER_YAML + run_queue_section()
     if not postgres_url:
-        return DAGSTER_YAML
+        return base
     # psycopg2 named explicitly: dagster-postgres under SQLAlchemy 2.1 would look for psycopg 3 otherwise.
     url = json.dumps(catalog.sqlalchemy_url(postgres_url))  # a JSON string is a valid YAML scalar
     storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"
-    return DAGSTER_YAML.replace("SQLite under the kouiki home (embedded default)", "PostgreSQL") + storage
+    return base.replace("SQLite under the kouiki home (embedded default)", "PostgreSQL") + storage
+
+
+def run_queue_section() -> str:
+    """The run queue, retries and pools of config/automation.yaml (pipelines/run_queue.py)."""
+    from pipelines.automation import load_settings
+    from pipelines.run_queue import run_queue_yaml
+
+    return run_queue_yaml(load_settings())
 
 
 def write_dagster_yaml(config: Path, postgres_url: str | None = None) -> None:

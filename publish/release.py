@@ -229,8 +229,8 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     per_city = con.execute(f"SELECT _city_code, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
     for city_file in _export_cities(con, table, columns, work / "cities", dataset.id):
         wrote(city_file)
-    uploads = [r[0] for r in con.execute(
-        f"SELECT DISTINCT _upload_id FROM {table} WHERE _upload_id IS NOT NULL ORDER BY 1").fetchall()]
+    uploads = {str(r[0]): int(r[1]) for r in con.execute(   # rows per source upload: the city's status page
+        f"SELECT _upload_id, count(*) FROM {table} WHERE _upload_id IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()}
     meta = _metadata(dataset, number, content_hash, rows, dict(per_city), uploads, work, written, licence,
                      catalog_url, public_names)
     meta["changes"] = {k: changes[k] for k in ("previous_release", "added", "removed", "changed")}
@@ -258,14 +258,14 @@ def _commit(dataset: Dataset, work: Path, final: Path, meta: dict[str, Any], cat
 
 
 def _metadata(dataset: Dataset, number: int, content_hash: str, rows: int, per_city: dict[str, int],
-              upload_ids: list[str], work: Path, written: list[Path], licence: str, catalog_url: str,
+              upload_ids: dict[str, int], work: Path, written: list[Path], licence: str, catalog_url: str,
               columns: list[str]) -> dict[str, Any]:
     sources = []
-    for uid in upload_ids:
+    for uid, uid_rows in upload_ids.items():
         up = catalog.get_upload(catalog_url, uid)
         if up:
             sources.append({"upload_id": uid, "city_code": up.city_code, "file": up.original_name,
-                            "sha256": up.sha256, "received_at": up.received_at.isoformat()})
+                            "sha256": up.sha256, "received_at": up.received_at.isoformat(), "rows": uid_rows})
     return {
         "dataset_id": dataset.id,
         "title": {"ja": dataset.name_ja, "en": dataset.name_en},

@@ -95,6 +95,8 @@ def test_put_with_a_dataset_hint_and_the_status_list_and_reports(server: Running
         assert doc["file_name"] == "AED設置箇所.csv" and doc["validation"]["summary"]["rows_total"] == 82
         status = c.get(doc["links"]["status"]).json()
         assert status["status"] == "landed" and status["decision"] == doc["validation"]["summary"]["decision"]
+        publication = status["publication"]
+        assert (publication["state"], publication["label_ja"]) == ("waiting", "受付済み（処理待ち）")
         listed = c.get("/api/uploads").json()
         assert [u["upload_id"] for u in listed] == [doc["upload_id"]]
         html = c.get(doc["links"]["report_html"])

@@ -127,8 +127,12 @@ def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office:
     assert Path(doc["report_html"]).is_file()
     assert json.loads(kouiki("upload", KOMAE, str(KOMAE_AED))[1])["is_new"] is False
 
-    status = json.loads(kouiki("status", doc["upload_id"])[1])
+    code, out, err = kouiki("status", doc["upload_id"])
+    status = json.loads(out)
     assert status["status"] == "landed" and status["detail"]["validation"]["decision"] == "accept"
+    assert status["publication"]["state"] == "waiting" and "受付済み（処理待ち）" in err
+    code, out, _ = kouiki("status", "--city", KOMAE)
+    assert code == 0 and "受付済み（処理待ち）" in out and KOMAE_AED.name in out
     assert kouiki("status", f"{KOMAE}-0000000000000000")[0] == 1
 
     image = tmp_path / "aed.csv"
@@ -140,11 +144,11 @@ def test_upload_and_status_print_json_and_the_sensor_starts_the_city_run(office:
     instance = DagsterInstance.ephemeral()
     resource = KouikiHome(home=str(office.home), members_file=str(Path(os.environ["KOUIKI_MEMBERS"])))
     context = build_sensor_context(instance=instance, resources={"kouiki": resource})
-    assert not isinstance(upload_sensor(context), SensorResult)        # no partition yet: nothing to run
-    instance.add_dynamic_partitions(MEMBER_CITIES, [KOMAE, YAIZU])
-    result = upload_sensor(build_sensor_context(instance=instance, resources={"kouiki": resource}))
+    result = upload_sensor(context)          # no partition yet: the sensor adds it and starts the city's run
     assert isinstance(result, SensorResult)
-    assert [(r.run_key, r.partition_key) for r in result.run_requests or []] == [(doc["upload_id"], KOMAE)]
+    assert [(r.run_key or "")[:7] for r in result.run_requests or []] == [f"{KOMAE}-"]
+    assert [r.partition_key for r in result.run_requests or []] == [KOMAE]
+    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests or []] == [[KOMAE]]
 
 
 @pytest.mark.slow

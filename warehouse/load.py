@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -250,7 +251,7 @@ def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, 
                     *, batch_column: str = "") -> ValidationResult:
     """Validate staged values with Great Expectations on a private, temporary DuckDB file in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / f"validate-{upload_id}.duckdb"
+    db = workdir / f"validate-{upload_id}-{uuid.uuid4().hex[:12]}.duckdb"   # unique: two runs may validate one upload
     db.unlink(missing_ok=True)
     try:
         con = duckdb.connect(str(db))
