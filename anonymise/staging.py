@@ -10,14 +10,19 @@ is published.
     private/processing/<policy>/<city>/policy-<sha>_source-<sha>.json   加工方法等情報 (kept, never published)
 
 The folder is rebuilt whole on every staging (written aside, then swapped in), so a verdict can never refer to
-older files. Rows of the extract are sorted by their values: the order of the personal file (often by name or
-number) must not survive into the release.
+older files. Rows of the extract are shuffled with a seed kept only in the 加工方法等情報: the order of the
+personal file (often by name or number) must not survive into the release. The same policy text on the same
+file reuses its seed, so unchanged data stages the same bytes (and publishes nothing new). Each city keeps the
+generalisation of the latest published release when it still meets the model, so releases can be compared
+class by class (anonymise.differencing). Policies below the platform floors stage nothing (anonymise.floors).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,10 +33,12 @@ import duckdb
 import polars as pl
 
 from anonymise.aggregate import policy_tables
+from anonymise.differencing import published_levels
 from anonymise.documents import file_sha256, write_processing_information
+from anonymise.floors import FloorsError, check_policy, load_floors, unreadable_floors
 from anonymise.personal import PersonalFile
 from anonymise.policy import Policy
-from anonymise.process import PolicyOutcome, anonymise_records
+from anonymise.process import PolicyOutcome, anonymise_records, prepare_records
 from anonymise.reasons import Reason
 
 CITY_CODE = "_city_code"
@@ -94,18 +101,23 @@ def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> Stag
     result = StageResult(policy, folder, [], {})
     releases: list[pl.DataFrame] = []
     counts: list[list[pl.DataFrame]] = []
+    previous = _latest_levels(private_root, policy)
     for source in sources:
-        outcome = anonymise_records(source.records, policy)
-        written = _processing_path(private_root, policy, source)
-        if not written.exists():  # the same policy text on the same file always gives the same processing
+        floors_failure = _below_floors(policy, source)
+        if floors_failure is not None:
+            result.failures.append(_city_failure(source, floors_failure))
+            continue
+        seed = _seed(private_root, policy, source)
+        outcome = anonymise_records(source.records, policy, prefer_levels=previous.get(source.city_code), seed=seed)
+        written = _processing_path(private_root, policy, source, outcome.outcome.level_names)
+        if not written.exists():  # the same policy, file and levels always give the same processing
             info = {**outcome.processing_information, "source": _source_note(source)}
             write_processing_information(info, written, work / f"{extract_dataset_id(policy)}.csv")
         result.cities[source.city_code] = _city_summary(source, outcome, written)
         if not outcome.outcome.ok or outcome.release is None:
             result.failures.append(_city_failure(source, outcome.outcome.failure))
             continue
-        ordered = outcome.release.sort(outcome.release.columns)
-        releases.append(ordered.with_columns(pl.lit(source.city_code).alias(CITY_CODE)))
+        releases.append(outcome.release.with_columns(pl.lit(source.city_code).alias(CITY_CODE)))
         counts.append(_count_frames(source, policy))
     if not result.failures and releases:
         result.files = _write_staged(work, policy, releases, counts)
@@ -142,10 +154,43 @@ def _source_note(source: CitySource) -> dict[str, Any]:
     }
 
 
-def _processing_path(private_root: Path, policy: Policy, source: CitySource) -> Path:
-    """One document per (policy text, source file): policy-<sha256[:12]>_source-<sha256[:16]>.json."""
-    name = f"policy-{policy.sha256[:12]}_source-{source.file.sha256[:16]}.json"
+def _processing_path(private_root: Path, policy: Policy, source: CitySource, levels: dict[str, str]) -> Path:
+    """One document per (policy text, source file, levels): policy-<sha[:12]>_source-<sha[:16]>_levels-<…>.json."""
+    digest = hashlib.sha256(json.dumps(levels, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    name = f"{_processing_prefix(policy, source)}_levels-{digest[:8]}.json"
     return processing_folder(private_root, policy.name, source.city_code) / name
+
+
+def _processing_prefix(policy: Policy, source: CitySource) -> str:
+    return f"policy-{policy.sha256[:12]}_source-{source.file.sha256[:16]}"
+
+
+def _seed(private_root: Path, policy: Policy, source: CitySource) -> int:
+    """The shuffle seed of an earlier staging of this policy text and file (same bytes again), else a new secret
+    one; it is only ever written to the 加工方法等情報."""
+    folder = processing_folder(private_root, policy.name, source.city_code)
+    for path in sorted(folder.glob(f"{_processing_prefix(policy, source)}*.json")) if folder.is_dir() else []:
+        seed = (json.loads(path.read_text(encoding="utf-8")).get("row_order") or {}).get("seed")
+        if isinstance(seed, int):
+            return seed
+    return secrets.randbits(62)
+
+
+def _latest_levels(private_root: Path, policy: Policy) -> dict[str, dict[str, str]]:
+    """Each city's generalisation levels in the latest published extract (from the private extract log)."""
+    history = published_levels(private_root, extract_dataset_id(policy))
+    return history[max(history)] if history else {}
+
+
+def _below_floors(policy: Policy, source: CitySource) -> Reason | None:
+    """The platform floors on the policy and on the columns it would release from this city's records."""
+    try:
+        reasons = check_policy(policy, prepare_records(source.records, policy).table, load_floors())
+    except FloorsError as error:
+        return unreadable_floors(error)
+    if not reasons:
+        return None
+    return Reason(reasons[0].code, " ".join(r.ja for r in reasons), " ".join(r.en for r in reasons))
 
 
 def _city_summary(source: CitySource, outcome: PolicyOutcome, written: Path) -> dict[str, Any]:
