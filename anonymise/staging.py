@@ -104,7 +104,8 @@ def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> Stag
     previous = _latest_levels(private_root, policy)
     for source in sources:
         floors_failure = _below_floors(policy, source)
-        if floors_failure is not None:
+        if floors_failure is not None:  # nothing is anonymised: the verdicts see this failure, never "nothing staged"
+            result.cities[source.city_code] = _blocked_city_summary(source)
             result.failures.append(_city_failure(source, floors_failure))
             continue
         seed = _seed(private_root, policy, source)
@@ -208,6 +209,22 @@ def _city_summary(source: CitySource, outcome: PolicyOutcome, written: Path) -> 
         "loss": metrics.get("loss"),
         "classes": classes.get("count"),
         "processing_information": str(written),
+    }
+
+
+def _blocked_city_summary(source: CitySource) -> dict[str, Any]:
+    return {
+        "city_name": source.city_name,
+        "source_sha256": source.file.sha256,
+        "synthetic_demo_data": source.file.synthetic,
+        "records_in": source.records.height,
+        "records_released": 0,
+        "records_suppressed": None,
+        "suppressed_share": None,
+        "levels": {},
+        "loss": None,
+        "classes": None,
+        "processing_information": None,
     }
 
 
