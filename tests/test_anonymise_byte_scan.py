@@ -4,6 +4,7 @@ identifiers and canaries, in CSV, JSON and Parquet files of any size (one row is
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -87,3 +88,44 @@ def test_canaries_are_found_in_every_file_of_a_folder(tmp_path: Path) -> None:
     hits = scan_folder(tmp_path, {}, ("検証　漏洩花子",))
     assert [(hit.file, hit.rule) for hit in hits] == [("metadata.json", "canary")]
     assert "漏洩花子" not in json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False)  # reports are masked
+
+
+def test_publication_scans_every_file_of_the_release_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A canary that only reaches metadata.json (through the policy's English title) passes the staged checks,
+    which see the CSV and Parquet, and is caught by the scan of the complete release folder: nothing is
+    published, the reason is logged."""
+    import shutil
+
+    import yaml
+    from dagster import instance_for_test
+
+    from anonymise.personal import DEMO_CANARIES
+    from anonymise.policy import CONFIG_DIR
+    from assets.anonymise import run_anonymisation
+    from pipelines.definitions import defs
+
+    policies = tmp_path / "policies"
+    shutil.copytree(CONFIG_DIR, policies)
+    path = policies / "care_certification.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["publication"]["title_en"] = f"Care list {DEMO_CANARIES[1]['氏名']}"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    home = tmp_path / "home"
+    members = tmp_path / "members.yaml"
+    entry = {"code": "132195", "name": "狛江市", "personal_datasets": ["care_certification"],
+             "synthetic_personal_rows": 1_500}
+    members.write_text(yaml.safe_dump({"members": [entry]}, allow_unicode=True), encoding="utf-8")
+    for key, value in {"KOUIKI_HOME": home, "DAGSTER_HOME": home / "dagster", "KOUIKI_MEMBERS": members,
+                       "KOUIKI_ANONYMISATION_POLICIES": policies}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.delenv("KOUIKI_CATALOG_URL", raising=False)
+    with instance_for_test() as instance:
+        run = run_anonymisation(defs.resolve_job_def("anonymise_personal"), instance,
+                                {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    assert next(c for c in run.checks if c["check"] == "extract_verified")["passed"]
+    assert not run.ok and any("releases" in error for error in run.errors)
+    extract = home / "releases" / "care_certification_anonymised"
+    assert not (extract / "latest.json").exists() and not [p for p in extract.glob("*") if p.name[0] != "."]
+    log = [json.loads(line) for line in (home / "private" / "extract_log.jsonl").read_text().splitlines()]
+    [blocked] = [e for e in log if e.get("blocked_reasons")]
+    assert re.search(r"metadata\.json: (canary|source:氏名) \(検証…\)", blocked["blocked_reasons"][0]["en"])
