@@ -43,6 +43,8 @@ _DATE = re.compile(
 _POSTAL = re.compile(r"^〒?\s?\d{3}-\d{4}$")
 _PHONE = re.compile(r"^\(?0\d{1,4}\)?[-\s]?\d{1,4}[-\s]?\d{3,4}$")
 _TEN_DIGITS = re.compile(r"^\d{10}$")
+_PLACE = re.compile(r"(丁目|番地|[都道府県市区町村郡字])")
+_SEXES = {"男", "女", "男性", "女性", "m", "f", "male", "female"}
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
 # Sensible bounds for the floors themselves: a floors file outside them is an error, not a weaker platform.
 _BOUNDS = {"k": (2, 1000), "min_cell": (2, 1000), "l": (2, 100)}
@@ -194,6 +196,10 @@ def _value_kinds(values: pl.Series, records: int, floors: Floors) -> list[str]:
         kinds.append("date")
     if share(_POSTAL.match) >= VALUE_SHARE:
         kinds.append("postal")
+    if share(_PLACE.search) >= 0.5:  # many 町字 have no suffix (東野川, 猪方): half is enough
+        kinds.append("area")
+    if share(lambda v: v.lower() in _SEXES) >= VALUE_SHARE:
+        kinds.append("sex")
     if share(lambda v: is_valid_mynumber(re.sub(r"[\s-]", "", v))) >= 0.5:
         kinds.append("individual_code")
     if share(_TEN_DIGITS.match) >= VALUE_SHARE:

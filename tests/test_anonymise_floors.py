@@ -169,3 +169,18 @@ def test_a_weakened_policy_in_dagster_publishes_nothing(tmp_path: Path, monkeypa
     assert not (home / "releases" / "care_certification_anonymised").exists()
     log = [json.loads(line) for line in (home / "private" / "extract_log.jsonl").read_text().splitlines()]
     assert any("floor.k" in reason["code"] for entry in log for reason in entry.get("blocked_reasons", []))
+
+
+def test_renamed_outsider_knowable_columns_are_recognised_by_their_values() -> None:
+    floors = load_floors()
+    table = pl.DataFrame({
+        "地点": ["和泉本町一丁目", "猪方三丁目", "東野川", "岩戸北二丁目", "駒井町", "西野川"] * 50,
+        "区分1": ["男", "女"] * 150,
+        "区分2": ["2023-04-01", "2024/05/06", "令和5年4月1日"] * 100,
+        "区分3": ["180-0001", "〒201-0003", "201-0004"] * 100,
+        "要介護度": ["要介護1", "要介護2", "要支援1"] * 100,
+    })
+    reasons = check_published_columns({c: "sensitive" for c in table.columns}, table, floors)
+    assert [(r.code, r.en.split("column ")[1].split(" ")[0]) for r in reasons] == [
+        ("qi.outsider_knowable", "地点"), ("qi.outsider_knowable", "区分1"), ("qi.outsider_knowable", "区分2"),
+        ("qi.outsider_knowable", "区分3")]
