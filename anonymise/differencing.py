@@ -119,11 +119,28 @@ def unsafe_classes(
     values), and the smallest such group. Rows are compared whole, as multisets."""
     if set(old.columns) != set(new.columns):
         return max(new.height, old.height), 1  # another layout: every class differs
+    flagged = unsafe_class_keys(old, new, quasi_identifiers, sensitive, k, l)
+    if flagged.is_empty():
+        return 0, None
+    return flagged.height, int(flagged["smallest"].min())  # type: ignore[arg-type]
+
+
+def unsafe_class_keys(
+    old: pl.DataFrame,
+    new: pl.DataFrame,
+    quasi_identifiers: Sequence[str],
+    sensitive: Sequence[str],
+    k: int,
+    l: int | None,  # noqa: E741
+) -> pl.DataFrame:
+    """The quasi-identifier values of every class whose added, removed or kept group isolates (column
+    `smallest`: the size of its smallest such group). Both tables hold the published text, same columns."""
     columns = list(new.columns)
-    counted_old = old.group_by(columns).len("n_old")
+    counted_old = old.select(columns).group_by(columns).len("n_old")
     counted_new = new.group_by(columns).len("n_new")
     rows = counted_old.join(counted_new, on=columns, how="full", coalesce=True, nulls_equal=True).with_columns(
-        pl.col("n_old").fill_null(0), pl.col("n_new").fill_null(0)
+        # signed: n_new - n_old on polars' unsigned counts would wrap round instead of going negative
+        pl.col("n_old").fill_null(0).cast(pl.Int64), pl.col("n_new").fill_null(0).cast(pl.Int64)
     )
     rows = rows.with_columns(
         added=(pl.col("n_new") - pl.col("n_old")).clip(lower_bound=0),
@@ -135,8 +152,7 @@ def unsafe_classes(
         aggregations.append(pl.col(group).sum().alias(group))
         for attribute in sensitive:
             aggregations.append(pl.col(attribute).filter(pl.col(group) > 0).n_unique().alias(f"{group}:{attribute}"))
-    classes = rows.group_by(list(quasi_identifiers)).agg(aggregations) if quasi_identifiers \
-        else rows.select(aggregations)
+    classes = rows.group_by(list(quasi_identifiers)).agg(aggregations)
     bad = pl.lit(False)
     smallest: list[pl.Expr] = []
     for group in GROUPS:
@@ -148,9 +164,20 @@ def unsafe_classes(
         bad = bad | group_bad
         smallest.append(pl.when(group_bad).then(size))
     flagged = classes.with_columns(bad=bad, smallest=pl.min_horizontal(smallest)).filter(pl.col("bad"))
-    if flagged.is_empty():
-        return 0, None
-    return flagged.height, int(flagged["smallest"].min())  # type: ignore[arg-type]
+    return flagged.select([*quasi_identifiers, "smallest"])
+
+
+def earlier_parts(releases_root: Path | None, dataset_id: str, city_code: str) -> dict[int, pl.DataFrame]:
+    """Every earlier published release's part for one city, as published text (release number → table)."""
+    dataset_root = releases_root / dataset_id if releases_root else None
+    if dataset_root is None or not dataset_root.is_dir():
+        return {}
+    parts = {}
+    for folder in sorted(p for p in dataset_root.iterdir() if p.is_dir() and p.name.isdigit()):
+        path = folder / "cities" / f"{city_code}_{dataset_id}.csv"
+        if path.is_file():
+            parts[int(folder.name)] = _read(path)
+    return parts
 
 
 def published_levels(private_root: Path, dataset_id: str) -> dict[int, dict[str, Any]]:

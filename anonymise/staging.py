@@ -33,7 +33,7 @@ import duckdb
 import polars as pl
 
 from anonymise.aggregate import policy_tables
-from anonymise.differencing import published_levels
+from anonymise.differencing import earlier_parts, published_levels, unsafe_class_keys
 from anonymise.documents import file_sha256, write_processing_information
 from anonymise.floors import FloorsError, check_policy, load_floors, unreadable_floors
 from anonymise.personal import PersonalFile
@@ -90,10 +90,14 @@ def processing_folder(private_root: Path, policy_name: str, city_code: str) -> P
     return private_root / "processing" / policy_name / city_code
 
 
-def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> StageResult:
+def stage(
+    policy: Policy, sources: list[CitySource], private_root: Path, releases_root: Path | None = None
+) -> StageResult:
     """Anonymise every city's records, write the 加工方法等情報, and stage the extract and count tables.
 
-    When any city's records cannot meet the privacy model, nothing is staged and the reasons say why."""
+    When any city's records cannot meet the privacy model, nothing is staged and the reasons say why. With
+    `releases_root`, classes whose difference with an earlier release would isolate someone are withheld whole
+    (within the suppression limit); the verification checks the difference again on its own."""
     folder = staging_folder(private_root, policy.name)
     work = folder.with_name(f".{folder.name}-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
@@ -110,9 +114,11 @@ def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> Stag
             continue
         seed = _seed(private_root, policy, source)
         outcome = anonymise_records(source.records, policy, prefer_levels=previous.get(source.city_code), seed=seed)
-        written = _processing_path(private_root, policy, source, outcome.outcome.level_names)
-        if not written.exists():  # the same policy, file and levels always give the same processing
-            info = {**outcome.processing_information, "source": _source_note(source)}
+        withheld = _withhold_isolating_classes(policy, source, outcome, releases_root)
+        written = _processing_path(private_root, policy, source, outcome.outcome.level_names, withheld)
+        if not written.exists():  # the same policy, file, levels and history always give the same processing
+            info = {**outcome.processing_information, "source": _source_note(source), "releases_over_time": withheld}
+            info["processing_standards"][4]["done"]["withheld_for_differencing"] = withheld
             write_processing_information(info, written, work / f"{extract_dataset_id(policy)}.csv")
         result.cities[source.city_code] = _city_summary(source, outcome, written)
         if not outcome.outcome.ok or outcome.release is None:
@@ -155,9 +161,13 @@ def _source_note(source: CitySource) -> dict[str, Any]:
     }
 
 
-def _processing_path(private_root: Path, policy: Policy, source: CitySource, levels: dict[str, str]) -> Path:
-    """One document per (policy text, source file, levels): policy-<sha[:12]>_source-<sha[:16]>_levels-<…>.json."""
-    digest = hashlib.sha256(json.dumps(levels, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+def _processing_path(
+    private_root: Path, policy: Policy, source: CitySource, levels: dict[str, str], withheld: dict[str, Any]
+) -> Path:
+    """One document per (policy text, source file, levels and withheld classes):
+    policy-<sha[:12]>_source-<sha[:16]>_levels-<…>.json."""
+    what = {"levels": levels, "withheld": withheld}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
     name = f"{_processing_prefix(policy, source)}_levels-{digest[:8]}.json"
     return processing_folder(private_root, policy.name, source.city_code) / name
 
@@ -175,6 +185,49 @@ def _seed(private_root: Path, policy: Policy, source: CitySource) -> int:
         if isinstance(seed, int):
             return seed
     return secrets.randbits(62)
+
+
+def _withhold_isolating_classes(
+    policy: Policy, source: CitySource, outcome: PolicyOutcome, releases_root: Path | None
+) -> dict[str, Any]:
+    """Remove from the release every class whose added, removed or kept rows, compared with any earlier release
+    of this city, would form a group below k (or l): the attacker then sees the whole earlier class leave (k or
+    more people, l-diverse) and nothing else. Done only while the records removed in all (local suppression and
+    withheld classes) stay within the platform's suppression cap (floors.max_suppression, set by the office);
+    otherwise the release is left as it is and the verification holds it with its reason."""
+    release = outcome.release
+    parts = earlier_parts(releases_root, extract_dataset_id(policy), source.city_code)
+    if release is None or not parts:
+        return {"compared_with": sorted(parts), "classes": 0, "records": 0}
+    text = _as_published_text(release)
+    qis = list(policy.qi_columns)
+    model = policy.model
+    found = [
+        unsafe_class_keys(old, text, qis, list(policy.sensitive), model.k, model.l).select(qis)
+        for old in parts.values()
+        if set(old.columns) == set(text.columns)
+    ]
+    keys = pl.concat(found).unique() if found else pl.DataFrame(schema=dict.fromkeys(qis, pl.String))
+    marked = text.select(qis).join(keys.with_columns(_withheld=pl.lit(True)), on=qis, how="left",
+                                   maintain_order="left", nulls_equal=True)["_withheld"].fill_null(False)
+    records = int(marked.sum())
+    suppressed = int(outcome.outcome.metrics.get("records_suppressed") or 0)
+    within = suppressed + records <= int(load_floors().max_suppression * source.records.height)
+    if records and within:
+        outcome.outcome.release = release.filter(~marked)
+    return {"compared_with": sorted(parts), "classes": keys.height, "records": records,
+            "within_suppression_limit": within, "withheld": bool(records and within)}
+
+
+def _as_published_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """The table as its published CSV reads back as text (numbers as written, formula cells quoted)."""
+    columns = []
+    for name, dtype in frame.schema.items():
+        text = pl.col(name).cast(pl.String)
+        if dtype == pl.String:
+            text = pl.when(text.str.contains(FORMULA_PREFIX)).then("'" + text).otherwise(text)
+        columns.append(text.alias(name))
+    return frame.select(columns)
 
 
 def _latest_levels(private_root: Path, policy: Policy) -> dict[str, dict[str, str]]:
@@ -202,7 +255,7 @@ def _city_summary(source: CitySource, outcome: PolicyOutcome, written: Path) -> 
         "source_sha256": source.file.sha256,
         "synthetic_demo_data": source.file.synthetic,
         "records_in": source.records.height,
-        "records_released": metrics.get("records_released", 0),
+        "records_released": outcome.release.height if outcome.release is not None else 0,
         "records_suppressed": metrics.get("records_suppressed"),
         "suppressed_share": metrics.get("suppressed_share"),
         "levels": outcome.outcome.level_names,

@@ -126,7 +126,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         paths = kouiki.paths()
         policy = load_policy(policy_name, anonymisation_policies())
         sources = _city_sources(context, paths, kouiki.members(), policy)
-        result = stage(policy, sources, paths.private)
+        result = stage(policy, sources, paths.private, paths.releases)
         for reason in result.failures:
             context.log.error(f"{reason.ja} / {reason.en}")
         return MaterializeResult(metadata=_stage_metadata(result.staged, result.cities, result.failures))

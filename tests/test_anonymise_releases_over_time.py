@@ -1,7 +1,8 @@
 """Releases over time, through the real Dagster job on synthetic data: between two runs one person is added, one
-changed and one removed. Differencing the two public extracts (and their changes.json) must identify nobody, or
-the second release is held with its reason and the first stays latest. An office decision for the exact staged
-file publishes it (recorded); k people added to one class with diverse care levels publish without one."""
+changed and one removed. Differencing the two public extracts (and their changes.json) must identify nobody: the
+classes that would isolate them are withheld whole. When that would exceed the suppression limit (a large
+change), the release is held with its reason and the previous one stays latest; an office decision for the exact
+staged file publishes it (recorded). k people added to one class with diverse care levels publish as they are."""
 
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ class Home:
     def release(self, number: int) -> pl.DataFrame:
         return pl.read_csv(self.root / "releases" / EXTRACT / str(number) / f"{EXTRACT}.csv", infer_schema=False)
 
+    def verdict(self) -> Path:
+        return self.private / "staging" / "care_certification" / "verified_extract.json"
+
+    def documents(self) -> list[Path]:
+        """The 加工方法等情報 of this city, oldest first."""
+        folder = self.private / "processing" / "care_certification" / KOMAE
+        return sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime)
+
     def log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (self.private / "extract_log.jsonl").read_text().splitlines()]
 
@@ -81,6 +90,16 @@ def add_change_remove(source: pl.DataFrame) -> pl.DataFrame:
         被保険者番号=pl.lit("0099887766"), 生年月日=pl.lit("1941-06-02"), 要介護度=pl.lit("要介護2"),
     )
     return pl.concat([rows, newcomer])
+
+
+def many_changed(source: pl.DataFrame) -> pl.DataFrame:
+    """Two people in five get another care level: far more classes change than the suppression limit allows."""
+    levels = ["要支援1", "要支援2", "要介護1", "要介護2", "要介護3", "要介護4", "要介護5"]
+    rotated = {level: levels[(i + 1) % len(levels)] for i, level in enumerate(levels)}
+    index = pl.int_range(pl.len())
+    return source.with_columns(
+        pl.when(index % 5 < 2).then(pl.col("要介護度").replace(rotated)).otherwise(pl.col("要介護度")).alias("要介護度")
+    )
 
 
 def diverse_group_added(source: pl.DataFrame, k: int) -> pl.DataFrame:
@@ -126,8 +145,10 @@ def no_row_keys(changes: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    home = Home(tmp_path_factory.mktemp("held") / "home")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Run 1 publishes; run 2 (one added, one changed, one removed) publishes with classes withheld; run 3 (two
+    in five changed) is held; run 4, after the office's decision on that exact staged file, publishes it."""
+    home = Home(tmp_path_factory.mktemp("history") / "home")
     mp = pytest.MonkeyPatch()
     mp.delenv("KOUIKI_CATALOG_URL", raising=False)
     mp.delenv("KOUIKI_ANONYMISATION_POLICIES", raising=False)
@@ -136,16 +157,19 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             first = home.run(mp, instance)
             home.send(add_change_remove(home.source()), "update_2.csv")
             second = home.run(mp, instance)
-            latest_after_second = home.latest()
+            verdict_second = json.loads(home.verdict().read_text(encoding="utf-8"))
+            home.send(many_changed(home.source()), "update_3.csv")
+            third = home.run(mp, instance)
+            latest_after_third = home.latest()
             staged = home.private / "staging" / "care_certification" / f"{EXTRACT}.csv"
             decision = {"approve_extract_sha256": file_sha256(staged), "decided_by": "データ事務局 山田",
-                        "reason": "転入・転出の公表は条例に基づく（試験）"}
+                        "reason": "要介護度の一斉見直しを公表する（試験）"}
             (home.private / "decisions").mkdir()
             (home.private / "decisions" / "care_certification_differencing.json").write_text(
                 json.dumps(decision, ensure_ascii=False), encoding="utf-8")
-            third = home.run(mp, instance)
-        yield {"home": home, "first": first, "second": second, "third": third,
-               "latest_after_second": latest_after_second}
+            fourth = home.run(mp, instance)
+        yield {"home": home, "first": first, "second": second, "third": third, "fourth": fourth,
+               "verdict_second": verdict_second, "latest_after_third": latest_after_third}
     finally:
         mp.undo()
 
@@ -154,9 +178,9 @@ def check(run: AnonymisationRun, name: str) -> dict[str, Any]:
     return next(c for c in run.checks if c["check"] == name)
 
 
-def test_the_first_release_is_published_with_totals_only_changes(held: dict[str, Any]) -> None:
-    home = held["home"]
-    assert held["first"].ok
+def test_the_first_release_is_published_with_totals_only_changes(history: dict[str, Any]) -> None:
+    home = history["home"]
+    assert history["first"].ok
     folder = home.root / "releases" / EXTRACT / "1"
     changes = json.loads((folder / "changes.json").read_text(encoding="utf-8"))
     no_row_keys(changes)
@@ -164,61 +188,65 @@ def test_the_first_release_is_published_with_totals_only_changes(held: dict[str,
     assert json.loads((folder / "metadata.json").read_text(encoding="utf-8"))["changes"]["added"] is None
 
 
-def test_adding_changing_and_removing_one_person_holds_the_release_with_its_reason(held: dict[str, Any]) -> None:
-    home = held["home"]
-    extract = check(held["second"], "extract_verified")
-    assert not extract["passed"] and not held["second"].ok
+def test_one_added_changed_and_removed_person_is_identified_by_no_difference(history: dict[str, Any]) -> None:
+    """The acceptance: release 2 is published and the attacker's difference with release 1 (multisets of rows
+    per class) isolates nobody; changes.json holds totals only; the classes withheld are recorded privately."""
+    home = history["home"]
+    assert history["second"].ok, check(history["second"], "extract_verified")["reasons"]
+    assert isolated_by_difference(home.release(1), home.release(2), POLICY.model.k, POLICY.model.l or 1) == []
+    changes = json.loads((home.root / "releases" / EXTRACT / "2" / "changes.json").read_text(encoding="utf-8"))
+    no_row_keys(changes)
+    assert (changes["previous_rows"], changes["rows"]) == (home.release(1).height, home.release(2).height)
+    differencing = history["verdict_second"]["differencing"]
+    assert differencing["compared_with_releases"] == [1] and differencing["unsafe_classes"] == {}
+    withheld = [json.loads(p.read_text(encoding="utf-8"))["releases_over_time"] for p in home.documents()]
+    assert any(w["withheld"] and w["classes"] >= 1 and w["compared_with"] == [1] for w in withheld)
+
+
+def test_a_change_too_large_to_withhold_holds_the_release_with_its_reason(history: dict[str, Any]) -> None:
+    home = history["home"]
+    extract = check(history["third"], "extract_verified")
+    assert not extract["passed"] and not history["third"].ok
     [reason] = extract["reasons"]
     assert reason["code"] == "history.differencing"
-    assert "release 1" in reason["en"] and "held" in reason["en"] and "保留" in reason["ja"]
-    assert held["latest_after_second"] == 1  # the previous release stays latest
+    assert "release 1" in reason["en"] and "release 2" in reason["en"] and "held" in reason["en"]
+    assert "保留" in reason["ja"]
+    assert history["latest_after_third"] == 2  # the previous release stays latest
     blocked = [e for e in home.log() if e.get("blocked_reasons")]
     assert blocked and blocked[0]["blocked_reasons"][0]["code"] == "history.differencing"
 
 
-def test_the_held_staging_would_have_isolated_someone(held: dict[str, Any]) -> None:
-    """The reason is real: the attacker's difference between release 1 and the (later approved) release 2 finds
-    classes where one person joined, left or changed."""
-    home = held["home"]
-    assert held["third"].ok and home.latest() == 2
-    assert isolated_by_difference(home.release(1), home.release(2), POLICY.model.k, POLICY.model.l or 1)
-
-
-def test_an_office_decision_publishes_that_exact_file_and_is_recorded(held: dict[str, Any]) -> None:
-    home = held["home"]
-    third = check(held["third"], "extract_verified")
-    assert third["passed"]
-    verdict = json.loads((home.private / "staging" / "care_certification" / "verified_extract.json").read_text())
+def test_an_office_decision_publishes_that_exact_file_and_is_recorded(history: dict[str, Any]) -> None:
+    home = history["home"]
+    assert check(history["fourth"], "extract_verified")["passed"] and home.latest() == 3
+    verdict = json.loads(home.verdict().read_text(encoding="utf-8"))
     assert verdict["differencing"]["office_decision"]["decided_by"] == "データ事務局 山田"
-    changes = json.loads((home.root / "releases" / EXTRACT / "2" / "changes.json").read_text(encoding="utf-8"))
-    no_row_keys(changes)
-    assert changes["previous_rows"] == home.release(1).height and changes["rows"] == home.release(2).height
-    entry = [e for e in home.log() if e.get("release_number") == 2 and e.get("dataset_id") == EXTRACT][-1]
+    # what the office accepted is real: the difference with release 2 does single classes out
+    assert isolated_by_difference(home.release(2), home.release(3), POLICY.model.k, POLICY.model.l or 1)
+    entry = [e for e in home.log() if e.get("release_number") == 3 and e.get("dataset_id") == EXTRACT][-1]
     assert entry["levels"][KOMAE]  # the generalisation is recorded privately for the next comparison
 
 
-def test_rows_are_shuffled_and_the_seed_is_kept_private(held: dict[str, Any]) -> None:
-    home = held["home"]
+def test_rows_are_shuffled_and_the_seed_is_kept_private(history: dict[str, Any]) -> None:
+    home = history["home"]
     published = home.release(1)
     assert published.rows() != published.sort(published.columns).rows()
-    documents = list((home.private / "processing" / "care_certification" / KOMAE).glob("*.json"))
+    documents = home.documents()
     seeds = {path: json.loads(path.read_text(encoding="utf-8"))["row_order"]["seed"] for path in documents}
-    assert len(documents) >= 2 and None not in seeds.values()
+    assert len(documents) >= 3 and None not in seeds.values()
     by_source = {path.name.split("_levels")[0]: seed for path, seed in seeds.items()}
     assert len(set(by_source.values())) == len(by_source)  # one seed per source file, a new one for a new file
     for path in documents:
         assert path.stat().st_mode & 0o777 == 0o400
-    published = [p.read_text(encoding="utf-8", errors="ignore") for p in (home.root / "releases").rglob("*")
-                 if p.is_file()]
+    published_text = [p.read_text(encoding="utf-8", errors="ignore") for p in (home.root / "releases").rglob("*")
+                      if p.is_file()]
     for seed in by_source.values():
-        assert not any(str(seed) in text for text in published)
+        assert not any(str(seed) in text for text in published_text)
 
 
-def test_the_processing_information_has_the_five_standards(held: dict[str, Any]) -> None:
-    home = held["home"]
-    [path] = [p for p in (home.private / "processing" / "care_certification" / KOMAE).glob("*.json")
-              if json.loads(p.read_text(encoding="utf-8"))["released"]][:1]
-    info = json.loads(path.read_text(encoding="utf-8"))
+def test_the_processing_information_has_the_five_standards(history: dict[str, Any]) -> None:
+    home = history["home"]
+    info = json.loads(home.documents()[0].read_text(encoding="utf-8"))
     standards = info["processing_standards"]
     assert [s["standard"] for s in standards] == [1, 2, 3, 4, 5]
     assert {"氏名", "住所", "電話番号"} <= set(standards[0]["done"]["deleted_columns"])
@@ -226,6 +254,7 @@ def test_the_processing_information_has_the_five_standards(held: dict[str, Any])
     assert standards[1]["values_affected"] > 0
     assert standards[3]["done"]["local_suppression"]["records"] == len(info["suppressed_records"]["rows"])
     assert all("第31条" in s["basis"] for s in standards)
+    assert "withheld_for_differencing" in standards[4]["done"]
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +280,5 @@ def test_k_diverse_newcomers_in_one_class_are_published_and_identify_nobody(safe
     assert home.latest() == 2
     assert isolated_by_difference(home.release(1), home.release(2), POLICY.model.k, POLICY.model.l or 1) == []
     assert home.release(2).height == home.release(1).height + POLICY.model.k
+    verdict = json.loads(home.verdict().read_text(encoding="utf-8"))
+    assert verdict["differencing"]["compared_with_releases"] == [1] and not verdict["differencing"]["held"]
