@@ -198,7 +198,8 @@ def _withhold_isolating_classes(
     release = outcome.release
     parts = earlier_parts(releases_root, extract_dataset_id(policy), source.city_code)
     if release is None or not parts:
-        return {"compared_with": sorted(parts), "classes": 0, "records": 0}
+        return {"compared_with": sorted(parts), "classes": 0, "records": 0, "within_suppression_limit": True,
+                "withheld": False}
     text = _as_published_text(release)
     qis = list(policy.qi_columns)
     model = policy.model
