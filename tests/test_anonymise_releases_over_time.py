@@ -99,7 +99,8 @@ def many_changed(source: pl.DataFrame) -> pl.DataFrame:
     rotated = {level: levels[(i + 1) % len(levels)] for i, level in enumerate(levels)}
     index = pl.int_range(pl.len())
     return source.with_columns(
-        pl.when(index % 40 == 0).then(pl.col("要介護度").replace(rotated)).otherwise(pl.col("要介護度")).alias("要介護度")
+        pl.when(index % 40 == 0).then(pl.col("要介護度").replace(rotated)).otherwise(pl.col("要介護度"))
+        .alias("要介護度")
     )
 
 
@@ -147,8 +148,9 @@ def no_row_keys(changes: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Run 1 publishes; run 2 (one added, one changed, one removed) publishes with classes withheld; run 3 (two
-    in forty changed, spread over nearly every class) is held; run 4, after the office's decision on that exact staged file, publishes it."""
+    """Run 1 publishes; run 2 (one added, one changed, one removed) publishes with classes withheld; run 3 (one
+    in forty changed, spread over nearly every class) is held; run 4, after the office's decision on that exact
+    staged file, publishes it."""
     home = Home(tmp_path_factory.mktemp("history") / "home")
     mp = pytest.MonkeyPatch()
     mp.delenv("KOUIKI_CATALOG_URL", raising=False)
