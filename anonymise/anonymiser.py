@@ -38,6 +38,7 @@ class AnonymisationOutcome:
     model: PrivacyModel
     failure: Reason | None = None
     suppressed_rows: list[int] | None = None  # 0-based positions in the input table of the suppressed records
+    release_rows: list[int] | None = None  # the input position of each released row, in release order (private)
 
     @property
     def ok(self) -> bool:
@@ -76,13 +77,19 @@ def anonymise_table(
     names = {qi: hierarchies[qi].level_names[level] for qi, level in levels.items()}
     metrics = outcome_metrics(encoded, classes, best)
     suppressed = np.flatnonzero(suppressed_rows).tolist()
-    return AnonymisationOutcome(release, levels, names, best, search, metrics, model, suppressed_rows=suppressed)
+    kept = np.flatnonzero(~suppressed_rows).tolist()
+    return AnonymisationOutcome(release, levels, names, best, search, metrics, model, suppressed_rows=suppressed,
+                                release_rows=kept)
 
 
 def shuffled(table: pl.DataFrame, seed: int) -> pl.DataFrame:
     """The rows in a seeded random order: nothing of the source's order (by name, by number) survives."""
-    order = np.random.default_rng(seed).permutation(table.height)
-    return table[order]
+    return table[shuffle_order(table.height, seed)]
+
+
+def shuffle_order(rows: int, seed: int) -> np.ndarray:
+    """The permutation `shuffled` applies (row i of the result is row order[i] of the input)."""
+    return np.random.default_rng(seed).permutation(rows)
 
 
 def _preferred(

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from anonymise.anonymiser import AnonymisationOutcome, anonymise_table, shuffled
+from anonymise.anonymiser import AnonymisationOutcome, anonymise_table, shuffle_order
 from anonymise.floors import Floors, column_kinds, load_floors
 from anonymise.hierarchy import (
     Hierarchy,
@@ -70,7 +70,9 @@ def anonymise_records(
         prefer_levels=preferred,
     )
     if seed is not None and outcome.release is not None:
-        outcome.release = shuffled(outcome.release, seed)
+        order = shuffle_order(outcome.release.height, seed)
+        outcome.release = outcome.release[order]
+        outcome.release_rows = [(outcome.release_rows or [])[i] for i in order.tolist()]
     info = processing_information(records, policy, prepared, outcome, seed=seed)
     return PolicyOutcome(policy, outcome, info, prepared)
 

@@ -199,7 +199,7 @@ def _withhold_isolating_classes(
     parts = earlier_parts(releases_root, extract_dataset_id(policy), source.city_code)
     if release is None or not parts:
         return {"compared_with": sorted(parts), "classes": 0, "records": 0, "within_suppression_limit": True,
-                "withheld": False}
+                "withheld": False, "rows": []}
     text = _as_published_text(release)
     qis = list(policy.qi_columns)
     model = policy.model
@@ -214,10 +214,15 @@ def _withhold_isolating_classes(
     records = int(marked.sum())
     suppressed = int(outcome.outcome.metrics.get("records_suppressed") or 0)
     within = suppressed + records <= int(load_floors().max_suppression * source.records.height)
+    rows: list[int] = []
     if records and within:
         outcome.outcome.release = release.filter(~marked)
+        positions = outcome.outcome.release_rows or []
+        rows = sorted(positions[i] for i in marked.arg_true().to_list()) if positions else []
+        outcome.outcome.release_rows = [p for p, hit in zip(positions, marked.to_list(), strict=False) if not hit]
     return {"compared_with": sorted(parts), "classes": keys.height, "records": records,
-            "within_suppression_limit": within, "withheld": bool(records and within)}
+            "within_suppression_limit": within, "withheld": bool(records and within),
+            "rows": rows, "rows_reference": "0-based row positions in the stored source file (private)"}
 
 
 def _as_published_text(frame: pl.DataFrame) -> pl.DataFrame:

@@ -210,6 +210,8 @@ def _extract_metadata(verdict: dict[str, Any]) -> dict[str, Any]:
         "levels": MetadataValue.json(verdict.get("levels") or {}),
         "loss": MetadataValue.json(verdict.get("loss") or {}),
         "leaks": MetadataValue.json(verdict.get("leaks") or []),
+        "byte_scan": MetadataValue.json(verdict.get("scan") or {}),
+        "differencing": MetadataValue.json(verdict.get("differencing") or {}),
     }
 
 
