@@ -110,32 +110,23 @@ def _print_anonymisation(outcome: MainOutcome) -> None:
 
 @app.command()
 def anonymise(
-    input_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="INPUT.csv",
-                                              help="records (UTF-8 or CP932; ',' or ';')")],
+    input_csv: Annotated[Path, typer.Argument(metavar="INPUT.csv", help="records (UTF-8 or CP932; ',' or ';')")],
     qi: Annotated[list[str], typer.Option("--qi", metavar="COL=HIERARCHY.csv",
                                           help="quasi-identifier and its ARX-format hierarchy (repeat)")],
-    k: Annotated[int, typer.Option("--k", min=2, help="k-anonymity")],
+    k: Annotated[int, typer.Option("--k", help="k-anonymity (at least the platform floor)")],
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="anonymised CSV (written only if verified)")],
     report: Annotated[Path, typer.Option("--report", dir_okay=False, help="JSON report (always written)")],
     sensitive: Annotated[list[str] | None, typer.Option("--sensitive", help="sensitive attribute (repeat)")] = None,
-    l_diversity: Annotated[int | None, typer.Option("--l", min=2, help="distinct l-diversity")] = None,
+    l_diversity: Annotated[int | None, typer.Option("--l", help="distinct l-diversity")] = None,
     max_suppression: Annotated[float, typer.Option("--max-suppression", min=0, max=100, metavar="PCT",
                                                    help="records that may be suppressed, in %")] = 5.0,
 ) -> None:
     """Anonymise a CSV (k-anonymity, l-diversity) and verify the result independently. / CSVを匿名加工"""
-    from anonymise.cli_entry import anonymise_csv
+    from anonymise.cli_entry import UnsafePathError, run_cli
 
-    qis = {}
-    for item in qi:
-        column, sep, hierarchy = item.partition("=")
-        if not sep or not column or not hierarchy or not Path(hierarchy).is_file():
-            console.print(f"[red]--qi は 列名=階層ファイル.csv の形で指定してください / use --qi COL=HIERARCHY.csv "
-                          f"(an existing file): {item!r}[/red]")
-            raise typer.Exit(2)
-        qis[column] = Path(hierarchy)
     try:
-        result = anonymise_csv(input_csv, qis, sensitive or [], k, l_diversity, max_suppression, out, report)
-    except ValueError as exc:  # a missing column, a value missing from a hierarchy, a bad model
+        result = run_cli(input_csv, qi, sensitive or [], k, l_diversity, max_suppression, out, report)
+    except UnsafePathError as exc:  # --out / --report naming the input: nothing is written, the input is kept
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     _print_anonymisation_result(result, report)

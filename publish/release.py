@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -160,10 +161,15 @@ def publish_dataset(
     *,
     licence: str = "CC-BY-4.0",
     fail_after_files: int | None = None,
+    personal: bool = False,
+    inspect: Callable[[Path], None] | None = None,
 ) -> ReleaseResult:
     """Publish ``table`` (a conformed model) as the next release of ``dataset`` unless nothing changed.
 
     ``fail_after_files`` injects a crash after that many files are written (for the atomicity test).
+    ``personal`` (an anonymised extract of personal data): changes.json gives totals, never row keys or hashes.
+    ``inspect`` is called on the complete release folder before it is renamed into place; raising stops the
+    publication (the previous release stays latest).
     """
     if licence not in LICENCES:
         raise PublishError(f"unknown licence {licence!r}; choose one of {', '.join(LICENCES)}")
@@ -176,7 +182,7 @@ def publish_dataset(
     (work / "cities").mkdir(parents=True)
     try:
         return _publish_into(con, dataset, table, dataset_root, work, number, catalog_url, licence,
-                             fail_after_files)
+                             fail_after_files, personal, inspect)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -190,7 +196,8 @@ def recover_committed(dataset_root: Path, catalog_url: str) -> None:
 
 def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, dataset_root: Path,
                   work: Path, number: int, catalog_url: str, licence: str,
-                  fail_after_files: int | None) -> ReleaseResult:
+                  fail_after_files: int | None, personal: bool = False,
+                  inspect: Callable[[Path], None] | None = None) -> ReleaseResult:
     columns = public_columns(con, table)
     written: list[Path] = []
 
@@ -222,7 +229,7 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
         con, table, public_names,
         dataset_root / str(previous["number"]) / f"{dataset.id}.parquet" if previous else None,
         int(previous["number"]) if previous else None,
-        code_column=dataset.code_column, id_column=dataset.id_column,
+        code_column=dataset.code_column, id_column=dataset.id_column, personal=personal,
     )
     (work / "changes.json").write_text(json.dumps(changes, ensure_ascii=False, indent=2), encoding="utf-8")
     wrote(work / "changes.json")
@@ -236,6 +243,8 @@ def _publish_into(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, 
     meta["changes"] = {k: changes[k] for k in ("previous_release", "added", "removed", "changed")}
     meta["conformance"] = release_conformance(con, dataset, table)   # per standard column (publish/conformance.py)
     (work / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    if inspect is not None:
+        inspect(work)
     _fsync_tree(work)
     return _commit(dataset, work, dataset_root / str(number), meta, catalog_url)
 
