@@ -259,7 +259,8 @@ class PortalService:
                       "vocabulary_id": None} for t in tags],
             "num_tags": len(tags), "resources": resources, "num_resources": len(resources),
             "extras": [{"key": k, "value": str(v)} for k, v in self.extras(entry).items()],
-            "relationships_as_object": [], "relationships_as_subject": [],
+            "relationships_as_object": [], "relationships_as_subject": [], "rows": release.rows,
+            # lists of objects outside CKAN's schema would be "__junk" to package_create: kept in one dict
             "kouiki": {"theme": {"id": entry.theme.id, "ja": entry.theme.ja, "en": entry.theme.en},
                        "rows": release.rows,
                        "cities": [{"code": c.code, "name": c.full_name, "rows": c.rows,
