@@ -248,6 +248,12 @@ class Datastore:
         row = self._run(f"SELECT count(*) FROM read_parquet(?) {_where_sql(where)}", [str(parquet), *params])
         return int(row[0][0])
 
+    def count_by(self, parquet: Path, column: str) -> dict[str, int]:
+        """Rows per value of ``column`` (one scan of that column only)."""
+        rows = self._run(f"SELECT {quote(column)}::VARCHAR, count(*) FROM read_parquet(?) GROUP BY 1",
+                         [str(parquet)])
+        return {str(value): int(n) for value, n in rows}
+
     def search(self, parquet: Path, request: SearchRequest,
                scope: tuple[str, str] | None = None) -> SearchResult:
         """The page of rows ``request`` asks for; ``scope`` (column, value) limits it to one city's part.

@@ -19,6 +19,7 @@ tags, groups, organization, res_format, …) and ``fts`` (the text columns).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -102,9 +103,20 @@ class SearchResult:
 # ---------------------------------------------------------------------------------------------- tokens
 
 
+IDEOGRAPHIC, WORD, SEPARATOR = 0, 1, 2
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _char_class(char: str) -> int:
+    """IDEOGRAPHIC for kana, kanji and other scripts written without spaces (letters outside ASCII with no
+    case), WORD for other letters and digits, SEPARATOR for the rest."""
+    if not char.isascii() and unicodedata.category(char) in ("Lo", "Lm"):
+        return IDEOGRAPHIC
+    return WORD if char.isalnum() else SEPARATOR
+
+
 def _is_ideographic(char: str) -> bool:
-    """Kana, kanji and other scripts written without spaces (letters outside ASCII with no case)."""
-    return not char.isascii() and unicodedata.category(char) in ("Lo", "Lm")
+    return _char_class(char) == IDEOGRAPHIC
 
 
 def tokens(text: str) -> list[str]:
@@ -125,10 +137,11 @@ def tokens(text: str) -> list[str]:
             word.clear()
 
     for char in normalise_text(text):
-        if _is_ideographic(char):
+        kind = _char_class(char)
+        if kind == IDEOGRAPHIC:
             flush_word()
             run.append(char)
-        elif char.isalnum():
+        elif kind == WORD:
             flush_run()
             word.append(char)
         else:
@@ -262,9 +275,11 @@ def build(documents: Iterable[SearchDocument]) -> bytes:
                          for name, values in strings.items() for value in dict.fromkeys(values) if value])
         texts = dict(doc.texts)
         texts["extras"] = " ".join(doc.extras.values())
-        texts["text"] = " ".join([*texts.values(), doc.name, doc.id])
+        columns = {c: " ".join(tokens(texts.get(c, ""))) for c in TEXT_COLUMNS if c != "text"}
+        # "text" is everything (CKAN's catch-all field): the other columns' tokens, the id and its own text
+        columns["text"] = " ".join([*columns.values(), *tokens(f"{texts.get('text', '')} {doc.id}")])
         con.execute(f"INSERT INTO fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?{', ?' * len(TEXT_COLUMNS)})",
-                    (rowid, *(" ".join(tokens(texts.get(c, ""))) for c in TEXT_COLUMNS)))
+                    (rowid, *(columns[c] for c in TEXT_COLUMNS)))
     con.execute("CREATE INDEX terms_by_value ON terms (field, folded, doc)")
     con.execute("CREATE INDEX terms_by_doc ON terms (doc, field)")
     con.commit()

@@ -87,21 +87,33 @@ class PortalService:
             return None
         return self._city_scope(release, file.city_code) or False
 
+    def datastore_ready(self, release: Release, file: ReleaseFile) -> bool:
+        """Whether datastore_search can answer for ``file``, judged without reading data (package lists must
+        stay cheap): a table file of a release with a Parquet table, and for a city's part a code column.
+        datastore_search itself still checks the city's row count (``scope``)."""
+        if not file.table_view or release.parquet is None:
+            return False
+        if file.city_code is None:
+            return True
+        return DatasetEntry(release, catalogue.registry_dataset(release.dataset_id)).code_column is not None
+
     def _city_scope(self, release: Release, code: str) -> tuple[str, str] | None:
-        """(code column, code) when filtering the region table on it gives exactly the city's rows."""
+        """(code column, code) when filtering the region table on it gives exactly the city's rows. All cities
+        of a release are checked at once (one grouped count) and remembered."""
         key = (release.folder, code)
         with self._lock:
             if key in self._city_scopes:
                 return self._city_scopes[key]
         entry = DatasetEntry(release, catalogue.registry_dataset(release.dataset_id))
         column, parquet = entry.code_column, self.parquet_path(release)
-        scope = None
-        if column and parquet:
-            counted = self.datastore.count(parquet, (column, code))
-            scope = (column, code) if counted == release.rows_by_city.get(code) else None
+        counted = self.datastore.count_by(parquet, column) if column and parquet else {}
+        scopes: dict[tuple[Path, str], tuple[str, str] | None] = {}
+        for city_code, rows in release.rows_by_city.items():
+            matches = column is not None and counted.get(city_code) == rows
+            scopes[(release.folder, city_code)] = (column, city_code) if matches and column else None
         with self._lock:
-            self._city_scopes[key] = scope
-        return scope
+            self._city_scopes.update(scopes)
+            return self._city_scopes.setdefault(key, None)
 
     # ------------------------------------------------------------------------------------------ search
 
@@ -289,7 +301,7 @@ class PortalService:
             "url": self.download_url(release, file, base_url), "url_type": None,
             "size": file.bytes, "hash": f"sha256:{file.sha256}" if file.sha256 else "", "state": "active",
             "created": published, "last_modified": published, "metadata_modified": published,
-            "datastore_active": self.scope(release, file) is not False,
+            "datastore_active": self.datastore_ready(release, file),
             "release": release.number, "city_code": file.city_code, "path": file.path,
         }
 

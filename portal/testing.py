@@ -179,3 +179,25 @@ def serve(app: Any, timeout: float = 20.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout)
         sock.close()
+
+
+CATALOGUE_CITIES = [("122033", "市川市"), ("222127", "焼津市"), ("132195", "狛江市")]
+
+
+def build_catalogue(releases_root: Path, datasets: int, published: datetime | None = None) -> list[str]:
+    """``datasets`` small releases (a few AED-like rows each), the way a large catalogue looks to a harvester:
+    every dataset id the themes know (so every group has members) plus ``aed_0001``… ("other"), spread over
+    three member cities, each published a minute after the previous one. Returns the dataset ids."""
+    from portal.themes import THEMES
+    known = sorted(d for t in THEMES for d in t.datasets)
+    ids = (known + [f"aed_{i:04d}" for i in range(1, datasets + 1)])[:datasets]
+    start = published or datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+    base = synthetic_aed(6, CATALOGUE_CITIES)
+    for i, dataset_id in enumerate(ids):
+        # dataset i holds the rows of one, two or all three cities
+        cities = [c for j, (c, _) in enumerate(CATALOGUE_CITIES) if j <= i % 3]
+        frame = base.filter(pl.col("全国地方公共団体コード").is_in(cities))
+        write_release(releases_root, dataset_id, frame, city_column="全国地方公共団体コード",
+                      title_ja=f"AED設置箇所一覧 {i + 1}", title_en=f"AED locations {i + 1}",
+                      published_at=start + timedelta(minutes=i))
+    return ids
