@@ -8,12 +8,16 @@ pass-throughs: this checks the dict, not a CKAN site's state.
 """
 
 import json
-import warnings
 import sys
+import warnings
 
-from ckan.lib.navl.dictization_functions import validate
-from ckan.lib.navl.validators import ignore, ignore_missing, unicode_safe
-from ckan.logic import schema as ckan_schema
+from typing import Any
+
+warnings.simplefilter("ignore")   # ckan 2.10 imports pkg_resources, which warns on new setuptools
+
+from ckan.lib.navl.dictization_functions import validate  # type: ignore[import-not-found]  # noqa: E402
+from ckan.lib.navl.validators import ignore, ignore_missing, unicode_safe  # type: ignore[import-not-found]  # noqa: E402
+from ckan.logic import schema as ckan_schema  # type: ignore[import-not-found]  # noqa: E402
 
 DATABASE_VALIDATORS = {"package_name_validator", "owner_org_validator", "package_id_does_not_exist",
                        "package_id_not_changed", "vocabulary_id_exists", "empty_if_not_sysadmin",
@@ -24,12 +28,12 @@ DATABASE_VALIDATORS = {"package_name_validator", "owner_org_validator", "package
                        "package_id_or_name_exists", "group_name_validator", "tag_in_vocabulary_validator"}
 
 
-def keep(key, data, errors, context):
+def keep(key: Any, data: Any, errors: Any, context: Any) -> None:
     """Stands in for a validator that needs a database."""
 
 
-def offline(schema):
-    out = {}
+def offline(schema: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if isinstance(value, dict):
             out[key] = offline(value)
@@ -40,7 +44,7 @@ def offline(schema):
     return out
 
 
-def schemas():
+def schemas() -> dict[str, dict[str, Any]]:
     harvest = ckan_schema.default_create_package_schema()
     harvest["id"] = [ignore_missing, unicode_safe]
     harvest["__junk"] = [ignore]
@@ -49,9 +53,8 @@ def schemas():
             "package_update": offline(ckan_schema.default_update_package_schema())}
 
 
-def main():
-    warnings.simplefilter("ignore")
-    import ckan
+def main() -> None:
+    import ckan  # type: ignore[import-not-found]
     checks = schemas()
     for line in sys.stdin:
         if not line.strip():
