@@ -10,7 +10,6 @@ pass-throughs: this checks the dict, not a CKAN site's state.
 import json
 import sys
 import warnings
-
 from typing import Any
 
 warnings.simplefilter("ignore")   # ckan 2.10 imports pkg_resources, which warns on new setuptools
