@@ -14,9 +14,9 @@ from typing import Any
 
 warnings.simplefilter("ignore")   # ckan 2.10 imports pkg_resources, which warns on new setuptools
 
-from ckan.lib.navl.dictization_functions import validate  # type: ignore[import-not-found]  # noqa: E402
-from ckan.lib.navl.validators import ignore, ignore_missing, unicode_safe  # type: ignore[import-not-found]  # noqa: E402
-from ckan.logic import schema as ckan_schema  # type: ignore[import-not-found]  # noqa: E402
+from ckan.lib.navl.dictization_functions import validate  # noqa: E402
+from ckan.lib.navl.validators import ignore, ignore_missing, unicode_safe  # noqa: E402
+from ckan.logic import schema as ckan_schema  # noqa: E402
 
 DATABASE_VALIDATORS = {"package_name_validator", "owner_org_validator", "package_id_does_not_exist",
                        "package_id_not_changed", "vocabulary_id_exists", "empty_if_not_sysadmin",
@@ -53,7 +53,7 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    import ckan  # type: ignore[import-not-found]
+    import ckan
     checks = schemas()
     for line in sys.stdin:
         if not line.strip():
