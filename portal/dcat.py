@@ -47,6 +47,10 @@ FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
 DATA_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
 LANGUAGE = "http://publications.europa.eu/resource/authority/language/"
 IANA_MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
+COUNTRY = "http://publications.europa.eu/resource/authority/country/"
+DCATAP = Namespace("http://data.europa.eu/r5r/")
+AVAILABILITY_STABLE = URIRef("http://publications.europa.eu/resource/authority/planned-availability/STABLE")
+PUBLISHER_TYPE = URIRef("http://purl.org/adms/publishertype/LocalAuthority")
 LICENCE_TYPE_ATTRIBUTION = URIRef("http://purl.org/adms/licencetype/Attribution")
 XSD_TYPES = {"integer": XSD.integer, "number": XSD.decimal, "date": XSD.date, "time": XSD.time,
              "url": XSD.anyURI}
@@ -56,7 +60,7 @@ EU_THEME_LABELS = {"JUST": "Justice, legal system and public safety", "HEAL": "H
 PAGE_SIZE = 100                      # ckanext.dcat.datasets_per_page's default
 PROFILES = ("euro_dcat_ap_3", "euro_dcat_ap_2")
 DEFAULT_PROFILE = "euro_dcat_ap_3"
-PREFIXES = {"dcat": DCAT, "dct": DCTERMS, "foaf": FOAF, "vcard": VCARD, "spdx": SPDX, "hydra": HYDRA,
+PREFIXES = {"dcatap": DCATAP, "dcat": DCAT, "dct": DCTERMS, "foaf": FOAF, "vcard": VCARD, "spdx": SPDX, "hydra": HYDRA,
             "skos": SKOS, "csvw": CSVW, "adms": ADMS, "owl": OWL, "xsd": XSD}
 
 # file suffix or media type → (rdflib format, response media type)
@@ -177,6 +181,10 @@ def _catalogue(graph: Graph, catalogue: URIRef, service: PortalService, base_url
         language = URIRef(LANGUAGE + code)
         graph.add((catalogue, DCTERMS.language, language))
         graph.add((language, RDF.type, DCTERMS.LinguisticSystem))
+    japan = URIRef(COUNTRY + "JPN")
+    graph.add((catalogue, DCTERMS.spatial, japan))
+    graph.add((japan, RDF.type, DCTERMS.Location))
+    graph.add((japan, SKOS.prefLabel, Literal("日本", lang="ja")))
     scheme = URIRef(DATA_THEME.rstrip("/"))
     graph.add((catalogue, DCAT.themeTaxonomy, scheme))
     graph.add((scheme, RDF.type, SKOS.ConceptScheme))
@@ -194,6 +202,9 @@ def _publisher(graph: Graph, service: PortalService, base_url: str, with_members
     graph.add((node, RDF.type, FOAF.Organization))
     _texts(graph, node, FOAF.name, s.publisher_ja, s.publisher_en)
     graph.add((node, DCTERMS.identifier, Literal(service.office_uuid())))
+    graph.add((node, DCTERMS.type, PUBLISHER_TYPE))
+    graph.add((PUBLISHER_TYPE, RDF.type, SKOS.Concept))
+    graph.add((PUBLISHER_TYPE, SKOS.prefLabel, Literal("Local Authority", lang="en")))
     if with_members:
         for place in service.member_cities():
             member = URIRef(f"{base_url}organization/city-{place.code}")
@@ -306,6 +317,10 @@ def _distribution(graph: Graph, service: PortalService, release: Release, file: 
     _texts(graph, node, DCTERMS.description, f"{name_ja}（第{release.number}版）",
            f"{name_en} (release {release.number})")
     graph.add((node, DCAT.accessURL, URIRef(f"{base_url}dataset/{release.dataset_id}")))
+    # a published release never changes: its files stay available as they are
+    graph.add((node, DCATAP.availability, AVAILABILITY_STABLE))
+    graph.add((AVAILABILITY_STABLE, RDF.type, SKOS.Concept))
+    graph.add((AVAILABILITY_STABLE, SKOS.prefLabel, Literal("stable", lang="en")))
     graph.add((node, DCAT.downloadURL, url))
     file_type = vocabularies()["file_types"].get(file.format)
     if file_type:

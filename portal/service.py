@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 EPOCH_CREATED = "2026-01-01T00:00:00"
 INDEX_CHECK_S = 1.0
 PACKAGE_CACHE = 4096
+DOCUMENT_CACHE = 64
 MIN_TAG_LENGTH, MAX_TAG_LENGTH = 2, 100      # ckan.logic.validators
 GROUP_IN_PACKAGE = ("id", "name", "title", "display_name", "description", "image_display_url")
 VOCABULARIES = Path(__file__).resolve().parent / "vocabularies.yaml"
@@ -57,6 +59,7 @@ class PortalService:
     _index_checked: float = field(default=0.0, init=False)
     _names_by_uuid: dict[str, str] = field(default_factory=dict, init=False)
     _packages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict, init=False)
+    _documents: dict[tuple[str, ...], tuple[bytes, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.store = ReleaseStore(self.settings.releases)
@@ -130,9 +133,25 @@ class PortalService:
                 self._index = SearchIndex([self.search_document(e) for e in entries])
                 self._index_signature = signature
                 self._packages.clear()
+                self._documents.clear()
                 self._names_by_uuid = {dataset_uuid(e.id): e.id for e in entries}
             self._index_checked = now
             return self._index
+
+    def document(self, key: tuple[str, ...], build: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str]:
+        """A generated document (DCAT serialisations) kept until the releases change: building one takes
+        seconds for a page of 100 datasets, serving it again takes nothing."""
+        self.search_index()        # clears the documents when a release was published
+        with self._lock:
+            cached = self._documents.get(key)
+        if cached is not None:
+            return cached
+        made = build()
+        with self._lock:
+            if len(self._documents) >= DOCUMENT_CACHE:
+                self._documents.pop(next(iter(self._documents)))
+            self._documents[key] = made
+        return made
 
     def dataset_name(self, name_or_id: str) -> str:
         """The dataset id (CKAN name) for a name or a package UUID ('' when unknown)."""

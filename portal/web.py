@@ -138,7 +138,8 @@ def _preview(service: PortalService, entry: DatasetEntry) -> dict[str, Any] | No
 
 
 def _rdf_response(body: bytes, media_type: str) -> Response:
-    return Response(body, media_type=f"{media_type}; charset=utf-8", headers={"Vary": "Accept"})
+    return Response(body, media_type=f"{media_type}; charset=utf-8",
+                    headers={"Vary": "Accept", "Access-Control-Allow-Origin": "*"})
 
 
 def _rdf_error(message: str, status: int = 400) -> Response:
@@ -147,14 +148,20 @@ def _rdf_error(message: str, status: int = 400) -> Response:
 
 def _catalogue(request: Request, suffix: str) -> Response:
     params = request.query_params
+    service = _service(request)
+    base_url = str(request.base_url)
     try:
-        page = dcat.Page(number=_page_number(params.get("page", "1")),
+        page = dcat.Page(number=_page_number(params.get("page", "1")), size=service.settings.dcat_page_size,
                          modified_since=_since(params.get("modified_since", "")))
         profile = dcat.check_profile(params.get("profiles", ""))
-        graph = dcat.catalogue_graph(_service(request), str(request.base_url), page, profile, suffix)
     except dcat.DcatError as exc:
         return _rdf_error(str(exc))
-    return _rdf_response(*dcat.serialise(graph, suffix))
+
+    def build() -> tuple[bytes, str]:
+        return dcat.serialise(dcat.catalogue_graph(service, base_url, page, profile, suffix), suffix)
+
+    key = ("catalogue", base_url, suffix, profile, str(page.number), page.modified_since)
+    return _rdf_response(*service.document(key, build))
 
 
 def _page_number(raw: str) -> int:
@@ -200,8 +207,13 @@ def _dataset_rdf(request: Request, dataset_id: str, suffix: str) -> Response:
         profile = dcat.check_profile(request.query_params.get("profiles", ""))
     except dcat.DcatError as exc:
         return _rdf_error(str(exc))
-    graph = dcat.dataset_graph(service, entry, str(request.base_url), profile)
-    return _rdf_response(*dcat.serialise(graph, suffix))
+    base_url = str(request.base_url)
+
+    def build() -> tuple[bytes, str]:
+        return dcat.serialise(dcat.dataset_graph(service, entry, base_url, profile), suffix)
+
+    key = ("dataset", base_url, suffix, profile, entry.id, str(entry.release.number))
+    return _rdf_response(*service.document(key, build))
 
 
 @router.get("/dataset/{dataset_id}/dcat.jsonld")
