@@ -6,6 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kouiki.settings import Paths, kouiki_home
 
@@ -36,7 +37,7 @@ class PortalSettings:
     @classmethod
     def from_env(cls) -> PortalSettings:
         """KOUIKI_HOME (as kouiki.settings reads it) plus optional KOUIKI_PORTAL_* overrides of the names."""
-        overrides = {
+        overrides: dict[str, Any] = {
             field: value
             for field, env in (("site_title_ja", "KOUIKI_PORTAL_TITLE_JA"),
                                ("site_title_en", "KOUIKI_PORTAL_TITLE_EN"),
@@ -44,7 +45,7 @@ class PortalSettings:
                                ("publisher_en", "KOUIKI_PUBLISHER_EN"))
             if (value := os.environ.get(env))
         }
-        settings = dataclasses.replace(cls(home=kouiki_home()), **overrides)
+        settings = cls(home=kouiki_home(), **overrides)
         page_size = os.environ.get("KOUIKI_DCAT_PAGE_SIZE", "").strip()
         if page_size:
             if not page_size.isdigit() or not 1 <= int(page_size) <= 1000:
