@@ -32,6 +32,9 @@ MAX_QUERY_CHARS = 4096        # q, fq and fq_list each; longer is a 400, never a
 MAX_FQ_LIST = 32
 MAX_FACETS = 20
 ACTION_THREADS = 24
+MAX_NATURAL = 2**53
+MAX_FACET_LIMIT = 10_000
+MAX_SORT_CHARS = 500
 SEARCH_BUDGET_S = 1.5         # a search still running after this is stopped (a CKAN 400 error)
 SOLR_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')
 FACET_FIELDS = STRING_FIELDS - {"id", "url", "title_string"}
@@ -60,6 +63,8 @@ class Call:
             value = -1
         if value < 0 or isinstance(raw, bool):
             raise ValidationError({key: ["Must be a natural number"]})
+        if value > MAX_NATURAL:
+            raise ValidationError({key: [f"Must be at most {MAX_NATURAL}"]})
         return min(value, maximum) if maximum is not None else value
 
 
@@ -107,12 +112,12 @@ def package_search(call: Call) -> dict[str, Any]:
     with ``facet.field`` / ``facet.limit`` (-1: all) / ``facet.mincount``."""
     facet_names = _facet_fields(call.params.get("facet.field"))
     request = SearchRequest(
-        q=_query_text(call, "q"), fq=(_query_text(call, "fq"), *_fq_list(call)), sort=call.text("sort"),
+        q=_query_text(call, "q"), fq=(_query_text(call, "fq"), *_fq_list(call)), sort=_sort(call),
         start=call.natural("start", 0), rows=call.natural("rows", 10, MAX_PACKAGE_ROWS),
         facet_fields=tuple(facet_names), facet_limit=_facet_limit(call),
         facet_mincount=call.natural("facet.mincount", 1))
     result = _search(call, request)
-    titles = _facet_titles(call.service)
+    titles = _facet_titles(call.service) if facet_names else {}
     return {
         "count": result.count, "sort": result.sort, "results": _packages(call, result.names),
         "facets": {name: dict(items) for name, items in result.facets.items()},
@@ -375,7 +380,7 @@ def _search(call: Call, request: SearchRequest) -> SearchResult:
 
 
 def _packages(call: Call, names: list[str]) -> list[dict[str, Any]]:
-    entries = (call.service.entry(n) for n in names)
+    entries = (call.service.indexed_entry(n) for n in names)
     return [call.service.package(e, call.base_url) for e in entries if e is not None]
 
 
@@ -388,7 +393,25 @@ def _query_text(call: Call, key: str) -> str:
     if len(value) > MAX_QUERY_CHARS:
         raise SearchQueryError(f"Search Query is invalid: {key} is {len(value):,} characters long; "
                                f"at most {MAX_QUERY_CHARS:,} are accepted")
+    _no_control_characters(key, value)
     return value
+
+
+def _no_control_characters(key: str, value: str) -> None:
+    bad = next((i for i, c in enumerate(value) if (c < " " and c not in "\t\n\r") or c == "\x7f"), None)
+    if bad is not None:
+        raise SearchQueryError(f"Search Query is invalid: {key} holds the control character "
+                               f"U+{ord(value[bad]):04X} at character {bad + 1}")
+
+
+def _sort(call: Call) -> str:
+    sort = call.params.get("sort") or ""
+    if not isinstance(sort, str):
+        raise ValidationError({"sort": ["Must be a string"]})
+    if len(sort) > MAX_SORT_CHARS:
+        raise SearchQueryError(f"Can not sort on {len(sort):,} characters of fields; at most "
+                               f"{MAX_SORT_CHARS} are accepted")
+    return sort
 
 
 def _fq_list(call: Call) -> list[str]:
@@ -404,6 +427,8 @@ def _fq_list(call: Call) -> list[str]:
         raise ValidationError({"fq_list": [f"Must be a list of at most {MAX_FQ_LIST} strings"]})
     if sum(len(v) for v in raw) > MAX_QUERY_CHARS:
         raise SearchQueryError(f"Search Query is invalid: fq_list is longer than {MAX_QUERY_CHARS:,} characters")
+    for value in raw:
+        _no_control_characters("fq_list", value)
     return list(raw)
 
 
@@ -432,7 +457,7 @@ def _facet_limit(call: Call) -> int:
         value = int(str(raw))
     except ValueError:
         raise ValidationError({"facet.limit": ["Invalid integer"]}) from None
-    return -1 if value < 0 else value
+    return -1 if value < 0 else min(value, MAX_FACET_LIMIT)
 
 
 def _facet_titles(service: PortalService) -> dict[tuple[str, str], str]:

@@ -29,6 +29,7 @@ from portal.errors import ValidationError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 32000            # CKAN's ckan.datastore.search.rows_max default
+MAX_NATURAL = 2**53        # offsets and limits beyond this are mistakes (and overflow the engines)
 ROW_ID = "_id"               # CKAN's row id: here the 1-based row number in the Parquet file
 RECORDS_FORMATS = ("objects", "lists", "csv", "tsv")
 _SORT_CLAUSE = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"]|"")+)"|(?P<bare>.+?))(?:\s+(?P<dir>asc|desc))?\s*$',
@@ -190,6 +191,8 @@ def _natural(params: Mapping[str, Any], key: str, default: int) -> int:
         value = -1
     if value < 0:
         raise ValidationError({key: ["Must be a natural number"]})
+    if value > MAX_NATURAL:
+        raise ValidationError({key: [f"Must be at most {MAX_NATURAL}"]})
     return value
 
 

@@ -140,7 +140,7 @@ def catalogue_graph(service: PortalService, base_url: str, page: Page, profile: 
     fq = (f"metadata_modified:[{page.modified_since} TO *]",) if page.modified_since else ()
     result = service.search_index().search(SearchRequest(
         fq=fq, sort="metadata_modified desc", start=(page.number - 1) * page.size, rows=page.size))
-    entries = [e for e in (service.entry(n) for n in result.names) if e is not None]
+    entries = [e for e in (service.indexed_entry(n) for n in result.names) if e is not None]
     graph = new_graph()
     catalogue = URIRef(base_url)
     _catalogue(graph, catalogue, service, base_url)

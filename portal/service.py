@@ -54,10 +54,13 @@ class PortalService:
     _city_scopes: dict[tuple[Path, str], tuple[str, str] | None] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _build_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _index: SearchIndex | None = field(default=None, init=False)
     _index_signature: tuple[tuple[str, int], ...] = field(default=(), init=False)
     _index_checked: float = field(default=0.0, init=False)
     _names_by_uuid: dict[str, str] = field(default_factory=dict, init=False)
+    _indexed: dict[str, DatasetEntry] = field(default_factory=dict, init=False)
+    _cities: list[City] = field(default_factory=list, init=False)
     _packages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict, init=False)
     _documents: dict[tuple[str, ...], tuple[bytes, str]] = field(default_factory=dict, init=False)
 
@@ -122,21 +125,41 @@ class PortalService:
 
     def search_index(self) -> SearchIndex:
         """The index of the current releases: rebuilt when a dataset gets a new release (checked at most
-        every ``INDEX_CHECK_S`` seconds, by the ``latest.json`` pointers' modification times)."""
+        every ``INDEX_CHECK_S`` seconds, by the ``latest.json`` pointers' modification times). While one
+        thread rebuilds, the others keep searching the previous index: a new release never stalls searches."""
         now = time.monotonic()
         with self._index_lock:
-            if self._index is not None and now - self._index_checked < INDEX_CHECK_S:
-                return self._index
-            signature = self.store.signature()
-            if self._index is None or signature != self._index_signature:
-                entries = self.entries()
-                self._index = SearchIndex([self.search_document(e) for e in entries])
-                self._index_signature = signature
-                self._packages.clear()
-                self._documents.clear()
-                self._names_by_uuid = {dataset_uuid(e.id): e.id for e in entries}
+            current = self._index
+            if current is not None and now - self._index_checked < INDEX_CHECK_S:
+                return current
             self._index_checked = now
-            return self._index
+        signature = self.store.signature()
+        if current is not None and signature == self._index_signature:
+            return current
+        if current is None:
+            self._build_lock.acquire()
+        elif not self._build_lock.acquire(blocking=False):
+            return current          # someone else is rebuilding: search the previous index meanwhile
+        try:
+            if self._index is not None and self._index_signature == signature:
+                return self._index
+            self._rebuild(signature)
+        finally:
+            self._build_lock.release()
+        assert self._index is not None
+        return self._index
+
+    def _rebuild(self, signature: tuple[tuple[str, int], ...]) -> None:
+        entries = self.entries()
+        index = SearchIndex([self.search_document(e) for e in entries])
+        cities = self._find_member_cities(entries)
+        with self._index_lock, self._lock:
+            self._index, self._index_signature = index, signature
+            self._indexed = {e.id: e for e in entries}
+            self._cities = cities
+            self._names_by_uuid = {dataset_uuid(e.id): e.id for e in entries}
+            self._packages.clear()
+            self._documents.clear()
 
     def document(self, key: tuple[str, ...], build: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str]:
         """A generated document (DCAT serialisations) kept until the releases change: building one takes
@@ -231,9 +254,20 @@ class PortalService:
         result = self.search_index().search(SearchRequest(rows=0, facet_fields=(field_name,), facet_limit=-1))
         return dict(result.facets[field_name])
 
+    def indexed_entry(self, name: str) -> DatasetEntry | None:
+        """The dataset as the search index saw it (search results come from that snapshot)."""
+        self.search_index()
+        return self._indexed.get(name)
+
     def member_cities(self) -> list[City]:
-        """The member registry's cities and every city that appears in a release, by code."""
-        codes = {c for e in self.entries() for c in e.city_codes}
+        """The member registry's cities and every city that appears in a release, by code (as of the last
+        index build)."""
+        self.search_index()
+        return list(self._cities)
+
+    @staticmethod
+    def _find_member_cities(entries: list[DatasetEntry]) -> list[City]:
+        codes = {c for e in entries for c in e.city_codes}
         try:
             from kouiki.members import load_members
             codes |= {m.code for m in load_members()}
