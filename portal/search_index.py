@@ -122,34 +122,24 @@ def _is_ideographic(char: str) -> bool:
 def tokens(text: str) -> list[str]:
     """Index tokens of ``text``: Latin/digit words and bigrams of every ideographic run (see module doc)."""
     out: list[str] = []
-    run: list[str] = []
-    word: list[str] = []
-
-    def flush_run() -> None:
-        if len(run) == 1:
-            out.append(run[0])
-        out.extend(run[i] + run[i + 1] for i in range(len(run) - 1))
-        run.clear()
-
-    def flush_word() -> None:
-        if word:
-            out.append("".join(word))
-            word.clear()
-
-    for char in normalise_text(text):
-        kind = _char_class(char)
-        if kind == IDEOGRAPHIC:
-            flush_word()
-            run.append(char)
-        elif kind == WORD:
-            flush_run()
-            word.append(char)
-        else:
-            flush_run()
-            flush_word()
-    flush_run()
-    flush_word()
+    normalised = normalise_text(text)
+    start, kind = 0, SEPARATOR
+    for position, char in enumerate(normalised + " "):
+        current = _char_class(char)
+        if current == kind:
+            continue
+        _emit(normalised[start:position], kind, out)
+        start, kind = position, current
     return out
+
+
+def _emit(run: str, kind: int, out: list[str]) -> None:
+    if kind == WORD:
+        out.append(run)
+    elif kind == IDEOGRAPHIC:
+        if len(run) == 1:
+            out.append(run)
+        out.extend(run[i:i + 2] for i in range(len(run) - 1))
 
 
 def _fts_quote(token: str) -> str:
@@ -337,6 +327,8 @@ class SearchIndex:
         compiled = _Compiled()
         _compile(tree, compiled, now(), positive=True)
         order = _order_by(request.sort)
+        if "m.rank" not in order:
+            compiled.ranking.clear()     # bm25 costs more than the match itself: only when sorting by score
         con = self._connection()
         deadline = time.monotonic() + budget_s
         con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 2000)
@@ -350,6 +342,7 @@ class SearchIndex:
         finally:
             con.set_progress_handler(None, 0)
             con.execute("DROP TABLE IF EXISTS temp.matched")
+            con.execute("DROP TABLE IF EXISTS temp.ranks")
 
     @staticmethod
     def _parse(request: SearchRequest) -> Node:
@@ -370,10 +363,13 @@ class SearchIndex:
         con.execute("DROP TABLE IF EXISTS temp.matched")
         con.execute("CREATE TEMP TABLE matched (doc INTEGER PRIMARY KEY, rank REAL)")
         if compiled.ranking:
-            ranking = " OR ".join(f"({r})" for r in compiled.ranking)
+            # one FTS5 pass for the ranks (a join on the FTS subquery would run it once per dataset)
+            con.execute("DROP TABLE IF EXISTS temp.ranks")
+            con.execute("CREATE TEMP TABLE ranks (doc INTEGER PRIMARY KEY, rank REAL)")
+            con.execute("INSERT INTO ranks SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ?",
+                        [" OR ".join(f"({r})" for r in compiled.ranking)])
             con.execute(f"INSERT INTO matched SELECT d.rowid, coalesce(r.rank, 0) FROM docs d "
-                        f"LEFT JOIN (SELECT rowid AS doc, bm25(fts) AS rank FROM fts WHERE fts MATCH ?) r "
-                        f"ON r.doc = d.rowid WHERE {where}", [ranking, *compiled.params])
+                        f"LEFT JOIN ranks r ON r.doc = d.rowid WHERE {where}", compiled.params)
         else:
             con.execute(f"INSERT INTO matched SELECT d.rowid, 0 FROM docs d WHERE {where}", compiled.params)
         count = con.execute("SELECT count(*) FROM matched").fetchone()[0]
