@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from portal import catalogue, datastore
 from portal.catalogue import DatasetEntry
@@ -364,7 +364,7 @@ def _entry(call: Call, name_or_id: str) -> DatasetEntry:
 def _resource(call: Call, resource_id: str) -> tuple[Any, Any]:
     if not resource_id:
         raise ValidationError({"id": ["Missing value"]})
-    found = call.service.store.resource(resource_id)
+    found = call.service.find_resource(resource_id)
     if found is None:
         raise NotFound(f"Resource was not found: {resource_id}")
     return found
@@ -548,17 +548,18 @@ def _help(request: Request, name: str) -> str:
 @router.api_route("/api/3/action/{name}", methods=["GET", "POST"])
 @router.api_route("/api/action/{name}", methods=["GET", "POST"])
 @router.api_route("/api/2/action/{name}", methods=["GET", "POST"])
-async def call_action(name: str, request: Request) -> JSONResponse:
+async def call_action(name: str, request: Request) -> Response:
     service: PortalService = request.app.state.service
+    help_url = _help(request, name)
     try:
         function = ACTIONS.get(name)
         if function is None:
             raise BadRequest(f"Bad request - Action name not known: {name}")
         call = Call(service=service, params=await _params(request), base_url=str(request.base_url),
                     path=request.url.path)
-        # DuckDB, SQLite and file reads block: run the action in worker threads, never on the event loop,
-        # so a slow request cannot hold up the others.
-        result = await anyio.to_thread.run_sync(function, call, limiter=_limiter())
+        # DuckDB, SQLite, file reads and the JSON encoding of large answers block: all of it runs in worker
+        # threads, never on the event loop, so a slow request cannot hold up the others.
+        body = await anyio.to_thread.run_sync(_answer, function, call, help_url, limiter=_limiter())
     except ActionError as exc:
         return JSONResponse({"help": _help(request, name), "success": False, "error": exc.body()},
                             status_code=exc.status)
@@ -566,7 +567,13 @@ async def call_action(name: str, request: Request) -> JSONResponse:
         error = SearchQueryError("The request is nested too deeply")
         return JSONResponse({"help": _help(request, name), "success": False, "error": error.body()},
                             status_code=error.status)
-    return JSONResponse({"help": _help(request, name), "success": True, "result": result})
+    return Response(body, media_type="application/json")
+
+
+def _answer(function: Action, call: Call, help_url: str) -> bytes:
+    result = function(call)
+    return json.dumps({"help": help_url, "success": True, "result": result}, ensure_ascii=False,
+                      allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 _LIMITER: list[anyio.CapacityLimiter] = []

@@ -31,6 +31,7 @@ from portal.service import (
     dataset_uuid,
     licence_of,
     resource_names,
+    resource_uuid,
     vocabularies,
 )
 from portal.store import Release, ReleaseFile
@@ -312,7 +313,7 @@ def _distribution(graph: Graph, service: PortalService, release: Release, file: 
     name_ja, name_en = resource_names(release, file)
     url = URIRef(service.download_url(release, file, base_url))
     graph.add((node, RDF.type, DCAT.Distribution))
-    graph.add((node, DCTERMS.identifier, Literal(resource_id)))
+    graph.add((node, DCTERMS.identifier, Literal(resource_uuid(release, file))))
     _texts(graph, node, DCTERMS.title, name_ja, name_en)
     _texts(graph, node, DCTERMS.description, f"{name_ja}（第{release.number}版）",
            f"{name_en} (release {release.number})")

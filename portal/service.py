@@ -60,6 +60,7 @@ class PortalService:
     _index_checked: float = field(default=0.0, init=False)
     _names_by_uuid: dict[str, str] = field(default_factory=dict, init=False)
     _indexed: dict[str, DatasetEntry] = field(default_factory=dict, init=False)
+    _resources_by_uuid: dict[str, str] = field(default_factory=dict, init=False)
     _cities: list[City] = field(default_factory=list, init=False)
     _packages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict, init=False)
     _documents: dict[tuple[str, ...], tuple[bytes, str]] = field(default_factory=dict, init=False)
@@ -153,7 +154,10 @@ class PortalService:
         entries = self.entries()
         index = SearchIndex([self.search_document(e) for e in entries])
         cities = self._find_member_cities(entries)
+        resources = {resource_uuid(r, f): r.resource_prefix + f.key
+                     for e in entries for r in self.store.releases(e.id) for f in r.files}
         with self._index_lock, self._lock:
+            self._resources_by_uuid = resources
             self._index, self._index_signature = index, signature
             self._indexed = {e.id: e for e in entries}
             self._cities = cities
@@ -254,6 +258,15 @@ class PortalService:
         result = self.search_index().search(SearchRequest(rows=0, facet_fields=(field_name,), facet_limit=-1))
         return dict(result.facets[field_name])
 
+    def find_resource(self, resource_id: str) -> tuple[Release, ReleaseFile] | None:
+        """The release file a resource id (UUID) or alias (``aed-3-csv``) names."""
+        found = self.store.resource(resource_id)
+        if found is None and len(resource_id) == 36:
+            self.search_index()
+            alias = self._resources_by_uuid.get(resource_id.lower())
+            found = self.store.resource(alias) if alias else None
+        return found
+
     def indexed_entry(self, name: str) -> DatasetEntry | None:
         """The dataset as the search index saw it (search results come from that snapshot)."""
         self.search_index()
@@ -348,7 +361,9 @@ class PortalService:
         name_ja, name_en = resource_names(release, file)
         published = ckan_timestamp(release.published_at)
         return {
-            "id": release.resource_prefix + file.key, "package_id": dataset_uuid(release.dataset_id),
+            # CKAN 2.11 accepts only UUIDs as resource ids; the readable id stays usable as an alias
+            "id": resource_uuid(release, file), "alias": release.resource_prefix + file.key,
+            "package_id": dataset_uuid(release.dataset_id),
             "position": position, "name": name_ja, "name_translated": {"ja": name_ja, "en": name_en},
             "description": "", "format": file.format, "mimetype": file.media_type.split(";")[0],
             "url": self.download_url(release, file, base_url), "url_type": None,
@@ -389,6 +404,10 @@ def stable_uuid(kind: str, name: str) -> str:
 
 def dataset_uuid(dataset_id: str) -> str:
     return stable_uuid("dataset", dataset_id)
+
+
+def resource_uuid(release: Release, file: ReleaseFile) -> str:
+    return stable_uuid("resource", release.resource_prefix + file.key)
 
 
 def city_org_name(code: str) -> str:

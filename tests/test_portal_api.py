@@ -68,7 +68,7 @@ def test_ckan_client_lists_shows_and_searches_packages(ckan: ckanapi.RemoteCKAN)
     assert package["version"] == "2"
     assert [r["number"] for r in package["kouiki"]["releases"]] == [2, 1]
     assert [r["rows"] for r in package["kouiki"]["releases"]] == [152, 141]
-    ids = {r["id"] for r in package["resources"]}
+    ids = {r["alias"] for r in package["resources"]}
     assert {RESOURCE, "evacuation_space-2-excel-csv", "evacuation_space-2-parquet",
             "evacuation_space-2-122033-csv", "evacuation_space-2-222127-excel-csv"} <= ids
     assert {c["code"]: c["rows"] for c in package["kouiki"]["cities"]} == {"122033": 121, "222127": 31}

@@ -156,6 +156,11 @@ def test_other_actions(base_url: str) -> None:
     assert package["name"] == "evacuation_space"
     assert package["metadata_created"] == "2026-04-01T09:00:00"
     assert all("+" not in r["created"] for r in package["resources"])
+    # resource ids are UUIDs (CKAN 2.11 accepts nothing else); the readable alias works everywhere too
+    csv = next(r for r in package["resources"] if r["alias"] == "evacuation_space-2-csv")
+    assert len(csv["id"]) == 36 and action("resource_show", id=csv["id"])["alias"] == csv["alias"]
+    rows = action("datastore_search", resource_id=csv["id"], limit=1)["total"]
+    assert rows == action("datastore_search", resource_id=csv["alias"], limit=1)["total"] == 152
     assert "防災・安全" not in {t["name"] for t in package["tags"]}
 
 

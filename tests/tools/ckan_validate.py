@@ -1,7 +1,8 @@
 """Run inside a virtual environment where the ``ckan`` package is installed (tests/.venv-ckan): validate
 package dicts (JSON lines on stdin) with CKAN's own schema and validators, as ckanext-harvest's import does
 (``default_create_package_schema`` with ``id`` kept and ``__junk`` ignored), and with the plain create and
-update schemas. Prints one JSON line per package: {"name", "errors": {schema: error dict}}.
+update schemas. Prints one JSON line per package: {"name", "errors": {schema: error dict}}. A line may name
+the schemas to use in a "__schemas" key (default: all three).
 
 Validators that ask the database (is the name taken? does the organization exist?) are replaced by
 pass-throughs: this checks the dict, not a CKAN site's state.
@@ -59,10 +60,12 @@ def main() -> None:
         if not line.strip():
             continue
         package = json.loads(line)
+        wanted = package.pop("__schemas", list(checks))
         errors = {}
-        for name, schema in checks.items():
-            _, found = validate(json.loads(line), schema, {"model": None, "session": None, "user": "",
-                                                           "ignore_auth": True, "api_version": 3})
+        for name in wanted:
+            _, found = validate(json.loads(json.dumps(package)), checks[name],
+                                {"model": None, "session": None, "user": "", "ignore_auth": True,
+                                 "api_version": 3})
             if found:
                 errors[name] = found
         print(json.dumps({"name": package.get("name"), "ckan_version": ckan.__version__, "errors": errors},
