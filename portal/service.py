@@ -294,9 +294,15 @@ class PortalService:
 
     def extras(self, entry: DatasetEntry) -> dict[str, Any]:
         release = entry.release
-        return {"release": release.number, "rows": release.rows, "schema_version": release.schema_version,
-                "content_hash": release.content_hash, "cities": ",".join(sorted(entry.city_codes)),
-                "theme": entry.theme.ja, "published_at": release.published_at}
+        extras: dict[str, Any] = {
+            "release": release.number, "rows": release.rows, "schema_version": release.schema_version,
+            "content_hash": release.content_hash, "cities": ",".join(sorted(entry.city_codes)),
+            "theme": entry.theme.ja, "published_at": release.published_at}
+        conformance = release.meta.get("conformance")
+        if isinstance(conformance, dict) and "share_rows_conforming" in conformance:
+            # share of published rows whose every standard column meets the standard (publish/conformance.py)
+            extras["conformance"] = conformance["share_rows_conforming"]
+        return extras
 
     def package(self, entry: DatasetEntry, base_url: str) -> dict[str, Any]:
         """The CKAN package dict (cached per release and base URL; callers must not change it)."""
@@ -338,6 +344,8 @@ class PortalService:
             "num_tags": len(tags), "resources": resources, "num_resources": len(resources),
             "extras": [{"key": k, "value": str(v)} for k, v in self.extras(entry).items()],
             "relationships_as_object": [], "relationships_as_subject": [], "rows": release.rows,
+            # per-column conformance (a single object: CKAN keeps it as an extra value)
+            "conformance": release.meta.get("conformance") or None,
             # lists of objects outside CKAN's schema would be "__junk" to package_create: kept in one dict
             "kouiki": {"theme": {"id": entry.theme.id, "ja": entry.theme.ja, "en": entry.theme.en},
                        "rows": release.rows,
