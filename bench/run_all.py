@@ -34,6 +34,7 @@ from common import (  # noqa: E402
     FIGURE_COLUMNS,
     REPO,
     RESULTS_DIR,
+    Target,
     figure,
     load_average,
     machine_facts,
@@ -48,7 +49,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "intake": ["--rows", "20000", "--repeats", "1"],
     "validate": ["--rows", "20000", "--repeats", "1", "--skip-frictionless"],
     "anonymise": ["--records", "30000", "--skip-anjana"],
-    "portal": ["--rows", "20000", "--calls", "100"],
+    "portal": ["--rows", "20000", "--calls", "100", "--datasets", "200", "--searches", "200"],
     "upload": ["--uploads", "4", "--size-mb", "2"],
     "arx_adult": ["--repeats", "1"],
     "concurrent_runs": ["--rounds", "2"],
@@ -132,6 +133,19 @@ def figures_of_portal(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     for download in doc.get("downloads") or []:
         found.append(figure(f"download {download.get('file')}", download.get("mb_per_s"), "MB/s"))
+    packages = doc.get("package_search") or {}
+    if packages:
+        found += [figure(f"package_search p50 ({packages.get('datasets', 0):,} datasets)",
+                         packages.get("p50_ms"), "ms"),
+                  figure("package_search p99", packages.get("p99_ms"), "ms")]
+    hostile = doc.get("hostile") or {}
+    if hostile:
+        found += [figure("hostile requests answered as CKAN errors", hostile.get("ckan_errors"),
+                         f"of {hostile.get('requests')}"),
+                  figure("hostile request slowest", hostile.get("max_ms"), "ms",
+                         target=Target("<", 2000, unit="ms")),
+                  figure("search p99 during hostile batch", hostile.get("normal_p99_ms"), "ms",
+                         target=Target("<", 100, unit="ms"))]
     return _keep(*found)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from portal import ckan, i18n, web
 from portal.service import PortalService
 from portal.settings import PortalSettings
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -24,6 +26,15 @@ SECURITY_HEADERS = {
 }
 PAGE_POLICY = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
                "frame-ancestors 'none'")
+# Browser apps on other origins may read the API, the DCAT documents and the files (all public, read-only),
+# as CKAN does with ckan.cors.origin_allow_all.
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS, "Access-Control-Allow-Methods": "GET, POST, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CKAN-API-Key, Accept",
+    "Access-Control-Max-Age": "86400",
+}
+CORS_PREFIXES = ("/api", "/catalog", "/download/")
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -43,13 +54,20 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _server_error)
 
     @app.middleware("http")
     async def security_headers(request: Request,
                                call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        public_data = _is_public_data(request.url.path)
+        if request.method == "OPTIONS" and public_data:
+            return Response(status_code=204, headers=PREFLIGHT_HEADERS)
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if public_data:
+            for name, value in CORS_HEADERS.items():
+                response.headers.setdefault(name, value)
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
         return response
@@ -57,11 +75,29 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     return app
 
 
+def _is_public_data(path: str) -> bool:
+    return path.startswith(CORS_PREFIXES) or (path.startswith("/dataset/")
+                                              and path.endswith((".ttl", ".rdf", ".jsonld", ".xml")))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """Nothing may answer a plain 500: the API gets CKAN's error envelope, pages a short bilingual text."""
+    log.exception("portal: unexpected error on %s", request.url.path)
+    if request.url.path.startswith("/api"):
+        return JSONResponse({"success": False, "error": {
+            "__type": "Internal Server Error",
+            "message": "内部エラーが発生しました。時間をおいて再度お試しください。 / "
+                       "Internal error; please retry later."}},
+            status_code=500, headers=CORS_HEADERS)
+    return Response("内部エラーが発生しました / Internal error", status_code=500,
+                    media_type="text/plain; charset=utf-8")
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException | RequestValidationError) -> Response:
     """404s (and every other HTTP error) as CKAN JSON under /api, as a short bilingual page elsewhere."""
     status = exc.status_code if isinstance(exc, StarletteHTTPException) else 404
     if request.url.path.startswith("/api"):
-        kind = "Not Found Error" if status == 404 else "Bad request"
+        kind = {404: "Not Found Error", 405: "Bad request"}.get(status, "Bad request")
         message = "Not found" if status == 404 else str(getattr(exc, "detail", "Bad request"))
         return JSONResponse({"success": False, "error": {"__type": kind, "message": message}},
                             status_code=status)

@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from portal import catalogue, datastore
 from portal.catalogue import DatasetEntry
 from portal.errors import ActionError, BadRequest, NotFound, SearchQueryError, ValidationError
-from portal.service import PortalService, theme_groups
+from portal.search_index import STRING_FIELDS, SearchError, SearchRequest, SearchResult
+from portal.service import PortalService, ckan_timestamp, dataset_uuid, stable_uuid
+from portal.solr_query import QuerySyntaxError
 
 log = logging.getLogger(__name__)
 
 MAX_PACKAGE_ROWS = 1000
-_FQ_TERM = re.compile(r'(?P<sign>[+-]?)(?P<field>[A-Za-z_]+):(?P<value>"[^"]*"|\([^)]*\)|\S+)')
-PACKAGE_FIELDS = ("city", "tags", "organization", "groups", "kind", "res_format", "name", "id", "license_id",
-                  "dataset_type", "type", "state", "capacity")
-PACKAGE_SORTS = {
-    "name": lambda e: e.id, "title_string": lambda e: catalogue.normalise_text(e.title("ja")),
-    "metadata_modified": lambda e: e.release.published_at, "num_resources": lambda e: len(e.release.files),
-}
+MAX_QUERY_CHARS = 4096        # q, fq and fq_list each; longer is a 400, never a slow scan
+MAX_FQ_LIST = 32
+MAX_FACETS = 20
+ACTION_THREADS = 24
+MAX_NATURAL = 2**53
+MAX_FACET_LIMIT = 10_000
+MAX_SORT_CHARS = 500
+SEARCH_BUDGET_S = 1.5         # a search still running after this is stopped (a CKAN 400 error)
+SOLR_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')
+FACET_FIELDS = STRING_FIELDS - {"id", "url", "title_string"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Call:
             value = -1
         if value < 0 or isinstance(raw, bool):
             raise ValidationError({key: ["Must be a natural number"]})
+        if value > MAX_NATURAL:
+            raise ValidationError({key: [f"Must be at most {MAX_NATURAL}"]})
         return min(value, maximum) if maximum is not None else value
 
 
@@ -85,35 +90,71 @@ def package_list(call: Call) -> list[str]:
 
 
 @action
+def current_package_list_with_resources(call: Call) -> list[dict[str, Any]]:
+    """Every dataset with its resources, newest first (``limit``, ``offset``)."""
+    result = _search(call, SearchRequest(sort="metadata_modified desc", start=call.natural("offset", 0),
+                                         rows=call.natural("limit", MAX_PACKAGE_ROWS, MAX_PACKAGE_ROWS)))
+    return _packages(call, result.names)
+
+
+@action
 def package_show(call: Call) -> dict[str, Any]:
-    """A dataset with its resources (the files of its latest release) and its release history (``id``)."""
+    """A dataset with its resources (the files of its latest release) by ``id`` (UUID or name)."""
     entry = _entry(call, call.text("id") or call.text("name_or_id"))
     return call.service.package(entry, call.base_url)
 
 
 @action
 def package_search(call: Call) -> dict[str, Any]:
-    """Datasets matching ``q`` (words; ``field:value`` too) and ``fq`` (``city:122033``, ``tags:…``,
-    ``organization:…``, ``groups:…``, ``res_format:CSV``), paged by ``rows`` (≤ 1000) and ``start``."""
-    service = call.service
-    entries = service.entries()
-    words, conditions = _parse_query(call.text("q"))
-    fq_words, fq_conditions = _parse_query(call.text("fq"))
-    terms = catalogue.query_terms(" ".join(words + fq_words))
-    found = [e for e in entries if e.matches(terms)
-             and all(_satisfies(service, e, c) for c in conditions + fq_conditions)]
-    found = _sort_packages(found, call.text("sort"))
-    start, rows = call.natural("start", 0), call.natural("rows", 10, MAX_PACKAGE_ROWS)
-    page = found[start:start + rows]
-    facets = _facets(service, found, call.params.get("facet.field"), call.natural("facet.limit", 50))
+    """Datasets matching ``q`` and ``fq`` / ``fq_list`` (Solr syntax: AND, OR, NOT, parentheses, phrases,
+    ``eva*``, ``field:value``, ``metadata_modified:[2026-01-01T00:00:00Z TO NOW]``), sorted by ``sort``
+    (``id asc``, ``metadata_modified desc``, ``score desc``, …), paged by ``rows`` (≤ 1000) and ``start``,
+    with ``facet.field`` / ``facet.limit`` (-1: all) / ``facet.mincount``."""
+    facet_names = _facet_fields(call.params.get("facet.field"))
+    request = SearchRequest(
+        q=_query_text(call, "q"), fq=(_query_text(call, "fq"), *_fq_list(call)), sort=_sort(call),
+        start=call.natural("start", 0), rows=call.natural("rows", 10, MAX_PACKAGE_ROWS),
+        facet_fields=tuple(facet_names), facet_limit=_facet_limit(call),
+        facet_mincount=call.natural("facet.mincount", 1))
+    result = _search(call, request)
+    titles = _facet_titles(call.service) if facet_names else {}
     return {
-        "count": len(found), "sort": call.text("sort") or "score desc, metadata_modified desc",
-        "results": [service.package(e, call.base_url) for e in page],
-        "facets": {name: dict(counts) for name, counts in facets.items()},
-        "search_facets": {name: {"title": name, "items": [{"name": v, "display_name": v, "count": n}
-                                                           for v, n in counts.most_common()]}
-                          for name, counts in facets.items()},
+        "count": result.count, "sort": result.sort, "results": _packages(call, result.names),
+        "facets": {name: dict(items) for name, items in result.facets.items()},
+        "search_facets": {name: {"title": name, "items": [
+            {"name": value, "display_name": titles.get((name, value), value), "count": n}
+            for value, n in items]} for name, items in result.facets.items()},
     }
+
+
+@action
+def package_autocomplete(call: Call) -> list[dict[str, str]]:
+    """Datasets whose name or title contains ``q`` (``limit``, default 10)."""
+    text = call.text("q")
+    limit = call.natural("limit", 10, 100)
+    if not text.strip():
+        return []
+    words = " ".join(f'"{w}"' for w in text.replace('"', " ").split()[:8])
+    result = _search(call, SearchRequest(q=f"title:({words}) OR name:{_escape(text.split()[0])}*",
+                                         sort="title_string asc", rows=limit))
+    answer = []
+    for entry in (call.service.entry(n) for n in result.names):
+        if entry is None:
+            continue
+        title = entry.title("ja")
+        field = "name" if catalogue.normalise_text(text) in entry.id else "title"
+        answer.append({"name": entry.id, "title": title, "match_field": field,
+                       "match_displayed": entry.id if field == "name" else f"{title} ({entry.id})"})
+    return answer
+
+
+@action
+def format_autocomplete(call: Call) -> list[str]:
+    """Resource formats containing ``q`` (``limit``, default 5)."""
+    wanted = call.text("q").strip().lower()
+    limit = call.natural("limit", 5, 100)
+    formats = call.service.field_counts("res_format")
+    return [f for f in sorted(formats, key=lambda f: (-formats[f], f)) if wanted in f.lower()][:limit]
 
 
 @action
@@ -124,40 +165,98 @@ def resource_show(call: Call) -> dict[str, Any]:
 
 
 @action
+def package_activity_list(call: Call) -> list[dict[str, Any]]:
+    """The dataset's releases as CKAN activities, newest first (``id``, ``limit``, ``offset``)."""
+    entry = _entry(call, call.text("id"))
+    service = call.service
+    history = service.store.releases(entry.id)
+    offset, limit = call.natural("offset", 0), call.natural("limit", 31, 100)
+    package_id = dataset_uuid(entry.id)
+    activities = []
+    for release in history[offset:offset + limit]:
+        activities.append({
+            "id": stable_uuid("activity", f"{entry.id}/{release.number}"),
+            "timestamp": ckan_timestamp(release.published_at), "user_id": service.office_uuid(),
+            "object_id": package_id, "activity_type": "new package" if release.number == history[-1].number
+            else "changed package",
+            "data": {"package": {"id": package_id, "name": entry.id, "title": release.title_ja,
+                                 "version": str(release.number), "rows": release.rows}}})
+    return activities
+
+
+# ---------------------------------------------------------------------------------------------- groups
+
+
+@action
 def organization_list(call: Call) -> list[Any]:
-    """The one publisher: the member cities' shared data office."""
-    if str(call.params.get("all_fields", "")).lower() in ("true", "1"):
-        return [call.service.organization()]
-    return [call.service.settings.publisher_id]
+    """The shared data office (owner of every dataset) and one organization per member city."""
+    return _group_list(call, call.service.organizations())
 
 
 @action
 def organization_show(call: Call) -> dict[str, Any]:
-    organization = call.service.organization()
-    if call.text("id") not in (organization["id"], organization["name"]):
-        raise NotFound("Organization was not found.")
-    return organization
+    """An organization by ``id`` or name; ``include_datasets`` adds up to 1000 of its datasets."""
+    return _group_show(call, call.service.organizations(), "organization", "Organization")
 
 
 @action
 def group_list(call: Call) -> list[Any]:
-    """The themes (dataset kinds) used to group datasets."""
-    groups = theme_groups()
-    if str(call.params.get("all_fields", "")).lower() in ("true", "1"):
-        return groups
-    return [g["name"] for g in groups]
+    """The themes (kinds of dataset) as groups."""
+    return _group_list(call, call.service.groups())
 
 
 @action
-def tag_list(call: Call) -> list[str]:
-    service = call.service
-    return sorted({t for e in service.entries() for t in service.tags(e)})
+def group_show(call: Call) -> dict[str, Any]:
+    """A group (theme) by ``id`` or name; ``include_datasets`` adds up to 1000 of its datasets."""
+    return _group_show(call, call.service.groups(), "groups", "Group")
+
+
+@action
+def group_package_show(call: Call) -> list[dict[str, Any]]:
+    """The datasets of a group (``id``), newest first, ``limit`` (default 1000)."""
+    found = _find_group(call, call.service.groups(), "Group")
+    result = _search(call, SearchRequest(fq=(f"groups:{found['name']}",), sort="metadata_modified desc",
+                                         rows=call.natural("limit", MAX_PACKAGE_ROWS, MAX_PACKAGE_ROWS)))
+    return _packages(call, result.names)
+
+
+@action
+def tag_list(call: Call) -> list[Any]:
+    """Every tag in use (``query`` filters; ``all_fields`` gives dicts)."""
+    counts = call.service.field_counts("tags")
+    wanted = catalogue.normalise_text(call.text("query"))
+    names = sorted(t for t in counts if wanted in catalogue.normalise_text(t))
+    if _flag(call, "all_fields"):
+        return [_tag(t) for t in names]
+    return names
+
+
+@action
+def tag_show(call: Call) -> dict[str, Any]:
+    """A tag by ``id`` (name or id); ``include_datasets`` adds its datasets."""
+    wanted = call.text("id")
+    counts = call.service.field_counts("tags")
+    name = next((t for t in counts if wanted in (t, stable_uuid("tag", t))), None)
+    if name is None:
+        raise NotFound("Tag was not found.")
+    tag = _tag(name)
+    if _flag(call, "include_datasets"):
+        result = _search(call, SearchRequest(fq=(f'tags:"{_escape(name)}"',), rows=MAX_PACKAGE_ROWS,
+                                             sort="name asc"))
+        tag["packages"] = _packages(call, result.names)
+    return tag
 
 
 @action
 def license_list(call: Call) -> list[dict[str, str]]:
     licences = {e.release.licence["id"]: e.release.licence for e in call.service.entries()}
     return [{"id": lid, "title": lic["title"], "url": lic["url"]} for lid, lic in sorted(licences.items())]
+
+
+@action
+def site_read(call: Call) -> bool:
+    """Whether the site may be read: always."""
+    return True
 
 
 @action
@@ -252,10 +351,11 @@ def _links(call: Call, limit: int, offset: int) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _entry(call: Call, dataset_id: str) -> DatasetEntry:
-    if not dataset_id:
+def _entry(call: Call, name_or_id: str) -> DatasetEntry:
+    if not name_or_id:
         raise ValidationError({"id": ["Missing value"]})
-    entry = call.service.entry(dataset_id)
+    dataset_id = call.service.dataset_name(name_or_id)
+    entry = call.service.entry(dataset_id) if dataset_id else None
     if entry is None:
         raise NotFound("Dataset not found")
     return entry
@@ -264,97 +364,152 @@ def _entry(call: Call, dataset_id: str) -> DatasetEntry:
 def _resource(call: Call, resource_id: str) -> tuple[Any, Any]:
     if not resource_id:
         raise ValidationError({"id": ["Missing value"]})
-    found = call.service.store.resource(resource_id)
+    found = call.service.find_resource(resource_id)
     if found is None:
         raise NotFound(f"Resource was not found: {resource_id}")
     return found
 
 
-def _parse_query(text: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
-    """Words and (sign, field, values) conditions of a Solr-like ``q`` / ``fq``; ``*:*`` means everything."""
-    conditions = []
-    for match in _FQ_TERM.finditer(text):
-        field, value = match["field"], match["value"]
-        if field not in PACKAGE_FIELDS:
-            raise SearchQueryError(
-                f"Can not search on field {field!r}; use one of {', '.join(PACKAGE_FIELDS)}")
-        if value.startswith("("):
-            values = [v.strip().strip('"') for v in re.split(r"\s+OR\s+", value[1:-1]) if v.strip()]
-        else:
-            values = [value.strip('"')]
-        conditions.append((match["sign"], field, values))
-    rest = _FQ_TERM.sub(" ", text).replace("*:*", " ")
-    return [w for w in rest.split() if w not in ("AND", "*")], conditions
+def _search(call: Call, request: SearchRequest) -> SearchResult:
+    try:
+        return call.service.search_index().search(request, budget_s=SEARCH_BUDGET_S)
+    except QuerySyntaxError as exc:
+        raise SearchQueryError(f"Search Query is invalid: {exc}") from None
+    except SearchError as exc:
+        raise SearchQueryError(str(exc)) from None
 
 
-def _field_values(service: PortalService, entry: DatasetEntry, field: str) -> set[str]:
-    release = entry.release
-    if field == "city":
-        return {v for c in entry.cities for v in (c.code, c.name, c.full_name)}
-    if field == "tags":
-        return set(service.tags(entry))
-    if field == "organization":
-        return {service.settings.publisher_id}
-    if field in ("groups", "kind"):
-        return {entry.theme.id}
-    if field == "res_format":
-        return {f.format.lower() for f in release.files}
-    if field in ("name", "id"):
-        return {entry.id}
-    if field == "license_id":
-        return {release.licence["id"]}
-    if field in ("dataset_type", "type"):
-        return {"dataset"}
-    return {"active"} if field == "state" else {"public"}
+def _packages(call: Call, names: list[str]) -> list[dict[str, Any]]:
+    entries = (call.service.indexed_entry(n) for n in names)
+    return [call.service.package(e, call.base_url) for e in entries if e is not None]
 
 
-def _satisfies(service: PortalService, entry: DatasetEntry, condition: tuple[str, str, list[str]]) -> bool:
-    sign, field, values = condition
-    have = _field_values(service, entry, field)
-    wanted = {v.lower() for v in values} if field == "res_format" else set(values)
-    hit = bool(have & wanted)
-    return not hit if sign == "-" else hit
+def _query_text(call: Call, key: str) -> str:
+    value = call.params.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError({key: ["Must be a string"]})
+    if len(value) > MAX_QUERY_CHARS:
+        raise SearchQueryError(f"Search Query is invalid: {key} is {len(value):,} characters long; "
+                               f"at most {MAX_QUERY_CHARS:,} are accepted")
+    _no_control_characters(key, value)
+    return value
 
 
-def _sort_packages(entries: list[DatasetEntry], sort: str) -> list[DatasetEntry]:
-    clauses = [c.split() for c in sort.split(",") if c.strip()] or [["metadata_modified", "desc"]]
-    ordered = sorted(entries, key=lambda e: e.id)
-    for clause in reversed(clauses):
-        name, direction = clause[0], (clause[1].lower() if len(clause) > 1 else "asc")
-        if name == "score":
-            continue
-        key = PACKAGE_SORTS.get(name)
-        if key is None or direction not in ("asc", "desc") or len(clause) > 2:
-            raise SearchQueryError(
-                f"Can not sort on {' '.join(clause)!r}; use one of {', '.join(PACKAGE_SORTS)}")
-        ordered.sort(key=key, reverse=direction == "desc")
-    return ordered
+def _no_control_characters(key: str, value: str) -> None:
+    bad = next((i for i, c in enumerate(value) if (c < " " and c not in "\t\n\r") or c == "\x7f"), None)
+    if bad is not None:
+        raise SearchQueryError(f"Search Query is invalid: {key} holds the control character "
+                               f"U+{ord(value[bad]):04X} at character {bad + 1}")
 
 
-def _facets(service: PortalService, entries: list[DatasetEntry], raw: Any,
-            limit: int) -> dict[str, Counter[str]]:
+def _sort(call: Call) -> str:
+    sort = call.params.get("sort") or ""
+    if not isinstance(sort, str):
+        raise ValidationError({"sort": ["Must be a string"]})
+    if len(sort) > MAX_SORT_CHARS:
+        raise SearchQueryError(f"Can not sort on {len(sort):,} characters of fields; at most "
+                               f"{MAX_SORT_CHARS} are accepted")
+    return sort
+
+
+def _fq_list(call: Call) -> list[str]:
+    raw = call.params.get("fq_list")
+    if raw in (None, "", []):
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.lstrip().startswith("[") else [raw]
+        except ValueError:
+            raise ValidationError({"fq_list": ["Could not parse as valid JSON"]}) from None
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw) or len(raw) > MAX_FQ_LIST:
+        raise ValidationError({"fq_list": [f"Must be a list of at most {MAX_FQ_LIST} strings"]})
+    if sum(len(v) for v in raw) > MAX_QUERY_CHARS:
+        raise SearchQueryError(f"Search Query is invalid: fq_list is longer than {MAX_QUERY_CHARS:,} characters")
+    for value in raw:
+        _no_control_characters("fq_list", value)
+    return list(raw)
+
+
+def _facet_fields(raw: Any) -> list[str]:
     if raw in (None, ""):
-        return {}
-    names = json.loads(raw) if isinstance(raw, str) and raw.startswith("[") else raw
-    if isinstance(names, str):
-        names = [names]
-    if not isinstance(names, list) or any(n not in PACKAGE_FIELDS for n in names):
-        raise ValidationError({"facet.field": [f"must be a list of: {', '.join(PACKAGE_FIELDS)}"]})
-    facets: dict[str, Counter[str]] = {}
-    for name in names:
-        counts: Counter[str] = Counter()
-        for entry in entries:
-            counts.update(_facet_values(service, entry, name))
-        facets[name] = Counter(dict(counts.most_common(limit)))
-    return facets
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.lstrip().startswith("[") else [raw]
+        except ValueError:
+            raise ValidationError({"facet.field": ["Could not parse as valid JSON"]}) from None
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw) or len(raw) > MAX_FACETS:
+        raise ValidationError({"facet.field": [f"Must be a list of at most {MAX_FACETS} field names"]})
+    unknown = [n for n in raw if n not in FACET_FIELDS and not n.startswith("extras_")]
+    if unknown:
+        raise SearchQueryError(f"Can not facet on {', '.join(repr(n) for n in unknown[:5])}: use one of "
+                               f"{', '.join(sorted(FACET_FIELDS))}")
+    return list(dict.fromkeys(raw))
 
 
-def _facet_values(service: PortalService, entry: DatasetEntry, field: str) -> set[str]:
-    if field == "city":
-        return {c.code for c in entry.cities}
-    if field == "res_format":
-        return {f.format for f in entry.release.files}
-    return _field_values(service, entry, field)
+def _facet_limit(call: Call) -> int:
+    raw = call.params.get("facet.limit")
+    if raw in (None, ""):
+        return 50
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ValidationError({"facet.limit": ["Invalid integer"]}) from None
+    return -1 if value < 0 else min(value, MAX_FACET_LIMIT)
+
+
+def _facet_titles(service: PortalService) -> dict[tuple[str, str], str]:
+    titles = {("groups", g["name"]): g["title"] for g in service.groups()}
+    titles.update({("organization", o["name"]): o["title"] for o in service.organizations()})
+    return titles
+
+
+def _flag(call: Call, key: str) -> bool:
+    return str(call.params.get(key, "")).lower() in ("true", "1", "yes", "on")
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in SOLR_SPECIAL or c.isspace() else c for c in text)
+
+
+def _tag(name: str) -> dict[str, Any]:
+    return {"id": stable_uuid("tag", name), "name": name, "display_name": name, "vocabulary_id": None}
+
+
+def _group_list(call: Call, groups: list[dict[str, Any]]) -> list[Any]:
+    sort = call.text("sort") or "name asc"
+    key, _, direction = sort.partition(" ")
+    if key not in ("name", "title", "package_count"):
+        key = "name"
+    ordered = sorted(groups, key=lambda g: g[key], reverse=direction.strip().lower() == "desc")
+    offset = call.natural("offset", 0)
+    limit = call.natural("limit", 1000, 1000)
+    page = ordered[offset:offset + limit]
+    if _flag(call, "all_fields"):
+        return page
+    return [g["name"] for g in page]
+
+
+def _find_group(call: Call, groups: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    wanted = call.text("id")
+    if not wanted:
+        raise ValidationError({"id": ["Missing value"]})
+    found = next((g for g in groups if wanted in (g["id"], g["name"])), None)
+    if found is None:
+        raise NotFound(f"{kind} not found")
+    return found
+
+
+def _group_show(call: Call, groups: list[dict[str, Any]], field: str, kind: str) -> dict[str, Any]:
+    found = dict(_find_group(call, groups, kind))
+    found.update({"users": [], "extras": [], "tags": [], "groups": [], "num_followers": 0})
+    if _flag(call, "include_datasets"):
+        result = _search(call, SearchRequest(fq=(f"{field}:{found['name']}",), sort="name asc",
+                                             rows=MAX_PACKAGE_ROWS))
+        found["packages"] = _packages(call, result.names)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- HTTP
@@ -392,20 +547,43 @@ def _help(request: Request, name: str) -> str:
 
 @router.api_route("/api/3/action/{name}", methods=["GET", "POST"])
 @router.api_route("/api/action/{name}", methods=["GET", "POST"])
-async def call_action(name: str, request: Request) -> JSONResponse:
+@router.api_route("/api/2/action/{name}", methods=["GET", "POST"])
+async def call_action(name: str, request: Request) -> Response:
     service: PortalService = request.app.state.service
+    help_url = _help(request, name)
     try:
         function = ACTIONS.get(name)
         if function is None:
             raise BadRequest(f"Bad request - Action name not known: {name}")
         call = Call(service=service, params=await _params(request), base_url=str(request.base_url),
                     path=request.url.path)
-        # DuckDB and file reads block: run the action in the thread pool, not on the event loop.
-        result = await run_in_threadpool(function, call)
+        # DuckDB, SQLite, file reads and the JSON encoding of large answers block: all of it runs in worker
+        # threads, never on the event loop, so a slow request cannot hold up the others.
+        body = await anyio.to_thread.run_sync(_answer, function, call, help_url, limiter=_limiter())
     except ActionError as exc:
         return JSONResponse({"help": _help(request, name), "success": False, "error": exc.body()},
                             status_code=exc.status)
-    return JSONResponse({"help": _help(request, name), "success": True, "result": result})
+    except RecursionError:
+        error = SearchQueryError("The request is nested too deeply")
+        return JSONResponse({"help": _help(request, name), "success": False, "error": error.body()},
+                            status_code=error.status)
+    return Response(body, media_type="application/json")
+
+
+def _answer(function: Action, call: Call, help_url: str) -> bytes:
+    result = function(call)
+    return json.dumps({"help": help_url, "success": True, "result": result}, ensure_ascii=False,
+                      allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+_LIMITER: list[anyio.CapacityLimiter] = []
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    """At most ``ACTION_THREADS`` actions at once (created inside the running event loop)."""
+    if not _LIMITER:
+        _LIMITER.append(anyio.CapacityLimiter(ACTION_THREADS))
+    return _LIMITER[0]
 
 
 @router.get("/api/3")

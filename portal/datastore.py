@@ -29,6 +29,7 @@ from portal.errors import ValidationError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 32000            # CKAN's ckan.datastore.search.rows_max default
+MAX_NATURAL = 2**53        # offsets and limits beyond this are mistakes (and overflow the engines)
 ROW_ID = "_id"               # CKAN's row id: here the 1-based row number in the Parquet file
 RECORDS_FORMATS = ("objects", "lists", "csv", "tsv")
 _SORT_CLAUSE = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"]|"")+)"|(?P<bare>.+?))(?:\s+(?P<dir>asc|desc))?\s*$',
@@ -190,6 +191,8 @@ def _natural(params: Mapping[str, Any], key: str, default: int) -> int:
         value = -1
     if value < 0:
         raise ValidationError({key: ["Must be a natural number"]})
+    if value > MAX_NATURAL:
+        raise ValidationError({key: [f"Must be at most {MAX_NATURAL}"]})
     return value
 
 
@@ -247,6 +250,12 @@ class Datastore:
         where, params = _scope_where(scope)
         row = self._run(f"SELECT count(*) FROM read_parquet(?) {_where_sql(where)}", [str(parquet), *params])
         return int(row[0][0])
+
+    def count_by(self, parquet: Path, column: str) -> dict[str, int]:
+        """Rows per value of ``column`` (one scan of that column only)."""
+        rows = self._run(f"SELECT {quote(column)}::VARCHAR, count(*) FROM read_parquet(?) GROUP BY 1",
+                         [str(parquet)])
+        return {str(value): int(n) for value, n in rows}
 
     def search(self, parquet: Path, request: SearchRequest,
                scope: tuple[str, str] | None = None) -> SearchResult:

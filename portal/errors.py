@@ -44,5 +44,7 @@ class ValidationError(ActionError):
 
 
 class SearchQueryError(ActionError):
-    status = 409
+    """The query cannot be parsed or answered: a 400, as CKAN's API answers a Search Query Error."""
+
+    status = 400
     type_name = "Search Query Error"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kouiki.settings import Paths, kouiki_home
 
@@ -22,6 +24,7 @@ class PortalSettings:
     publisher_ja: str = "共同データ推進室"
     publisher_en: str = "Shared Data Office of the member cities"
     publisher_id: str = "kouiki"
+    dcat_page_size: int = 100        # datasets per page of /catalog.* (ckanext.dcat.datasets_per_page)
 
     @property
     def releases(self) -> Path:
@@ -34,7 +37,7 @@ class PortalSettings:
     @classmethod
     def from_env(cls) -> PortalSettings:
         """KOUIKI_HOME (as kouiki.settings reads it) plus optional KOUIKI_PORTAL_* overrides of the names."""
-        overrides = {
+        overrides: dict[str, Any] = {
             field: value
             for field, env in (("site_title_ja", "KOUIKI_PORTAL_TITLE_JA"),
                                ("site_title_en", "KOUIKI_PORTAL_TITLE_EN"),
@@ -42,7 +45,13 @@ class PortalSettings:
                                ("publisher_en", "KOUIKI_PUBLISHER_EN"))
             if (value := os.environ.get(env))
         }
-        return cls(home=kouiki_home(), **overrides)
+        settings = cls(home=kouiki_home(), **overrides)
+        page_size = os.environ.get("KOUIKI_DCAT_PAGE_SIZE", "").strip()
+        if page_size:
+            if not page_size.isdigit() or not 1 <= int(page_size) <= 1000:
+                raise ValueError(f"KOUIKI_DCAT_PAGE_SIZE must be a number from 1 to 1000, got {page_size!r}")
+            settings = dataclasses.replace(settings, dcat_page_size=int(page_size))
+        return settings
 
 
 def listen_port() -> int:

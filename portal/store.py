@@ -226,6 +226,18 @@ class ReleaseStore:
         return sorted(p.name for p in self.root.iterdir()
                       if DATASET_ID.match(p.name) and self._latest_number(p.name) is not None)
 
+    def signature(self) -> tuple[tuple[str, int], ...]:
+        """(dataset, latest.json modification time) of every dataset folder: changes with every release."""
+        if not self.root.is_dir():
+            return ()
+        found = []
+        for folder in self.root.iterdir():
+            try:
+                found.append((folder.name, (folder / "latest.json").stat().st_mtime_ns))
+            except OSError:
+                continue
+        return tuple(sorted(found))
+
     def latest(self, dataset_id: str) -> Release | None:
         number = self._latest_number(dataset_id)
         return self.release(dataset_id, number) if number is not None else None

@@ -179,3 +179,76 @@ def serve(app: Any, timeout: float = 20.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout)
         sock.close()
+
+
+CATALOGUE_CITIES = [("122033", "市川市"), ("222127", "焼津市"), ("132195", "狛江市")]
+
+
+def build_catalogue(releases_root: Path, datasets: int, published: datetime | None = None) -> list[str]:
+    """``datasets`` small releases (a few AED-like rows each), the way a large catalogue looks to a harvester:
+    every dataset id the themes know (so every group has members) plus ``aed_0001``… ("other"), spread over
+    three member cities, each published a minute after the previous one. Returns the dataset ids."""
+    from portal.themes import THEMES
+    known = sorted(d for t in THEMES for d in t.datasets)
+    ids = (known + [f"aed_{i:04d}" for i in range(1, datasets + 1)])[:datasets]
+    start = published or datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+    base = synthetic_aed(6, CATALOGUE_CITIES)
+    for i, dataset_id in enumerate(ids):
+        # dataset i holds the rows of one, two or all three cities
+        cities = [c for j, (c, _) in enumerate(CATALOGUE_CITIES) if j <= i % 3]
+        frame = base.filter(pl.col("全国地方公共団体コード").is_in(cities))
+        write_release(releases_root, dataset_id, frame, city_column="全国地方公共団体コード",
+                      title_ja=f"AED設置箇所一覧 {i + 1}", title_en=f"AED locations {i + 1}",
+                      published_at=start + timedelta(minutes=i))
+    return ids
+
+
+SEARCH = "/api/3/action/package_search"
+
+
+def hostile_requests() -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx keyword arguments) of requests meant to hurt, each of which must be refused."""
+    deep = "(" * 10_000 + "a" + ")" * 10_000
+    get = [
+        {"q": "a" * 12_000}, {"q": "x" * 40_000}, {"fq": "name:" + "y" * 40_000}, {"q": deep},
+        {"q": "(" * 17 + "a" + ")" * 17}, {"q": " OR ".join(["a"] * 1000)}, {"q": " ".join(["b"] * 300)},
+        {"q": "a)"}, {"q": '"unterminated'}, {"q": '"""'}, {"q": "name:[a TO"}, {"q": "name:[a b]"},
+        {"fq": "metadata_modified:[yesterday TO *]"}, {"fq": "metadata_modified:[NOW+99999999YEARS TO *]"},
+        {"fq": "metadata_modified:[NOW-99999999999DAYS TO *]"}, {"fq": "num_resources:[abc TO *]"},
+        {"fq": "title:[a TO b]"}, {"q": "nosuchfield:x"}, {"q": "*:x"}, {"q": "title:"}, {"q": "AND OR NOT"},
+        {"q": "\\"}, {"q": "a AND"}, {"q": "f:[1 TO 2 TO 3]"},
+        {"facet.field": "[bad"}, {"facet.field": '{"a": 1}'}, {"facet.field": json.dumps(["tags"] * 1000)},
+        {"facet.field": '["notes"]'}, {"facet.limit": "abc"}, {"facet.mincount": "-5"},
+        {"rows": "-1"}, {"rows": "abc"}, {"rows": "1e9"}, {"start": "-1"}, {"start": "9" * 5000},
+        {"start": str(10**30)}, {"sort": "bogus asc"}, {"sort": "name asc; DROP TABLE docs"},
+        {"sort": "name asc, " * 1000}, {"sort": "name sideways"}, {"fq_list": "[1, 2]"},
+        {"fq_list": "not json ["}, {"fq_list": json.dumps(["name:a"] * 100)},
+        {"fq_list": json.dumps(["z" * 5000])}, {"q": "\x00"}, {"fq": "name:\x00("},
+    ]
+    requests: list[tuple[str, str, dict[str, Any]]] = [("GET", SEARCH, {"params": p}) for p in get]
+    post_json = [[1, 2], {"q": ["a"]}, {"q": {"a": 1}}, {"rows": [1]}, {"fq_list": {"x": 1}},
+                 {"facet.field": 5}]
+    requests += [("POST", SEARCH, {"json": body}) for body in post_json]
+    requests += [
+        ("POST", SEARCH, {"content": b"{", "headers": {"Content-Type": "application/json"}}),
+        ("POST", SEARCH, {"content": b"[" * 200_000, "headers": {"Content-Type": "application/json"}}),
+        ("POST", SEARCH, {"content": b"q=a", "headers": {"Content-Type": "text/plain"}}),
+        ("PUT", SEARCH, {}),
+        ("GET", "/api/3/action/no_such_action", {}),
+        ("GET", "/api/3/action/", {}),
+        ("GET", "/api/3/action/package_show", {}),
+        ("GET", "/api/3/action/package_show", {"params": {"id": "../../etc/passwd"}}),
+        ("GET", "/api/3/action/package_show", {"params": {"id": "a" * 10_000}}),
+        ("GET", "/api/3/action/resource_show", {"params": {"id": "../../x-1-csv"}}),
+        ("GET", "/api/3/action/datastore_search", {"params": {"resource_id": "nope-1-csv"}}),
+        ("GET", "/api/3/action/datastore_search", {"params": {"resource_id": "aed-1-csv", "filters": "{"}}),
+        ("GET", "/api/3/action/datastore_search",
+         {"params": {"resource_id": "aed-1-csv", "sort": '"x"; DROP TABLE t'}}),
+        ("GET", "/api/3/action/datastore_search", {"params": {"resource_id": "aed-1-csv", "offset": "9" * 40}}),
+        ("GET", "/api/3/action/group_show", {"params": {"id": "nope"}}),
+        ("GET", "/api/3/action/organization_show", {"params": {"id": "nope"}}),
+        ("GET", "/api/3/action/tag_show", {"params": {"id": "nope"}}),
+        ("GET", "/api/3/action/package_activity_list", {"params": {"id": "nope"}}),
+        ("GET", "/api/3/action/help_show", {"params": {"name": "nope"}}),
+    ]
+    return requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
@@ -9,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from portal import catalogue, dcat, i18n, quality
@@ -92,9 +93,21 @@ def index(request: Request, q: str = "", kind: str = "", city: str = "", lang: s
                  kinds=kinds, cities=sorted(cities.values(), key=lambda c: c.code))
 
 
+@router.get("/dataset/{dataset_id}.{suffix}")
+def dataset_file(request: Request, dataset_id: str, suffix: str) -> Response:
+    """A dataset (DCAT-AP) as ``.ttl``, ``.rdf`` / ``.xml``, ``.jsonld``, ``.n3`` or ``.nt``."""
+    if suffix not in dcat.SERIALISATIONS:
+        raise HTTPException(status_code=404)
+    return _dataset_rdf(request, dataset_id, suffix)
+
+
 @router.get("/dataset/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(request: Request, dataset_id: str, lang: str = "ja") -> HTMLResponse:
-    """A dataset: overview, preview, downloads, column dictionary, quality by city, release history."""
+def dataset_page(request: Request, dataset_id: str, lang: str = "ja") -> Response:
+    """A dataset: overview, preview, downloads, column dictionary, quality by city, release history; or its
+    DCAT description when the Accept header prefers RDF."""
+    suffix = dcat.negotiate(request.headers.get("accept", ""))
+    if suffix is not None:
+        return _dataset_rdf(request, dataset_id, suffix)
     lang = i18n.pick_language(lang)
     service = _service(request)
     entry = service.entry(dataset_id)
@@ -125,21 +138,88 @@ def _preview(service: PortalService, entry: DatasetEntry) -> dict[str, Any] | No
     return {"fields": [n for n, _ in result.fields], "rows": result.rows, "total": entry.release.rows}
 
 
-@router.get("/catalog.jsonld")
-def catalogue_dcat(request: Request) -> JSONResponse:
-    """The whole catalogue in DCAT (JSON-LD)."""
-    return JSONResponse(dcat.catalogue_jsonld(_service(request), str(request.base_url)),
-                        media_type="application/ld+json")
+def _rdf_response(body: bytes, media_type: str) -> Response:
+    return Response(body, media_type=f"{media_type}; charset=utf-8",
+                    headers={"Vary": "Accept", "Access-Control-Allow-Origin": "*"})
+
+
+def _rdf_error(message: str, status: int = 400) -> Response:
+    return Response(f"{message}\n", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _catalogue(request: Request, suffix: str) -> Response:
+    params = request.query_params
+    service = _service(request)
+    base_url = str(request.base_url)
+    try:
+        page = dcat.Page(number=_page_number(params.get("page", "1")), size=service.settings.dcat_page_size,
+                         modified_since=_since(params.get("modified_since", "")))
+        profile = dcat.check_profile(params.get("profiles", ""))
+    except dcat.DcatError as exc:
+        return _rdf_error(str(exc))
+
+    def build() -> tuple[bytes, str]:
+        return dcat.serialise(dcat.catalogue_graph(service, base_url, page, profile, suffix), suffix)
+
+    key = ("catalogue", base_url, suffix, profile, str(page.number), page.modified_since)
+    return _rdf_response(*service.document(key, build))
+
+
+def _page_number(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+        raise dcat.DcatError(f"page must be a whole number from 1, not {raw[:40]!r}")
+    return int(raw)
+
+
+def _since(raw: str) -> str:
+    """``modified_since`` as a Solr date (UTC, Z); naive times are UTC."""
+    if not raw:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(raw[:64].replace("Z", "+00:00"))
+    except ValueError:
+        raise dcat.DcatError(f"modified_since must be an ISO 8601 date, not {raw[:40]!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@router.get("/catalog")
+def catalogue_negotiated(request: Request) -> Response:
+    """The catalogue in the RDF serialisation the Accept header asks for (Turtle by default)."""
+    suffix = dcat.negotiate(request.headers.get("accept", "")) or "ttl"
+    return _catalogue(request, suffix)
+
+
+@router.get("/catalog.{suffix}")
+def catalogue_file(request: Request, suffix: str) -> Response:
+    """The catalogue (DCAT-AP) as ``.ttl``, ``.rdf`` / ``.xml``, ``.jsonld``, ``.n3`` or ``.nt``."""
+    if suffix not in dcat.SERIALISATIONS:
+        raise HTTPException(status_code=404)
+    return _catalogue(request, suffix)
+
+
+def _dataset_rdf(request: Request, dataset_id: str, suffix: str) -> Response:
+    service = _service(request)
+    entry = service.entry(service.dataset_name(dataset_id))
+    if entry is None:
+        raise HTTPException(status_code=404)
+    try:
+        profile = dcat.check_profile(request.query_params.get("profiles", ""))
+    except dcat.DcatError as exc:
+        return _rdf_error(str(exc))
+    base_url = str(request.base_url)
+
+    def build() -> tuple[bytes, str]:
+        return dcat.serialise(dcat.dataset_graph(service, entry, base_url, profile), suffix)
+
+    key = ("dataset", base_url, suffix, profile, entry.id, str(entry.release.number))
+    return _rdf_response(*service.document(key, build))
 
 
 @router.get("/dataset/{dataset_id}/dcat.jsonld")
-def dataset_dcat(request: Request, dataset_id: str) -> JSONResponse:
-    service = _service(request)
-    entry = service.entry(dataset_id)
-    if entry is None:
-        raise HTTPException(status_code=404)
-    return JSONResponse(dcat.dataset_jsonld(service, entry, str(request.base_url)),
-                        media_type="application/ld+json")
+def dataset_dcat(request: Request, dataset_id: str) -> Response:
+    return _dataset_rdf(request, dataset_id, "jsonld")
 
 
 @router.api_route("/download/{dataset_id}/{number}/{file_path:path}", methods=["GET", "HEAD"])

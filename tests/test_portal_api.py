@@ -66,18 +66,18 @@ def test_ckan_client_lists_shows_and_searches_packages(ckan: ckanapi.RemoteCKAN)
     package = ckan.action.package_show(id="evacuation_space")
     assert package["title"] == "指定緊急避難場所一覧"
     assert package["version"] == "2"
-    assert [r["number"] for r in package["releases"]] == [2, 1]
-    assert [r["rows"] for r in package["releases"]] == [152, 141]
-    ids = {r["id"] for r in package["resources"]}
+    assert [r["number"] for r in package["kouiki"]["releases"]] == [2, 1]
+    assert [r["rows"] for r in package["kouiki"]["releases"]] == [152, 141]
+    ids = {r["alias"] for r in package["resources"]}
     assert {RESOURCE, "evacuation_space-2-excel-csv", "evacuation_space-2-parquet",
             "evacuation_space-2-122033-csv", "evacuation_space-2-222127-excel-csv"} <= ids
-    assert {c["code"]: c["rows"] for c in package["cities"]} == {"122033": 121, "222127": 31}
+    assert {c["code"]: c["rows"] for c in package["kouiki"]["cities"]} == {"122033": 121, "222127": 31}
 
     found = ckan.action.package_search(q="避難")
     assert found["count"] == 1 and found["results"][0]["name"] == "evacuation_space"
     assert ckan.action.package_search(fq="city:132195")["count"] == 1   # only 狛江市's AED
     assert ckan.action.package_search(fq="city:222127")["count"] == 2   # 焼津市 is in both
-    tagged = ckan.action.package_search(fq="tags:防災・安全 -name:aed")
+    tagged = ckan.action.package_search(fq="tags:防災 -name:aed")
     assert [p["name"] for p in tagged["results"]] == ["evacuation_space"]
     paged = [ckan.action.package_search(rows=1, start=i, sort="name asc")["results"][0]["name"]
              for i in (0, 1)]
