@@ -60,7 +60,12 @@ def test_a_refused_upload_is_a_warning_and_the_run_succeeds(kouiki_home: Path, t
     assert check is not None and check.event is not None and check.event.dagster_event is not None
     evaluation = check.event.dagster_event.event_specific_data
     assert isinstance(evaluation, AssetCheckEvaluation)
-    if statuses[bad] in ("rejected", "unreadable"):
+    refused_at_intake = catalog.get_upload(paths.catalog_url, bad)
+    assert refused_at_intake is not None
+    if refused_at_intake.dataset_id is None:   # intake refused the header-only file: the lake never saw it
+        assert statuses[bad] == "unreadable" and evaluation.passed
+        assert (refused_at_intake.detail or {})["error"]["code"] == "no-data-rows"
+    elif statuses[bad] in ("rejected", "unreadable"):
         assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
         refused = evaluation.metadata["refused_cities"].value
         assert isinstance(refused, dict) and KOMAE in refused
