@@ -134,6 +134,34 @@ def verify_count_table(
     )
 
 
+def attack_intervals(
+    table: Path | pl.DataFrame,
+    dims: Sequence[str],
+    model: str,
+    min_cell: int = 3,
+    truth: Path | pl.DataFrame | None = None,
+    count_column: str = "件数",
+    status_column: str = "秘匿",
+) -> pl.DataFrame:
+    """Every hidden cell of a one-layer table with its exact interval [low, high] under `model` (c needs `truth`):
+    what an attacker learns, cell by cell."""
+    cells = _cells(_load(table), list(dims), count_column, status_column, None).with_row_index("_row")
+    hidden = cells.filter(pl.col("_hidden"))["_row"].to_numpy()
+    labels = None
+    if truth is not None:
+        true_counts, problems = _true_counts(cells.drop("_row"), truth, list(dims), count_column)
+        if true_counts is None:
+            raise ValueError(problems[0].en)
+        labels = true_counts[hidden]
+    equations, rhs = _equations(cells, list(dims), hidden)
+    attack = _Attack(equations, rhs, _bounds(model, hidden.size, labels, min_cell), labels)
+    for unknown in range(hidden.size):
+        attack.settle(unknown, 1.0)
+        attack.settle(unknown, -1.0)
+    low, high = attack.interval()
+    return cells[hidden].select(*dims).with_columns(pl.Series("low", low), pl.Series("high", high))
+
+
 def _missing(frame: pl.DataFrame, missing: list[str]) -> CountVerification:
     reason = Reason(
         "missing_column",
