@@ -44,6 +44,8 @@ from anonymise.reasons import Reason
 TOTAL_LABEL = "計"
 HIDDEN_MARK = "秘匿"
 MODELS = ("a", "b", "c")
+# Objective tilt that picks another vertex of an LP's optimal face (far below one count over the whole table).
+TILT = 1e-7
 MODEL_NAMES = {
     "a": "非負のみ / non-negativity",
     "b": "秘匿セル≥1 / hidden cells >= 1",
@@ -85,6 +87,7 @@ class Intervals:
     rows: np.ndarray
     low: dict[str, np.ndarray]
     high: dict[str, np.ndarray]
+    attacks: dict[str, _Attack] = field(default_factory=dict)
 
 
 def verify_count_table(
@@ -156,8 +159,8 @@ def attack_intervals(
     equations, rhs = _equations(cells, list(dims), hidden)
     attack = _Attack(equations, rhs, _bounds(model, hidden.size, labels, min_cell), labels)
     for unknown in range(hidden.size):
-        attack.settle(unknown, 1.0)
-        attack.settle(unknown, -1.0)
+        attack.exact(unknown, 1.0)
+        attack.exact(unknown, -1.0)
     low, high = attack.interval()
     return cells[hidden].select(*dims).with_columns(pl.Series("low", low), pl.Series("high", high))
 
@@ -292,7 +295,8 @@ class _Audit:
             self.hidden_zero += int((labels == 0).sum())
         for model in models:
             attack = _Attack(equations, rhs, _bounds(model, hidden.size, labels, self.settings.min_cell), labels)
-            self._settle(attack, model, labels)
+            attack.require(*self._needs(attack.size, model, labels))
+            intervals.attacks[model] = attack
             low, high = attack.interval()
             intervals.low[model], intervals.high[model] = low, high
             self._judge(part, hidden, model, low, high, labels, truth)
@@ -304,19 +308,13 @@ class _Audit:
         equations, rhs = _equations(part.with_columns(pl.lit(value=True).alias("_hidden")), self.dims, everything)
         self.unbalanced += int((np.abs(equations @ truth - rhs) > 0).sum())
 
-    def _settle(self, attack: _Attack, model: str, labels: np.ndarray | None) -> None:
-        """Solve exactly the bounds the verdict depends on: where the certain (inner) interval fails a test that
-        the LP (outer) interval passes."""
-        pinned_maybe = (attack.inner_low == attack.inner_high) & (attack.outer_low < attack.outer_high)
-        need_low, need_high = np.full(attack.size, -np.inf), np.full(attack.size, np.inf)
+    def _needs(self, size: int, model: str, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """How far each hidden cell's interval must reach: a primary cell its protection, any cell two values."""
+        need_low, need_high = np.full(size, -np.inf), np.full(size, np.inf)
         if labels is not None:
             primary = (labels >= 1) & (labels < self.settings.min_cell)
-            required = _required(model, self.settings)
-            need_low[primary], need_high[primary] = required
-        for unknown in np.flatnonzero(pinned_maybe | (attack.inner_low > need_low)):
-            attack.settle(int(unknown), 1.0)
-        for unknown in np.flatnonzero(pinned_maybe | (attack.inner_high < need_high)):
-            attack.settle(int(unknown), -1.0)
+            need_low[primary], need_high[primary] = _required(model, self.settings)
+        return need_low, need_high
 
     def _judge(
         self,
@@ -428,8 +426,9 @@ def _equations(part: pl.DataFrame, dims: list[str], hidden: np.ndarray) -> tuple
             ((pl.struct(others).rank("dense") - 1) if others else pl.lit(0)).cast(pl.Int64).alias("_line"),
             pl.when(pl.col(dim) == TOTAL_LABEL).then(-1).otherwise(1).alias("_sign"),
         )
-        lines = int(lined["_line"].max() or 0) + 1
-        line = lined["_line"].to_numpy() + line_offset
+        line_ids = lined["_line"].to_numpy()
+        lines = int(line_ids.max(initial=0)) + 1
+        line = line_ids + line_offset
         sign = lined["_sign"].to_numpy().astype(float)
         is_hidden = lined["_hidden"].to_numpy()
         row_index = lined["_row"].to_numpy()
@@ -458,13 +457,14 @@ def _bounds(model: str, size: int, labels: np.ndarray | None, min_cell: int) -> 
 
 
 class _Attack:
-    """The interval attack on one system: every unknown's min and max over the whole-number solutions of
-    equations·x = rhs within bounds.
+    """The interval attack on one system: an unknown's min and max over the whole-number solutions of
+    equations·x = rhs within bounds, computed where the verdict needs it.
 
-    One warm-started LP per bound gives the outer interval (LP bounds, rounded inwards). The inner interval is
-    spanned by whole-number solutions actually found: the truth (`known`) and every integral LP optimum. Where they
-    differ (a fractional vertex not reached by any whole-number table yet) and the verdict depends on it,
-    `settle` solves that bound as a MILP. The inner interval is what an attacker certainly cannot exclude."""
+    The interval kept per unknown is spanned by whole-number tables actually found — the truth (`known`) and every
+    integral LP optimum — so it is what an attacker certainly cannot exclude. `exact` makes one bound the attack's
+    true bound: a warm-started LP; when its vertex is fractional and no table found reaches the rounded bound, a
+    MILP. `require` solves only the bounds whose certain value does not already meet a requirement, so most
+    cells cost no LP of their own (one LP's table widens every cell's interval)."""
 
     def __init__(
         self,
@@ -475,53 +475,64 @@ class _Attack:
     ) -> None:
         size = equations.shape[1]
         self.size = size
-        self.outer_low, self.outer_high = np.full(size, np.nan), np.full(size, np.nan)
-        self.inner_low = np.full(size, np.inf) if known is None else known.astype(float)
-        self.inner_high = np.full(size, -np.inf) if known is None else known.astype(float)
+        self.low = np.full(size, np.inf) if known is None else known.astype(float)
+        self.high = np.full(size, -np.inf) if known is None else known.astype(float)
+        self.exact_low, self.exact_high = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
         self.program = WarmLP(equations, rhs, rhs, bounds[0], bounds[1], costs_change=True) if size else None
-        for unknown in range(size):
-            self._bound(unknown, 1.0)
-            self._bound(unknown, -1.0)
+        self.solves = 0
 
-    def _objective(self, unknown: int, direction: float) -> WarmLP:
-        assert self.program is not None
+    def require(self, need_low: np.ndarray, need_high: np.ndarray) -> None:
+        """Exact bounds wherever the certain interval is pinned, above `need_low` or below `need_high`."""
+        for unknown in range(self.size):
+            if self.low[unknown] > need_low[unknown]:
+                self.exact(unknown, 1.0)
+            if self.high[unknown] < need_high[unknown]:
+                self.exact(unknown, -1.0)
+            for direction in (1.0, -1.0):
+                if self.low[unknown] >= self.high[unknown]:
+                    self.exact(unknown, direction)
+
+    def exact(self, unknown: int, direction: float) -> None:
+        done = self.exact_low if direction > 0 else self.exact_high
+        if done[unknown] or self.program is None:
+            return
+        done[unknown] = True
         cost = np.zeros(self.size)
         cost[unknown] = direction
         self.program.set_cost(cost)
-        return self.program
-
-    def _bound(self, unknown: int, direction: float) -> None:
-        program = self._objective(unknown, direction)
-        solution = program.solve(integral=False)
-        outer = self.outer_low if direction > 0 else self.outer_high
+        self.solves += 1
+        solution = self.program.solve(integral=False)
         if solution is None:
-            outer[unknown] = -direction * np.inf if program.unbounded else np.nan
+            if self.program.unbounded:
+                (self.low if direction > 0 else self.high)[unknown] = -direction * np.inf
             return
         if np.abs(solution - np.round(solution)).max() <= INTEGRAL:
             self._found(np.round(solution))
+            return
         value = solution[unknown]
-        outer[unknown] = np.ceil(value - INTEGRAL) if direction > 0 else np.floor(value + INTEGRAL)
+        bound = np.ceil(value - INTEGRAL) if direction > 0 else np.floor(value + INTEGRAL)
+        if (self.low if direction > 0 else self.high)[unknown] == bound:
+            return  # a whole-number table found earlier reaches the LP bound
+        # Another vertex of the optimal face is often whole: a tiny tilt of the objective finds it (cheap LP);
+        # otherwise the MILP.
+        tilt = np.random.default_rng(unknown).random(self.size) * TILT
+        self.program.set_cost(cost + tilt)
+        tilted = self.program.solve(integral=False)
+        whole = tilted is not None and np.abs(tilted - np.round(tilted)).max() <= INTEGRAL
+        if whole and tilted is not None and round(tilted[unknown]) == bound:
+            self._found(np.round(tilted))
+            return
+        self.program.set_cost(cost)
+        integral = self.program.solve_integral()
+        if integral is not None:
+            self._found(np.round(integral))
 
     def _found(self, table: np.ndarray) -> None:
-        self.inner_low = np.minimum(self.inner_low, table)
-        self.inner_high = np.maximum(self.inner_high, table)
-
-    def settle(self, unknown: int, direction: float) -> None:
-        """Make one bound exact (MILP), when the LP bound is not reached by a whole-number solution found."""
-        outer, inner = (self.outer_low, self.inner_low) if direction > 0 else (self.outer_high, self.inner_high)
-        if not np.isfinite(outer[unknown]) or outer[unknown] == inner[unknown]:
-            return
-        exact = self._objective(unknown, direction).solve_integral()
-        if exact is not None:
-            self._found(np.round(exact))
-            outer[unknown] = inner[unknown]
+        self.low = np.minimum(self.low, table)
+        self.high = np.maximum(self.high, table)
 
     def interval(self) -> tuple[np.ndarray, np.ndarray]:
-        """The intervals to judge by: exact where settled, else what whole-number tables certainly reach (and
-        the outer bound where it is infinite)."""
-        low = np.where(np.isfinite(self.outer_low), self.inner_low, self.outer_low)
-        high = np.where(np.isfinite(self.outer_high), self.inner_high, self.outer_high)
-        return low, high
+        return self.low, self.high
 
 
 def _pinned_by_labels_alone(
@@ -576,6 +587,11 @@ def _history(
             old_layers[str(layer_name[0])] = audit_without_labels(part, audit.dims)
         old = _cell_intervals(old_cells, old_layers)
         small = _small_changes(new, old, audit.settings.min_cell)
+        if small.height:  # what is flagged on certain intervals is checked again on exact ones
+            _make_exact(small, per_layer, "")
+            _make_exact(small, old_layers, "_old")
+            new, old = _cell_intervals(cells, per_layer), _cell_intervals(old_cells, old_layers)
+            small = _small_changes(new, old, audit.settings.min_cell)
         compared.append({"release": name, "cells_with_small_change": small.height})
         if small.height:
             findings.append((name, small))
@@ -602,9 +618,8 @@ def audit_without_labels(part: pl.DataFrame, dims: list[str]) -> Intervals:
     intervals = Intervals(hidden, {}, {})
     for model in ("a", "b"):
         attack = _Attack(equations, rhs, _bounds(model, hidden.size, None, 0))
-        for unknown in np.flatnonzero(attack.inner_low == attack.inner_high):
-            attack.settle(int(unknown), 1.0)
-            attack.settle(int(unknown), -1.0)
+        attack.require(np.full(hidden.size, -np.inf), np.full(hidden.size, np.inf))
+        intervals.attacks[model] = attack
         intervals.low[model], intervals.high[model] = attack.interval()
     return intervals
 
@@ -615,14 +630,29 @@ def _cell_intervals(cells: pl.DataFrame, per_layer: dict[str, Intervals]) -> pl.
     for name, part in cells.group_by("_layer", maintain_order=True):
         part = part.with_row_index("_row")
         intervals = per_layer[str(name[0])]
-        columns: dict[str, Any] = {"_key": part["_key"]}
+        unknown = np.full(part.height, -1)
+        unknown[intervals.rows] = np.arange(intervals.rows.size)
+        columns: dict[str, Any] = {"_key": part["_key"], "_layer": part["_layer"], "_unknown": unknown}
         for model in ("a", "b"):
-            for bound, found in (("low", intervals.low[model]), ("high", intervals.high[model])):
+            low, high = intervals.attacks[model].interval() if model in intervals.attacks else (None, None)
+            for bound, found in (("low", low), ("high", high)):
                 values = part["_count"].cast(pl.Float64).fill_null(np.nan).to_numpy().copy()
-                values[intervals.rows] = found
+                if found is not None:
+                    values[intervals.rows] = found
                 columns[f"{bound}_{model}"] = values
         frames.append(pl.DataFrame(columns))
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def _make_exact(flagged: pl.DataFrame, per_layer: dict[str, Intervals], suffix: str) -> None:
+    """Exact bounds (both ways, attackers a and b) for the flagged cells that are hidden in these releases."""
+    for layer_name, unknown in flagged.select(f"_layer{suffix}", f"_unknown{suffix}").iter_rows():
+        if unknown < 0:
+            continue
+        attacks = per_layer[str(layer_name)].attacks
+        for attack in (attacks[model] for model in ("a", "b") if model in attacks):
+            attack.exact(int(unknown), 1.0)
+            attack.exact(int(unknown), -1.0)
 
 
 def _small_changes(new: pl.DataFrame, old: pl.DataFrame, min_cell: int) -> pl.DataFrame:

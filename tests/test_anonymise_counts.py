@@ -77,7 +77,8 @@ def test_only_one_mark_is_published(demo_table: SuppressedTable) -> None:
     assert set(frame["秘匿"].unique().to_list()) == {"", HIDDEN_MARK}
     hidden = frame.filter(pl.col("秘匿") == HIDDEN_MARK)
     assert hidden.height == demo_table.suppressed_cells and hidden["件数"].null_count() == hidden.height
-    labelled = frame.with_columns(pl.when(pl.col("秘匿") != "").then(pl.lit("一次秘匿")).otherwise(pl.lit("")))
+    old_label = pl.when(pl.col("秘匿") != "").then(pl.lit("一次秘匿")).otherwise(pl.lit(""))
+    labelled = frame.with_columns(old_label.alias("秘匿"))
     result = verify_count_table(labelled, list(demo_table.dims), SETTINGS, demo_table.truth_frame())
     assert "suppression_labels_published" in {reason.code for reason in result.reasons}
 
