@@ -16,7 +16,7 @@ help:
 	@echo "make run   – set up (first time) and run the main job on the embedded default"
 	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, pytest)"
 	@echo "make test-postgres – the catalog and Dagster's storage on a throwaway PostgreSQL server"
-	@echo "make ui    – Dagster UI for the data office on http://127.0.0.1:3000"
+	@echo "make ui    – Dagster UI and daemon for the data office on http://127.0.0.1:3000 (automation on)"
 	@echo "make portal – public portal and CKAN API on http://127.0.0.1:$${KOUIKI_PORT:-8000}"
 	@echo "make serve – upload service for member cities"
 	@echo "make bench – every benchmark in bench/, results in bench/results/"
@@ -59,9 +59,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
+# dagster dev runs the daemon: sensors and declarative automation take each upload to its release
+# (config/automation.yaml); kouiki writes the run queue into $(DAGSTER_HOME)/dagster.yaml first.
 ui: setup
-	$(VENV)/bin/kouiki sync-partitions
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(VENV)/bin/kouiki ui
 
 portal: setup
 	$(VENV)/bin/python -m portal

@@ -1,16 +1,18 @@
 """Lake assets: one per standard dataset, partitioned by member city.
 
 Each partition takes the city's new uploads of that dataset through intake and Great Expectations and writes
-the city's Parquet partition. The blocking asset check ``valid_rows`` fails when the city's newest upload was
-rejected by its dataset's policy: that city's new rows never reach the lake (its previous good data stays),
-while the other cities are unaffected.
+the city's Parquet partition. The blocking asset check ``valid_rows`` blocks only what is truly wrong: a city
+whose newest usable upload is missing from the lake. A refused upload (rejected, unreadable) is a warning: its
+rows never reach the lake, the city's previous good data stays, the city is told in its report, and neither
+its run nor any other city's releases fail for it.
 """
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -28,9 +30,12 @@ from kouiki import catalog
 from kouiki.settings import Paths
 from pipelines.resources import KouikiHome
 from warehouse import lake
-from warehouse.load import LoadOutcome, load_uploads
+
+if TYPE_CHECKING:  # warehouse.load brings Great Expectations (seconds): imported by the asset body, not at load
+    from warehouse.load import LoadOutcome
 
 PENDING = ("landed",)
+USABLE = ("accept", "quarantine")   # decisions whose rows are written to the lake
 
 def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
     key = AssetKey(["lake", dataset.id])
@@ -45,9 +50,12 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         description=f"{dataset.name_ja} / {dataset.name_en}: 市ごとの検証済みデータ / validated rows per city",
         kinds={"parquet", "polars"},
         check_specs=[AssetCheckSpec("valid_rows", asset=key, blocking=True,
-                                    description="最新のアップロードが受理された / newest upload accepted by policy")],
+                                    description="受理したアップロードがレイクにある（受付不可は警告）/ accepted "
+                                                "uploads are in the lake (refused ones are a warning)")],
     )
     def _lake(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[object]:
+        from warehouse.load import load_uploads
+
         paths = kouiki.paths()
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
@@ -59,7 +67,7 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
             decisions[o.decision] = decisions.get(o.decision, 0) + 1
         context.log.info(f"{len(outcomes)} upload(s) of {len(cities)} city(ies): {decisions}")
         yield MaterializeResult(metadata=_metadata(outcomes, len(cities)))
-        yield _check(key, outcomes)
+        yield _check(key, outcomes, missing_partitions(paths, dataset.id, outcomes))
 
     return _lake
 
@@ -80,7 +88,7 @@ def pending_uploads(paths: Paths, dataset_id: str, cities: list[str]) -> list[ca
     return pending
 
 
-def _metadata(outcomes: list[LoadOutcome], cities: int) -> dict[str, Any]:
+def _metadata(outcomes: list["LoadOutcome"], cities: int) -> dict[str, Any]:
     if not outcomes:
         return {"cities": cities, "new_uploads": 0}
     last = outcomes[-1]
@@ -96,16 +104,23 @@ def _metadata(outcomes: list[LoadOutcome], cities: int) -> dict[str, Any]:
         "report": str(last.report_html or ""),
     }
 
-def _check(key: AssetKey, outcomes: list[LoadOutcome]) -> AssetCheckResult:
-    """Fails when a city's newest upload was refused (rejected or unreadable): that city's new rows did not
-    reach the lake, so its previous good data stays published; every other city's rows were written."""
+def missing_partitions(paths: Paths, dataset_id: str, outcomes: list["LoadOutcome"]) -> list[str]:
+    """Cities whose newest upload was accepted (wholly or partly) but have no lake partition of the dataset."""
+    usable = {o.upload_id.split("-", 1)[0] for o in outcomes if o.decision in USABLE}
+    return sorted(c for c in usable if not lake.partition_exists(paths.lake, "staged", dataset_id, c))
+
+
+def _check(key: AssetKey, outcomes: list["LoadOutcome"], missing: list[str]) -> AssetCheckResult:
+    """ERROR (blocking) only when an accepted upload did not reach the lake; a refused upload (rejected or
+    unreadable) is a WARN: that city's new rows did not reach the lake, its previous good data stays
+    published, and every other city's rows were written."""
     if not outcomes:
         return AssetCheckResult(asset_key=key, check_name="valid_rows", passed=True,
                                 metadata={"note": "no new upload"})
     newest: dict[str, LoadOutcome] = {}
     for o in outcomes:
         newest[o.upload_id.split("-", 1)[0]] = o
-    refused = {city: o for city, o in newest.items() if o.decision not in ("accept", "quarantine")}
+    refused = {city: o for city, o in newest.items() if o.decision not in USABLE}
     rows = sum(o.rows for o in newest.values())
     accepted = sum(o.rows_accepted for o in newest.values())
     codes: dict[str, int] = {}
@@ -115,8 +130,10 @@ def _check(key: AssetKey, outcomes: list[LoadOutcome]) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=key,
         check_name="valid_rows",
-        passed=not refused,
+        passed=not refused and not missing,
+        severity=AssetCheckSeverity.ERROR if missing else AssetCheckSeverity.WARN,
         metadata={
+            "missing_from_lake": MetadataValue.json(missing),
             "refused_cities": MetadataValue.json({c: o.decision for c, o in refused.items()}),
             "pass_rate": round(accepted / rows, 4) if rows else 0.0,
             "failures_by_code": MetadataValue.json(codes),

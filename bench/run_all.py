@@ -50,6 +50,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "anonymise": ["--records", "30000", "--skip-anjana"],
     "portal": ["--rows", "20000", "--calls", "100"],
     "upload": ["--uploads", "4", "--size-mb", "2"],
+    "concurrent_runs": ["--rounds", "2"],
+    "definitions": ["--repeats", "1"],
 }
 # Result files of benches that may exist without a bench_*.py here (yet).
 KNOWN_RESULTS = ("intake", "validate", "anonymise", "portal", "upload", "scale")

@@ -6,7 +6,7 @@
     kouiki tokens revoke TOKEN_ID
     kouiki tokens list [--city CODE]
     kouiki upload CODE FILE [--dataset ID]                     the API's code path; prints JSON
-    kouiki status UPLOAD_ID                                    prints JSON
+    kouiki status [UPLOAD_ID] [--city CODE] [--json]           where uploads stand (公開済み（第N版） …)
     kouiki rerun CODE [--dataset ID]                           reprocess a city's uploads (ingest_city)
 
 Machine-readable output (JSON, the token) goes to stdout; progress and notes go to stderr.
@@ -29,6 +29,7 @@ from rich.table import Table
 from intake.localgov import is_valid_code, lookup
 from kouiki import catalog, tokens
 from kouiki.members import Member, RegistryError, load_members
+from kouiki.publication import ReleaseIndex, publication
 from kouiki.settings import Paths, get_paths, members_file
 
 office_app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -272,23 +273,69 @@ class _steps:
 
 
 @office_app.command("status")
-def status(upload_id: Annotated[str, typer.Argument(help="upload id, e.g. 132195-ac0f23f450e8697e")]) -> None:
-    """Where an upload is in the pipeline (landed → accepted/quarantined/rejected/unreadable); JSON. / 状態"""
+def status(
+    upload_id: Annotated[str | None, typer.Argument(help="upload id, e.g. 132195-ac0f23f450e8697e")] = None,
+    city: Annotated[str | None, typer.Option("--city", help="only this city's uploads")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON (always, with an upload id)")] = False,
+) -> None:
+    """Where uploads stand: 公開済み（第N版） / 一部保留 / 受付不可 …, rows read, published and withheld, top
+    reasons, release. With an upload id: that upload, as JSON. / 登録の状態"""
     paths = get_paths()
+    index = ReleaseIndex(paths.releases)
+    if upload_id is None:
+        ups = catalog.list_uploads(paths.catalog_url, city_code=city.strip() if city else None)
+        if as_json:
+            print_json([upload_status_json(paths, u, index) for u in ups])
+            return
+        names = {m.code: m.name for m in load_members()}
+        table = upload_status_table("登録の状態 / uploads")
+        for up in ups:
+            add_upload_row(table, f"{up.city_code} {names.get(up.city_code, '')}".strip(), up, index)
+        out.print(table)
+        return
     upload = catalog.get_upload(paths.catalog_url, upload_id.strip())
     if upload is None:
         print_json({"error": {"code": "upload-not-found", "message_ja": f"受付番号 {upload_id} の登録はありません。",
                               "message_en": f"There is no upload {upload_id}."}})
         raise typer.Exit(1)
-    print_json(upload_status_json(paths, upload))
+    doc = upload_status_json(paths, upload, index)
+    print_json(doc)
+    err.print(f"{doc['publication']['label_ja']} / {doc['publication']['label_en']}")
 
 
-def upload_status_json(paths: Paths, upload: catalog.UploadRow) -> dict[str, Any]:
+def upload_status_json(paths: Paths, upload: catalog.UploadRow, index: ReleaseIndex | None = None) -> dict[str, Any]:
     from service.submit import report_paths, upload_json
 
     html, doc = report_paths(paths, upload)
-    return {**upload_json(upload), "detail": upload.detail or {},
+    pub = publication(upload, index or ReleaseIndex(paths.releases))
+    return {**upload_json(upload), "publication": pub.to_json(), "detail": upload.detail or {},
             "report_html": str(html) if html.is_file() else None, "report_json": str(doc) if doc.is_file() else None}
+
+
+def upload_status_table(title: str) -> Table:
+    table = Table(title=title)
+    for col in ("city / 市", "file / ファイル", "dataset", "status / 状態", "release / 版", "read / 読込",
+                "published / 公開", "withheld / 保留", "top reasons / 主な理由", "report / 報告"):
+        table.add_column(col)
+    return table
+
+
+def add_upload_row(table: Table, city: str, up: catalog.UploadRow, index: ReleaseIndex) -> str:
+    """One upload's row; returns its publication state."""
+    pub = publication(up, index)
+    colour = {"published": "green", "partly_published": "yellow", "refused": "red", "unreadable": "red",
+              "withheld": "red"}.get(pub.state)
+    label = f"{pub.label_ja}\n{pub.label_en}"
+    reasons = "\n".join(f"{r.title_ja} / {r.title_en} ×{r.count}" for r in pub.reasons)
+    table.add_row(city, up.original_name, up.dataset_id or "-", f"[{colour}]{label}[/{colour}]" if colour else label,
+                  _text(pub.release), _text(pub.rows_read), _text(pub.rows_published), _text(pub.rows_withheld),
+                  reasons, str((up.detail or {}).get("report_html", "")))
+    return pub.state
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
 
 
 @office_app.command("rerun")

@@ -4,6 +4,7 @@ and the releases from whatever every city has in the lake."""
 from dagster import AssetSelection, define_asset_job
 
 from assets.partitions import member_cities
+from pipelines.automation import WAREHOUSE_TAG
 
 ingest_city = define_asset_job(
     name="ingest_city",
@@ -15,6 +16,7 @@ ingest_city = define_asset_job(
 publish_region = define_asset_job(
     name="publish_region",
     selection=AssetSelection.groups("staging", "conformed", "marts", "publish"),
+    run_tags={WAREHOUSE_TAG: "writer"},   # queued: one run writing the DuckDB warehouse at a time
     description="地域全体: SQLモデル → 公開 / region: SQL models → releases",
 )
 

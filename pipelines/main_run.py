@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from dagster import AssetKey, DagsterInstance
 from assets.partitions import MEMBER_CITIES
 from kouiki import catalog
 from kouiki.members import Member, load_members
+from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, get_paths
 from publish.release import latest_release
 from warehouse import lake
@@ -30,9 +32,6 @@ DAGSTER_YAML = """\
 # Written by kouiki: Dagster's own storage is SQLite under the kouiki home (embedded default).
 telemetry:
   enabled: false
-concurrency:
-  pools:
-    default_limit: 1
 """
 DAGSTER_PG_URL_ENV = "KOUIKI_DAGSTER_PG_URL"
 
@@ -58,18 +57,28 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
-    return DagsterInstance.get()
+    with storage_init_lock(home):   # storage created / migrated by one process at a time
+        write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
+        return DagsterInstance.get()
 
 
 def dagster_yaml(postgres_url: str | None = None) -> str:
     """dagster.yaml: SQLite under DAGSTER_HOME, or run/event/schedule storage on PostgreSQL at ``postgres_url``."""
+    base = DAGSTER_YAML + run_queue_section()
     if not postgres_url:
-        return DAGSTER_YAML
+        return base
     # psycopg2 named explicitly: dagster-postgres under SQLAlchemy 2.1 would look for psycopg 3 otherwise.
     url = json.dumps(catalog.sqlalchemy_url(postgres_url))  # a JSON string is a valid YAML scalar
     storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"
-    return DAGSTER_YAML.replace("SQLite under the kouiki home (embedded default)", "PostgreSQL") + storage
+    return base.replace("SQLite under the kouiki home (embedded default)", "PostgreSQL") + storage
+
+
+def run_queue_section() -> str:
+    """The run queue, retries and pools of config/automation.yaml (pipelines/run_queue.py)."""
+    from pipelines.automation import load_settings
+    from pipelines.run_queue import run_queue_yaml
+
+    return run_queue_yaml(load_settings())
 
 
 def write_dagster_yaml(config: Path, postgres_url: str | None = None) -> None:
@@ -139,6 +148,7 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
     paths = paths or get_paths()
     members = members if members is not None else load_members()
     instance = instance or dagster_instance(paths)
+    recover_after_crash(paths, instance)
     sync_partitions(instance, members)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     ingest_ok = ingest_members(instance, members, run_config)
@@ -157,6 +167,15 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
             releases[pointer.parent.name] = latest
     return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths,
                        anonymisation=anonymisation)
+
+
+def recover_after_crash(paths: Paths, instance: DagsterInstance) -> None:
+    """Repair what an interrupted run left (kouiki.recovery: leftovers, catalog, releases, dead runs and their
+    pool slots) before starting; one line each on stderr."""
+    from kouiki.recovery import recover_before_run
+
+    for line in recover_before_run(paths, instance):
+        print(f"kouiki: {line}", file=sys.stderr)
 
 
 def _refused(uploads: list[catalog.UploadRow]) -> bool:

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from expectations.registry import Registry, default_registry
 from kouiki import catalog
+from kouiki.publication import ReleaseIndex, publication
 from service import errors
 from service.auth import (
     SESSION_COOKIE,
@@ -64,6 +65,12 @@ class Service:
         self.registry: Registry = default_registry()
         self.limiter = anyio.CapacityLimiter(settings.validation_workers)
         self.ready = threading.Event()
+        self.releases = ReleaseIndex(self.paths.releases)
+
+    def upload_json(self, upload: catalog.UploadRow) -> dict[str, Any]:
+        """The upload's record with where it stands (publication: state, release, rows, reasons)."""
+        return upload_json(upload) | {"publication": publication(upload, self.releases).to_json(),
+                                      "links": links(upload.upload_id)}
 
     def caller(self, request: Request) -> Caller:
         return authenticate(request, self.paths.catalog_url, self.members)
@@ -202,13 +209,13 @@ def _api_routes(app: FastAPI, service: Service) -> None:
         caller = service.caller(request)
         require_city(caller, city)
         ups = catalog.list_uploads(service.paths.catalog_url, city_code=caller.city_code)
-        return _json([upload_json(u) | {"links": links(u.upload_id)} for u in reversed(ups)])
+        return _json([service.upload_json(u) for u in reversed(ups)])
 
     @app.get("/api/uploads/{upload_id}")
     async def upload_status(request: Request, upload_id: str) -> JSONResponse:
         caller = service.caller(request)
         upload = service.own_upload(caller, upload_id)
-        return _json(upload_json(upload) | {"links": links(upload.upload_id)})
+        return _json(service.upload_json(upload))
 
     @app.get("/api/uploads/{upload_id}/report")
     async def report_json(request: Request, upload_id: str) -> JSONResponse:

@@ -191,7 +191,10 @@
       row.appendChild(el("td", u.file_name, "cell"));
       row.appendChild(el("td", u.dataset_id || "-"));
       const decision = u.decision ? " / " + T.decision + ": " + (T["decision_" + u.decision] || u.decision) : "";
-      row.appendChild(el("td", (T["status_" + u.status] || u.status) + decision, "status"));
+      // where the upload stands (公開済み（第N版）, 一部保留, 受付不可 ...), else the catalog status
+      const standing = u.publication ? pick(u.publication, "label") : (T["status_" + u.status] || u.status);
+      row.appendChild(el("td", standing + decision, "status"));
+      if (u.publication) row.dataset.publication = u.publication.state;
       row.appendChild(el("td", u.rows_accepted === null || u.rows_accepted === undefined ? "" : u.rows_accepted, "num"));
       row.appendChild(el("td", u.rows_quarantined === null || u.rows_quarantined === undefined ? "" : u.rows_quarantined, "num"));
       const cell = el("td");

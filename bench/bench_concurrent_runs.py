@@ -1,0 +1,175 @@
+"""Two runs started together, N times, through the real Dagster UI server and daemon (``kouiki ui``): the run
+queue must make them wait for each other, never fail.
+
+Each round submits at the same moment two ``ingest_city`` runs of one city (its uploads put back to
+``landed`` first, so both have real work: the same files validated by two runs at once was a collision on a
+shared temporary file) and two ``publish_region`` runs (both writing the one DuckDB warehouse), then waits for
+all four. Figures: failed runs, failed steps, runs of one city or two warehouse writers that overlapped in
+time (must be 0: the queue runs them one after the other), and whether Dagster's storage still opens
+afterwards. A temporary kouiki home with the three demo cities; results in bench/results/concurrent_runs.json.
+
+Run: .venv/bin/python bench/bench_concurrent_runs.py [--rounds 20] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
+
+from common import RESULTS_DIR, figure, figures_table, machine_facts, write_result  # noqa: E402
+
+CITY = "222127"
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one round")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "concurrent_runs.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kouiki-concurrent-") as tmp:
+        result = run_rounds(Path(tmp), args.rounds, args.timeout)
+    write_result(result, args.out)
+    print(figures_table("concurrent_runs", result["figures"]))
+
+
+def run_rounds(root: Path, rounds: int, timeout: float) -> dict[str, Any]:
+
+    from kouiki.settings import REPO_ROOT
+    from pipelines.testing import write_automation
+    from service.testing import free_port
+
+    home = root / "home"
+    automation = write_automation(root / "automation.yaml", interval_seconds=5)
+    os.environ.update({"KOUIKI_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+                       "KOUIKI_MEMBERS": str(REPO_ROOT / "config" / "members.yaml"),
+                       "KOUIKI_AUTOMATION": str(automation), "DAGSTER_DISABLE_TELEMETRY": "1"})
+    port = free_port()
+    started = time.monotonic()
+    with ui_server(home, port) as log:
+        client = wait_for_server(port, log)
+        land_demo_files(home)
+        rounds_done = []
+        for n in range(rounds):
+            rounds_done.append(one_round(client, home, timeout))
+            print(f"round {n + 1}/{rounds}: {rounds_done[-1]}", flush=True)
+    failed_runs = sum(r["failed_runs"] for r in rounds_done)
+    failed_steps, overlaps, storage_ok = inspect_instance(home)
+    return {
+        "bench": "concurrent_runs", "machine": machine_facts(), "rounds": rounds_done,
+        "seconds": round(time.monotonic() - started, 1),
+        "figures": [
+            figure("rounds", rounds, "rounds"),
+            figure("failed runs", failed_runs, "runs", note="target 0"),
+            figure("failed steps", failed_steps, "steps", note="target 0"),
+            figure("overlapping runs of one city or two warehouse writers", overlaps, "pairs", note="target 0"),
+            figure("Dagster storage opens afterwards", 1 if storage_ok else 0, "bool", note="target 1"),
+            figure("median round", sorted(r["seconds"] for r in rounds_done)[len(rounds_done) // 2], "s"),
+        ],
+    }
+
+
+class ui_server:
+    """``kouiki ui`` (dagster dev: web server and daemon) in its own process group, stopped afterwards."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+
+    def __enter__(self) -> Path:
+        import subprocess
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log = self.home / "ui.log"
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen([sys.executable, "-m", "kouiki.cli", "ui", "--port", str(self.port)],
+                                            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                                            cwd=BENCH_DIR.parent)
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        from pipelines.testing import stop_group
+
+        stop_group(self.process)
+
+
+def wait_for_server(port: int, log: Path, timeout: float = 300.0) -> Any:
+    import httpx
+    from dagster_graphql import DagsterGraphQLClient
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200:
+                return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=120)
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise RuntimeError(f"the Dagster UI did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def land_demo_files(home: Path) -> None:
+    """The demo city's files landed in the catalog, as the upload service would have left them."""
+    from expectations.registry import default_registry
+    from intake.inbox import pick_up
+    from kouiki.members import load_members
+    from kouiki.settings import Paths
+
+    member = next(m for m in load_members() if m.code == CITY)
+    pick_up(Paths(home).ensure(), member, default_registry())
+
+
+def one_round(client: Any, home: Path, timeout: float) -> dict[str, Any]:
+    from kouiki.office_cli import mark_for_rerun
+    from kouiki.settings import Paths
+
+    mark_for_rerun(Paths(home), CITY)
+    started = time.monotonic()
+    submissions = [("ingest_city", {"dagster/partition": CITY})] * 2 + [("publish_region", {})] * 2
+    with ThreadPoolExecutor(len(submissions)) as pool:   # together: four submissions at the same moment
+        run_ids = list(pool.map(lambda s: client.submit_job_execution(s[0], tags=s[1]), submissions))
+    statuses: dict[str, str] = {}
+    while time.monotonic() - started < timeout:
+        statuses = {r: client.get_run_status(r).value for r in run_ids}
+        if all(s in FINISHED for s in statuses.values()):
+            break
+        time.sleep(3)
+    return {"seconds": round(time.monotonic() - started, 1), "run_ids": run_ids,
+            "failed_runs": sum(1 for s in statuses.values() if s != "SUCCESS")}
+
+
+def inspect_instance(home: Path) -> tuple[int, int, bool]:
+    """Failed steps over every run, overlapping pairs that the queue should have kept apart, storage opens."""
+    from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+
+    try:
+        with DagsterInstance.from_config(str(home / "dagster")) as instance:
+            failed_steps = len(instance.get_event_records(EventRecordsFilter(DagsterEventType.STEP_FAILURE)))
+            records = instance.get_run_records()
+            spans: dict[str, list[tuple[float, float]]] = {}
+            for rec in records:
+                if rec.start_time is None or rec.end_time is None:
+                    continue
+                lane = rec.dagster_run.tags.get("dagster/partition") or (
+                    "warehouse" if rec.dagster_run.job_name == "publish_region" else None)
+                if lane:
+                    spans.setdefault(lane, []).append((rec.start_time, rec.end_time))
+            overlaps = sum(1 for lane in spans.values() for i, a in enumerate(sorted(lane))
+                           for b in sorted(lane)[i + 1:] if b[0] < a[1])
+            return failed_steps, overlaps, True
+    except Exception as exc:  # storage that does not open is the finding, not a crash of the bench
+        print(f"Dagster storage does not open: {exc}", file=sys.stderr)
+        return -1, -1, False
+
+
+if __name__ == "__main__":
+    main()
