@@ -1,29 +1,34 @@
 """Count tables for publication with small-cell suppression (秘匿処理).
 
-Primary suppression hides cells below the policy's threshold (1 … min_cell − 1; zeros are published
-unless asked otherwise). Secondary suppression then makes sure no hidden cell can be recovered by
-subtraction from the published totals: in every line of the table *with its margins* (each row, each
-column, and the rows/columns of the margin tables themselves) the number of hidden cells is 0 or at
-least 2. A line with exactly one hidden cell gets one more, the smallest non-zero interior cell
-first, and this repeats until nothing changes. The same rule over every axis of an N-way table with
-all its margins is the 2-D rule applied to each 2-D slice with its margins.
+Primary suppression hides the cells below the policy's threshold (1 … min_cell − 1), margins included; zeros
+are always published (an attacker then knows every hidden cell is >= 1, and the audit assumes so). Secondary
+suppression (anonymise.protection) then hides the cheapest further cells so that, under every attacker model, each
+primary cell's feasible interval reaches its protection levels and no hidden cell is pinned. Every hidden cell is
+published with the same mark 秘匿: primary and secondary are never told apart.
+
+The tables are counted on the records the extract releases (after its local suppression), never on the whole
+source: the count table minus the extract's own counts is then zero, and says nothing about the suppressed
+records (anonymise.release_check checks that the totals agree).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from anonymise.hierarchy import Hierarchy
 from anonymise.policy import Policy
-from anonymise.process import prepare_records
+from anonymise.process import PolicyOutcome, prepare_records
+from anonymise.protection import PRIMARY, PUBLISHED, SECONDARY, ProtectionSpec, protect, protection_spec
 
 TOTAL = "計"
-PUBLISHED, PRIMARY, SECONDARY = 0, 1, 2
-STATUS_LABELS = {PUBLISHED: "", PRIMARY: "一次秘匿", SECONDARY: "二次秘匿"}
+HIDDEN_MARK = "秘匿"
+STATUS_LABELS = {PUBLISHED: "", PRIMARY: HIDDEN_MARK, SECONDARY: HIDDEN_MARK}
+__all__ = ["PRIMARY", "PUBLISHED", "SECONDARY", "SuppressedTable", "publication_table", "suppress_small_cells"]
 
 
 @dataclass
@@ -34,9 +39,10 @@ class SuppressedTable:
     labels: tuple[tuple[str, ...], ...]  # categories per dimension, totals not included
     counts: np.ndarray
     status: np.ndarray
+    protection: dict = field(default_factory=dict)  # figures of the secondary suppression (anonymise.protection)
 
     def to_frame(self, count_column: str = "件数") -> pl.DataFrame:
-        """Long form: one row per cell incl. totals ("計"); hidden counts are null; 秘匿 names the reason."""
+        """Long form: one row per cell incl. totals ("計"); hidden counts are null and marked 秘匿 (one mark)."""
         rows: dict[str, list] = {dim: [] for dim in self.dims}
         rows[count_column], rows["秘匿"] = [], []
         for index in itertools.product(*(range(size) for size in self.counts.shape)):
@@ -47,6 +53,11 @@ class SuppressedTable:
             rows[count_column].append(None if status else int(self.counts[index]))
             rows["秘匿"].append(STATUS_LABELS[status])
         return pl.DataFrame(rows, schema_overrides={count_column: pl.Int64})
+
+    def truth_frame(self, count_column: str = "件数") -> pl.DataFrame:
+        """The same cells with every true count (private: staged for the audit, never published)."""
+        frame = self.to_frame(count_column)
+        return frame.with_columns(pl.Series(count_column, self.counts.ravel(), dtype=pl.Int64)).drop("秘匿")
 
     @property
     def suppressed_cells(self) -> int:
@@ -79,69 +90,13 @@ def with_margins(counts: np.ndarray) -> np.ndarray:
 
 
 def suppress_small_cells(
-    counts: np.ndarray, min_count: int = 3, suppress_zero: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Primary and secondary suppression of an N-D count array; returns (counts with margins, status)."""
+    counts: np.ndarray, min_count: int = 3, spec: ProtectionSpec | None = None
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Primary and secondary suppression of an N-D count array: (counts with margins, status, figures)."""
     extended = with_margins(counts)
-    low = 0 if suppress_zero else 1
-    status = np.where((extended >= low) & (extended < min_count), PRIMARY, PUBLISHED).astype(np.int8)
-    _secondary(extended, status)
-    return extended, status
-
-
-def _secondary(extended: np.ndarray, status: np.ndarray) -> None:
-    changed = True
-    while changed:
-        changed = False
-        for axis in range(extended.ndim):
-            hidden_per_line = (status != PUBLISHED).sum(axis=axis)
-            for line in np.argwhere(hidden_per_line == 1):
-                selector = _line(axis, tuple(int(i) for i in line))
-                if (status[selector] != PUBLISHED).sum() != 1:
-                    continue  # an earlier choice in this pass already fixed it
-                position = _cheapest_partner(extended, status, axis, selector)
-                cell = (*selector[:axis], position, *selector[axis + 1 :])
-                status[cell] = SECONDARY
-                changed = True
-
-
-def _line(axis: int, others: tuple[int, ...]) -> tuple:
-    return (*others[:axis], slice(None), *others[axis:])
-
-
-def _cheapest_partner(extended: np.ndarray, status: np.ndarray, axis: int, selector: tuple) -> int:
-    """The cell of the line to hide as well: non-zero before zero, interior before the total, smallest count,
-    then the one that also completes a pair on another axis."""
-    values = extended[selector]
-    hidden = status[selector] != PUBLISHED
-    total_index = len(values) - 1
-    best: tuple | None = None
-    chosen = -1
-    for position in range(len(values)):
-        if hidden[position]:
-            continue
-        cell = (*selector[:axis], position, *selector[axis + 1 :])
-        key = (
-            values[position] == 0,
-            position == total_index,
-            int(values[position]),
-            -_pairs_completed(status, cell, axis),
-        )
-        if best is None or key < best:
-            best, chosen = key, position
-    return chosen
-
-
-def _pairs_completed(status: np.ndarray, cell: tuple, skip_axis: int) -> int:
-    """How many other lines through `cell` currently have exactly one hidden cell."""
-    completed = 0
-    for axis in range(status.ndim):
-        if axis == skip_axis:
-            continue
-        others = cell[:axis] + cell[axis + 1 :]
-        if (status[_line(axis, others)] != PUBLISHED).sum() == 1:
-            completed += 1
-    return completed
+    status = np.where((extended >= 1) & (extended < min_count), PRIMARY, PUBLISHED).astype(np.int8)
+    result = protect(extended, status, spec or ProtectionSpec(min_count, upper=min_count))
+    return extended, status, result.figures()
 
 
 def publication_table(
@@ -149,23 +104,63 @@ def publication_table(
     dims: Sequence[str],
     min_count: int = 3,
     categories: Mapping[str, Sequence[str]] | None = None,
-    suppress_zero: bool = False,
+    spec: ProtectionSpec | None = None,
 ) -> SuppressedTable:
     """Counts of `records` by `dims`, with margins, primary and secondary suppression."""
     labels, counts = count_array(records, dims, categories)
-    extended, status = suppress_small_cells(counts, min_count, suppress_zero)
-    return SuppressedTable(tuple(dims), labels, extended, status)
+    extended, status, figures = suppress_small_cells(counts, min_count, spec)
+    return SuppressedTable(tuple(dims), labels, extended, status, figures)
 
 
 def policy_tables(records: pl.DataFrame, policy: Policy) -> dict[str, SuppressedTable]:
-    """The aggregate tables a policy lists, each dimension generalised to its level, counted on the source."""
+    """The aggregate tables a policy lists, counted on all of `records` (prepared as for the extract).
+
+    For publication beside an extract use `released_tables`: counted on the released records only."""
     prepared = prepare_records(records, policy)
+    return _tables(prepared.table, prepared.hierarchies, policy)
+
+
+def released_tables(outcome: PolicyOutcome) -> dict[str, SuppressedTable]:
+    """The policy's aggregate tables counted on the records its extract releases (none of the suppressed ones)."""
+    return _tables(released_records(outcome), outcome.prepared.hierarchies, outcome.policy)
+
+
+def released_records(outcome: PolicyOutcome) -> pl.DataFrame:
+    """The prepared (ungeneralised) records whose equivalence class the extract releases.
+
+    Local suppression removes whole classes, so a record is released exactly when its generalised
+    quasi-identifiers appear in the release."""
+    release = outcome.release
+    if release is None:
+        raise ValueError("the extract was not released: no count table is made beside it")
+    prepared = outcome.prepared
+    levels = outcome.outcome.levels
+    keys = [f"_class_{qi}" for qi in levels]
+    generalised = prepared.table.with_columns(
+        prepared.hierarchies[qi].generalise(prepared.table[qi], level).alias(key)
+        for (qi, level), key in zip(levels.items(), keys, strict=True)
+    )
+    classes = release.select(pl.col(qi).alias(key) for qi, key in zip(levels, keys, strict=True)).unique()
+    kept = generalised.join(classes, on=keys, how="semi", nulls_equal=True).drop(keys)
+    if kept.height != release.height:
+        raise ValueError(
+            f"集計表の対象を匿名加工データと揃えられません / cannot align the count table with the extract: "
+            f"{kept.height} records match {release.height} released"
+        )
+    return kept
+
+
+def _tables(
+    table: pl.DataFrame, hierarchies: Mapping[str, Hierarchy], policy: Policy
+) -> dict[str, SuppressedTable]:
+    spec = protection_spec(policy)
     tables = {}
-    for spec in policy.aggregate_tables:
+    for aggregate in policy.aggregate_tables:
         columns, categories = [], {}
-        for dim, level in spec.dims.items():
-            hierarchy = prepared.hierarchies[dim]
-            columns.append(hierarchy.generalise(prepared.table[dim], level))
+        for dim, level in aggregate.dims.items():
+            hierarchy = hierarchies[dim]
+            columns.append(hierarchy.generalise(table[dim], level))
             categories[dim] = hierarchy.level_labels(level)
-        tables[spec.name] = publication_table(pl.DataFrame(columns), list(spec.dims), policy.min_cell, categories)
+        frame = pl.DataFrame(columns)
+        tables[aggregate.name] = publication_table(frame, list(aggregate.dims), policy.min_cell, categories, spec)
     return tables

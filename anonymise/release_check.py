@@ -22,6 +22,7 @@ from anonymise.documents import file_sha256
 from anonymise.floors import Floors, FloorsError, check_policy, column_kinds, load_floors, unreadable_floors
 from anonymise.personal import read_personal_text, stored_personal_file
 from anonymise.policy import Policy
+from anonymise.protection import protection_spec
 from anonymise.reasons import Reason
 from anonymise.staging import (
     COUNTS,
@@ -30,10 +31,11 @@ from anonymise.staging import (
     extract_dataset_id,
     read_stage_record,
     staging_folder,
+    truth_file_name,
     write_verdict,
 )
 from anonymise.verify import VerificationResult, verify_policy_release
-from anonymise.verify_counts import verify_count_table
+from anonymise.verify_counts import AuditSettings, verify_count_table
 
 CITY_COLUMN = "市区町村コード"
 
@@ -147,8 +149,9 @@ def identifier_columns(source: pl.DataFrame, policy: Policy, floors: Floors) -> 
     return columns
 
 
-def verify_staged_counts(policy: Policy, private_root: Path) -> dict[str, Any]:
-    """Verify the staged count tables (suppression cannot be undone from the margins); record the verdict."""
+def verify_staged_counts(policy: Policy, private_root: Path, releases_root: Path | None = None) -> dict[str, Any]:
+    """Audit the staged count tables (the interval attack under three attackers, with every earlier release of
+    the same table from `releases_root`, and their totals against the staged extract); record the verdict."""
     record = read_stage_record(private_root, policy.name)
     if record is not None and not record["cities"]:
         return _finish(private_root, policy, COUNTS, [], {}, {"nothing_to_verify": True})
@@ -156,17 +159,62 @@ def verify_staged_counts(policy: Policy, private_root: Path) -> dict[str, Any]:
     if blocked or record is None:
         return _finish(private_root, policy, COUNTS, blocked, {}, {"staged": False})
     folder = staging_folder(private_root, policy.name)
+    spec = protection_spec(policy)
+    settings = AuditSettings(spec.min_cell, spec.upper, spec.lower)
+    released = _extract_rows_per_city(folder / f"{extract_dataset_id(policy)}.parquet")
     reasons: list[Reason] = []
     files: dict[str, str] = {}
     tables: dict[str, Any] = {}
-    for dataset_id, spec in zip(counts_dataset_ids(policy), policy.aggregate_tables, strict=True):
-        csv = folder / f"{dataset_id}.csv"
-        result = verify_count_table(csv, list(spec.dims), policy.min_cell, layer=CITY_COLUMN)
-        reasons += result.reasons
-        tables[dataset_id] = {"table": spec.name, **result.as_dict()}
-        for path in (csv, csv.with_suffix(".parquet")):
+    for dataset_id, table in zip(counts_dataset_ids(policy), policy.aggregate_tables, strict=True):
+        csv, truth = folder / f"{dataset_id}.csv", folder / truth_file_name(dataset_id)
+        earlier = _earlier_releases(releases_root, dataset_id)
+        result = verify_count_table(csv, list(table.dims), settings, truth, earlier, layer=CITY_COLUMN)
+        reasons += result.reasons + _totals_against_extract(csv, list(table.dims), released)
+        tables[dataset_id] = {"table": table.name, **result.as_dict()}
+        for path in (csv, csv.with_suffix(".parquet"), truth):
             files[path.name] = file_sha256(path)
     return _finish(private_root, policy, COUNTS, reasons, files, {"min_cell": policy.min_cell, "tables": tables})
+
+
+def _earlier_releases(releases_root: Path | None, dataset_id: str) -> list[tuple[str, Path]]:
+    """Every published release of a dataset (releases/<dataset>/<n>/<dataset>.csv), oldest first."""
+    if releases_root is None or not (releases_root / dataset_id).is_dir():
+        return []
+    numbered = [path for path in (releases_root / dataset_id).iterdir() if path.is_dir() and path.name.isdigit()]
+    return [
+        (f"release {path.name}", path / f"{dataset_id}.csv")
+        for path in sorted(numbered, key=lambda path: int(path.name))
+        if (path / f"{dataset_id}.csv").is_file()
+    ]
+
+
+def _extract_rows_per_city(parquet: Path) -> dict[str, int]:
+    if not parquet.is_file():
+        return {}
+    frame = pl.read_parquet(parquet, columns=["_city_code"])
+    return {str(code): int(count) for code, count in frame.group_by("_city_code").len().iter_rows()}
+
+
+def _totals_against_extract(csv: Path, dims: list[str], released: dict[str, int]) -> list[Reason]:
+    """Each city's grand total must equal the records its extract releases: a table counted on more records
+    (the whole source) minus the extract's counts would give the suppressed records."""
+    frame = pl.read_csv(csv, infer_schema=False)
+    grand = frame.filter(pl.all_horizontal(pl.col(dim) == "計" for dim in dims))
+    differing = [
+        code for code, total in grand.select(CITY_COLUMN, "件数").iter_rows()
+        if total is None or int(total) != released.get(str(code), -1)
+    ]
+    if not differing:
+        return []
+    return [
+        Reason(
+            "counts_not_from_released_records",
+            f"集計表の総数が匿名加工データの件数と一致しません（{', '.join(differing)}）。差し引くと削除した"
+            "レコードが分かります。",
+            f"The count table's grand total differs from the extract's records for {', '.join(differing)}: "
+            "subtracting one from the other would reveal the suppressed records.",
+        )
+    ]
 
 
 def _blocked(policy: Policy, record: dict[str, Any] | None) -> list[Reason]:

@@ -6,6 +6,7 @@ is published.
     private/staging/<policy>/<policy>_anonymised.csv     the public columns, written as publication writes them
     private/staging/<policy>/cities/<code>.csv           each city's part (published as well, so verified as well)
     private/staging/<policy>/<policy>_counts.parquet/.csv   the count table (primary + secondary suppression)
+    private/staging/<policy>/<policy>_counts_truth.parquet   its true counts, for the audit only (never published)
     private/staging/<policy>/verified_<kind>.json        the verification's verdict and the sha256 of what it read
     private/processing/<policy>/<city>/policy-<sha>_source-<sha>.json   加工方法等情報 (kept, never published)
 
@@ -32,7 +33,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from anonymise.aggregate import policy_tables
+from anonymise.aggregate import released_tables
 from anonymise.differencing import earlier_parts, published_levels, unsafe_class_keys
 from anonymise.documents import file_sha256, write_processing_information
 from anonymise.floors import FloorsError, check_policy, load_floors, unreadable_floors
@@ -74,6 +75,11 @@ def extract_dataset_id(policy: Policy) -> str:
     return f"{policy.name}_anonymised"
 
 
+def truth_file_name(dataset_id: str) -> str:
+    """The private file of a count table's true counts (read by the audit; never published)."""
+    return f"{dataset_id}_truth.parquet"
+
+
 def counts_dataset_ids(policy: Policy) -> list[str]:
     """One public dataset per aggregate table of the policy."""
     tables = policy.aggregate_tables
@@ -104,7 +110,7 @@ def stage(
     (work / "cities").mkdir(parents=True)
     result = StageResult(policy, folder, [], {})
     releases: list[pl.DataFrame] = []
-    counts: list[list[pl.DataFrame]] = []
+    counts: list[list[tuple[pl.DataFrame, pl.DataFrame]]] = []
     previous = _latest_levels(private_root, policy)
     for source in sources:
         floors_failure = _below_floors(policy, source)
@@ -125,7 +131,7 @@ def stage(
             result.failures.append(_city_failure(source, outcome.outcome.failure))
             continue
         releases.append(outcome.release.with_columns(pl.lit(source.city_code).alias(CITY_CODE)))
-        counts.append(_count_frames(source, policy))
+        counts.append(_count_frames(source, outcome))  # after withholding: counted on what is released
     if not result.failures and releases:
         result.files = _write_staged(work, policy, releases, counts)
     _write_json(work / "staged.json", _stage_record(result))
@@ -293,24 +299,19 @@ def _city_failure(source: CitySource, failure: Reason | None) -> Reason:
     return Reason(reason.code, f"{label}: {reason.ja}", f"{label}: {reason.en}")
 
 
-def _count_frames(source: CitySource, policy: Policy) -> list[pl.DataFrame]:
-    """The policy's count tables for one city, counted on its source records and suppressed."""
+def _count_frames(source: CitySource, outcome: PolicyOutcome) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The policy's count tables for one city, counted on the records its extract releases and suppressed:
+    (the table to publish, its true counts for the audit)."""
     frames = []
-    for table in policy_tables(source.records, policy).values():
-        frame = table.to_frame()
-        frames.append(
-            frame.select(
-                pl.lit(source.city_code).alias("市区町村コード"),
-                pl.lit(source.city_name).alias("市区町村名"),
-                pl.all(),
-                pl.lit(source.city_code).alias(CITY_CODE),
-            )
-        )
+    for table in released_tables(outcome).values():
+        city = [pl.lit(source.city_code).alias("市区町村コード"), pl.lit(source.city_name).alias("市区町村名")]
+        published = table.to_frame().select(*city, pl.all(), pl.lit(source.city_code).alias(CITY_CODE))
+        frames.append((published, table.truth_frame().select(*city, pl.all())))
     return frames
 
 
 def _write_staged(
-    work: Path, policy: Policy, releases: list[pl.DataFrame], counts: list[list[pl.DataFrame]]
+    work: Path, policy: Policy, releases: list[pl.DataFrame], counts: list[list[tuple[pl.DataFrame, pl.DataFrame]]]
 ) -> dict[str, str]:
     written: list[Path] = []
     extract = pl.concat(releases)
@@ -320,7 +321,10 @@ def _write_staged(
         _write_csv(part, city_csv)
         written.append(city_csv)
     for index, dataset_id in enumerate(counts_dataset_ids(policy)):
-        written += _write_table(work, dataset_id, pl.concat([frames[index] for frames in counts]))
+        written += _write_table(work, dataset_id, pl.concat([frames[index][0] for frames in counts]))
+        truth = work / truth_file_name(dataset_id)
+        pl.concat([frames[index][1] for frames in counts]).write_parquet(truth)
+        written.append(truth)
     return {str(path.relative_to(work)): file_sha256(path) for path in written}
 
 

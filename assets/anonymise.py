@@ -6,7 +6,8 @@ For every policy in ``config/anonymisation/*.yaml`` (group ``anonymise``, job ``
                                     (a synthetic demo file is written to the private inbox first where configured)
     anonymise/<policy>/staged       the extract and count tables, staged privately (+ 加工方法等情報)
         check extract_verified      blocking: anonymise.verify on the staged bytes (k, l, identifiers, canaries, risk)
-        check counts_verified       blocking: the suppressed cells cannot be recovered from the margins
+        check counts_verified       blocking: the interval attack under three attackers (anonymise.verify_counts),
+                                    with every earlier release of the table; totals equal the extract's records
     anonymise/<policy>/releases     only after both checks passed: the releases <policy>_anonymised and
                                     <policy>_counts (publish.release layout), and a line in the extract log
 
@@ -147,13 +148,14 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         asset=staged_key,
         name="counts_verified",
         blocking=True,
-        description="集計表の秘匿: 小さな度数なし、合計から逆算できない / suppressed cells cannot be recovered",
+        description="集計表の秘匿: 3種の攻撃者による区間攻撃・過去の公表との差分 / interval attack (3 attackers), "
+        "differences with earlier releases",
     )
     def _counts_verified(context: AssetCheckExecutionContext, kouiki: KouikiHome) -> AssetCheckResult:
         paths = kouiki.paths()
         policy = load_policy(policy_name, anonymisation_policies())
-        verdict = verify_staged_counts(policy, paths.private)
-        metadata = {"tables": MetadataValue.json(verdict.get("tables", {}))}
+        verdict = verify_staged_counts(policy, paths.private, paths.releases)
+        metadata = {"tables": MetadataValue.json(verdict.get("tables", {})), **_counts_metadata(verdict)}
         return _check_result(context, paths, policy, ",".join(counts_dataset_ids(policy)), verdict, metadata)
 
     @asset(
@@ -215,6 +217,24 @@ def _extract_metadata(verdict: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _counts_metadata(verdict: dict[str, Any]) -> dict[str, Any]:
+    """The audit's headline figures over all count tables (the per-table detail is under `tables`)."""
+    tables = list((verdict.get("tables") or {}).values())
+    if not tables:
+        return {}
+    pinned = {model: sum(t.get("pinned", {}).get(model, 0) for t in tables) for model in ("a", "b", "c")}
+    below = {model: sum(t.get("below_protection", {}).get(model, 0) for t in tables) for model in ("a", "b", "c")}
+    widths = [t["min_primary_interval_width"] for t in tables if t.get("min_primary_interval_width") is not None]
+    return {
+        "cells": sum(t.get("cells", 0) for t in tables),
+        "hidden_cells": sum(t.get("hidden_cells", 0) for t in tables),
+        "pinned": MetadataValue.json(pinned),
+        "below_protection": MetadataValue.json(below),
+        "min_primary_interval_width": min(widths) if widths else None,
+        "audit_seconds": sum(t.get("seconds", 0.0) for t in tables),
+    }
+
+
 def _check_result(
     context: AssetCheckExecutionContext,
     paths: Paths,
@@ -262,7 +282,8 @@ def publish_verified(context: AssetExecutionContext, paths: Paths, policy: Polic
         published[dataset_id] = {"release": result.number, "rows": result.rows, "new": result.published}
         context.log.info(f"{dataset_id}: release {result.number} ({'new' if result.published else 'unchanged'})")
         if result.published:
-            _log_extract(context, paths, policy, record, result, dataset_id)
+            audit = (verdicts[kind].get("tables") or {}).get(dataset_id)
+            _log_extract(context, paths, policy, record, result, dataset_id, audit)
     return published
 
 
@@ -363,6 +384,7 @@ def _log_extract(
     record: dict[str, Any],
     result: ReleaseResult,
     dataset_id: str,
+    audit: dict[str, Any] | None = None,
 ) -> None:
     entry = extract_log_record(
         _requester(context.run.run_id), policy, result.path / f"{dataset_id}.csv", result.rows, True,
@@ -382,6 +404,8 @@ def _log_extract(
             for code, city in record["cities"].items()
         },
     }
+    if audit is not None:  # a count table: the audit's figures (no cell values)
+        entry["counts_audit"] = {key: value for key, value in audit.items() if key != "examples"}
     append_extract_log(paths.private / EXTRACT_LOG, entry)
 
 
