@@ -272,11 +272,11 @@ def test_demo_scoreboard_shows_the_real_figures(demo_run: dict) -> None:
     in_file = len(_data_rows(DEMO / "132195" / "komae_132195_aed.csv", "utf-8"))
     in_lake = query(db, "SELECT count(*) AS n FROM conformed.aed WHERE _city_code = '132195'")[0]["n"]
     assert (komae["rows"], komae["rows_accepted"], komae["rows_quarantined"]) == (in_file, in_lake, in_file - in_lake)
-    # SOURCES.md; 電話番号 'なし' on line 57 is a warning: the row is published with the phone empty
+    # SOURCES.md; 電話番号 'なし' on line 57 is a warning: the row is published, the warning counted apart
     assert (in_file, in_lake) == (57, 57)
-    assert komae["share_valid"] == pytest.approx(57 / 57)
-    assert json.loads(komae["errors_by_code"]) == {"format-error": 1}
-    assert (komae["top_issue"], komae["top_warning"]) == (None, "電話番号: format-error × 1")   # a warning
+    assert komae["share_valid"] == pytest.approx(1.0)
+    assert (komae["errors"], komae["warnings"]) == (0, 1)
+    assert komae["top_issue"] is None and komae["top_warning"] == "電話番号: format-error × 1"
     assert komae["last_file"] == "komae_132195_aed.csv" and komae["uploads"] == 1   # the second run added nothing
     assert (rows["132195/evacuation_space"]["has_file"], rows["132195/evacuation_space"]["status"]) == \
         (False, "missing")
@@ -308,7 +308,8 @@ def test_demo_scoreboard_is_in_the_dagster_ui_and_the_office_report(demo_run: di
         assert m.name in markdown and m.name in html
     assert "<svg" in html and "██" in markdown
     assert meta["member_cities"].value == len(load_members())
-    assert meta["share_valid 132195 狛江市"].value == pytest.approx(57 / 57, abs=1e-4)   # one AED file, all published
+    assert meta["share_valid 132195 狛江市"].value == pytest.approx(1.0)   # one AED file, one warning (published)
+    assert meta["cells_with_warnings"].value >= 1
     assert "対象外 / not expected" not in markdown and "未提出 / no file yet" in markdown
     assert meta["dagster/row_count"].value == len(query(demo_run["paths"].warehouse_db,
                                                         "SELECT * FROM marts.conformance_scoreboard"))

@@ -36,7 +36,9 @@ SELECT
     round(a.aged_65_plus / nullif(a.population, 0), 4) AS share_65_plus,
     a.households,
     coalesce(h.areas_quarantined, 0) AS areas_quarantined,
-    h.population_in_quarantined_areas
+    -- a city with a population file and nothing held back has 0 there; a city without the file, NULL
+    CASE WHEN a.population IS NOT NULL THEN coalesce(h.population_in_quarantined_areas, 0) END
+        AS population_in_quarantined_areas
 FROM reference.members AS m
 LEFT JOIN accepted AS a ON a._city_code = m.code
 LEFT JOIN held_back AS h ON h._city_code = m.code
