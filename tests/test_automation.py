@@ -89,4 +89,17 @@ def failed_runs() -> list[str]:
 
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
-        return [f"{r.job_name} {r.tags.get('dagster/partition', '')} {r.run_id}" for r in runs]
+        return [f"{r.job_name} {r.tags.get('dagster/partition', '')} {r.run_id}: {failure_messages(instance, r.run_id)}"
+                for r in runs]
+
+
+def failure_messages(instance: Any, run_id: str) -> list[str]:
+    """What failed in a run: its failed steps' errors, or the run failure's message."""
+    messages = []
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and (event.is_step_failure or event.is_run_failure):
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            messages.append(f"{event.step_key or 'run'}: {error.message if error else event.message}"[:500])
+    return messages
