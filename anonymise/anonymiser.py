@@ -37,6 +37,8 @@ class AnonymisationOutcome:
     metrics: dict[str, Any]
     model: PrivacyModel
     failure: Reason | None = None
+    suppressed_rows: list[int] | None = None  # 0-based positions in the input table of the suppressed records
+    release_rows: list[int] | None = None  # the input position of each released row, in release order (private)
 
     @property
     def ok(self) -> bool:
@@ -51,16 +53,20 @@ def anonymise_table(
     keep: Sequence[str] = (),
     sensitive_order: Mapping[str, Sequence[str]] | None = None,
     prune: bool = True,
+    prefer_levels: Mapping[str, int] | None = None,
 ) -> AnonymisationOutcome:
     """Generalise the QIs to the least-loss lattice node that meets `model`, suppress the rest, and release
-    only the QIs, the sensitive attributes and the `keep` columns (every other column is dropped)."""
+    only the QIs, the sensitive attributes and the `keep` columns (every other column is dropped).
+
+    `prefer_levels` (the levels of an earlier release) is used instead of the search whenever it still meets
+    the model: releases that keep their generalisation can be compared class by class (differencing)."""
     if model.needs_sensitive and not sensitive:
         raise ValueError("l-diversity / t-closeness need at least one sensitive attribute")
     if table.height == 0:
         reason = Reason("empty_input", "入力が0件です。", "The input has no records.")
         return AnonymisationOutcome(None, {}, {}, None, None, {}, model, reason)
     encoded = encode_table(table, hierarchies, sensitive, sensitive_order)
-    search = search_lattice(encoded, model, prune=prune)
+    search = _preferred(encoded, model, prefer_levels) or search_lattice(encoded, model, prune=prune)
     if search.best is None:
         return AnonymisationOutcome(None, {}, {}, None, search, {}, model, _too_strong(encoded, model))
     best = search.best
@@ -70,7 +76,36 @@ def anonymise_table(
     levels = dict(zip(encoded.quasi_identifiers, best.levels, strict=True))
     names = {qi: hierarchies[qi].level_names[level] for qi, level in levels.items()}
     metrics = outcome_metrics(encoded, classes, best)
-    return AnonymisationOutcome(release, levels, names, best, search, metrics, model)
+    suppressed = np.flatnonzero(suppressed_rows).tolist()
+    kept = np.flatnonzero(~suppressed_rows).tolist()
+    return AnonymisationOutcome(release, levels, names, best, search, metrics, model, suppressed_rows=suppressed,
+                                release_rows=kept)
+
+
+def shuffled(table: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """The rows in a seeded random order: nothing of the source's order (by name, by number) survives."""
+    return table[shuffle_order(table.height, seed)]
+
+
+def shuffle_order(rows: int, seed: int) -> np.ndarray:
+    """The permutation `shuffled` applies (row i of the result is row order[i] of the input)."""
+    return np.random.default_rng(seed).permutation(rows)
+
+
+def _preferred(
+    encoded: EncodedTable, model: PrivacyModel, prefer_levels: Mapping[str, int] | None
+) -> SearchResult | None:
+    """The preferred node as the search result when it is a node of this lattice and meets the model."""
+    if not prefer_levels or set(prefer_levels) != set(encoded.quasi_identifiers):
+        return None
+    levels = [int(prefer_levels[qi]) for qi in encoded.quasi_identifiers]
+    if any(not 0 <= level < height for level, height in zip(levels, encoded.heights, strict=True)):
+        return None
+    evaluation = evaluate_node(encoded, levels, model)
+    if not evaluation.satisfies:
+        return None
+    size = int(np.prod(encoded.heights))
+    return SearchResult(evaluation, size, {evaluation.levels: evaluation})
 
 
 def _suppressed_rows(encoded: EncodedTable, classes: pl.DataFrame, levels: Sequence[int]) -> np.ndarray:

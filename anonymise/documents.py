@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from anonymise.policy import Policy
 
 
 def write_processing_information(information: dict[str, Any], path: Path, release_path: Path) -> Path:
-    """Write the 加工方法等情報 as JSON, refusing any place inside the release's own folder (which
-    is what gets published)."""
+    """Write the 加工方法等情報 as JSON, readable by its owner only (0400, like the personal files), refusing any
+    place inside the release's own folder (which is what gets published). An existing document is never
+    overwritten: it records what was done."""
     release_dir = release_path.resolve().parent
     target = path.resolve()
     if target == release_path.resolve() or release_dir in target.parents:
@@ -23,7 +25,11 @@ def write_processing_information(information: dict[str, Any], path: Path, releas
             f"written next to the release ({release_dir})"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(information, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    text = json.dumps(information, ensure_ascii=False, indent=2, default=str)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(target, 0o400)  # whatever the umask
     return target
 
 

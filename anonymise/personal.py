@@ -115,7 +115,12 @@ def read_personal_records(file: PersonalFile, policy: Policy) -> pl.DataFrame:
             casts.append(_as_date(rule.source_column))
         elif rule.hierarchy["kind"] == "interval" and rule.column in table.columns:
             casts.append(_as_number(table, rule.column))
-    casts += [_as_number(table, keep.column) for keep in policy.keep if keep.column in table.columns]
+    # kept columns are numbers only where the policy top-codes or rounds them; others stay text as sent
+    casts += [
+        _as_number(table, keep.column)
+        for keep in policy.keep
+        if keep.column in table.columns and (keep.top_at or keep.top_percentile or keep.rounding)
+    ]
     try:
         return table.with_columns(casts)
     except pl.exceptions.PolarsError as error:

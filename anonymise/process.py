@@ -12,7 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from anonymise.anonymiser import AnonymisationOutcome, anonymise_table
+from anonymise.anonymiser import AnonymisationOutcome, anonymise_table, shuffle_order
+from anonymise.floors import Floors, column_kinds, load_floors
 from anonymise.hierarchy import (
     Hierarchy,
     date_hierarchy,
@@ -45,9 +46,19 @@ class PolicyOutcome:
         return self.outcome.release
 
 
-def anonymise_records(records: pl.DataFrame, policy: Policy, prune: bool = True) -> PolicyOutcome:
-    """Anonymise source records under `policy`; the release is None when the privacy model cannot be met."""
+def anonymise_records(
+    records: pl.DataFrame,
+    policy: Policy,
+    prune: bool = True,
+    prefer_levels: dict[str, str] | None = None,
+    seed: int | None = None,
+) -> PolicyOutcome:
+    """Anonymise source records under `policy`; the release is None when the privacy model cannot be met.
+
+    `prefer_levels` (level names by QI) keeps an earlier release's generalisation when it still meets the model;
+    with `seed` the released rows are shuffled (the seed goes into the 加工方法等情報 only)."""
     prepared = prepare_records(records, policy)
+    preferred = _level_indexes(prepared.hierarchies, prefer_levels) if prefer_levels else None
     outcome = anonymise_table(
         prepared.table,
         prepared.hierarchies,
@@ -56,9 +67,24 @@ def anonymise_records(records: pl.DataFrame, policy: Policy, prune: bool = True)
         keep=[rule.column for rule in policy.keep],
         sensitive_order=_sensitive_orders(policy),
         prune=prune,
+        prefer_levels=preferred,
     )
-    info = processing_information(records, policy, prepared, outcome)
+    if seed is not None and outcome.release is not None:
+        order = shuffle_order(outcome.release.height, seed)
+        outcome.release = outcome.release[order]
+        outcome.release_rows = [(outcome.release_rows or [])[i] for i in order.tolist()]
+    info = processing_information(records, policy, prepared, outcome, seed=seed)
     return PolicyOutcome(policy, outcome, info, prepared)
+
+
+def _level_indexes(hierarchies: dict[str, Hierarchy], names: dict[str, str]) -> dict[str, int] | None:
+    """Level names (as recorded for an earlier release) → level numbers of these hierarchies, if all exist."""
+    levels = {}
+    for column, hierarchy in hierarchies.items():
+        if names.get(column) not in hierarchy.level_names:
+            return None
+        levels[column] = list(hierarchy.level_names).index(names[column])
+    return levels
 
 
 def _sensitive_orders(policy: Policy) -> dict[str, tuple[str, ...]]:
@@ -260,7 +286,12 @@ def _apply_rare_value_rules(
 
 
 def processing_information(
-    records: pl.DataFrame, policy: Policy, prepared: PreparedTable, outcome: AnonymisationOutcome
+    records: pl.DataFrame,
+    policy: Policy,
+    prepared: PreparedTable,
+    outcome: AnonymisationOutcome,
+    seed: int | None = None,
+    floors: Floors | None = None,
 ) -> dict[str, Any]:
     """加工方法等情報: the deletions, derivations, codings, generalisation levels and suppression, with their
     parameters. It describes how to reverse nothing, but it must still be kept apart from the release."""
@@ -318,4 +349,78 @@ def processing_information(
         },
         "released": outcome.ok,
         "failure": outcome.failure.as_dict() if outcome.failure else None,
+        "row_order": {
+            "method": "released rows shuffled (numpy default_rng permutation); source order is not kept",
+            "seed": seed,
+        },
+        "suppressed_records": {
+            "reference": "0-based row positions in the stored source file (private)",
+            "rows": outcome.suppressed_rows or [],
+        },
+        "processing_standards": processing_standards(records, policy, prepared, outcome, seed, floors or load_floors()),
     }
+
+
+PROCESSING_BASIS = (
+    "個人情報の保護に関する法律施行規則 第31条（行政機関等匿名加工情報の作成の方法に関する基準: 第34条各号と同じ）"
+)
+
+
+def processing_standards(
+    records: pl.DataFrame,
+    policy: Policy,
+    prepared: PreparedTable,
+    outcome: AnonymisationOutcome,
+    seed: int | None,
+    floors: Floors,
+) -> list[dict[str, Any]]:
+    """The five 加工基準 as explicit steps: what was done, to which columns, how many records."""
+    released = set(policy.released_columns)
+    deleted = [column for column in records.columns if column not in released]
+    kinds = {column: set(column_kinds(column, records[column], records.height, floors)) for column in deleted}
+    codes = [c for c in deleted if kinds[c] & {"individual_code"}]
+    describing = {"name_or_contact", "date", "age", "area", "sex", "postal"}
+    linking = [c for c in deleted if c not in codes and kinds[c] & {"linking_code", "near_unique"}
+               and not kinds[c] & describing]
+    descriptive = [c for c in deleted if c not in codes and c not in linking]
+    generalised = {column: outcome.level_names.get(column) for column in policy.qi_columns}
+    suppressed = len(outcome.suppressed_rows or [])
+    special = prepared.steps["special_descriptions"]
+
+    def filled(columns: list[str]) -> int:
+        return int(sum(records[column].is_not_null().sum() for column in columns))
+
+    return [
+        _standard(1, "特定の個人を識別することができる記述等の全部又は一部を削除（置換を含む）",
+                  "identifying descriptions deleted in whole or in part (replacement included)",
+                  {"deleted_columns": descriptive, "derived": prepared.steps["derived"],
+                   "generalised_to": generalised},
+                  [*descriptive, *policy.qi_columns], filled(descriptive) + records.height * len(generalised)),
+        _standard(2, "個人識別符号の全部を削除", "every 個人識別符号 (individual identification code) deleted",
+                  {"deleted_columns": codes, "released_scan": "12-digit 個人番号 (check digit), 被保険者番号-like, "
+                   "phone-like values and every source identifier are searched in every released file"},
+                  codes, filled(codes)),
+        _standard(3, "個人情報と他の情報とを連結する符号を削除", "codes linking to other information deleted",
+                  {"deleted_columns": linking, "row_identifier_released": False,
+                   "row_order": "shuffled with a private seed" if seed is not None else "not shuffled"},
+                  linking, filled(linking)),
+        _standard(4, "特異な記述等を削除（置換を含む）", "unusual descriptions deleted (replacement included)",
+                  {"rules": special, "local_suppression": {"records": suppressed,
+                                                         "rows": "suppressed_records.rows"}},
+                  sorted({str(step["column"]) for step in special}),
+                  suppressed + sum(int(step.get("records_affected", 0)) for step in special)),
+        _standard(5, "個人情報データベース等の性質を勘案し、適切な措置", "other measures suited to the database",
+                  {"privacy_model": {"k": policy.model.k, "l": policy.model.l, "t": policy.model.t,
+                                     "max_suppression": policy.model.max_suppression},
+                   "platform_floors": floors.as_dict(),
+                   "top_coding": prepared.steps["top_coding"], "rounding": prepared.steps["rounding"],
+                   "releases_over_time": "each new extract is compared with every earlier release (differencing); "
+                                         "it is held when a difference would isolate someone"},
+                  [str(step["column"]) for step in prepared.steps["top_coding"]],
+                  int(sum(int(step.get("records_top_coded", 0)) for step in prepared.steps["top_coding"]))),
+    ]
+
+
+def _standard(number: int, ja: str, en: str, done: dict[str, Any], columns: list[str], records: int) -> dict[str, Any]:
+    return {"standard": number, "basis": f"{PROCESSING_BASIS} 第{number}号", "title_ja": ja, "title_en": en,
+            "done": done, "columns": columns, "values_affected": records}

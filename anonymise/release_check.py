@@ -16,7 +16,10 @@ from typing import Any
 
 import polars as pl
 
+from anonymise.byte_scan import hits_reason, scan_files, scan_folder
+from anonymise.differencing import check_against_earlier_releases
 from anonymise.documents import file_sha256
+from anonymise.floors import Floors, FloorsError, check_policy, column_kinds, load_floors, unreadable_floors
 from anonymise.personal import read_personal_text, stored_personal_file
 from anonymise.policy import Policy
 from anonymise.reasons import Reason
@@ -53,8 +56,9 @@ def staged_sources(private_root: Path, record: dict[str, Any]) -> list[Verificat
     return sources
 
 
-def verify_staged_extract(policy: Policy, private_root: Path) -> dict[str, Any]:
-    """Verify the staged extract (and each city's part) and record the verdict; returns it."""
+def verify_staged_extract(policy: Policy, private_root: Path, releases_root: Path | None = None) -> dict[str, Any]:
+    """Verify the staged extract (and each city's part) and record the verdict; returns it. With `releases_root`
+    the extract is also checked against every earlier release of the dataset (differencing)."""
     record = read_stage_record(private_root, policy.name)
     if record is not None and not record["cities"]:
         return _finish(private_root, policy, EXTRACT, [], {}, {"nothing_to_verify": True})
@@ -76,7 +80,71 @@ def verify_staged_extract(policy: Policy, private_root: Path) -> dict[str, Any]:
     files = {str(path.relative_to(folder)): file_sha256(path) for path in checked}
     parquet = folder / f"{extract_dataset_id(policy)}.parquet"
     files[parquet.name] = file_sha256(parquet)
-    return _finish(private_root, policy, EXTRACT, reasons, files, _extract_figures(whole, record, canaries))
+    published = [extract, parquet, *sorted((folder / "cities").glob("*.csv"))]  # every staged file of the extract
+    floors_reasons, scan = _floors_and_scan(policy, folder, published, sources, canaries)
+    reasons += floors_reasons
+    figures = _extract_figures(whole, record, canaries) | {"scan": scan}
+    if not reasons:  # differencing only means something for a release that is otherwise publishable
+        history = check_against_earlier_releases(policy, folder, releases_root, private_root)
+        reasons += history.reasons
+        figures["differencing"] = history.as_dict()
+    return _finish(private_root, policy, EXTRACT, reasons, files, figures)
+
+
+def _floors_and_scan(
+    policy: Policy, folder: Path, files: list[Path], sources: list[VerificationSource], canaries: list[str]
+) -> tuple[list[Reason], dict[str, Any]]:
+    """The platform floors on the policy and on the published columns as staged, then the byte scan of every
+    staged file for 個人番号, 被保険者番号-like and phone-like values, source identifiers and canaries."""
+    try:
+        floors = load_floors()
+    except FloorsError as error:
+        return [unreadable_floors(error)], {}
+    published = pl.read_csv(folder / f"{extract_dataset_id(policy)}.csv", infer_schema=False)
+    reasons = check_policy(policy, published, floors)
+    values = {
+        column: source.records[column].to_list()
+        for source in sources
+        for column in identifier_columns(source.records, policy, floors)
+    }
+    hits = scan_files(files, folder, values, canaries)
+    if hits:
+        reasons.append(hits_reason(hits))
+    scanned = {"files": len(files), "identifier_columns": sorted(values), "hits": [hit.as_dict() for hit in hits]}
+    return reasons, scanned
+
+
+def scan_release_folder(policy: Policy, private_root: Path, folder: Path) -> list[Any]:
+    """The byte scan over every file of a release folder about to be published (all formats, changes.json and
+    metadata.json included), with the identifier values and canaries of the staged sources."""
+    record = read_stage_record(private_root, policy.name)
+    if record is None:
+        return []
+    floors = load_floors()
+    sources = staged_sources(private_root, record)
+    values = {
+        column: source.records[column].to_list()
+        for source in sources
+        for column in identifier_columns(source.records, policy, floors)
+    }
+    canaries = sorted({value for source in sources for value in source.canaries})
+    return scan_folder(folder, values, canaries)
+
+
+def identifier_columns(source: pl.DataFrame, policy: Policy, floors: Floors) -> list[str]:
+    """The source columns whose values must never be released: the policy's direct identifiers, and any column
+    that is not released and identifies by its name or values (names, contacts, codes), whatever the policy says."""
+    released = set(policy.released_columns)
+    helpers = {str(c) for rule in policy.quasi_identifiers for c in rule.hierarchy.get("columns", [])}
+    helpers |= {rule.source_column for rule in policy.quasi_identifiers}
+    identifying = {"individual_code", "linking_code", "name_or_contact"}
+    columns = [column for column in policy.direct_identifiers if column in source.columns]
+    for column in source.columns:
+        if column in released or column in helpers or column in columns:
+            continue
+        if identifying & set(column_kinds(column, source[column], source.height, floors)):
+            columns.append(column)
+    return columns
 
 
 def verify_staged_counts(policy: Policy, private_root: Path) -> dict[str, Any]:

@@ -10,14 +10,19 @@ is published.
     private/processing/<policy>/<city>/policy-<sha>_source-<sha>.json   加工方法等情報 (kept, never published)
 
 The folder is rebuilt whole on every staging (written aside, then swapped in), so a verdict can never refer to
-older files. Rows of the extract are sorted by their values: the order of the personal file (often by name or
-number) must not survive into the release.
+older files. Rows of the extract are shuffled with a seed kept only in the 加工方法等情報: the order of the
+personal file (often by name or number) must not survive into the release. The same policy text on the same
+file reuses its seed, so unchanged data stages the same bytes (and publishes nothing new). Each city keeps the
+generalisation of the latest published release when it still meets the model, so releases can be compared
+class by class (anonymise.differencing). Policies below the platform floors stage nothing (anonymise.floors).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,10 +33,12 @@ import duckdb
 import polars as pl
 
 from anonymise.aggregate import policy_tables
+from anonymise.differencing import earlier_parts, published_levels, unsafe_class_keys
 from anonymise.documents import file_sha256, write_processing_information
+from anonymise.floors import FloorsError, check_policy, load_floors, unreadable_floors
 from anonymise.personal import PersonalFile
 from anonymise.policy import Policy
-from anonymise.process import PolicyOutcome, anonymise_records
+from anonymise.process import PolicyOutcome, anonymise_records, prepare_records
 from anonymise.reasons import Reason
 
 CITY_CODE = "_city_code"
@@ -83,10 +90,14 @@ def processing_folder(private_root: Path, policy_name: str, city_code: str) -> P
     return private_root / "processing" / policy_name / city_code
 
 
-def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> StageResult:
+def stage(
+    policy: Policy, sources: list[CitySource], private_root: Path, releases_root: Path | None = None
+) -> StageResult:
     """Anonymise every city's records, write the 加工方法等情報, and stage the extract and count tables.
 
-    When any city's records cannot meet the privacy model, nothing is staged and the reasons say why."""
+    When any city's records cannot meet the privacy model, nothing is staged and the reasons say why. With
+    `releases_root`, classes whose difference with an earlier release would isolate someone are withheld whole
+    (within the suppression limit); the verification checks the difference again on its own."""
     folder = staging_folder(private_root, policy.name)
     work = folder.with_name(f".{folder.name}-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
@@ -94,18 +105,26 @@ def stage(policy: Policy, sources: list[CitySource], private_root: Path) -> Stag
     result = StageResult(policy, folder, [], {})
     releases: list[pl.DataFrame] = []
     counts: list[list[pl.DataFrame]] = []
+    previous = _latest_levels(private_root, policy)
     for source in sources:
-        outcome = anonymise_records(source.records, policy)
-        written = _processing_path(private_root, policy, source)
-        if not written.exists():  # the same policy text on the same file always gives the same processing
-            info = {**outcome.processing_information, "source": _source_note(source)}
+        floors_failure = _below_floors(policy, source)
+        if floors_failure is not None:  # nothing is anonymised: the verdicts see this failure, never "nothing staged"
+            result.cities[source.city_code] = _blocked_city_summary(source)
+            result.failures.append(_city_failure(source, floors_failure))
+            continue
+        seed = _seed(private_root, policy, source)
+        outcome = anonymise_records(source.records, policy, prefer_levels=previous.get(source.city_code), seed=seed)
+        withheld = _withhold_isolating_classes(policy, source, outcome, releases_root)
+        written = _processing_path(private_root, policy, source, outcome.outcome.level_names, withheld)
+        if not written.exists():  # the same policy, file, levels and history always give the same processing
+            info = {**outcome.processing_information, "source": _source_note(source), "releases_over_time": withheld}
+            info["processing_standards"][4]["done"]["withheld_for_differencing"] = withheld
             write_processing_information(info, written, work / f"{extract_dataset_id(policy)}.csv")
         result.cities[source.city_code] = _city_summary(source, outcome, written)
         if not outcome.outcome.ok or outcome.release is None:
             result.failures.append(_city_failure(source, outcome.outcome.failure))
             continue
-        ordered = outcome.release.sort(outcome.release.columns)
-        releases.append(ordered.with_columns(pl.lit(source.city_code).alias(CITY_CODE)))
+        releases.append(outcome.release.with_columns(pl.lit(source.city_code).alias(CITY_CODE)))
         counts.append(_count_frames(source, policy))
     if not result.failures and releases:
         result.files = _write_staged(work, policy, releases, counts)
@@ -142,10 +161,96 @@ def _source_note(source: CitySource) -> dict[str, Any]:
     }
 
 
-def _processing_path(private_root: Path, policy: Policy, source: CitySource) -> Path:
-    """One document per (policy text, source file): policy-<sha256[:12]>_source-<sha256[:16]>.json."""
-    name = f"policy-{policy.sha256[:12]}_source-{source.file.sha256[:16]}.json"
+def _processing_path(
+    private_root: Path, policy: Policy, source: CitySource, levels: dict[str, str], withheld: dict[str, Any]
+) -> Path:
+    """One document per (policy text, source file, levels and withheld classes):
+    policy-<sha[:12]>_source-<sha[:16]>_levels-<…>.json."""
+    what = {"levels": levels, "withheld": withheld}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    name = f"{_processing_prefix(policy, source)}_levels-{digest[:8]}.json"
     return processing_folder(private_root, policy.name, source.city_code) / name
+
+
+def _processing_prefix(policy: Policy, source: CitySource) -> str:
+    return f"policy-{policy.sha256[:12]}_source-{source.file.sha256[:16]}"
+
+
+def _seed(private_root: Path, policy: Policy, source: CitySource) -> int:
+    """The shuffle seed of an earlier staging of this policy text and file (same bytes again), else a new secret
+    one; it is only ever written to the 加工方法等情報."""
+    folder = processing_folder(private_root, policy.name, source.city_code)
+    for path in sorted(folder.glob(f"{_processing_prefix(policy, source)}*.json")) if folder.is_dir() else []:
+        seed = (json.loads(path.read_text(encoding="utf-8")).get("row_order") or {}).get("seed")
+        if isinstance(seed, int):
+            return seed
+    return secrets.randbits(62)
+
+
+def _withhold_isolating_classes(
+    policy: Policy, source: CitySource, outcome: PolicyOutcome, releases_root: Path | None
+) -> dict[str, Any]:
+    """Remove from the release every class whose added, removed or kept rows, compared with any earlier release
+    of this city, would form a group below k (or l): the attacker then sees the whole earlier class leave (k or
+    more people, l-diverse) and nothing else. Done only while the records removed in all (local suppression and
+    withheld classes) stay within the platform's suppression cap (floors.max_suppression, set by the office);
+    otherwise the release is left as it is and the verification holds it with its reason."""
+    release = outcome.release
+    parts = earlier_parts(releases_root, extract_dataset_id(policy), source.city_code)
+    if release is None or not parts:
+        return {"compared_with": sorted(parts), "classes": 0, "records": 0, "within_suppression_limit": True,
+                "withheld": False, "rows": []}
+    text = _as_published_text(release)
+    qis = list(policy.qi_columns)
+    model = policy.model
+    found = [
+        unsafe_class_keys(old, text, qis, list(policy.sensitive), model.k, model.l).select(qis)
+        for old in parts.values()
+        if set(old.columns) == set(text.columns)
+    ]
+    keys = pl.concat(found).unique() if found else pl.DataFrame(schema=dict.fromkeys(qis, pl.String))
+    marked = text.select(qis).join(keys.with_columns(_withheld=pl.lit(True)), on=qis, how="left",
+                                   maintain_order="left", nulls_equal=True)["_withheld"].fill_null(False)
+    records = int(marked.sum())
+    suppressed = int(outcome.outcome.metrics.get("records_suppressed") or 0)
+    within = suppressed + records <= int(load_floors().max_suppression * source.records.height)
+    rows: list[int] = []
+    if records and within:
+        outcome.outcome.release = release.filter(~marked)
+        positions = outcome.outcome.release_rows or []
+        rows = sorted(positions[i] for i in marked.arg_true().to_list()) if positions else []
+        outcome.outcome.release_rows = [p for p, hit in zip(positions, marked.to_list(), strict=False) if not hit]
+    return {"compared_with": sorted(parts), "classes": keys.height, "records": records,
+            "within_suppression_limit": within, "withheld": bool(records and within),
+            "rows": rows, "rows_reference": "0-based row positions in the stored source file (private)"}
+
+
+def _as_published_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """The table as its published CSV reads back as text (numbers as written, formula cells quoted)."""
+    columns = []
+    for name, dtype in frame.schema.items():
+        text = pl.col(name).cast(pl.String)
+        if dtype == pl.String:
+            text = pl.when(text.str.contains(FORMULA_PREFIX)).then("'" + text).otherwise(text)
+        columns.append(text.alias(name))
+    return frame.select(columns)
+
+
+def _latest_levels(private_root: Path, policy: Policy) -> dict[str, dict[str, str]]:
+    """Each city's generalisation levels in the latest published extract (from the private extract log)."""
+    history = published_levels(private_root, extract_dataset_id(policy))
+    return history[max(history)] if history else {}
+
+
+def _below_floors(policy: Policy, source: CitySource) -> Reason | None:
+    """The platform floors on the policy and on the columns it would release from this city's records."""
+    try:
+        reasons = check_policy(policy, prepare_records(source.records, policy).table, load_floors())
+    except FloorsError as error:
+        return unreadable_floors(error)
+    if not reasons:
+        return None
+    return Reason(reasons[0].code, " ".join(r.ja for r in reasons), " ".join(r.en for r in reasons))
 
 
 def _city_summary(source: CitySource, outcome: PolicyOutcome, written: Path) -> dict[str, Any]:
@@ -156,13 +261,29 @@ def _city_summary(source: CitySource, outcome: PolicyOutcome, written: Path) -> 
         "source_sha256": source.file.sha256,
         "synthetic_demo_data": source.file.synthetic,
         "records_in": source.records.height,
-        "records_released": metrics.get("records_released", 0),
+        "records_released": outcome.release.height if outcome.release is not None else 0,
         "records_suppressed": metrics.get("records_suppressed"),
         "suppressed_share": metrics.get("suppressed_share"),
         "levels": outcome.outcome.level_names,
         "loss": metrics.get("loss"),
         "classes": classes.get("count"),
         "processing_information": str(written),
+    }
+
+
+def _blocked_city_summary(source: CitySource) -> dict[str, Any]:
+    return {
+        "city_name": source.city_name,
+        "source_sha256": source.file.sha256,
+        "synthetic_demo_data": source.file.synthetic,
+        "records_in": source.records.height,
+        "records_released": 0,
+        "records_suppressed": None,
+        "suppressed_share": None,
+        "levels": {},
+        "loss": None,
+        "classes": None,
+        "processing_information": None,
     }
 
 

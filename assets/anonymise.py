@@ -18,6 +18,7 @@ Dagster metadata never holds a personal value: counts, levels, hashes and reason
 
 import getpass
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from dagster import (
     asset_check,
 )
 
+from anonymise.byte_scan import hits_reason
 from anonymise.documents import append_extract_log, blocked_log_record, extract_log_record
 from anonymise.personal import (
     SYNTHETIC_NOTICE,
@@ -48,7 +50,7 @@ from anonymise.personal import (
     write_synthetic_demo_file,
 )
 from anonymise.policy import Policy, load_policy
-from anonymise.release_check import verify_staged_counts, verify_staged_extract
+from anonymise.release_check import scan_release_folder, verify_staged_counts, verify_staged_extract
 from anonymise.staging import (
     COUNTS,
     EXTRACT,
@@ -75,7 +77,8 @@ SYNTHETIC_TITLE = ("【合成デモデータ・実在の人物ではありませ
 
 def policy_names(config_dir: Path | None = None) -> list[str]:
     """Every policy file; the policies themselves are read when the assets run (a broken one fails its run only)."""
-    return sorted(path.stem for path in (config_dir or anonymisation_policies()).glob("*.yaml"))
+    folder = config_dir or anonymisation_policies()
+    return sorted(path.stem for path in folder.glob("*.yaml") if not path.name.startswith("_"))  # _platform.yaml
 
 
 def members_with(members: list[Member], policy_name: str) -> list[Member]:
@@ -123,7 +126,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         paths = kouiki.paths()
         policy = load_policy(policy_name, anonymisation_policies())
         sources = _city_sources(context, paths, kouiki.members(), policy)
-        result = stage(policy, sources, paths.private)
+        result = stage(policy, sources, paths.private, paths.releases)
         for reason in result.failures:
             context.log.error(f"{reason.ja} / {reason.en}")
         return MaterializeResult(metadata=_stage_metadata(result.staged, result.cities, result.failures))
@@ -137,7 +140,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
     def _extract_verified(context: AssetCheckExecutionContext, kouiki: KouikiHome) -> AssetCheckResult:
         paths = kouiki.paths()
         policy = load_policy(policy_name, anonymisation_policies())
-        verdict = verify_staged_extract(policy, paths.private)
+        verdict = verify_staged_extract(policy, paths.private, paths.releases)
         return _check_result(context, paths, policy, extract_dataset_id(policy), verdict, _extract_metadata(verdict))
 
     @asset_check(
@@ -207,6 +210,8 @@ def _extract_metadata(verdict: dict[str, Any]) -> dict[str, Any]:
         "levels": MetadataValue.json(verdict.get("levels") or {}),
         "loss": MetadataValue.json(verdict.get("loss") or {}),
         "leaks": MetadataValue.json(verdict.get("leaks") or []),
+        "byte_scan": MetadataValue.json(verdict.get("scan") or {}),
+        "differencing": MetadataValue.json(verdict.get("differencing") or {}),
     }
 
 
@@ -251,7 +256,8 @@ def publish_verified(context: AssetExecutionContext, paths: Paths, policy: Polic
     published = {}
     for dataset_id, kind, table_index in targets:
         dataset = _dataset(policy, dataset_id, kind, table_index, synthetic)
-        result = _publish_table(paths, folder / f"{dataset_id}.parquet", dataset, _licence(policy))
+        scan = _release_scan(context, paths, policy, dataset_id) if kind == EXTRACT else None
+        result = _publish_table(paths, folder / f"{dataset_id}.parquet", dataset, _licence(policy), scan)
         _same_bytes(folder, dataset_id, result, verdicts[kind])
         published[dataset_id] = {"release": result.number, "rows": result.rows, "new": result.published}
         context.log.info(f"{dataset_id}: release {result.number} ({'new' if result.published else 'unchanged'})")
@@ -277,16 +283,37 @@ def _verdict(private_root: Path, policy: Policy, kind: str) -> dict[str, Any]:
     return dict(verdict)
 
 
-def _publish_table(paths: Paths, parquet: Path, dataset: Dataset, licence: str) -> ReleaseResult:
+def _release_scan(
+    context: AssetExecutionContext, paths: Paths, policy: Policy, dataset_id: str
+) -> Callable[[Path], None]:
+    """The byte scan of every file of the extract's release, run on the complete release folder before it becomes
+    a release: a hit stops the publication (the previous release stays latest) and is logged."""
+
+    def inspect(folder: Path) -> None:
+        hits = scan_release_folder(policy, paths.private, folder)
+        if hits:
+            reason = hits_reason(hits).as_dict()
+            record = blocked_log_record(_requester(context.run.run_id), policy, dataset_id, [reason])
+            append_extract_log(paths.private / EXTRACT_LOG, record)
+            raise Failure(description=f"{dataset_id}: {reason['ja']} / {reason['en']}")
+
+    return inspect
+
+
+def _publish_table(
+    paths: Paths, parquet: Path, dataset: Dataset, licence: str, inspect: Callable[[Path], None] | None = None
+) -> ReleaseResult:
     """publish_dataset over the staged Parquet in a private in-memory DuckDB; `_city_code` (kept in the staging)
-    gives each city's part, and `_upload_id` is empty: nothing published can point back at a personal file."""
+    gives each city's part, and `_upload_id` is empty: nothing published can point back at a personal file.
+    The releases are personal datasets: changes.json lists totals only."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         source = "'" + str(parquet).replace("'", "''") + "'"
         con.execute(
             f"CREATE TABLE release AS SELECT *, CAST(NULL AS VARCHAR) AS _upload_id FROM read_parquet({source})"
         )
-        return publish_dataset(con, dataset, "release", paths.releases, paths.catalog_url, licence=licence)
+        return publish_dataset(con, dataset, "release", paths.releases, paths.catalog_url, licence=licence,
+                               personal=True, inspect=inspect)
     finally:
         con.close()
 
@@ -344,6 +371,7 @@ def _log_extract(
     entry |= {
         "dataset_id": dataset_id,
         "release_number": result.number,
+        "levels": {code: city["levels"] for code, city in record["cities"].items()},
         "release_path": str(result.path.relative_to(paths.home)),
         "sources": [
             {"city_code": code, "sha256": city["source_sha256"], "synthetic_demo_data": city["synthetic_demo_data"]}

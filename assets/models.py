@@ -1,14 +1,16 @@
-"""SQL models as assets: every ``dbt_like_sql/**/*.sql`` file becomes an asset, with its column tests as checks.
+"""SQL models as assets: every ``dbt_like_sql/**/*.sql`` file, and the generated staging and conformed model of
+every dataset of the schema registry that no file replaces, becomes an asset, with its column tests as checks.
 
 Dependencies come from the SQL (``warehouse.sql_models``); sources in ``lake.*`` / ``quarantine.*`` /
 ``findings.*`` point at the city-partitioned lake asset of that dataset, and ``history.uploads`` /
 ``findings.all_datasets`` at every lake asset, so the graph shows lineage from each city's upload to each mart.
 Models are the only assets that open the DuckDB database, and they share one concurrency pool of size 1, so
-parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file: no Python changes.
+parallel runs never fight for its lock. Adding a model is adding a ``.sql`` file, and adding a dataset's YAML adds
+its two generated models: no Python changes.
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ from dagster import (
 )
 
 from assets import scoreboard
-from expectations.registry import default_registry
+from expectations.model import Dataset
+from expectations.registry import Registry, default_registry
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
 from warehouse import duck
@@ -75,15 +78,50 @@ def source_keys(ref: str, dataset_ids: list[str]) -> list[AssetKey]:
     return []
 
 
-def build_model_assets(root: Path = MODELS_ROOT) -> list[AssetsDefinition]:
-    """One asset per model under ``root`` (raises ``ModelError`` on a broken project, at load time)."""
+def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> dict[str, Model]:
+    """Every model of the project: the files under ``root`` and the generated models of ``datasets`` (default:
+    every dataset of the schema registry). Raises ``ModelError`` on a broken project, at load time."""
+    registry = default_registry()
+    generate = registry.datasets.values() if datasets is None else datasets
+    return discover(root, sources=known_sources(registry.datasets), datasets=generate)
+
+
+def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> list[AssetsDefinition]:
+    """One asset per model (raises ``ModelError`` on a broken project, at load time)."""
     dataset_ids = sorted(default_registry().datasets)
-    models = discover(root, sources=known_sources(dataset_ids))
-    return [_model_asset(m, dataset_ids) for m in models.values()]
+    models = load_models(root, datasets)
+    return [_model_asset(m, dataset_ids, sources_read(m, models)) for m in models.values()]
+
+
+def sources_read(model: Model, models: Mapping[str, Model]) -> set[str]:
+    """The source tables a model reads, itself or through the models it reads: only those are refreshed before
+    it is built (refreshing every dataset's views for each of dozens of models would dominate a run)."""
+    seen, todo, sources = {model.name}, [model], set()
+    while todo:
+        current = todo.pop()
+        sources |= set(current.source_deps)
+        for dep in current.model_deps:
+            if dep not in seen and dep in models:
+                seen.add(dep)
+                todo.append(models[dep])
+    return sources
+
+
+def refresh_for(con: duckdb.DuckDBPyConnection, sources: set[str], paths: Paths, registry: Registry,
+                kouiki: KouikiHome) -> None:
+    """(Re)create the source views and tables in ``sources`` (and the few every build needs)."""
+    everything = any(s.startswith("history.") or s == ALL_FINDINGS for s in sources)
+    lake_ids = {s.split(".", 1)[1] for s in sources if s.split(".", 1)[0] in ("lake", "quarantine", "findings")}
+    datasets = [d for d in registry.datasets.values() if everything or d.id in lake_ids]
+    duck.refresh_sources(con, paths.lake, datasets)
+    if sources & set(REGISTRY_SOURCES):
+        refresh_registry_sources(con, kouiki.members(), registry.datasets.values(),
+                                 with_findings=everything or ALL_FINDINGS in sources)
 
 
 def _code_version(model: Model) -> str:
-    """Changes when the SQL or its test file changes, so the UI marks downstream assets as outdated."""
+    """Changes when the SQL (generated SQL changes with its schema) or the test file changes, so the UI marks
+    downstream assets as outdated."""
     digest = hashlib.sha256(model.sql.encode("utf-8"))
     yml = model.path.with_suffix(".yml")
     if yml.exists():
@@ -91,7 +129,17 @@ def _code_version(model: Model) -> str:
     return digest.hexdigest()[:12]
 
 
-def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
+def _sql_file(model: Model) -> str:
+    """The model's file relative to the project, or where it comes from when generated."""
+    relative = str(model.path.relative_to(model.path.parents[1]))
+    if model.generated_from is None:
+        return relative
+    if model.is_file:
+        return f"{relative} (extends the model generated from dataset {model.generated_from})"
+    return f"generated from the schema of dataset {model.generated_from} ({relative} would replace it)"
+
+
+def _model_asset(model: Model, dataset_ids: list[str], sources: set[str]) -> AssetsDefinition:
     key = model_key(model.name)
     deps = [model_key(d) for d in model.model_deps]
     deps += [k for s in model.source_deps for k in source_keys(s, dataset_ids) if k not in deps]
@@ -107,15 +155,13 @@ def _model_asset(model: Model, dataset_ids: list[str]) -> AssetsDefinition:
         check_specs=checks,
         pool=WAREHOUSE_POOL,
         code_version=_code_version(model),
-        metadata={"sql_file": str(model.path.relative_to(model.path.parents[1])),
-                  "materialized": model.materialized},
+        metadata={"sql_file": _sql_file(model), "materialized": model.materialized},
     )
     def _run(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[MaterializeResult | AssetCheckResult]:
         paths = kouiki.paths()
         registry = kouiki.registry()
         with duck.connect(paths.warehouse_db) as con:
-            duck.refresh_sources(con, paths.lake, registry.datasets.values())
-            refresh_registry_sources(con, kouiki.members(), registry.datasets.values())
+            refresh_for(con, sources, paths, registry, kouiki)
             rows = materialize(con, model)
             report = MODEL_REPORTS.get(model.name)
             metadata = report(con, paths) if report is not None else {}   # first: what the office looks at

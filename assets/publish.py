@@ -1,17 +1,20 @@
-"""Publication asset: each region-wide (conformed) table becomes a numbered release when its data changed."""
+"""Publication asset: each region-wide (conformed) table becomes a numbered release when its data changed.
+
+Every dataset of the schema registry has a conformed model (generated from its YAML unless a file replaces it),
+so every dataset with accepted rows is released; datasets nobody has sent rows for are listed, not released.
+"""
 
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.models import MODELS_ROOT, WAREHOUSE_POOL, model_key
+from assets.models import WAREHOUSE_POOL, load_models, model_key
 from pipelines.resources import KouikiHome
 from publish.release import publish_dataset
 from warehouse import duck
-from warehouse.sql_models import discover
 
 
 def conformed_models() -> list[str]:
-    return sorted(name for name in discover(MODELS_ROOT) if name.startswith("conformed."))
+    return sorted(name for name in load_models() if name.startswith("conformed."))
 
 @asset(
     key=AssetKey(["publish", "releases"]),
@@ -25,7 +28,10 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
     paths = kouiki.paths()
     registry = kouiki.registry()
     summary = {}
+    waiting = []
     with duck.connect(paths.warehouse_db) as con:
+        # the findings views of the lake as it is now: the releases' conformance figures read them
+        duck.refresh_sources(con, paths.lake, registry.datasets.values())
         for name in conformed_models():
             dataset_id = name.split(".", 1)[1]
             if dataset_id not in registry.datasets:
@@ -33,6 +39,7 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
             dataset = registry.get(dataset_id)
             if _row_count(con, dataset_id) == 0:
                 context.log.info(f"{dataset_id}: no member has accepted rows yet; nothing to publish")
+                waiting.append(dataset_id)
                 continue
             result = publish_dataset(con, dataset, f'conformed."{dataset_id}"', paths.releases,
                                      paths.catalog_url, licence=dataset.licence)
@@ -40,9 +47,18 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
                                    "new": result.published, "path": str(result.path)}
             context.log.info(f"{dataset_id}: release {result.number} "
                              f"({'new' if result.published else 'unchanged'}), {result.rows} rows")
-    return MaterializeResult(metadata={"releases": MetadataValue.json(summary)})
+    return MaterializeResult(metadata={
+        "releases": MetadataValue.json(summary),
+        "datasets_released": len(summary),
+        "new_releases": sum(1 for r in summary.values() if r["new"]),
+        "datasets_without_rows": MetadataValue.json(waiting),
+    })
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, dataset_id: str) -> int:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'conformed' "
+                         "AND table_name = ?", [dataset_id]).fetchone()
+    if not exists or not exists[0]:
+        return 0          # its model has not been built yet (e.g. a dataset added since the last model run)
     row = con.execute(f'SELECT count(*) FROM conformed."{dataset_id}"').fetchone()
     return int(row[0]) if row else 0

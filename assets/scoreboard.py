@@ -35,8 +35,8 @@ STATUS_COLOURS = {"accept": "#d8f0d8", "quarantine": "#fff2c6", "reject": "#f8d0
                   "not_declared": "#eeeeee"}
 _COLUMNS = ("city_code", "city_name", "dataset_id", "dataset_name_ja", "declared", "has_file", "uploads",
             "last_file", "last_received_at", "last_decision", "rows", "rows_accepted", "rows_quarantined",
-            "share_valid", "share_valid_change", "findings", "errors_by_code", "top_issue", "share_valid_trend",
-            "rows_in_lake", "status", "status_label")
+            "share_valid", "share_valid_change", "findings", "errors_by_code", "errors", "warnings", "top_issue",
+            "top_warning", "share_valid_trend", "rows_in_lake", "status", "status_label")
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,17 @@ class ScoreRow:
     share_valid_change: float | None
     findings: int | None
     errors_by_code: str | None
+    errors: int | None              # cells with an error finding (rows withheld) in the newest upload
+    warnings: int | None            # cells with a warning (rows published) in the newest upload
     top_issue: str | None
+    top_warning: str | None
     share_valid_trend: list[float] | None
     rows_in_lake: int
     status: str
     status_label: str
 
     @property
-    def errors(self) -> dict[str, int]:
+    def by_code(self) -> dict[str, int]:
         return json.loads(self.errors_by_code) if self.errors_by_code else {}
 
     @property
@@ -94,6 +97,8 @@ def report_metadata(con: duckdb.DuckDBPyConnection, paths: Paths) -> dict[str, A
         "files_expected": summary["expected"],
         "files_missing": summary["missing"],
         "uploads_rejected": summary["rejected"],
+        "cells_with_errors": summary["errors"],
+        "cells_with_warnings": summary["warnings"],
     }
     if summary["share_valid"] is not None:
         metadata["region_share_valid"] = MetadataValue.float(summary["share_valid"])
@@ -104,7 +109,8 @@ def report_metadata(con: duckdb.DuckDBPyConnection, paths: Paths) -> dict[str, A
 
 
 def headline(rows: list[ScoreRow]) -> dict[str, Any]:
-    """Region-wide figures: cities, files expected / missing, rejected uploads, share of valid rows."""
+    """Region-wide figures: cities, files expected / missing, rejected uploads, share of valid rows, cells with
+    errors and with warnings."""
     checked = sum(r.rows or 0 for r in rows)
     valid = sum((r.share_valid or 0.0) * (r.rows or 0) for r in rows)
     return {
@@ -113,6 +119,8 @@ def headline(rows: list[ScoreRow]) -> dict[str, Any]:
         "missing": sum(1 for r in rows if r.status == "missing"),
         "rejected": sum(1 for r in rows if r.status == "reject"),
         "share_valid": round(valid / checked, 4) if checked else None,
+        "errors": sum(r.errors or 0 for r in rows),
+        "warnings": sum(r.warnings or 0 for r in rows),
     }
 
 
@@ -161,13 +169,16 @@ def scoreboard_markdown(rows: list[ScoreRow]) -> str:
     share = f"{summary['share_valid']:.1%}" if summary["share_valid"] is not None else "n/a"
     lines = [
         f"**構成市 {summary['cities']} / 提出予定 {summary['expected']} / 未提出 {summary['missing']} / "
-        f"差戻し {summary['rejected']} / 地域全体の合格率 {share}**  ",
+        f"差戻し {summary['rejected']} / 地域全体の合格率 {share} / エラー {summary['errors']:,} / "
+        f"警告 {summary['warnings']:,}**  ",
         f"member cities {summary['cities']}, files expected {summary['expected']}, missing {summary['missing']}, "
-        f"rejected {summary['rejected']}, region-wide share of valid rows {share}",
+        f"rejected {summary['rejected']}, region-wide share of valid rows {share}, cells with errors "
+        f"{summary['errors']:,} (rows withheld), with warnings {summary['warnings']:,} (rows published)",
         "",
         "| 市 / city | データセット / dataset | 状態 / status | 合格率 / valid rows | 推移 / trend | 行 / rows | "
-        "受理 / accepted | 最多エラー / top issue | 最新 / last upload |",
-        "|---|---|---|---|---|---:|---:|---|---|",
+        "受理 / accepted | エラー / errors | 警告 / warnings | 最多エラー / top issue | 最多警告 / top warning | "
+        "最新 / last upload |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---|---|---|",
     ]
     for r in rows:
         if r.status == "not_declared":
@@ -176,7 +187,8 @@ def scoreboard_markdown(rows: list[ScoreRow]) -> str:
         lines.append(
             f"| {_md(r.city_code)} {_md(r.city_name)} | {_md(r.dataset_name_ja or r.dataset_id)} | "
             f"{_md(r.status_label)} | {bar(r.share_valid)} | {trend} | {_num(r.rows)} | {_num(r.rows_accepted)} | "
-            f"{_md(r.top_issue or '')} | {_md(r.received)} {_md(r.last_file or '')} |"
+            f"{_num(r.errors)} | {_num(r.warnings)} | {_md(r.top_issue or '')} | {_md(r.top_warning or '')} | "
+            f"{_md(r.received)} {_md(r.last_file or '')} |"
         )
     lines += ["", "対象外 (名簿にも提出もない組み合わせ) は省略 / combinations neither expected nor sent are omitted."]
     return "\n".join(lines)
@@ -230,6 +242,8 @@ td.num{text-align:right}
 .cell{min-width:150px}
 .big{font-size:1.3em;font-weight:bold}
 .small{font-size:.8em;color:#555}
+.err{color:#a40000}
+.warn{color:#8a5a00}
 svg .ref{stroke:#bbb;stroke-width:.5;stroke-dasharray:2 2}
 svg .trend{fill:none;stroke:#1f5fa8;stroke-width:1.8}
 svg circle{fill:#1f5fa8}
@@ -238,15 +252,18 @@ svg circle{fill:#1f5fa8}
 </style></head><body>
 <h1>適合状況スコアボード <span class="small">/ conformance scoreboard</span></h1>
 <p>作成 / generated {{ generated }} — 構成市 {{ summary.cities }} 市、提出予定 {{ summary.expected }} 件、
-未提出 {{ summary.missing }} 件、差戻し {{ summary.rejected }} 件、地域全体の合格率 {{ share }}<br>
+未提出 {{ summary.missing }} 件、差戻し {{ summary.rejected }} 件、地域全体の合格率 {{ share }}、
+エラー {{ num(summary.errors) }} セル（行は非公開）、警告 {{ num(summary.warnings) }} セル（行は公開）<br>
 <span class="small">member cities {{ summary.cities }}, files expected {{ summary.expected }},
-missing {{ summary.missing }}, rejected {{ summary.rejected }}, region-wide share of valid rows {{ share }}</span></p>
+missing {{ summary.missing }}, rejected {{ summary.rejected }}, region-wide share of valid rows {{ share }},
+cells with errors {{ num(summary.errors) }} (rows withheld), with warnings {{ num(summary.warnings) }}
+(rows published)</span></p>
 
 <h2>市ごとの品質の推移 <span class="small">/ quality trend per city</span></h2>
 <p class="small">各セル: 最新アップロードの状態 (色)、合格率 (検証に通った行の割合)、
-アップロードごとの推移 (点線は 0%・50%・100%)。<br>
-Each cell: state of the newest upload (colour), share of valid rows, and that share upload by upload
-(dotted lines at 0%, 50%, 100%).</p>
+アップロードごとの推移 (点線は 0%・50%・100%)、エラー (その行は非公開) と警告 (その行は公開) のセル数。<br>
+Each cell: state of the newest upload (colour), share of valid rows, that share upload by upload
+(dotted lines at 0%, 50%, 100%), and the cells with errors (rows withheld) and with warnings (rows published).</p>
 <table>
 <tr><th>市 / city</th>
 {% for d in datasets %}<th>{{ d.name }}<br><span class="small">{{ d.id }}</span></th>{% endfor %}</tr>
@@ -255,6 +272,8 @@ Each cell: state of the newest upload (colour), share of valid rows, and that sh
 {% if r.has_file %}<span class="big">{{ pct(r.share_valid) }}</span> {{ change(r.share_valid_change) }}<br>
 {{ svg(r.share_valid_trend) }}<br>
 <span class="small">{{ r.status_label }}<br>{{ num(r.rows_accepted) }} / {{ num(r.rows) }} 行受理 / rows accepted<br>
+{% if r.errors is not none %}<span class="err">エラー / errors {{ num(r.errors) }}</span> ·
+<span class="warn">警告 / warnings {{ num(r.warnings) }}</span><br>{% endif %}
 {{ r.received }} ({{ r.uploads }} 回 / uploads)</span>
 {% else %}<span class="big">—</span><br><span class="small">{{ r.status_label }}</span>{% endif %}
 </td>{% endfor %}</tr>
@@ -263,16 +282,20 @@ Each cell: state of the newest upload (colour), share of valid rows, and that sh
 <h2>一覧 <span class="small">/ all lines</span></h2>
 <table>
 <tr><th>市 / city</th><th>データセット / dataset</th><th>状態 / status</th><th>合格率 / valid</th><th>行 / rows</th>
-<th>受理 / accepted</th><th>保留 / held back</th><th>公開中 / in the lake</th><th>エラーコード別 / by error code</th>
-<th>最多エラー / top issue</th><th>最新ファイル / last file</th><th>受付 / received</th></tr>
+<th>受理 / accepted</th><th>保留 / held back</th><th>公開中 / in the lake</th><th>エラー / errors</th>
+<th>警告 / warnings</th><th>エラーコード別 / by error code</th>
+<th>最多エラー / top issue</th><th>最多警告 / top warning</th><th>最新ファイル / last file</th>
+<th>受付 / received</th></tr>
 {% for r in rows %}<tr class="s-{{ r.status }}">
 <td>{{ r.city_code }} {{ r.city_name }}</td><td>{{ r.dataset_name_ja or r.dataset_id }}</td>
 <td>{{ r.status_label }}</td>
 <td class="num">{{ pct(r.share_valid) }}</td><td class="num">{{ num(r.rows) }}</td>
 <td class="num">{{ num(r.rows_accepted) }}</td><td class="num">{{ num(r.rows_quarantined) }}</td>
 <td class="num">{{ num(r.rows_in_lake) }}</td>
-<td>{% for code, n in r.errors.items() %}{{ code }}: {{ n }}<br>{% endfor %}</td>
-<td>{{ r.top_issue or "" }}</td><td>{{ r.last_file or "" }}</td><td>{{ r.received }}</td></tr>
+<td class="num err">{{ num(r.errors) }}</td><td class="num warn">{{ num(r.warnings) }}</td>
+<td>{% for code, n in r.by_code.items() %}{{ code }}: {{ n }}<br>{% endfor %}</td>
+<td>{{ r.top_issue or "" }}</td><td>{{ r.top_warning or "" }}</td><td>{{ r.last_file or "" }}</td>
+<td>{{ r.received }}</td></tr>
 {% endfor %}</table>
 <p class="small">出典 / source: marts.conformance_scoreboard, marts.conformance_trend (warehouse.duckdb)</p>
 </body></html>

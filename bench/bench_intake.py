@@ -126,10 +126,10 @@ class FailureKind:
 
 
 FAILURES = (
-    FailureKind("name-missing", "名称", "missing-cell", ""),
+    FailureKind("name-missing", "名称", "key-error", ""),                 # 名称 is a key: the row is withheld
     FailureKind("position-blank", "設置位置", "missing-cell", "\u3000"),
     FailureKind("phone-is-text", "電話番号", "format-error", "なし"),
-    FailureKind("latitude-outside-japan", "緯度", "constraint-error", "135.5012"),
+    FailureKind("latitude-outside-japan", "緯度", "coordinate-error", "135.5012"),
     FailureKind("longitude-not-a-number", "経度", "type-error", "不明"),
     FailureKind("height-kind-not-in-list", "高度の種別", "constraint-error", "屋上"),
     FailureKind("paediatric-not-in-list", "小児対応設備の有無", "constraint-error", "あり"),

@@ -3,8 +3,16 @@
 Codes follow the spirit of Frictionless (``missing-label``, ``type-error``, ``unique-error`` …) so that one
 problem has one name in the reports, the API, the lake and the tests. Every entry says what went wrong
 (``message_*``, templates with ``{column}``, ``{value}`` and ``{expected}``), what to do about it
-(``hint_*``, in the plain tone of Validata: what to write, with an example) and whether it blocks the row
-(severity ``error``: the row is quarantined) or is only a warning (the row is accepted).
+(``hint_*``, in the plain tone of Validata: what to write, with an example) and its severity:
+
+* ``error`` withholds the row (保留), only where publishing it would mislead: a duplicate ID, coordinates outside
+  Japan, another municipality's row, a key column (名称, ID …) that is empty or unreadable;
+* ``warning`` publishes the row and counts the problem (conformance, the city's report, the scoreboard): an empty
+  必須 cell, a value in a non-standard form, a phone number that is not one. A typed cell that cannot hold the
+  value is published empty (see :data:`EMPTIED_TYPES`); text keeps the value as written.
+
+A dataset's policy can make more findings errors (``strict_columns``, ``on_warning: withhold``); see
+:func:`severity_for`.
 
 A code can be refined by a *rule* (``phone``, ``date``, ``enum``, ``latitude`` …): the rule supplies the
 expected form and a sharper hint, e.g. a phone number's format-error says how to write a phone number.
@@ -13,7 +21,10 @@ expected form and a sharper hint, e.g. a phone number's format-error says how to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from expectations.model import Dataset
 
 Severity = Literal["error", "warning"]
 Scope = Literal["file", "row", "cell"]
@@ -81,21 +92,21 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        "Save the CSV as UTF-8 or Shift_JIS (in Excel: 'CSV UTF-8 (Comma delimited)').",
        "error", 100, "file"),
     _e("missing-required-label", ("必須の列がない", "Required column missing"),
-       ("必須の項目の列がないため、ファイル全体を受け付けられません。",
-        "A required column is missing, so the file cannot be accepted."),
+       ("必須の項目の列がありません（行は公開し、この項目は空欄として扱いました）。",
+        "A required column is missing (rows are published with the item empty)."),
        "必須項目「{column}」の列がありません。", 'The required column "{column}" is missing.',
        "見出し行に「{column}」の列を追加し、すべての行に記入してください。項目名が標準の表記（全角・半角、"
        "括弧、スペース）と同じか確認してください。",
        'Add a column headed "{column}" and fill it in on every row; check the header is spelled exactly '
        "as in the standard.",
-       "error", 90, "file"),
+       "warning", 90, "file"),
     _e("missing-cell", ("必須項目が空欄", "Required value missing"),
-       ("必ず記入する項目が空欄になっている行があります。",
-        "Some rows leave a required item empty."),
+       ("必ず記入する項目が空欄になっている行があります（行は公開しています）。",
+        "Some rows leave a required item empty (the rows are published)."),
        "必須項目「{column}」が空欄です。", 'The required value "{column}" is empty.',
        "「{column}」は必須項目です。この行の「{column}」を記入してください。",
        'Fill in "{column}" on this row: it is required.',
-       "error", 80, "cell"),
+       "warning", 80, "cell"),
     _e("unique-error", ("IDの重複", "Duplicate ID"),
        ("ほかの行と同じIDが使われています。IDは行ごとに別の値にします。",
         "Some IDs are used on more than one row; every row needs its own."),
@@ -105,6 +116,41 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        "重複していれば片方の行を削除してください。",
        'Give every row its own "{column}". If the same place is listed twice, delete one of the rows.',
        "error", 75, "cell"),
+    _e("key-error", ("キー項目が空欄", "Key value missing"),
+       ("行を見分けるキー項目（IDや名称）が空欄のため、その行は公開していません。",
+        "A key item (ID or name) that tells rows apart is empty, so the row is not published."),
+       "キー項目「{column}」が空欄です。", 'The key "{column}" is empty.',
+       "「{column}」は行を見分けるための項目です。この行の「{column}」を記入してください。",
+       'Fill in "{column}" on this row: it tells the rows apart.',
+       "error", 85, "cell"),
+    _e("coordinate-error", ("座標が日本の範囲外", "Coordinates outside Japan"),
+       ("緯度・経度が日本の範囲外のため、地図上で誤った場所を示さないよう、その行は公開していません。",
+        "The latitude or longitude lies outside Japan; the row is not published, so no map shows a wrong "
+        "place."),
+       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
+       "緯度は北緯20〜46度、経度は東経122〜154度の10進数で記入してください（例：35.634940, 139.578776）。"
+       "緯度と経度が入れ替わっていないか確認してください。",
+       "Write latitude (20 to 46) and longitude (122 to 154) in decimal degrees, e.g. 35.634940, 139.578776; "
+       "check they are not swapped.",
+       "error", 72, "cell"),
+    _e("swapped-coordinates-fixed", ("緯度と経度の入れ替わりを修正", "Swapped coordinates fixed"),
+       ("ファイルのほぼすべての行で緯度と経度が入れ替わっていたため、入れ替えて公開しました。",
+        "Latitude and longitude were swapped in (nearly) every row of the file; they were swapped back and "
+        "published."),
+       "「{column}」の「{value}」は経度と緯度が逆でした。入れ替えて公開しました。",
+       '"{value}" in "{column}" had latitude and longitude swapped; they were swapped back.',
+       "次回から「緯度」の列に緯度（例：35.634940）、「経度」の列に経度（例：139.578776）を記入してください。",
+       "Next time, put the latitude (e.g. 35.634940) in 緯度 and the longitude (e.g. 139.578776) in 経度.",
+       "warning", 40, "cell"),
+    _e("swapped-coordinates", ("緯度と経度が逆", "Latitude and longitude swapped"),
+       ("一部の行で緯度と経度が入れ替わっています。推測では直さず、座標を空欄にして公開しました。",
+        "Some rows have latitude and longitude swapped; they were not guessed back, the rows are published "
+        "without coordinates."),
+       "「{column}」の「{value}」は緯度と経度が逆のようです（座標を空欄にして公開しました）。",
+       '"{value}" in "{column}" looks swapped (published without coordinates).',
+       "この行の緯度と経度を入れ替えて、もう一度アップロードしてください。",
+       "Swap latitude and longitude on this row and upload again.",
+       "warning", 42, "cell"),
     _e("other-municipality", ("他団体の行", "Another municipality's row"),
        ("ほかの団体のコードが書かれた行は、その団体の分を登録する権限がないため受け付けません。",
         "Rows carrying another municipality's code are refused: this member may not submit for it."),
@@ -124,27 +170,27 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        "正しい6桁のコードを確認して記入してください（例：狛江市は 132195）。",
        "The 6th digit of a local government code is a check digit: copy the full 6-digit code from the "
        "official list (e.g. Komae: 132195).",
-       "error", 70, "cell"),
+       "warning", 70, "cell"),
     _e("type-error", ("数値になっていない", "Not a number"),
-       ("数値を入れる項目に、数値として読めない値があります。",
-        "A numeric column holds values that are not numbers."),
+       ("数値を入れる項目に、数値として読めない値があります（行は公開し、この値は空欄にしました）。",
+        "A numeric column holds values that are not numbers (rows are published with the cell empty)."),
        "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
        "半角数字で記入してください。", "Write the value with half-width digits.",
-       "error", 60, "cell"),
+       "warning", 60, "cell"),
     _e("format-error", ("書式の誤り", "Wrong format"),
-       ("決められた書き方（書式）になっていない値があります。",
-        "Some values are not written in the required format."),
+       ("決められた書き方（書式）になっていない値があります（行は公開しています）。",
+        "Some values are not written in the required format (the rows are published)."),
        "「{column}」の「{value}」は{expected}の書式になっていません。",
        '"{value}" in "{column}" is not written as {expected}.',
        "定められた書式で記入してください。値がない場合は空欄にしてください。",
        "Write the value in the standard format, or leave the cell empty if there is none.",
-       "error", 50, "cell"),
+       "warning", 50, "cell"),
     _e("constraint-error", ("値が範囲外・選択肢外", "Value not allowed"),
-       ("選べる値の一覧や、ありうる範囲から外れた値があります。",
-        "Some values are outside the allowed list or range."),
+       ("選べる値の一覧や、ありうる範囲から外れた値があります（行は公開しています）。",
+        "Some values are outside the allowed list or range (the rows are published)."),
        "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
        "決められた値を記入してください。", "Write one of the allowed values.",
-       "error", 45, "cell"),
+       "warning", 45, "cell"),
     _e("cross-column-error", ("項目間の矛盾", "Columns contradict each other"),
        ("関係する項目どうしの値が食い違っています。",
         "Related columns contradict each other."),
@@ -173,13 +219,14 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        'Add a column headed "{column}"; if there are no values, an empty column is fine.',
        "warning", 20, "file"),
     _e("extra-label", ("標準にない列", "Column not in the standard"),
-       ("標準にない列がありました（取り込んでいません）。",
-        "A column is not part of the standard (not loaded)."),
-       "「{column}」は標準の項目ではないため、取り込みませんでした。",
-       '"{column}" is not a standard column and was not loaded.',
+       ("標準にない列がありました（独自の列として、そのまま公開します）。",
+        "A column is not part of the standard (kept and published as an extra column)."),
+       "「{column}」は標準の項目ではないため、独自の列として書かれたとおりに取り込みました。",
+       '"{column}" is not a standard column; it was kept as an extra column, as written.',
        "標準の項目名の書き間違いでないか確認してください。独自の項目であればそのままで構いません"
-       "（公開データには含まれません）。",
-       "Check it is not a misspelt standard column; a column of your own may stay (it is not published).",
+       "（独自の列として公開データに含まれます）。",
+       "Check it is not a misspelt standard column; a column of your own may stay (it is published as an "
+       "extra column).",
        "warning", 15, "file"),
     _e("blank-row", ("空の行", "Blank row"),
        ("空の行がありました（取り込んでいません）。",
@@ -282,6 +329,37 @@ RULES: dict[str, RuleText] = {
     "id": RuleText("重複しない値", "a unique value"),
     "label": RuleText("列", "a column"),
 }
+
+
+# A value that cannot be read as its column's type is published empty in these typed columns (a release casts
+# them, or a program dials / matches them); in every other column (text) it is published as written. Either
+# way the raw value stays in the findings and the landed file.
+EMPTIED_TYPES = frozenset({"integer", "number", "date", "time", "flag", "phone", "postal_code"})
+# codes that say a value is not readable as its column's type (what EMPTIED_TYPES applies to, and what makes a
+# key column's value unreadable)
+UNREADABLE_CODES = frozenset({"type-error", "format-error", "constraint-error"})
+# codes that record a repair intake made: never escalated by a strict policy (the published value is right)
+REPAIR_CODES = frozenset({"swapped-coordinates-fixed"})
+
+
+def severity_for(code: str, column: str, dataset: Dataset) -> Severity:
+    """The severity of a finding of ``code`` in ``column`` under ``dataset``'s keys and policy.
+
+    The catalogue's errors stay errors. A key column's unreadable value is an error (the row cannot be told
+    apart). ``strict_columns`` and ``on_warning: withhold`` make a row-level warning an error, and a missing
+    required column of theirs a file-level error (the upload is refused)."""
+    kind = error_type(code)
+    policy = dataset.policy
+    strict = column in policy.strict_columns or policy.on_warning == "withhold"
+    if kind.severity == "error":
+        return "error"
+    if kind.scope == "file":
+        return "error" if code == "missing-required-label" and strict else "warning"
+    if code in REPAIR_CODES:
+        return "warning"
+    if code in UNREADABLE_CODES and column in dataset.key_columns:
+        return "error"
+    return "error" if strict and kind.scope == "cell" else "warning"
 
 
 def error_type(code: str) -> ErrorType:

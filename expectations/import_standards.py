@@ -229,7 +229,8 @@ def convert_dataset(raw: dict[str, Any], aliases: dict[str, str]) -> dict[str, A
     out["code_column"] = CODE_COLUMN.get(dataset_id, default_code)
     if {"緯度", "経度"} <= canonical:
         out["coordinates"] = {"lat": "緯度", "lon": "経度"}
-    out["policy"] = {"on_error": "quarantine", "reject_above": 0.5, "fix_swapped_coordinates": False}
+    out["policy"] = {"on_error": "quarantine", "on_warning": "publish", "reject_above": 0.5,
+                     "fix_swapped_coordinates": True}
     out["variants"] = [convert_variant(dataset_id, v, v is canonical_raw, canonical, aliases)
                        for v in variants]
     return out

@@ -45,12 +45,18 @@ class Variant:
 
 @dataclass(frozen=True)
 class Policy:
-    """What to do with failing rows of an upload."""
+    """What to do with an upload's findings (docs/schemas.md, 取扱方針).
 
-    on_error: Literal["quarantine", "reject"] = "quarantine"
-    # reject the whole upload when more than this share of its rows fail (quarantine mode)
+    The defaults are a shared data office's: only an *error* (a duplicate ID, coordinates outside Japan, another
+    municipality's row, a key that cannot be read) withholds a row; a *warning* (an empty 必須 cell, a value in a
+    non-standard form) publishes it and is counted. A dataset tightens this in its YAML."""
+
+    on_error: Literal["quarantine", "reject"] = "quarantine"   # withhold the failing rows, or refuse the upload
+    on_warning: Literal["publish", "withhold"] = "publish"     # withhold: every row-level warning is an error
+    # refuse the upload when more than this share of its rows would be withheld (the previous data stays)
     reject_above: float = 0.5
-    fix_swapped_coordinates: bool = False
+    fix_swapped_coordinates: bool = True
+    strict_columns: tuple[str, ...] = ()   # columns whose every problem is an error (withholds the row)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class Dataset:
     version: str
     variants: tuple[Variant, ...]
     id_column: str = "ID"          # canonical record-ID column (unique per city)
+    # キー項目: a row whose key is empty or unreadable is withheld (default: the ID and the name column)
+    key_columns: tuple[str, ...] = ()
     code_column: str = "全国地方公共団体コード"
     lat_column: str | None = None
     lon_column: str | None = None

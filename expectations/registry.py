@@ -37,18 +37,21 @@ ALIASES_FILE = "_aliases.yaml"
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
 LEVELS: tuple[str, ...] = get_args(Level)
 ON_ERROR = ("quarantine", "reject")
+ON_WARNING = ("publish", "withhold")
+# the name column a dataset's keys default to (with its id_column), first one the canonical variant has
+NAME_COLUMNS = ("名称", "施設名称", "介護サービス事業所名称", "イベント名", "データセット_タイトル", "地域名")
 DATASET_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Keys each level of a file may hold. "info" keys are for people (provenance, notes) and are not loaded.
 DATASET_KEYS = {"dataset_id", "version", "name_ja", "name_en", "variants", "description_ja", "description_en",
-                "file_slugs", "id_column", "code_column", "coordinates", "policy", "licence"}
+                "file_slugs", "id_column", "code_column", "key_columns", "coordinates", "policy", "licence"}
 LICENCES = {"CC-BY-4.0", "PDL-1.0"}   # publish.release.LICENCES describes them
 DATASET_INFO_KEYS = {"number", "source", "notes"}
 VARIANT_KEYS = {"variant", "columns"}
 VARIANT_INFO_KEYS = {"standard", "confidence", "notes"}
 COLUMN_KEYS = {"name", "type", "required", "level", "format", "enum", "description", "maps_to", "aliases"}
 COLUMN_INFO_KEYS = {"example"}
-POLICY_KEYS = {"on_error", "reject_above", "fix_swapped_coordinates"}
+POLICY_KEYS = {"on_error", "on_warning", "reject_above", "fix_swapped_coordinates", "strict_columns"}
 
 
 class SchemaError(ValueError):
@@ -238,18 +241,20 @@ def _parse_dataset(place: _Place, raw: Any) -> Dataset | str:
     canonical = next((v for v in variants if v.name == "current"), variants[0])   # = Dataset.canonical
     _check_maps_to(place.at("variants"), variants, canonical)
     lat, lon = _parse_coordinates(place.at("coordinates"), raw.get("coordinates"), canonical)
+    id_column = _canonical_column(place.at("id_column"), raw.get("id_column", "ID"), canonical)
     return Dataset(
         id=dataset_id,
         name_ja=_text(place.at("name_ja"), raw["name_ja"]),
         name_en=_text(place.at("name_en"), raw["name_en"]),
         version=_text(place.at("version"), raw["version"]),
         variants=variants,
-        id_column=_canonical_column(place.at("id_column"), raw.get("id_column", "ID"), canonical),
+        id_column=id_column,
+        key_columns=_key_columns(place.at("key_columns"), raw.get("key_columns"), canonical, id_column),
         code_column=_canonical_column(place.at("code_column"),
                                       raw.get("code_column", "全国地方公共団体コード"), canonical),
         lat_column=lat,
         lon_column=lon,
-        policy=_parse_policy(place.at("policy"), raw.get("policy", {})),
+        policy=_parse_policy(place.at("policy"), raw.get("policy", {}), canonical),
         file_slugs=_texts(place.at("file_slugs"), raw.get("file_slugs", [dataset_id])),
         description_ja=_text(place.at("description_ja"), raw.get("description_ja"), required=False),
         description_en=_text(place.at("description_en"), raw.get("description_en"), required=False),
@@ -281,19 +286,37 @@ def _parse_coordinates(place: _Place, raw: Any, canonical: Variant) -> tuple[str
             _canonical_column(place.at("lon"), raw["lon"], canonical))
 
 
-def _parse_policy(place: _Place, raw: Any) -> Policy:
+def _key_columns(place: _Place, raw: Any, canonical: Variant, id_column: str) -> tuple[str, ...]:
+    """The dataset's key columns: as listed, or by default its ID column and its name column."""
+    if raw is None:
+        name = next((n for n in NAME_COLUMNS if canonical.column(n) is not None), None)
+        return tuple(c for c in (id_column, name) if c is not None)
+    names = _texts(place, raw)
+    for i, name in enumerate(names):
+        _canonical_column(place.at(f"[{i}]"), name, canonical)
+    return names
+
+
+def _parse_policy(place: _Place, raw: Any, canonical: Variant) -> Policy:
     raw = _mapping(place, raw, POLICY_KEYS)
     defaults = Policy()
     on_error = raw.get("on_error", defaults.on_error)
     if on_error not in ON_ERROR:
         place.at("on_error").fail(f"{on_error!r}: use one of {', '.join(ON_ERROR)}")
+    on_warning = raw.get("on_warning", defaults.on_warning)
+    if on_warning not in ON_WARNING:
+        place.at("on_warning").fail(f"{on_warning!r}: use one of {', '.join(ON_WARNING)}")
+    strict = _texts(place.at("strict_columns"), raw.get("strict_columns", []))
+    for i, name in enumerate(strict):
+        _canonical_column(place.at("strict_columns").at(f"[{i}]"), name, canonical)
     reject_above = raw.get("reject_above", defaults.reject_above)
     is_number = isinstance(reject_above, int | float) and not isinstance(reject_above, bool)
     if not is_number or not 0 <= reject_above <= 1:
         place.at("reject_above").fail(f"{reject_above!r}: use a share between 0 and 1, e.g. 0.5")
     fix = _flag(place.at("fix_swapped_coordinates"),
                 raw.get("fix_swapped_coordinates", defaults.fix_swapped_coordinates))
-    return Policy(on_error=on_error, reject_above=float(reject_above), fix_swapped_coordinates=fix)
+    return Policy(on_error=on_error, on_warning=on_warning, reject_above=float(reject_above),
+                  fix_swapped_coordinates=fix, strict_columns=strict)
 
 
 def _parse_variants(place: _Place, raw: list[Any]) -> tuple[Variant, ...]:

@@ -67,13 +67,22 @@ NORMALISATION_WORDS: dict[str, tuple[str, str]] = {
     "mailto-removed": ("メールアドレスの「mailto:」を削除", "mailto: removed"),
     "halfwidth-kana": ("半角カタカナを全角に変換", "half-width katakana made full-width"),
     "hiragana-to-katakana": ("ひらがなをカタカナに変換", "hiragana written as katakana"),
+    "placeholder-emptied": ("「－」など「なし」を表す記号を空欄に（標準では空欄）",
+                            "dashes standing for 'none' made empty (the standard's none)"),
+    "phone-note-removed": ("電話番号に添えられた課名などの注記を除き、番号だけに",
+                           "notes beside a phone number (a department's name) removed"),
+    "phone-extension": ("内線番号を「 内線123」の形にそろえた", "extensions written as ' 内線123'"),
+    "phone-international": ("+81 の番号を国内の書き方（0から）に", "+81 numbers written the domestic way"),
+    "swapped-coordinates": ("入れ替わっていた緯度と経度を入れ替えて公開", "swapped latitude/longitude swapped back"),
+    "swapped-coordinates-emptied": ("緯度と経度が逆の行の座標を空欄にして公開",
+                                    "coordinates of rows with latitude/longitude swapped left empty"),
 }
 
 SEVERITY_WORDS = {
-    ("error", "cell"): ("要修正：この行は取り込みません", "must fix: the row is not loaded"),
-    ("error", "row"): ("要修正：この行は取り込みません", "must fix: the row is not loaded"),
+    ("error", "cell"): ("要修正：この行は公開していません", "must fix: the row is withheld"),
+    ("error", "row"): ("要修正：この行は公開していません", "must fix: the row is withheld"),
     ("error", "file"): ("要修正：ファイル全体を受け付けません", "must fix: the file is not accepted"),
-    ("warning", "cell"): ("確認のお願い：行は受け付けています", "please check: the row is accepted"),
+    ("warning", "cell"): ("確認のお願い：行は公開しています", "please check: the row is published"),
     ("warning", "row"): ("確認のお願い", "please check"),
     ("warning", "file"): ("確認のお願い", "please check"),
 }
@@ -110,6 +119,8 @@ def _summary(result: ValidationResult) -> dict[str, Any]:
         "rows_accepted": 0 if rejected else result.n_accepted,
         "rows_quarantined": result.row_count if rejected else result.n_failing,
         "rows_failing": result.n_failing,
+        "rows_with_warnings": 0 if rejected else result.rows_with_warnings,
+        "warnings": result.n_warnings,
         "pass_rate": result.pass_rate,
         "decision": result.decision,
         "decision_reason": result.decision_reason,
@@ -124,16 +135,18 @@ def decision_words(result: ValidationResult) -> tuple[str, str]:
     share, limit = (failing / total if total else 0.0), result.policy.reject_above
     match result.decision_reason:
         case "no-failing-rows":
-            return (f"すべての行（{total}行）を受け付けました。", f"All {total} rows were accepted.")
+            return (f"すべての行（{total}行）を受け付け、公開します。{_warned_ja(result)}",
+                    f"All {total} rows were accepted and are published.{_warned_en(result)}")
         case "failing-rows-set-aside":
-            return (f"問題のない {accepted} 行を受け付け、問題のある {failing} 行は保留しました。"
-                    "下の一覧を見て直し、もう一度アップロードしてください。",
-                    f"{accepted} rows were accepted; {failing} rows with problems were set aside. "
-                    "Fix them using the list below and upload again.")
+            return (f"{accepted} 行を受け付けて公開し、公開すると誤解を招く誤りのある {failing} 行は保留しました。"
+                    f"{_warned_ja(result)}下の一覧を見て直し、もう一度アップロードしてください。",
+                    f"{accepted} rows were accepted and are published; {failing} rows with errors that would "
+                    f"mislead were withheld.{_warned_en(result)} Fix them using the list below and upload again.")
         case "missing-required-column":
-            return ("必須の列がないため、このファイルは受け付けられませんでした。列を追加してもう一度"
-                    "アップロードしてください。",
-                    "A required column is missing, so the file was not accepted. Add it and upload again.")
+            return ("このデータセットで必ず必要とされる列がないため、このファイルは受け付けられませんでした。"
+                    "列を追加してもう一度アップロードしてください。",
+                    "A column this dataset insists on is missing, so the file was not accepted. Add it and "
+                    "upload again.")
         case "no-rows":
             return ("データの行がないため、このファイルは受け付けられませんでした。",
                     "The file has no data rows, so it was not accepted.")
@@ -150,11 +163,21 @@ def decision_words(result: ValidationResult) -> tuple[str, str]:
     return (result.decision, result.decision)
 
 
+def _warned_ja(result: ValidationResult) -> str:
+    n = result.rows_with_warnings
+    return f"そのうち {n} 行に確認のお願いがあります（行は公開しています）。" if n else ""
+
+
+def _warned_en(result: ValidationResult) -> str:
+    n = result.rows_with_warnings
+    return f" {n} of them have warnings to check (they are published)." if n else ""
+
+
 def _problems(findings: pl.DataFrame) -> list[dict[str, Any]]:
-    """One entry per (error code, column): count, words, first examples, every line number."""
+    """One entry per (error code, column, severity): count, words, first examples, every line number."""
     if findings.is_empty():
         return []
-    grouped = findings.group_by(["error_code", "column"], maintain_order=True).agg(
+    grouped = findings.group_by(["error_code", "column", "severity"], maintain_order=True).agg(
         count=pl.len(),
         rows_affected=pl.col("row").drop_nulls().n_unique(),
         hint_ja=pl.first("hint_ja"), hint_en=pl.first("hint_en"),
@@ -165,15 +188,17 @@ def _problems(findings: pl.DataFrame) -> list[dict[str, Any]]:
         .filter(pl.col("row").is_not_null()).head(EXAMPLES_PER_PROBLEM),
     )
     problems = [_problem(g) for g in grouped.iter_rows(named=True)]
-    return sorted(problems, key=lambda p: (-p["weight"], -p["count"], p["column"]))
+    # errors (rows withheld) first, then by weight
+    return sorted(problems, key=lambda p: (p["severity"] != "error", -p["weight"], -p["count"], p["column"]))
 
 
 def _problem(group: dict[str, Any]) -> dict[str, Any]:
     kind: ErrorType = error_type(group["error_code"])
-    severity_ja, severity_en = SEVERITY_WORDS[(kind.severity, kind.scope)]
+    severity = group["severity"]          # the policy's, which may be stricter than the catalogue's
+    severity_ja, severity_en = SEVERITY_WORDS[(severity, kind.scope)]
     file_level = kind.scope == "file"
     return {
-        "error_code": kind.code, "column": group["column"], "severity": kind.severity,
+        "error_code": kind.code, "column": group["column"], "severity": severity,
         "severity_ja": severity_ja, "severity_en": severity_en, "weight": kind.weight,
         "title_ja": kind.title_ja, "title_en": kind.title_en,
         # a file-level problem has no rows to list: its message is its explanation

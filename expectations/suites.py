@@ -10,8 +10,9 @@ fields:
 * :meth:`Check.failing_sql` — a DuckDB predicate true on the rows that fail, used to list *every* failing
   row (GE on SQL returns at most ``partial_unexpected_count`` of them) and to cross-check GE's counts.
 
-Two checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
-``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL) and
+Three checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
+``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL),
+``ExpectColumnValuesToBeJapanesePhoneNumbers`` (the digit count depends on the prefix, see intake.phone) and
 ``ExpectColumnValuesAsNumberToBeBetween`` (GE's ``expect_column_values_to_be_between`` compares the
 VARCHAR column with a number, which DuckDB refuses: "Cannot compare values of type VARCHAR and type
 INTEGER_LITERAL"; ours compares ``TRY_CAST(column AS DOUBLE)``).
@@ -35,6 +36,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 
 from expectations.errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
 from expectations.model import Column, Dataset
+from intake.phone import PHONE_DIGITS, PHONE_SHAPE, phone_digits_sql
 
 # --- the 全国地方公共団体コード check digit ---------------------------------------------------------
 # d6 = (11 - ((6*d1 + 5*d2 + 4*d3 + 3*d4 + 2*d5) mod 11)) mod 10  (standards/_common.yaml)
@@ -57,9 +59,8 @@ REGEX_BY_RULE: dict[str, str] = {
     "number": r"^-?[0-9]+(\.[0-9]+)?$",
     "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
     "time": r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",     # 24:00 closes a round-the-clock day
-    # 03-1234-5678, 0120-123-456, (047)325-4758, 0312345678, +81-3-1234-5678
-    "phone": r"^(0[0-9]{1,4}-[0-9]{1,4}-[0-9]{3,4}|\(0[0-9]{1,4}\)[0-9]{1,4}-[0-9]{4}|0[0-9]{9,10}"
-             r"|\+81-[0-9]{1,4}-[0-9]{1,4}-[0-9]{4})$",
+    # the shape only: the kind "phone" also counts the digits for the prefix (intake.phone)
+    "phone": PHONE_SHAPE,
     "postal_code": r"^[0-9]{7}$",
     "url": r"^https?://[^\s/?#]+[^\s]*$",
     "email": r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$",
@@ -80,7 +81,8 @@ ORDERED_PAIRS = (
     ("許可開始日", "許可満了日", "date-order"),
 )
 
-CheckKind = Literal["exists", "not_null", "regex", "in_set", "between", "unique", "check_digit", "after"]
+CheckKind = Literal["exists", "not_null", "regex", "phone", "in_set", "between", "unique", "check_digit",
+                    "after"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class Check:
                 return e.ExpectColumnValuesToNotBeNull(column=col, meta=meta)
             case "regex":
                 return e.ExpectColumnValuesToMatchRegex(column=col, regex=self.regex, meta=meta)
+            case "phone":
+                return ExpectColumnValuesToBeJapanesePhoneNumbers(column=col, meta=meta)
             case "in_set":
                 return e.ExpectColumnValuesToBeInSet(column=col, value_set=list(self.value_set), meta=meta)
             case "between":
@@ -149,6 +153,8 @@ class Check:
                 return f"{col} IS NULL"
             case "regex":
                 return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {literal(self.regex)})"
+            case "phone":
+                return f"{col} IS NOT NULL AND NOT ({_phone_ok_sql(col)})"
             case "in_set":
                 allowed = ", ".join(literal(v) for v in self.value_set)
                 return f"{col} IS NOT NULL AND {col} NOT IN ({allowed})"
@@ -189,7 +195,32 @@ def _check_digit_ok_sql(col: str) -> str:
     return f"TRY_CAST(substr({col}, 6, 1) AS INTEGER) = (11 - ({weighted}) % 11) % 10"
 
 
+def _phone_ok_sql(col: str) -> str:
+    return (f"regexp_full_match({col}, {literal(PHONE_SHAPE)}) AND "
+            f"regexp_full_match({phone_digits_sql(col)}, {literal(PHONE_DIGITS)})")
+
+
 # --- custom expectations ----------------------------------------------------------------------------
+
+class ColumnValuesJapanesePhone(ColumnMapMetricProvider):
+    """True where a value is a normalised Japanese phone number: its shape, and its digits for the prefix."""
+
+    condition_metric_name = "column_values.kouiki_japanese_phone"
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
+        without_extension = sa.func.regexp_replace(column, r" 内線[0-9]+$", "")
+        digits = sa.func.regexp_replace(without_extension, "[^0-9]", "", "g")
+        return sa.and_(sa.func.regexp_full_match(column, PHONE_SHAPE),
+                       sa.func.regexp_full_match(digits, PHONE_DIGITS))
+
+
+class ExpectColumnValuesToBeJapanesePhoneNumbers(ColumnMapExpectation):
+    """Expect each value to be a Japanese phone number as intake normalises it (see intake.phone)."""
+
+    map_metric = "column_values.kouiki_japanese_phone"
+    success_keys = ("mostly",)
+
 
 class ColumnValuesLocalGovernmentCheckDigit(ColumnMapMetricProvider):
     """True where a 6-digit value's last digit is the check digit of the first five (others: not ours)."""
@@ -252,7 +283,7 @@ def build_checks(dataset: Dataset, *, batch_column: str = "") -> list[Check]:
         (dataset.lon_column or "経度", "longitude", JAPAN_LONGITUDE),
     ):
         if name in names:
-            checks.append(Check("between", "constraint-error", rule, name,
+            checks.append(Check("between", "coordinate-error", rule, name,
                                 min_value=bounds[0], max_value=bounds[1]))
     if dataset.id_column in names:
         checks.append(Check("unique", "unique-error", "id", dataset.id_column, group_column=batch_column))
@@ -271,12 +302,16 @@ def _column_checks(column: Column, dataset: Dataset) -> list[Check]:
     name, checks = column.name, []
     if column.required:
         checks.append(Check("exists", "missing-required-label", "label", name))
-        # A required flag column must be present, but empty is one of its values: the definitions say
-        # 「対応あり：1、対応なし：空文字」, so an empty flag cell means "no", not "missing".
-        if column.type != "flag" and "" not in (column.enum or ()):
-            checks.append(Check("not_null", "missing-cell", "required", name))
+    if name in dataset.key_columns:
+        checks.append(Check("not_null", "key-error", "required", name))
+    # A required flag column must be present, but empty is one of its values: the definitions say
+    # 「対応あり：1、対応なし：空文字」, so an empty flag cell means "no", not "missing".
+    elif column.required and column.type != "flag" and "" not in (column.enum or ()):
+        checks.append(Check("not_null", "missing-cell", "required", name))
     rule = _format_rule(column, dataset)
-    if rule is not None:
+    if rule == "phone":
+        checks.append(Check("phone", "format-error", rule, name, regex=REGEX_BY_RULE[rule]))
+    elif rule is not None:
         checks.append(Check("regex", ERROR_CODE_BY_RULE.get(rule, "format-error"), rule, name,
                             regex=REGEX_BY_RULE[rule]))
     allowed = tuple(v for v in (column.enum or ()) if v != "")   # '' = may be empty: NULL passes anyway

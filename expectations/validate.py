@@ -10,8 +10,10 @@ Steps: one GE run of the dataset's suite (:mod:`expectations.suites`) gives, per
 the number of failing rows. GE on SQL lists at most ``partial_unexpected_count`` failing rows; for every
 expectation whose list is short (a *gap*) the rows come from one SQL query derived from the same check
 (:meth:`~expectations.suites.Check.failing_sql`), and the number found is compared with GE's count.
-Rows with an error-severity finding are set aside; the dataset's :class:`~expectations.model.Policy`
-turns their share into a decision: accept, quarantine or reject.
+Each finding's severity comes from :func:`~expectations.errors.severity_for` (the dataset's keys and policy;
+:func:`settle`). Rows with an error-severity finding are withheld (quarantined); rows with warnings only are
+published, a typed cell that cannot hold its value published empty (:func:`published_values`). The dataset's
+:class:`~expectations.model.Policy` turns the withheld share into a decision: accept, quarantine or reject.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import duckdb
 import polars as pl
 
 from expectations import ge_duckdb
-from expectations.errors import describe, error_type
+from expectations.errors import EMPTIED_TYPES, UNREADABLE_CODES, describe, error_type, severity_for
 from expectations.model import Dataset, Policy
 from expectations.suites import Check, build_checks, build_suite, quote
 
@@ -84,9 +86,21 @@ class ValidationResult:
     decision: Decision
     decision_reason: str                    # a reason code of decide()
     policy: Policy
-    gaps: list[Gap]
-    ge_success: bool
-    ge_result: dict[str, Any] = field(repr=False)   # GE's result JSON (for Data Docs)
+    dataset: Dataset = field(repr=False)
+    gaps: list[Gap] = field(default_factory=list)
+    ge_success: bool = True
+    ge_result: dict[str, Any] = field(default_factory=dict, repr=False)   # GE's result JSON (for Data Docs)
+
+    @property
+    def n_warnings(self) -> int:
+        """Warning findings (cells, or columns for file-level codes): published, but counted."""
+        return int((self.findings["severity"] == "warning").sum())
+
+    @property
+    def rows_with_warnings(self) -> int:
+        """Published rows with at least one warning."""
+        warned = self.findings.filter((pl.col("severity") == "warning") & pl.col("row").is_not_null())["row"]
+        return int(warned.filter(~warned.is_in(self.failing_rows.implode())).n_unique())
 
     @property
     def n_failing(self) -> int:
@@ -117,6 +131,7 @@ class ValidationResult:
             "upload_id": self.upload_id, "dataset_id": self.dataset_id, "table": self.table,
             "row_count": self.row_count, "rows_failing": self.n_failing, "rows_accepted": self.n_accepted,
             "pass_rate": self.pass_rate, "decision": self.decision, "decision_reason": self.decision_reason,
+            "warnings": self.n_warnings, "rows_with_warnings": self.rows_with_warnings,
             "counts_by_code": self.counts_by_code, "ge_success": self.ge_success,
             "expectations": [vars(e) for e in self.expectations],
             "gaps": [vars(g) | {"consistent": g.consistent} for g in self.gaps],
@@ -159,22 +174,69 @@ def validate_table(
         con.close()
     labels = label_findings(missing_columns, extra_columns, missing_required)
     findings = pl.concat([labels, *cell_findings], how="vertical").with_columns(
-        pl.lit(upload_id, dtype=pl.String).alias("upload_id")).sort(["row", "column"], nulls_last=False)
-    failing = failing_rows_of(findings)
-    decision, reason = decide(dataset.policy, row_count, len(failing), list(missing_required))
-    return ValidationResult(
+        pl.lit(upload_id, dtype=pl.String).alias("upload_id"))
+    result = ValidationResult(
         upload_id=upload_id, dataset_id=dataset.id, table=table, row_count=row_count,
-        expectations=summaries, findings=findings, failing_rows=failing, decision=decision,
-        decision_reason=reason, policy=dataset.policy, gaps=gaps, ge_success=bool(ge_result.success),
-        ge_result=ge_result.to_json_dict())
+        expectations=summaries, findings=findings, failing_rows=pl.Series(ROW, [], dtype=pl.Int64),
+        decision="accept", decision_reason="", policy=dataset.policy, dataset=dataset, gaps=gaps,
+        ge_success=bool(ge_result.success), ge_result=ge_result.to_json_dict())
+    return conclude(result, findings)
 
 
-def decide(policy: Policy, row_count: int, failing: int, missing_required: Sequence[str] = ()) -> tuple[
+def conclude(result: ValidationResult, findings: pl.DataFrame) -> ValidationResult:
+    """``result`` with ``findings`` settled (severities), its withheld rows and the policy's decision."""
+    settled = settle(findings, result.dataset, result.row_count).sort(["row", "column"], nulls_last=False)
+    failing = failing_rows_of(settled)
+    file_errors = settled.filter((pl.col("severity") == "error") & pl.col("row").is_null())["column"].to_list()
+    decision, reason = decide(result.policy, result.row_count, len(failing), file_errors)
+    return replace(result, findings=settled, failing_rows=failing, decision=decision, decision_reason=reason)
+
+
+def add_findings(result: ValidationResult, more: pl.DataFrame) -> ValidationResult:
+    """``result`` with more findings (FINDING_SCHEMA: the lake load's municipality check, intake's repairs)."""
+    if more.is_empty():
+        return result
+    more = more.with_columns(pl.lit(result.upload_id, dtype=pl.String).alias("upload_id"))
+    return conclude(result, pl.concat([result.findings, more.select(list(FINDING_SCHEMA))], how="vertical"))
+
+
+def settle(findings: pl.DataFrame, dataset: Dataset, row_count: int) -> pl.DataFrame:
+    """Every finding's severity under the dataset's keys and policy (:func:`~expectations.errors.severity_for`).
+
+    A key column left empty in *every* row (or absent) tells no row apart, so it withholds none: a file is never
+    withheld whole for one empty column. Its key-errors become the standard's own finding, ``missing-cell``
+    (a warning) when the column is 必須, and nothing otherwise (an empty optional ID breaks no rule)."""
+    findings = _absent_keys_relaxed(findings, dataset, row_count)
+    pairs = findings.select("error_code", "column").unique().iter_rows()
+    severities = pl.DataFrame([(code, column, severity_for(code, column, dataset)) for code, column in pairs],
+                              schema={"error_code": pl.String, "column": pl.String, "severity": pl.String},
+                              orient="row")
+    return (findings.drop("severity").join(severities, on=["error_code", "column"], how="left",
+                                           maintain_order="left").select(list(FINDING_SCHEMA)))
+
+
+def _absent_keys_relaxed(findings: pl.DataFrame, dataset: Dataset, row_count: int) -> pl.DataFrame:
+    empty_key = (pl.col("error_code") == "key-error") & pl.col("value").is_null()
+    counts = findings.filter(empty_key).group_by("column").agg(pl.col("row").n_unique().alias("n"))
+    absent = counts.filter(pl.col("n") >= row_count)["column"].to_list() if row_count else []
+    if not absent:
+        return findings
+    relaxed = [findings.filter(~(empty_key & pl.col("column").is_in(absent)))]
+    for column in absent:
+        declared = dataset.canonical.column(column)
+        if declared is not None and declared.required:
+            rows = findings.filter(empty_key & (pl.col("column") == column))
+            relaxed.append(_worded(rows, "missing-cell", "required", column).with_columns(
+                rows["upload_id"].alias("upload_id")))
+    return pl.concat(relaxed, how="vertical")
+
+
+def decide(policy: Policy, row_count: int, failing: int, file_errors: Sequence[str] = ()) -> tuple[
         Decision, str]:
     """The policy's decision for an upload and its reason code (reports word it for staff):
-    ``missing-required-column``, ``no-rows``, ``no-failing-rows``, ``policy-rejects-any-error``,
-    ``above-threshold`` or ``failing-rows-set-aside``."""
-    if missing_required:
+    ``missing-required-column`` (a strict column is missing: ``file_errors``), ``no-rows``,
+    ``no-failing-rows``, ``policy-rejects-any-error``, ``above-threshold`` or ``failing-rows-set-aside``."""
+    if file_errors:
         return "reject", "missing-required-column"
     if row_count == 0:
         return "reject", "no-rows"
@@ -265,21 +327,37 @@ def _failing_cells(con: duckdb.DuckDBPyConnection, table: str, raw_table: str | 
 
 def _with_words(found: pl.DataFrame, check: Check) -> pl.DataFrame:
     """Add column, code, severity and the messages/hints (value spliced in, vectorised)."""
-    words = describe(check.error_code, check.rule, column=check.column, value=_VALUE,
-                     other=check.other_column, values=check.value_set)
+    return _worded(found, check.error_code, check.rule, check.column, check.other_column, check.value_set)
+
+
+def _worded(found: pl.DataFrame, code: str, rule: str | None, column: str, other: str = "",
+            values: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Findings of one code in one column from (source_line, row, raw_value, value) rows."""
+    words = describe(code, rule, column=column, value=_VALUE, other=other, values=values)
     shown = (pl.when(pl.col("value").str.len_chars() > SHOWN_VALUE_CHARS)
              .then(pl.col("value").str.slice(0, SHOWN_VALUE_CHARS) + "…")
              .otherwise(pl.col("value")).fill_null(""))
     return found.select(
         pl.lit(None, dtype=pl.String).alias("upload_id"),
         pl.col("source_line").cast(pl.Int64), pl.col("row").cast(pl.Int64),
-        pl.lit(check.column).alias("column"), pl.col("raw_value"), pl.col("value"),
-        pl.lit(check.error_code).alias("error_code"),
+        pl.lit(column).alias("column"), pl.col("raw_value"), pl.col("value"),
+        pl.lit(code).alias("error_code"),
         _splice(words.message_ja, shown).alias("message_ja"),
         _splice(words.message_en, shown).alias("message_en"),
         pl.lit(words.hint_ja).alias("hint_ja"), pl.lit(words.hint_en).alias("hint_en"),
-        pl.lit(error_type(check.error_code).severity).alias("severity"),
+        pl.lit(error_type(code).severity).alias("severity"),
     )
+
+
+def problem_findings(problems: pl.DataFrame) -> pl.DataFrame:
+    """Findings (FINDING_SCHEMA) of per-cell problems intake found or repaired (row, source_line, column,
+    raw_value, value, error_code, rule); the message quotes the raw value as written."""
+    frames = [pl.DataFrame(schema=FINDING_SCHEMA)]
+    for (code, rule, column), group in problems.group_by("error_code", "rule", "column", maintain_order=True):
+        shown = group.with_columns(pl.col("value").alias("_published"), pl.col("raw_value").alias("value"))
+        frames.append(_worded(shown, str(code), rule if rule is None else str(rule), str(column))
+                      .with_columns(shown["_published"].alias("value")))
+    return pl.concat(frames, how="vertical")
 
 
 def _splice(template: str, value: pl.Expr) -> pl.Expr:
@@ -336,13 +414,25 @@ def split_batch(result: ValidationResult, parts: Sequence[BatchPart]) -> list[Va
                  .with_columns((pl.col("row") - part.offset).alias("row")))
         labels = label_findings(part.missing_columns, part.extra_columns, part.missing_required)
         findings = pl.concat([labels, cells], how="vertical").with_columns(
-            pl.lit(part.upload_id, dtype=pl.String).alias("upload_id")).sort(["row", "column"], nulls_last=False)
-        failing = failing_rows_of(findings)
-        decision, reason = decide(result.policy, part.rows, len(failing), list(part.missing_required))
+            pl.lit(part.upload_id, dtype=pl.String).alias("upload_id"))
         counts = {(r["error_code"], r["column"]): r["len"]
                   for r in findings.group_by("error_code", "column").len().iter_rows(named=True)}
         summaries = [replace(e, unexpected_count=int(counts.get((e.error_code, e.column), 0)),
                              success=counts.get((e.error_code, e.column), 0) == 0) for e in result.expectations]
-        out.append(replace(result, upload_id=part.upload_id, row_count=part.rows, expectations=summaries,
-                           findings=findings, failing_rows=failing, decision=decision, decision_reason=reason))
+        out.append(conclude(replace(result, upload_id=part.upload_id, row_count=part.rows,
+                                    expectations=summaries), findings))
     return out
+
+
+def published_values(values: pl.DataFrame, result: ValidationResult) -> pl.DataFrame:
+    """The rows to publish: every row not withheld, each typed cell with a warning that its value cannot be
+    read as the type (EMPTIED_TYPES) made empty. Text cells keep the value as written."""
+    kept = values.filter(~pl.col(ROW).is_in(result.failing_rows.implode()))
+    typed = {c.name for c in result.dataset.canonical.columns if c.type in EMPTIED_TYPES}
+    unreadable = result.findings.filter(
+        (pl.col("severity") == "warning") & pl.col("row").is_not_null() & pl.col("column").is_in(list(typed))
+        & pl.col("error_code").is_in(list(UNREADABLE_CODES)))
+    for column, rows in unreadable.group_by("column").agg(pl.col("row")).iter_rows():
+        kept = kept.with_columns(pl.when(pl.col(ROW).is_in(rows)).then(None).otherwise(pl.col(column))
+                                 .alias(column))
+    return kept

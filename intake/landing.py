@@ -2,22 +2,37 @@
 
 Files are content-addressed (``landing/<city>/<sha256><ext>``), so re-uploading the same bytes is idempotent
 and two different files can never collide. Stored files are made read-only.
+
+Beside each file, a hidden manifest (``.<sha256>.upload.json``, read-only) keeps what the catalog knows at landing:
+city, original name, size, source and, above all, when it was first received. The catalog can be lost and
+rebuilt from these (``restore_uploads``): each upload gets back its first ``received_at`` (so an old inbox file
+picked up again never becomes "newer" than a later correction) and, when the lake's history says it was already
+processed, its decision, so nothing is processed or published again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePath
+from typing import Any
 
 from kouiki import catalog
+from kouiki.crashpoints import crash_point
 from kouiki.settings import Paths
+from warehouse import lake
 
 _CHUNK = 1 << 20
 SAFE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}
+MANIFEST_SUFFIX = ".upload.json"
+REFUSAL_SUFFIX = ".refused.json"   # the upload service refused these bytes (status and reason)
+TMP_PREFIX = ".landing-"   # + the writer's pid: a leftover of a dead process is removed at the next run
+DECISION_STATUS = {"accept": "accepted", "quarantine": "quarantined", "reject": "rejected"}
 
 
 @dataclass(frozen=True)
@@ -50,35 +65,159 @@ def safe_suffix(original_name: str) -> str:
 
 def land_file(paths: Paths, city_code: str, source: Path, original_name: str | None = None,
               *, via: str = "inbox") -> Landed:
-    """Copy ``source`` into the landing zone and record it in the catalog (idempotent)."""
+    """Copy ``source`` into the landing zone, write its manifest and record it in the catalog (idempotent:
+    the same bytes again keep their first name and time)."""
     name = original_name or source.name
     sha = sha256_of(source)
     target = paths.landing / city_code / f"{sha}{safe_suffix(name)}"
     if not target.exists():
         copy_read_only(source, target)
-    uid = upload_id_for(city_code, sha)
-    is_new = catalog.add_upload(
-        paths.catalog_url,
-        {
-            "upload_id": uid,
+        crash_point("landing.copied")
+    manifest = read_manifest(manifest_path(target)) if manifest_path(target).exists() else None
+    if manifest is None:
+        manifest = {
+            "upload_id": upload_id_for(city_code, sha),
             "city_code": city_code,
             "sha256": sha,
             "original_name": PurePath(name.replace("\\", "/")).name,
             "size": target.stat().st_size,
             "stored_path": str(target.relative_to(paths.home)),
-            "received_at": catalog.now(),
+            "received_at": catalog.now().isoformat(),
             "source": via,
-            "status": "landed",
-        },
-    )
-    return Landed(upload_id=uid, sha256=sha, path=target, size=target.stat().st_size, is_new=is_new)
+        }
+        write_manifest(target, manifest)
+        crash_point("landing.manifest_written")
+    is_new = catalog.add_upload(paths.catalog_url, upload_row(paths, manifest))
+    return Landed(upload_id=manifest["upload_id"], sha256=sha, path=target, size=target.stat().st_size,
+                  is_new=is_new)
+
+
+def manifest_path(landed: Path) -> Path:
+    """``.<sha256>.upload.json``: hidden, so every listing of a city's landed files sees only uploads."""
+    return landed.with_name("." + landed.name.split(".", 1)[0] + MANIFEST_SUFFIX)
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A landed file's manifest, or None when it does not read (``kouiki doctor`` reports that)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and {"upload_id", "city_code", "received_at"} <= doc.keys() else None
+
+
+def read_refusal(path: Path) -> dict[str, Any] | None:
+    """A refusal record (status, detail), or None when there is none or it does not read."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and {"status", "detail"} <= doc.keys() else None
+
+
+def write_manifest(landed: Path, manifest: dict[str, Any]) -> None:
+    _write_beside(landed, manifest_path(landed), manifest)
+
+
+def refusal_path(landed: Path) -> Path:
+    return landed.with_name("." + landed.name.split(".", 1)[0] + REFUSAL_SUFFIX)
+
+
+def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str, Any]) -> None:
+    """Keep the service's refusal beside the landed file, so a rebuilt catalog never lets the pipeline process
+    bytes the service refused."""
+    landed = paths.home / stored_path
+    _write_beside(landed, refusal_path(landed), {"status": status, "detail": detail})
+
+
+def _write_beside(landed: Path, target: Path, doc: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=landed.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(doc, ensure_ascii=False, indent=1))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The catalog row of a landed upload: as landed, or, when the lake's history holds its decision (it was
+    processed before the catalog was lost), with that decision, so it is not processed again."""
+    row: dict[str, Any] = {
+        "upload_id": manifest["upload_id"],
+        "city_code": manifest["city_code"],
+        "sha256": manifest["sha256"],
+        "original_name": manifest["original_name"],
+        "size": int(manifest["size"]),
+        "stored_path": manifest["stored_path"],
+        "received_at": datetime.fromisoformat(manifest["received_at"]),
+        "source": manifest.get("source", "inbox"),
+        "status": "landed",
+    }
+    refusal = paths.home / manifest["stored_path"]
+    refused = read_refusal(refusal_path(refusal))
+    if refused is not None:
+        return row | {"status": refused["status"], "detail": {**refused["detail"], "restored": True}}
+    processed = lake.history_of(paths.lake, manifest["city_code"], manifest["upload_id"])
+    if processed is not None:
+        html = paths.reports / manifest["city_code"] / f"{manifest['upload_id']}.html"
+        row |= {"status": DECISION_STATUS.get(str(processed["decision"]), "rejected"),
+                "dataset_id": processed["dataset_id"],
+                "detail": {"rows": processed["rows"], "rows_accepted": processed["rows_accepted"],
+                           "rows_quarantined": processed["rows_quarantined"], "restored": True,
+                           **({"report_html": str(html.relative_to(paths.home)),
+                               "report_json": str(html.with_suffix(".json").relative_to(paths.home))}
+                              if html.exists() else {})}}
+    return row
+
+
+def landed_files(paths: Paths) -> list[Path]:
+    """Every landed upload (not the manifests, not temporary files)."""
+    if not paths.landing.is_dir():
+        return []
+    return sorted(p for p in paths.landing.glob("*/*") if p.is_file() and not p.name.startswith("."))
+
+
+def restore_uploads(paths: Paths) -> list[str]:
+    """Re-add to the catalog every landed upload it lacks (a lost or rebuilt catalog), from the manifests; a
+    landed file without a manifest that the catalog knows (landed by an older version) gets its manifest from
+    the catalog. A file with neither is a landing still in progress or one a crash interrupted before its
+    manifest: it is left alone (landing the same bytes again completes it; ``kouiki doctor`` lists it).
+    Returns one line per upload restored."""
+    known = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)}
+    restored = []
+    for landed in landed_files(paths):
+        manifest = read_manifest(manifest_path(landed)) if manifest_path(landed).exists() else None
+        if manifest is None:
+            upload = known.get(upload_id_for(landed.parent.name, landed.name.split(".", 1)[0]))
+            if upload is not None:
+                write_manifest(landed, _manifest_from(paths, landed, upload))
+            continue
+        if manifest["upload_id"] in known:
+            continue
+        if catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
+            restored.append(f"{landed}: カタログに復元 / restored to the catalog as {manifest['upload_id']}")
+    return restored
+
+
+def _manifest_from(paths: Paths, landed: Path, upload: catalog.UploadRow) -> dict[str, Any]:
+    return {
+        "upload_id": upload.upload_id, "city_code": upload.city_code, "sha256": upload.sha256,
+        "original_name": upload.original_name, "size": landed.stat().st_size,
+        "stored_path": str(landed.relative_to(paths.home)), "received_at": upload.received_at.isoformat(),
+        "source": upload.source,
+    }
 
 
 def copy_read_only(source: Path, target: Path, mode: int = 0o444) -> None:
     """Copy through a temporary file in the same folder and rename: a crash never leaves a partial file under
     the content-addressed name. The stored copy is made read-only."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".landing-")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out, _CHUNK)
@@ -89,3 +228,15 @@ def copy_read_only(source: Path, target: Path, mode: int = 0o444) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def landing_leftovers(paths: Paths) -> list[Path]:
+    """Temporary files of landings whose process died (a crash between copy and rename)."""
+    from kouiki.runlock import pid_alive
+
+    found = []
+    for tmp in paths.landing.glob(f"*/{TMP_PREFIX}*") if paths.landing.is_dir() else []:
+        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not pid_alive(int(pid)):
+            found.append(tmp)
+    return sorted(found)

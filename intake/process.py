@@ -1,7 +1,10 @@
 """One upload through intake: read → detect dataset and variant → map headers → normalise values.
 
 The result keeps both the raw cells and the normalised ones (same rows, same canonical column names) so that
-every report can show the raw value beside the normalised one.
+every report can show the raw value beside the normalised one. Columns without a standard counterpart are kept
+after the canonical ones as *extra columns* (:func:`extra_columns`), raw text in both frames.
+
+A file with a header but no data row is refused here (``no-data-rows``), before anything is validated.
 """
 
 from __future__ import annotations
@@ -14,10 +17,22 @@ import polars as pl
 
 from expectations.model import Column, Dataset
 from expectations.registry import Registry
-from intake.headers import HeaderMatch, detect, header_score, match_dataset, no_match_error
-from intake.problems import Notice
+from intake.headers import (
+    HeaderMatch,
+    detect,
+    header_key,
+    header_score,
+    match_dataset,
+    no_match_error,
+    normalise_header,
+)
+from intake.problems import IntakeError, Notice
 from intake.read import RawTable, read_file
 from intake.values import normalise_column
+
+CELL_PROBLEM_SCHEMA = pl.Schema({
+    "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),
+    "value": pl.String(), "error_code": pl.String(), "rule": pl.String()})
 
 
 @dataclass
@@ -32,6 +47,10 @@ class StagedUpload:
     normalisations: dict[str, dict[str, int]] = field(default_factory=dict)   # column → rule → count
     invalid_cells: dict[str, int] = field(default_factory=dict)               # column → cells unreadable
     staging_notices: list[Notice] = field(default_factory=list)               # found after reading
+    # per-cell problems intake found or repaired (swapped coordinates): CELL_PROBLEM_SCHEMA; validation adds
+    # them to the upload's findings
+    cell_problems: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CELL_PROBLEM_SCHEMA))
+    extra_columns: dict[str, str] = field(default_factory=dict)               # lake column → file header
 
     @property
     def notices(self) -> list[Notice]:
@@ -45,7 +64,9 @@ HINTED_MIN_PRECISION = 0.5
 
 def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | None = None,
                    file_name: str | None = None) -> HeaderMatch:
-    """The dataset and variant a table is; a clear error when nothing matches well enough."""
+    """The dataset and variant a table is; a clear error when nothing matches well enough, or when the table
+    has no data row (header only)."""
+    refuse_without_rows(raw, file_name)
     candidates = detect(raw.header, registry, dataset_hint=dataset_hint, file_name=file_name)
     if candidates and candidates[0].good:
         return candidates[0]
@@ -53,6 +74,21 @@ def choose_dataset(raw: RawTable, registry: Registry, *, dataset_hint: str | Non
     if hinted is not None:
         return hinted
     raise no_match_error(candidates, registry)
+
+
+def refuse_without_rows(raw: RawTable, file_name: str | None = None) -> None:
+    """A header with no data row below it is nothing to publish: refuse it with a message, not a failed check."""
+    if raw.data.height:
+        return
+    name = file_name or "ファイル"
+    raise IntakeError(
+        "no-data-rows",
+        f"「{name}」には見出し行だけがあり、データの行がありません。",
+        f"'{name}' has a header row but no data rows.",
+        hint_ja="データの行が入ったファイルを登録してください（空の行や見出しだけのファイルは受け付けません）。",
+        hint_en="Upload the file with its data rows (a header alone, or only blank rows, cannot be published).",
+        line=len(raw.preamble) + 1,
+    )
 
 
 def _hinted_match(header: list[str], registry: Registry, dataset_hint: str | None,
@@ -126,6 +162,11 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         bad = int(result.invalid.sum())
         if bad:
             invalid[col.name] = bad
+    extras = extra_columns(raw.header, sources, dataset)
+    for pos, name in extras.items():
+        series = raw.data[data_columns[pos]].cast(pl.String).alias(name)
+        raw_cols.append(series)
+        norm_cols.append(series)
     staged = StagedUpload(
         dataset=dataset,
         match=match,
@@ -134,6 +175,7 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         raw=base.hstack(raw_cols),
         normalisations=normalisations,
         invalid_cells=invalid,
+        extra_columns={name: raw.header[pos] for pos, name in extras.items()},
     )
     split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
@@ -147,6 +189,27 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
             details={"score": round(match.score, 3), "precision": round(match.precision, 3)},
         ))
     return staged
+
+
+def extra_columns(header: list[str], sources: dict[str, int], dataset: Dataset) -> dict[int, str]:
+    """File position → lake name of every column that feeds no canonical column (a city's own column, a legacy
+    column without counterpart such as 都道府県名, a second 名称): kept as written, never dropped.
+
+    The name is the file's header, normalised (NFKC, no spaces); ``列<n>`` (1-based position) when blank; with
+    ``_列<n>`` appended when it would collide with a canonical column, an earlier extra column or the lake's
+    own ``_`` columns."""
+    used = set(sources.values())
+    taken = {header_key(c.name) for c in dataset.canonical.columns}
+    out: dict[int, str] = {}
+    for pos, text in enumerate(header):
+        if pos in used:
+            continue
+        name = normalise_header(text) or f"列{pos + 1}"
+        if header_key(name) in taken or name.startswith("_"):
+            name = f"{name.lstrip('_')}_列{pos + 1}"
+        taken.add(header_key(name))
+        out[pos] = name
+    return out
 
 
 _PAIR = r"^\s*-?\d{1,3}(\.\d+)?\s*[,、，]\s*-?\d{1,3}(\.\d+)?\s*$"
@@ -188,41 +251,77 @@ SWAPPED_SHARE = 0.9
 
 
 def check_swapped_coordinates(staged: StagedUpload) -> None:
-    """Detect a file whose latitude and longitude are swapped in (nearly) every row (沖縄県 published one).
+    """Latitude and longitude written the wrong way round (沖縄県 published a file swapped in all 272 rows).
 
-    Always reported; swapped back only when the dataset's policy says so, since a guess must not be silent."""
+    A row is *swapped* when its 緯度 lies in Japan's longitudes and its 経度 in Japan's latitudes. When (nearly)
+    every row with coordinates is (SWAPPED_SHARE), the file was written the wrong way round: the rows are swapped
+    back (unless the policy says ``fix_swapped_coordinates: false``) and each fixed row gets a warning
+    ``swapped-coordinates-fixed``. When only some rows are, a per-row guess would not be safe: their coordinates
+    are emptied, with a warning ``swapped-coordinates`` each (the row is published without a position). Either way
+    the city is told in a notice. Rows outside Japan either way are left to validation (coordinate-error)."""
     ds = staged.dataset
     if not ds.lat_column or not ds.lon_column:
         return
-    lat = staged.values[ds.lat_column].cast(pl.Float64, strict=False)
-    lon = staged.values[ds.lon_column].cast(pl.Float64, strict=False)
+    lat_col, lon_col = ds.lat_column, ds.lon_column
+    lat = staged.values[lat_col].cast(pl.Float64, strict=False)
+    lon = staged.values[lon_col].cast(pl.Float64, strict=False)
     both = lat.is_not_null() & lon.is_not_null()
     n = int(both.sum())
     swapped = both & lat.is_between(*LON_RANGE) & lon.is_between(*LAT_RANGE)
     n_swapped = int(swapped.sum())
-    if n < 3 or n_swapped < SWAPPED_SHARE * n:
+    if n_swapped == 0:
         return
-    fixed = ds.policy.fix_swapped_coordinates
-    staged.staging_notices.append(Notice(
+    consistent = n_swapped >= SWAPPED_SHARE * n
+    if consistent and not ds.policy.fix_swapped_coordinates:
+        staged.staging_notices.append(_swap_notice(ds, n_swapped, n, "kept"))
+        return    # left as written: validation withholds them (outside Japan)
+    lat_text, lon_text = staged.values[lat_col], staged.values[lon_col]
+    if consistent:
+        new_lat = pl.select(pl.when(swapped).then(lon_text).otherwise(lat_text)).to_series()
+        new_lon = pl.select(pl.when(swapped).then(lat_text).otherwise(lon_text)).to_series()
+        code, rule = "swapped-coordinates-fixed", "swapped-coordinates"
+    else:
+        new_lat = pl.select(pl.when(swapped).then(None).otherwise(lat_text)).to_series()
+        new_lon = pl.select(pl.when(swapped).then(None).otherwise(lon_text)).to_series()
+        code, rule = "swapped-coordinates", "swapped-coordinates-emptied"
+    staged.values = staged.values.with_columns(new_lat.alias(lat_col), new_lon.alias(lon_col))
+    for col in (lat_col, lon_col):
+        staged.normalisations.setdefault(col, {})[rule] = n_swapped
+    staged.cell_problems = pl.concat([staged.cell_problems, *(
+        _cell_problems(staged, swapped, col, code) for col in (lat_col, lon_col))], how="vertical")
+    staged.staging_notices.append(_swap_notice(ds, n_swapped, n, "fixed" if consistent else "emptied"))
+
+
+def _cell_problems(staged: StagedUpload, rows: pl.Series, column: str, code: str) -> pl.DataFrame:
+    """One cell problem per selected row of ``column``: raw text as written, value as it will be published."""
+    return pl.DataFrame({
+        "row": staged.values["_row"].filter(rows), "source_line": staged.values["_source_line"].filter(rows),
+        "column": pl.Series([column] * int(rows.sum()), dtype=pl.String),
+        "raw_value": staged.raw[column].filter(rows), "value": staged.values[column].filter(rows),
+    }).with_columns(pl.lit(code).alias("error_code"), pl.lit(None, dtype=pl.String).alias("rule")) \
+        .select(list(CELL_PROBLEM_SCHEMA)).cast(CELL_PROBLEM_SCHEMA)
+
+
+def _swap_notice(ds: Dataset, n_swapped: int, n: int, outcome: str) -> Notice:
+    done_ja, done_en = {
+        "fixed": ("ファイル全体で入れ替わっているため、入れ替えて公開します。",
+                  "The whole file is swapped, so they were swapped back and are published."),
+        "emptied": ("一部の行だけのため推測では直さず、その行の座標を空欄にして公開します。",
+                    "Only some rows are, so they were not guessed back: those rows are published without "
+                    "coordinates."),
+        "kept": ("データセットの方針により入れ替えていません（その行は公開されません）。",
+                 "The dataset's policy does not swap them back (those rows are not published)."),
+    }[outcome]
+    return Notice(
         code="swapped-coordinates",
-        message_ja=(f"緯度と経度が入れ替わっています（{n_swapped}/{n}行）。"
-                    + ("データセットの方針により入れ替えて取り込みました。" if fixed
-                       else "列「緯度」と「経度」を入れ替えて登録し直してください。")),
-        message_en=(f"Latitude and longitude are swapped in {n_swapped} of {n} rows. "
-                    + ("They were swapped back, as the dataset's policy says." if fixed
-                       else "Swap the 緯度 and 経度 columns and upload again.")),
+        message_ja=(f"緯度と経度が入れ替わっています（{n_swapped}/{n}行）。{done_ja}"
+                    "次回から列「緯度」と「経度」を正しく記入してください。"),
+        message_en=(f"Latitude and longitude are swapped in {n_swapped} of {n} rows. {done_en} "
+                    "Please write them in the right columns next time."),
         column=f"{ds.lat_column}/{ds.lon_column}",
         count=n_swapped,
-        details={"fixed": fixed},
-    ))
-    if fixed:
-        lat_text, lon_text = staged.values[ds.lat_column], staged.values[ds.lon_column]
-        staged.values = staged.values.with_columns(
-            pl.when(swapped).then(lon_text).otherwise(lat_text).alias(ds.lat_column),
-            pl.when(swapped).then(lat_text).otherwise(lon_text).alias(ds.lon_column),
-        )
-        for col in (ds.lat_column, ds.lon_column):
-            staged.normalisations.setdefault(col, {})["swapped-coordinates"] = n_swapped
+        details={"fixed": outcome == "fixed", "outcome": outcome, "rows_with_coordinates": n},
+    )
 
 
 def stage_file(path: Path, registry: Registry, *, original_name: str | None = None,

@@ -10,7 +10,9 @@ means the text cannot be read as that type; the rule names the repair (``"wareki
 2. the rest are stripped and, where only full-width characters stand in the way, folded vectorised;
 3. what is left goes through the Python helper once per *distinct* value, joined back to the cells.
 Each changed cell is counted under exactly one rule (its most specific repair), so
-``sum(rule_counts.values()) == changed.sum()``.
+``sum(rule_counts.values()) == changed.sum()``. A lone dash (``-``, ``－``, ``―`` …) in a typed column
+(:data:`PLACEHOLDER_TYPES`) stands for "none": it becomes empty (``placeholder-emptied``), not unreadable.
+Phone numbers are read by :mod:`intake.phone`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import jaconv
 import polars as pl
 
-from intake import localgov
+from intake import localgov, phone
 
 Reader = Callable[[str], tuple[str | None, str | None]]
 
@@ -50,8 +52,9 @@ KANJI_TIME = "kanji-time"                      # 8時30分, 午後5時
 AMPM_TIME = "ampm-time"                        # 5:30 PM, 午後5:30
 EXCEL_SERIAL_TIME = "excel-serial-time"        # 0.375
 COMPACT_TIME = "compact-time"                  # 0830
-PHONE_LABEL_REMOVED = "phone-label-removed"    # TEL:03-…
-PHONE_SPACES = "phone-spaces"                  # 03 3430 1111, (047) 325-4758
+PHONE_LABEL_REMOVED = phone.PHONE_LABEL_REMOVED  # TEL:03-… (more phone rules in intake.phone)
+PHONE_SPACES = phone.PHONE_SPACES                # 03 3430 1111, (047) 325-4758
+PLACEHOLDER_EMPTIED = "placeholder-emptied"      # '-', '－', '―' alone in a typed cell: "none", made empty
 POSTAL_MARK_REMOVED = "postal-mark-removed"    # 〒272-8501
 POSTAL_HYPHEN_REMOVED = "postal-hyphen-removed"  # 272-8501
 POSTAL_LEADING_ZERO_RESTORED = "postal-leading-zero-restored"  # 608501 (Excel dropped the 0 of 060-8501)
@@ -308,54 +311,11 @@ def normalise_time(text: str) -> tuple[str | None, str | None]:
     return _apply(text, _read_time)
 
 
-# --- phone numbers ---------------------------------------------------------------------------------
-
-def _domestic_phone_shapes() -> str:
-    """Every domestic layout with 10–11 digits in all: 03-3430-1111, (047)325-4758, 047(325)4758,
-    0334301111. Spelling out the group lengths lets one regex check the digit count too, which is
-    3× faster on a column than a looser regex plus counting. [0-9], not \\d: that takes full-width
-    digits too, in Python and in polars (Rust) alike."""
-    shapes = []
-    for area, local, line in itertools.product(range(1, 5), range(1, 5), range(3, 5)):
-        if 1 + area + local + line in (10, 11):
-            a, b, c = (f"[0-9]{{{n}}}" for n in (area, local, line))
-            shapes += [f"0{a}-{b}-{c}", rf"\(0{a}\){b}-{c}", rf"0{a}\({b}\){c}"]
-    return "|".join([*shapes, "0[0-9]{9,10}"])
-
-
-_PHONE_DOMESTIC = _domestic_phone_shapes()
-_PHONE_INTERNATIONAL = r"\+81-?(?:\(0\)-?)?[0-9]{1,4}-[0-9]{1,4}-[0-9]{3,4}|\+81[0-9]{9,10}"
-_PHONE_DOMESTIC_RE = re.compile(_PHONE_DOMESTIC)
-_PHONE_INTERNATIONAL_RE = re.compile(_PHONE_INTERNATIONAL)
-_PHONE_LABEL = re.compile(r"(?:TEL|電話番号|電話)\s*[:.]?\s*", re.IGNORECASE)
-_SPACE_AROUND_PUNCT = re.compile(r"\s*([()\-])\s*")
-_SPACE_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])\s+(?=[0-9(+])")
-
-
-def _is_phone(text: str) -> bool:
-    if _PHONE_DOMESTIC_RE.fullmatch(text):
-        return True
-    if _PHONE_INTERNATIONAL_RE.fullmatch(text):
-        national = sum(c.isdigit() for c in text) - 2 - (1 if "(0)" in text else 0)
-        return 9 <= national <= 10
-    return False
-
-
-def _read_phone(text: str) -> tuple[str | None, str | None]:
-    """A Japanese phone number (10–11 digits from 0, or +81) kept as written, in half-width."""
-    folded = _fold(text)
-    rule = None
-    if label := _PHONE_LABEL.match(folded):
-        folded, rule = folded[label.end():], PHONE_LABEL_REMOVED
-    spaced = _SPACE_BETWEEN_DIGITS.sub("-", _SPACE_AROUND_PUNCT.sub(r"\1", folded))
-    if spaced != folded:
-        folded, rule = spaced, rule or PHONE_SPACES
-    return (folded, rule) if _is_phone(folded) else (None, None)
-
+# --- phone numbers (intake.phone) --------------------------------------------------------------------
 
 def normalise_phone(text: str) -> tuple[str | None, str | None]:
-    """(phone in half-width as written, or None, rule); None for なし, 554-4111, two numbers, extra words."""
-    return _apply(text, _read_phone)
+    """(phone in half-width as written, or None, rule); None for なし, 554-4111, two numbers (intake.phone)."""
+    return _apply(text, phone.read_phone)
 
 
 # --- postal codes ----------------------------------------------------------------------------------
@@ -615,7 +575,7 @@ _KINDS: dict[str, _Kind] = {
     "kana": _Kind(_read_kana, _kana_is_canonical, vectorised=_normalise_kana_vectorised),
     "date": _Kind(_read_date, _matches(_ISO_DAY)),
     "time": _Kind(_read_time, _matches(r"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")),
-    "phone": _Kind(_read_phone, _matches(f"^(?:{_PHONE_DOMESTIC})$")),
+    "phone": _Kind(phone.read_phone, phone.is_phone_expr),
     "postal_code": _Kind(_read_postal_code, _matches(r"^[0-9]{7}$")),
     "flag": _Kind(_read_flag, lambda v: v == "1"),
     "number": _Kind(_read_number, _matches(r"^-?[0-9]+(?:\.[0-9]+)?$")),
@@ -672,10 +632,13 @@ def _normalise_cells(raw: pl.Series, kind: _Kind, col_type: str) -> pl.DataFrame
     stripped = raw.str.strip_chars()
     filled = pl.select(pl.when(stripped != "").then(stripped)).to_series().alias("v")
     cells = kind.vectorised(filled) if kind.vectorised is not None else _fold_then_read(filled, kind, col_type)
-    changed = (pl.col("new") != pl.col("raw")).fill_null(False)   # blank → None is no change
+    # blank → None is no change; a placeholder (not blank) → None is one
+    changed = (pl.col("new") != pl.col("raw")).fill_null(False) | (
+        pl.col("new").is_null() & pl.col("v").is_not_null())
     return cells.with_columns(raw=raw).select(
         "new", bad=pl.col("bad").fill_null(False), changed=changed,
-        rule=pl.when(changed).then(pl.coalesce(pl.when(pl.col("new") != pl.col("v")).then("rule"),
+        rule=pl.when(changed).then(pl.coalesce(pl.when((pl.col("new") != pl.col("v")) | pl.col("new").is_null())
+                                               .then("rule"),
                                                pl.lit(WHITESPACE_STRIPPED))),
     )
 
@@ -706,17 +669,26 @@ def _fold_then_read(values: pl.Series, kind: _Kind, col_type: str) -> pl.DataFra
     )
 
 
+# Typed columns where a lone dash stands for "none" (the standard's none is an empty cell). Not text columns,
+# where a dash may be the value, nor flags, whose reader already reads '-' as "no".
+PLACEHOLDER_TYPES = frozenset({"phone", "date", "time", "number", "integer", "postal_code", "url", "email", "code"})
+_DASH_PLACEHOLDER = re.compile(r"[-‐‑‒–—―−ー－ｰ─━]+")
+
+
 def _read_each(values: pl.Series, kind: _Kind, col_type: str) -> pl.DataFrame:
     read = kind.read
     if col_type == "date" and _column_is_us_ordered(values):
         def read(text: str) -> tuple[str | None, str | None]:
             return _read_date(text, ambiguous_is_us=True)
     texts = values.to_list()
-    results = [read(text) for text in texts]
+    placeholders = col_type in PLACEHOLDER_TYPES
+    results = [("", PLACEHOLDER_EMPTIED) if placeholders and _DASH_PLACEHOLDER.fullmatch(text) else read(text)
+               for text in texts]
     return pl.DataFrame(
         {
             "v": texts,
-            "new": [text if value is None else value
+            # '' from a reader is the empty value: None, except a flag's '' (the standard's "no")
+            "new": [text if value is None else (None if value == "" and col_type != "flag" else value)
                     for text, (value, _) in zip(texts, results, strict=True)],
             "rule": [rule for _, rule in results],
             "bad": [value is None for value, _ in results],

@@ -94,6 +94,9 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_engines_made: list[Engine] = []
+
+
 @cache
 def engine_for(url: str) -> Engine:
     """One engine per catalog URL; tables are created on first use."""
@@ -104,7 +107,17 @@ def engine_for(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_wal)
     metadata.create_all(engine)
+    _engines_made.append(engine)
     return engine
+
+
+def forget_engines() -> None:
+    """Close every engine (their pooled connections) so the next use reopens the database files: after a
+    catalog file was moved aside or replaced."""
+    for engine in _engines_made:
+        engine.dispose()
+    _engines_made.clear()
+    engine_for.cache_clear()
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
@@ -193,15 +206,30 @@ def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[
     conn.execute(insert(audit_log).values(at=now(), actor=actor, action=action, subject=subject, detail=detail))
 
 
-def record_release(url: str, dataset_id: str, number: int, content_hash: str, rows: int, path: str) -> None:
-    with begin(url) as conn:
-        conn.execute(
-            insert(releases).values(
-                dataset_id=dataset_id, number=number, published_at=now(), content_hash=content_hash,
-                rows=rows, path=path,
+def record_release(url: str, dataset_id: str, number: int, content_hash: str, rows: int, path: str,
+                   published_at: datetime | None = None) -> bool:
+    """Insert the release's row; False when it is there already (recovery and a publication may both try)."""
+    try:
+        with begin(url) as conn:
+            exists = conn.execute(select(releases.c.number).where(
+                releases.c.dataset_id == dataset_id, releases.c.number == number)).first()
+            if exists:
+                return False
+            conn.execute(
+                insert(releases).values(
+                    dataset_id=dataset_id, number=number, published_at=published_at or now(),
+                    content_hash=content_hash, rows=rows, path=path,
+                )
             )
-        )
-        audit(conn, "system", "release.published", f"{dataset_id}/{number}", {"rows": rows})
+            audit(conn, "system", "release.published", f"{dataset_id}/{number}", {"rows": rows})
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_numbers(url: str, dataset_id: str) -> set[int]:
+    with begin(url) as conn:
+        return {int(r[0]) for r in conn.execute(select(releases.c.number).where(releases.c.dataset_id == dataset_id))}
 
 
 def _to_upload(row: Any) -> UploadRow:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kouiki.errors import friendly_errors
 from kouiki.members import load_members
 from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
@@ -20,8 +21,16 @@ from kouiki.settings import get_paths
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
     from pipelines.main_run import MainOutcome
 
-app = typer.Typer(help="kouiki (広域): shared open-data platform for member municipalities",
-                  no_args_is_help=True, add_completion=False)
+class _Cli(typer.Typer):
+    """The typer app under kouiki's error handler: configuration errors are one line (kouiki.errors)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with friendly_errors("kouiki"):
+            return super().__call__(*args, **kwargs)
+
+
+app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
+           no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -29,10 +38,14 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 @app.command()
 def run() -> None:
     """Run the main job on the embedded default and print a per-city summary. / メインジョブを実行"""
+    from kouiki.runlock import run_lock
     from pipelines.main_run import run_main
 
     started = time.monotonic()
-    outcome = run_main(log_level="WARNING")
+    paths = get_paths()
+    # one run at a time per home; Dagster's storage is created (or migrated) under this lock too
+    with run_lock(paths.home, say=lambda message: console.print(f"[yellow]{message}[/yellow]")):
+        outcome = run_main(paths, log_level="WARNING")
     _print_summary(outcome, time.monotonic() - started)
     if not outcome.region_ok or (outcome.anonymisation is not None and not outcome.anonymisation.ok):
         raise typer.Exit(1)
@@ -97,32 +110,23 @@ def _print_anonymisation(outcome: MainOutcome) -> None:
 
 @app.command()
 def anonymise(
-    input_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="INPUT.csv",
-                                              help="records (UTF-8 or CP932; ',' or ';')")],
+    input_csv: Annotated[Path, typer.Argument(metavar="INPUT.csv", help="records (UTF-8 or CP932; ',' or ';')")],
     qi: Annotated[list[str], typer.Option("--qi", metavar="COL=HIERARCHY.csv",
                                           help="quasi-identifier and its ARX-format hierarchy (repeat)")],
-    k: Annotated[int, typer.Option("--k", min=2, help="k-anonymity")],
+    k: Annotated[int, typer.Option("--k", help="k-anonymity (at least the platform floor)")],
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="anonymised CSV (written only if verified)")],
     report: Annotated[Path, typer.Option("--report", dir_okay=False, help="JSON report (always written)")],
     sensitive: Annotated[list[str] | None, typer.Option("--sensitive", help="sensitive attribute (repeat)")] = None,
-    l_diversity: Annotated[int | None, typer.Option("--l", min=2, help="distinct l-diversity")] = None,
+    l_diversity: Annotated[int | None, typer.Option("--l", help="distinct l-diversity")] = None,
     max_suppression: Annotated[float, typer.Option("--max-suppression", min=0, max=100, metavar="PCT",
                                                    help="records that may be suppressed, in %")] = 5.0,
 ) -> None:
     """Anonymise a CSV (k-anonymity, l-diversity) and verify the result independently. / CSVを匿名加工"""
-    from anonymise.cli_entry import anonymise_csv
+    from anonymise.cli_entry import UnsafePathError, run_cli
 
-    qis = {}
-    for item in qi:
-        column, sep, hierarchy = item.partition("=")
-        if not sep or not column or not hierarchy or not Path(hierarchy).is_file():
-            console.print(f"[red]--qi は 列名=階層ファイル.csv の形で指定してください / use --qi COL=HIERARCHY.csv "
-                          f"(an existing file): {item!r}[/red]")
-            raise typer.Exit(2)
-        qis[column] = Path(hierarchy)
     try:
-        result = anonymise_csv(input_csv, qis, sensitive or [], k, l_diversity, max_suppression, out, report)
-    except ValueError as exc:  # a missing column, a value missing from a hierarchy, a bad model
+        result = run_cli(input_csv, qi, sensitive or [], k, l_diversity, max_suppression, out, report)
+    except UnsafePathError as exc:  # --out / --report naming the input: nothing is written, the input is kept
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     _print_anonymisation_result(result, report)
@@ -203,10 +207,44 @@ def _print_inspection(r: dict[str, Any]) -> None:
 @app.command("sync-partitions")
 def sync_partitions_cmd() -> None:
     """Give every member city its Dagster partition (run before `make ui`)."""
+    from kouiki.runlock import run_lock
     from pipelines.main_run import dagster_instance, sync_partitions
 
-    added = sync_partitions(dagster_instance(get_paths()), load_members())
+    paths = get_paths()
+    with run_lock(paths.home, say=console.print):
+        added = sync_partitions(dagster_instance(paths), load_members())
     console.print(f"partitions added: {', '.join(added) or 'none'}")
+
+
+@app.command()
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="repair what can be repaired / 修復")] = False,
+) -> None:
+    """Check the kouiki home (catalog, landed files, releases, leftovers, dead runs); exit 1 if problems remain.
+    / 点検（--repair で修復）"""
+    from kouiki.doctor import doctor as examine
+    from kouiki.doctor import lock_free, release_lock
+    from kouiki.runlock import lock_holder
+    from pipelines.main_run import dagster_instance
+
+    paths = get_paths()
+    lock = lock_free(paths)
+    if lock is None:
+        console.print(f"[yellow]実行中のため点検のみ行います / a run is in progress (pid {lock_holder(paths.home)}): "
+                      "checking only, no repair[/yellow]")
+    try:
+        report = examine(paths, dagster_instance(paths), fix=repair and lock is not None)
+    finally:
+        release_lock(lock)
+    for line in report.repaired:
+        console.print(f"[green]修復 / repaired[/green] {line}", soft_wrap=True)
+    for problem in report.problems:
+        console.print(f"[red]問題 / problem[/red] {problem.line()}", soft_wrap=True)
+    if report.problems:
+        hint = " (kouiki doctor --repair)" if any(p.repairable for p in report.problems) else ""
+        console.print(f"{len(report.problems)} 件の問題 / problem(s){hint}")
+        raise typer.Exit(1)
+    console.print("[green]問題なし / no problems found[/green]")
 
 
 @app.command()

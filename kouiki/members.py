@@ -1,7 +1,9 @@
 """The member registry: which cities belong to the shared service and what they contribute.
 
 Loaded from YAML (``config/members.yaml``); every code is verified (6 digits, check digit, present in the
-national list, name matches) so that a typo in the registry is a clear error naming the file and the entry.
+national list, name matches) so that a typo in the registry is a clear error naming the file, the line and the
+entry. Codes must be quoted strings: YAML reads an unquoted ``011002`` as a number (even as octal), which would
+silently become another code, so it is refused with the quoted form to write.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from pathlib import Path
 import yaml
 
 from intake.localgov import is_valid_code, lookup
+from kouiki.errors import ConfigError
 from kouiki.settings import REPO_ROOT, members_file
+
+CODE_KEYS = ("code", "submits_for")
+INT_TAG = "tag:yaml.org,2002:int"
 
 
 def anonymisation_policies() -> Path:
@@ -21,8 +27,8 @@ def anonymisation_policies() -> Path:
     return Path(os.environ.get("KOUIKI_ANONYMISATION_POLICIES", REPO_ROOT / "config" / "anonymisation"))
 
 
-class RegistryError(ValueError):
-    """The member registry file is wrong; the message names the file and the entry."""
+class RegistryError(ConfigError):
+    """The member registry file is wrong; the message names the file, the line and the entry."""
 
 
 @dataclass(frozen=True)
@@ -44,19 +50,72 @@ class Member:
 def load_members(path: Path | None = None) -> list[Member]:
     """Read and verify the member registry."""
     path = path or members_file()
+    text = _read_text(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RegistryError(f"{path}: cannot read the member registry: {exc}") from exc
-    entries = doc.get("members")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        doc = yaml.safe_load(text) or {}
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise RegistryError(f"{_at(path, line)}: YAML の書き方が誤っています / YAML syntax error: {exc.problem} — "
+                            "その行を直してください / fix that line") from None
+    entries = doc.get("members") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
-        raise RegistryError(f"{path}: key 'members' must be a list of cities")
-    members = [_parse_member(path, i, entry) for i, entry in enumerate(entries)]
+        raise RegistryError(f"{path}: 'members' に市の一覧を書いてください / key 'members' must be a list of cities")
+    lines = _entry_lines(root)
+    _refuse_unquoted_codes(path, root)
+    members = [_parse_member(_at(path, lines.get(i)), i, entry) for i, entry in enumerate(entries)]
     _check_unique(path, members)
     return members
 
 
-def _parse_member(path: Path, index: int, entry: object) -> Member:
+def _at(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line else str(path)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: 構成団体の一覧を読めません / cannot read the member registry ({exc.strerror}) — "
+                            "KOUIKI_MEMBERS を確認してください / check KOUIKI_MEMBERS") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RegistryError(f"{path}:{line}: UTF-8 ではありません / not UTF-8 text — UTF-8 で保存し直してください / "
+                            "save the file as UTF-8") from None
+
+
+def _entry_lines(root: yaml.Node | None) -> dict[int, int]:
+    """Line (1-based) of each entry of ``members``, for messages."""
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key, value in root.value:
+        if key.value == "members" and isinstance(value, yaml.SequenceNode):
+            return {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
+    return {}
+
+
+def _refuse_unquoted_codes(path: Path, node: yaml.Node | None) -> None:
+    """A ``code:`` or ``submits_for:`` value YAML reads as a number: refuse it with the quoted form."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_unquoted_codes(path, item)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value in CODE_KEYS:
+            scalars = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for scalar in scalars:
+                if isinstance(scalar, yaml.ScalarNode) and scalar.tag == INT_TAG:
+                    raise RegistryError(
+                        f"{path}:{scalar.start_mark.line + 1}: コードは引用符で囲んでください / quote the code: "
+                        f"'{scalar.value}' (YAML は {scalar.value} を数値として読みます / YAML reads it as a number)")
+        else:
+            _refuse_unquoted_codes(path, value)
+
+
+def _parse_member(path: str, index: int, entry: object) -> Member:
     where = f"{path}: members[{index}]"
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: each member must be a mapping with code and name")

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kouiki.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,9 +71,19 @@ class Paths:
         return os.environ.get("KOUIKI_CATALOG_URL") or f"sqlite:///{self.home / 'catalog.sqlite'}"
 
     def ensure(self) -> Paths:
-        for p in (self.landing, self.inbox, self.lake, self.reports, self.releases, self.private,
-                  self.dagster_home, self.tmp):
-            p.mkdir(parents=True, exist_ok=True)
+        """Create the layout; a home that cannot be created or written is a :class:`ConfigError` (one line)."""
+        try:
+            for p in (self.landing, self.inbox, self.lake, self.reports, self.releases, self.private,
+                      self.dagster_home, self.tmp):
+                p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{exc.filename or self.home}: KOUIKI_HOME を作成できません / cannot create the kouiki "
+                              f"home ({exc.strerror}) — 書き込めるフォルダを KOUIKI_HOME に指定してください / set "
+                              "KOUIKI_HOME to a writable folder") from None
+        for p in (self.home, self.tmp):
+            if not os.access(p, os.W_OK):
+                raise ConfigError(f"{p}: 書き込めません / not writable — 書き込めるフォルダを KOUIKI_HOME に指定するか"
+                                  "権限を直してください / set KOUIKI_HOME to a writable folder or fix its permissions")
         return self
 
 

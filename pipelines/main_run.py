@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from dagster import AssetKey, DagsterInstance
 from assets.partitions import MEMBER_CITIES
 from kouiki import catalog
 from kouiki.members import Member, load_members
+from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, get_paths
 from publish.release import latest_release
 from warehouse import lake
@@ -55,8 +57,9 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
-    return DagsterInstance.get()
+    with storage_init_lock(home):   # storage created / migrated by one process at a time
+        write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
+        return DagsterInstance.get()
 
 
 def dagster_yaml(postgres_url: str | None = None) -> str:
@@ -145,6 +148,7 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
     paths = paths or get_paths()
     members = members if members is not None else load_members()
     instance = instance or dagster_instance(paths)
+    recover_after_crash(paths, instance)
     sync_partitions(instance, members)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     ingest_ok = ingest_members(instance, members, run_config)
@@ -163,6 +167,15 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
             releases[pointer.parent.name] = latest
     return MainOutcome(cities=cities, region_ok=region.success, releases=releases, paths=paths,
                        anonymisation=anonymisation)
+
+
+def recover_after_crash(paths: Paths, instance: DagsterInstance) -> None:
+    """Repair what an interrupted run left (kouiki.recovery: leftovers, catalog, releases, dead runs and their
+    pool slots) before starting; one line each on stderr."""
+    from kouiki.recovery import recover_before_run
+
+    for line in recover_before_run(paths, instance):
+        print(f"kouiki: {line}", file=sys.stderr)
 
 
 def _refused(uploads: list[catalog.UploadRow]) -> bool:

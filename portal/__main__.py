@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uvicorn
 
+from kouiki.errors import friendly_errors
 from portal.app import create_app
 from portal.settings import DEFAULT_HOST, listen_port
 
 
 def main() -> None:
     """Serve until interrupted, on the loopback address only (a reverse proxy publishes it)."""
-    uvicorn.run(create_app(), host=DEFAULT_HOST, port=listen_port(), log_level="info", proxy_headers=False)
+    with friendly_errors("kouiki-portal"):   # configuration errors as one line, no traceback
+        uvicorn.run(create_app(), host=DEFAULT_HOST, port=listen_port(), log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

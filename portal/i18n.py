@@ -46,6 +46,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "level": ("区分", "Level"),
     "format": ("形式", "Format"),
     "description": ("説明", "Description"),
+    "conformance": ("適合率", "Conformance"),
+    "conformance_note": ("適合率: 公開した行のうち、その項目の値が標準を満たす行の割合（警告・エラーのあるセルと、"
+                         "必須項目の空欄を除いた割合）。",
+                         "Conformance: share of the published rows whose value in the column meets the standard "
+                         "(no warning or error on the cell, and not empty where required)."),
     "downloads": ("ダウンロード", "Downloads"),
     "whole_region": ("全域（全市区町村）", "Whole region (all cities)"),
     "city_parts": ("市区町村ごと", "Each city's part"),

@@ -105,6 +105,7 @@ class PortalService:
         resources = [self.resource(release, f, base_url, position=i) for i, f in enumerate(release.files)]
         tags = self.tags(entry)
         licence = release.licence
+        conformance = release.meta.get("conformance") or {}
         return {
             "id": entry.id, "name": entry.id, "type": "dataset", "state": "active", "private": False,
             "title": entry.title("ja"),
@@ -122,7 +123,10 @@ class PortalService:
             "extras": [{"key": k, "value": str(v)} for k, v in (
                 ("release", release.number), ("rows", release.rows),
                 ("schema_version", release.schema_version),
-                ("content_hash", release.content_hash), ("cities", ",".join(sorted(entry.city_codes))))],
+                ("content_hash", release.content_hash), ("cities", ",".join(sorted(entry.city_codes))),
+                # share of published rows whose every standard column meets the standard (publish/conformance.py)
+                *((("conformance", conformance["share_rows_conforming"]),) if conformance else ()))],
+            "conformance": conformance or None,
             "rows": release.rows,
             "cities": [{"code": c.code, "name": c.full_name, "rows": c.rows} for c in entry.cities],
             "releases": [self.release_summary(r, base_url) for r in history],

@@ -108,6 +108,7 @@ def dataset_page(request: Request, dataset_id: str, lang: str = "ja") -> HTMLRes
     return _page(
         request, "dataset.html", lang, entry=entry, release=release, preview=preview,
         columns=entry.column_dictionary(), history=service.store.releases(entry.id),
+        conformance=(release.meta.get("conformance") or {}).get("columns") or {},
         region_files=release.region_files, city_files=city_files,
         quality=quality.city_quality(entry.cities, findings), names=resource_names,
         dcat_file=release.dcat_file,

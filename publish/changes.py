@@ -28,8 +28,14 @@ def _keyed(source: str, columns: list[str], code_column: str | None, id_column: 
 
 
 def compare(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], previous_parquet: Path | None,
-            previous_number: int | None, *, code_column: str | None, id_column: str | None) -> dict[str, Any]:
-    """Counts and first keys of added / removed / changed records between the previous release and ``table``."""
+            previous_number: int | None, *, code_column: str | None, id_column: str | None,
+            personal: bool = False) -> dict[str, Any]:
+    """Counts and first keys of added / removed / changed records between the previous release and ``table``.
+
+    For a ``personal`` dataset (an anonymised extract) only the totals are given: a row key or row hash would
+    point at the very record that changed, and a hash of a few generalised values is easily reversed."""
+    if personal:
+        return _totals_only(con, table, previous_parquet, previous_number)
     if previous_parquet is None or not previous_parquet.exists():
         total = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         return {"previous_release": None, "added": int(total[0]) if total else 0, "removed": 0, "changed": 0,
@@ -51,3 +57,19 @@ def compare(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], prev
         result[kind] = int(count[0]) if count else 0
         result["keys"][kind] = [r[0] for r in con.execute(f"{sql} ORDER BY 1 LIMIT {SHOWN_KEYS}").fetchall()]
     return result
+
+
+def _totals_only(con: duckdb.DuckDBPyConnection, table: str, previous_parquet: Path | None,
+                 previous_number: int | None) -> dict[str, Any]:
+    """Row totals of both releases: what anyone can count in the files themselves, and nothing more."""
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    rows = int(row[0]) if row else 0
+    before = None
+    if previous_parquet is not None and previous_parquet.exists():
+        old = con.execute(f"SELECT count(*) FROM read_parquet({literal(str(previous_parquet))})").fetchone()
+        before = int(old[0]) if old else 0
+    return {"previous_release": previous_number if before is not None else None, "personal_dataset": True,
+            "rows": rows, "previous_rows": before,
+            "note": "個人情報から作成したデータのため、件数の合計のみ示します / totals only (made from personal data)",
+            "added": None, "removed": None, "changed": None,
+            "keys": {"added": [], "removed": [], "changed": []}}

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from expectations.registry import Registry
 from intake.inbox import detect_upload
-from intake.landing import Landed, land_file, safe_suffix, sha256_of, upload_id_for
+from intake.landing import Landed, land_file, record_refusal, safe_suffix, sha256_of, upload_id_for
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog
@@ -140,6 +140,7 @@ def _refuse(paths: Paths, upload: catalog.UploadRow, error: IntakeError, *, stat
     if refused:
         detail[REFUSED] = True
     catalog.set_upload_status(paths.catalog_url, upload.upload_id, status, detail=detail)
+    record_refusal(paths, upload.stored_path, status, detail)   # survives a lost catalog
     raise UploadRefused(error.to_dict(), upload.upload_id)
 
 

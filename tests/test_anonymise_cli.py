@@ -69,16 +69,19 @@ def test_cli_function_refuses_an_impossible_model(tmp_path: Path) -> None:
 
 def test_cli_function_names_a_missing_column(tmp_path: Path) -> None:
     data, qis = write_inputs(tmp_path, 50, ",")
-    with pytest.raises(ValueError, match="住所"):
-        anonymise_csv(data, {**qis, "住所": qis["町字"]}, [], 2, None, 5, tmp_path / "o.csv", tmp_path / "r.json")
+    report = anonymise_csv(data, {**qis, "住所": qis["町字"]}, [], 3, None, 5, tmp_path / "o.csv", tmp_path / "r.json")
+    assert report["failure"]["code"] == "missing_column" and "住所" in report["failure"]["ja"]
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == report
 
 
 def test_a_value_missing_from_a_hierarchy_is_named(tmp_path: Path) -> None:
     data, qis = write_inputs(tmp_path, 300, ",")
     partial = tmp_path / "sex_partial.csv"
     partial.write_text("男;*\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="女"):
-        anonymise_csv(data, {**qis, "性別": partial}, [], 2, None, 5, tmp_path / "o.csv", tmp_path / "r.json")
+    report = anonymise_csv(data, {**qis, "性別": partial}, [], 3, None, 5, tmp_path / "o.csv", tmp_path / "r.json")
+    assert report["failure"]["code"] == "hierarchy_error" and "女" in report["failure"]["en"]
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == report  # written on this outcome too
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_cp932_input_is_read(tmp_path: Path) -> None:

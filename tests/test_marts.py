@@ -75,10 +75,11 @@ def history(city: str, dataset_id: str, uploads: list[tuple[str, str, int, int, 
     return frames
 
 
-def finding(city: str, upload_id: str, line: int, column: str, raw: str, code: str) -> dict[str, Any]:
+def finding(city: str, upload_id: str, line: int, column: str, raw: str, code: str,
+            severity: str = "error") -> dict[str, Any]:
     return {"upload_id": upload_id, "source_line": line, "row": line - 2, "column": column, "raw_value": raw,
             "value": None, "error_code": code, "message_ja": "", "message_en": "", "hint_ja": f"{column}を直す",
-            "hint_en": f"fix {column}", "severity": "error", "_city_code": city}
+            "hint_en": f"fix {column}", "severity": severity, "_city_code": city}
 
 
 def write_fixture_lake(root: Path) -> None:
@@ -101,10 +102,15 @@ def write_fixture_lake(root: Path) -> None:
     # 市川市: evacuation sites and population by area (an older survey too, and one area held back)
     sites = [{"名称": n, "所在地_町字": a} for n, a in SITES]
     put(canonical("evacuation_space", "122033", "122033-e1", sites), "staged", "evacuation_space", "122033")
+    # two readings that are not katakana: warnings, the rows are published
+    put(pl.DataFrame([finding("122033", "122033-e1", line, "名称_カナ", "いなこし", "format-warning", "warning")
+                      for line in (2, 3)]), "findings", "evacuation_space", "122033")
     rows = [population_row(a, b) for a, b in AREAS.items()] + [population_row("稲越3丁目", 99, "2022-03-31")]
     put(canonical("population", "122033", "122033-p1", rows), "staged", "population", "122033")
     held_back = {**population_row("塩浜3丁目", 0), "総人口": "3"}
     put(canonical("population", "122033", "122033-p1", [held_back]), "quarantine", "population", "122033")
+    put(pl.DataFrame([finding("122033", "122033-p1", 7, "総人口", "3", "cross-column-error")]),
+        "findings", "population", "122033")
     for dataset_id, upload_id, n, ok in (("evacuation_space", "122033-e1", 3, 3), ("population", "122033-p1", 5, 4)):
         decision = "accept" if n == ok else "quarantine"
         for frame in history("122033", dataset_id, [(upload_id, f"{dataset_id}.csv", n, ok, ok / n, decision, {})]):
@@ -174,9 +180,30 @@ def test_scoreboard_follows_the_trend_and_a_rejected_upload(warehouse: tuple[Pat
 
 def test_quality_issues_point_at_the_cells_to_fix(warehouse: tuple[Path, dict[str, int]]) -> None:
     issues = query(warehouse[0], "SELECT * FROM marts.quality_issues")
-    assert [(i["city_code"], i["dataset_id"], i["column_name"], i["error_code"], i["cells"], i["first_line"],
-             i["example_values"], i["hint_ja"]) for i in issues] == \
-        [("132195", "aed", "電話番号", "format-error", 1, 5, ["なし"], "電話番号を直す")]
+    assert [(i["city_code"], i["dataset_id"], i["column_name"], i["error_code"], i["severity"], i["cells"],
+             i["first_line"], i["example_values"], i["hint_ja"]) for i in issues] == [
+        ("122033", "evacuation_space", "名称_カナ", "format-warning", "warning", 2, 2, ["いなこし"], "名称_カナを直す"),
+        ("122033", "population", "総人口", "cross-column-error", "error", 1, 7, ["3"], "総人口を直す"),
+        ("132195", "aed", "電話番号", "format-error", "error", 1, 5, ["なし"], "電話番号を直す")]
+
+
+def test_scoreboard_counts_errors_and_warnings_apart(warehouse: tuple[Path, dict[str, int]]) -> None:
+    rows = {r["city_dataset"]: r for r in query(warehouse[0], "SELECT * FROM marts.conformance_scoreboard")}
+    sites, population = rows["122033/evacuation_space"], rows["122033/population"]
+    assert (sites["errors"], sites["warnings"], sites["top_issue"], sites["top_warning"]) == \
+        (0, 2, None, "名称_カナ: format-warning × 2")
+    assert (population["errors"], population["warnings"], population["top_issue"], population["top_warning"]) == \
+        (1, 0, "総人口: cross-column-error × 1", None)
+    # a rejected newest upload has no cells in the lake: unknown, not zero; nothing sent: unknown too
+    assert (rows["132195/aed"]["errors"], rows["132195/aed"]["warnings"]) == (None, None)
+    assert rows["222127/aed"]["errors"] is None
+    with duckdb.connect(str(warehouse[0]), read_only=True) as con:
+        board = load_scoreboard(con)
+    html = render_html(board)
+    assert "エラー / errors 0</span> ·\n<span class=\"warn\">警告 / warnings 2" in html
+    assert "エラー 1 セル（行は非公開）、警告 2 セル（行は公開）" in html
+    line = next(x for x in scoreboard_markdown(board).splitlines() if "市川市" in x and "地域・年齢別人口" in x)
+    assert "| 1 | 0 | 総人口: cross-column-error × 1 |  |" in line
 
 
 def test_population_is_summed_at_the_latest_survey_date(warehouse: tuple[Path, dict[str, int]]) -> None:

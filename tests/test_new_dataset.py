@@ -23,7 +23,7 @@ description_en: Bicycle parking run by the city (the data office's own dataset).
 file_slugs: [bicycle_parking, churinjo]
 id_column: ID
 coordinates: {lat: 緯度, lon: 経度}
-policy: {on_error: quarantine, reject_above: 0.5}
+policy: {on_error: quarantine, reject_above: 0.5, strict_columns: [収容台数, 有料無料]}   # tighter than the default
 variants:
   - variant: current
     columns:

@@ -66,12 +66,16 @@ def test_cp932_text_is_decoded_exactly(demo_run: dict) -> None:
     assert row[1] == "ケンリツコクブンコウコウ"   # half-width kana normalised to full-width
 
 
-def test_known_bad_row_is_quarantined_with_line_and_reason(demo_run: dict) -> None:
-    q = pl.read_parquet(demo_run["paths"].lake / "quarantine" / "aed" / "city=132195" / "data.parquet")
-    bad = q.filter(pl.col("名称") == "和泉多摩川地区センター")
-    assert bad.height == 1
-    assert bad["_source_line"][0] == 57
-    assert "電話番号:format-error" in bad["_errors"][0]
+def test_known_bad_value_is_published_with_a_warning_on_its_line(demo_run: dict) -> None:
+    """電話番号 なし is not a phone number: a warning, so the row is published with the cell empty."""
+    lake_root = demo_run["paths"].lake
+    staged = pl.read_parquet(lake_root / "staged" / "aed" / "city=132195" / "data.parquet")
+    row = staged.filter(pl.col("名称") == "和泉多摩川地区センター")
+    assert row.select("_source_line", "電話番号").rows() == [(57, None)]
+    findings = pl.read_parquet(lake_root / "findings" / "aed" / "city=132195" / "data.parquet")
+    warning = findings.filter(pl.col("source_line") == 57)
+    assert warning.select("column", "raw_value", "error_code", "severity").rows() == [
+        ("電話番号", "なし", "format-error", "warning")]
     detail = _upload(demo_run, "komae_132195_aed.csv").detail or {}
     report = json.loads((demo_run["home"] / detail["report_json"]).read_text(encoding="utf-8"))
     assert "57" in json.dumps(report, ensure_ascii=False)

@@ -248,3 +248,30 @@ def test_a_new_dataset_needs_no_code(schemas_copy: Path):
     assert [c.name for c in bus.canonical.columns] == ["全国地方公共団体コード", "ID", "名称", "緯度", "経度"]
     id_column = bus.canonical.column("ID")
     assert id_column is not None and id_column.type == "string" and bus.file_slugs == ("bus_stop",)
+
+
+def test_shipped_policies_are_the_office_defaults_and_keys_are_id_and_name(registry):
+    from expectations.model import Policy
+    assert {d.id: d.policy for d in registry} == {d.id: Policy() for d in registry}
+    assert registry.get("aed").key_columns == ("ID", "名称")
+    assert registry.get("hospital").key_columns == ("NO", "名称")
+    assert registry.get("care_service").key_columns == ("ID", "介護サービス事業所名称")
+
+
+def test_policy_can_be_tightened_in_yaml(schemas_copy: Path):
+    _edit(schemas_copy / "aed.yaml", "on_warning: publish", "on_warning: withhold, strict_columns: [電話番号]")
+    _edit(schemas_copy / "aed.yaml", "key_columns: [ID, 名称]", "key_columns: [ID]")
+    aed = load_registry(schemas_copy).get("aed")
+    assert (aed.policy.on_warning, aed.policy.strict_columns, aed.key_columns) == ("withhold", ("電話番号",), ("ID",))
+    assert load_registry(schemas_copy).get("preschool").key_columns == ("ID", "名称")   # default when absent
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"), [
+    ("on_warning: publish", "on_warning: hide", "policy.on_warning", "'hide': use one of publish, withhold"),
+    ("on_warning: publish", "strict_columns: [電話]", "policy.strict_columns[0]", "'電話' is not a column"),
+    ("key_columns: [ID, 名称]", "key_columns: [ID, 名前]", "key_columns[1]", "'名前' is not a column"),
+])
+def test_bad_policy_names_file_and_key(schemas_copy: Path, old: str, new: str, key: str, problem: str):
+    _edit(schemas_copy / "aed.yaml", old, new)
+    error = _load_error(schemas_copy)
+    assert (error.file.name, error.key) == ("aed.yaml", key) and problem in error.problem

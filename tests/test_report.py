@@ -60,7 +60,9 @@ def test_html_shows_lines_values_and_hints(report: tuple[str, dict[str, Any]]) -
     assert "How to fix:" in phone                             # English below the Japanese
     unique = _problem_section(html, "IDの重複", "ID")
     assert re.findall(r'<td class="num">(\d+)</td>', unique) == ["5", "6"]
-    assert "問題のない 50 行を受け付け、問題のある 7 行は保留しました" in html
+    assert "53 行を受け付けて公開し、公開すると誤解を招く誤りのある 4 行は保留しました" in html
+    assert "そのうち 4 行に確認のお願いがあります" in html
+    assert "確認のお願い：行は公開しています" in phone and "要修正：この行は公開していません" in unique
     assert "標準にない列" in html and "都道府県名" in html
     assert "時刻を2桁にそろえた" in html and "some-future-rule" in html
     assert "空の行を2行読み飛ばしました。" in html and "空の行は取り込んでいません" in html
@@ -75,10 +77,14 @@ def test_json_has_the_same_counts(report: tuple[str, dict[str, Any]], result: Va
     assert by_key[("format-error", "電話番号")]["lines"] == [10, 57]
     assert [x["raw_value"] for x in by_key[("format-error", "電話番号")]["examples"]] == [SCRIPT, "なし"]
     assert (data["summary"]["rows_total"], data["summary"]["rows_accepted"],
-            data["summary"]["rows_quarantined"], data["summary"]["decision"]) == (57, 50, 7, "quarantine")
-    # errors before warnings, file-level problems without examples
-    weights = [p["weight"] for p in data["problems"]]
-    assert weights == sorted(weights, reverse=True)
+            data["summary"]["rows_quarantined"], data["summary"]["decision"]) == (57, 53, 4, "quarantine")
+    assert data["summary"]["rows_with_warnings"] == 4
+    # errors (rows withheld) before warnings, heavier first in each; file-level problems without examples
+    severities = [p["severity"] for p in data["problems"]]
+    assert severities == sorted(severities)           # "error" < "warning"
+    for severity in ("error", "warning"):
+        weights = [p["weight"] for p in data["problems"] if p["severity"] == severity]
+        assert weights == sorted(weights, reverse=True)
     assert by_key[("extra-label", "都道府県名")]["examples"] == []
     rules = [n["rule"] for n in data["normalisations"]]
     assert rules == ["time-padded", "halfwidth-kana", "some-future-rule"]        # count 0 left out
@@ -89,7 +95,9 @@ def test_examples_are_capped_but_every_line_is_listed(tmp_path: Path) -> None:
     for v, r in zip(values, raws, strict=True):
         v["電話番号"] = r["電話番号"] = "なし"
     db = write_staged(tmp_path / "all_bad.duckdb", values, raws)
-    bad = validate_table(db, "staged", aed_dataset(Policy(reject_above=0.5)), raw_table="staged_raw")
+    # a dataset whose policy makes 電話番号 strict: every row is withheld, so the upload is refused
+    strict = Policy(reject_above=0.5, strict_columns=("電話番号",))
+    bad = validate_table(db, "staged", aed_dataset(strict), raw_table="staged_raw")
     html, data = render_report(bad, file_name="aed.csv", city_name="狛江市",
                                dataset_name_ja="AED設置箇所一覧", normalisations={}, notices=[])
     phone = next(p for p in data["problems"] if p["column"] == "電話番号")

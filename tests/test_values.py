@@ -242,12 +242,30 @@ def test_normalise_time_rejects(raw: str) -> None:
         ("0120-123-456", ("0120-123-456", None)),
         ("090-1234-5678", ("090-1234-5678", None)),
         ("0334301111", ("0334301111", None)),
-        ("+81-3-3430-1111", ("+81-3-3430-1111", None)),
-        ("+81 3 3430 1111", ("+81-3-3430-1111", "phone-spaces")),
+        ("+81-3-3430-1111", ("03-3430-1111", "phone-international")),
+        ("+81 3 3430 1111", ("03-3430-1111", "phone-international")),
         ("03 3430 1111", ("03-3430-1111", "phone-spaces")),
         ("(047) 325-4758", ("(047)325-4758", "phone-spaces")),
         ("TEL:03-3430-1111", ("03-3430-1111", "phone-label-removed")),
         ("℡03-3430-1111", ("03-3430-1111", "phone-label-removed")),
+        # every kind of Japanese number, by prefix and digit count
+        ("0570-003590", ("0570-003590", None)),                      # ナビダイヤル, written 4-6
+        ("0120123456", ("0120123456", None)),
+        ("0800-123-4567", ("0800-123-4567", None)),                  # free dial, 11 digits
+        ("050-1234-5678", ("050-1234-5678", None)),                  # IP phone
+        ("070-1234-5678", ("070-1234-5678", None)),
+        ("080 1234 5678", ("080-1234-5678", "phone-spaces")),
+        ("020-1234-5678", ("020-1234-5678", None)),
+        ("01267-2-1234", ("01267-2-1234", None)),                    # 5-digit 市外局番
+        ("０１２０－１２３－４５６", ("0120-123-456", "fullwidth-digits")),
+        # extensions and notes
+        ("03-1234-5678 内線123", ("03-1234-5678 内線123", None)),
+        ("03-1234-5678（内）123", ("03-1234-5678 内線123", "phone-extension")),
+        ("03-1234-5678 ext.45", ("03-1234-5678 内線45", "phone-extension")),
+        ("03-3430-1111（内線2442）", ("03-3430-1111 内線2442", "phone-extension")),
+        ("0973-22-8317（こども未来課）", ("0973-22-8317", "phone-note-removed")),
+        ("公園緑地課　(047)712-6367", ("(047)712-6367", "phone-note-removed")),
+        ("+81 (0)3 3430 1111", ("03-3430-1111", "phone-international")),
     ],
 )
 def test_normalise_phone(raw: str, expected: Result) -> None:
@@ -256,12 +274,22 @@ def test_normalise_phone(raw: str, expected: Result) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["なし", "554-4111", "047-123-4567・047-123-4568", "公園緑地課　(047)712-6367",
-     "03-3430-1111（内線2442）", "3430-1111", "03-3430-11111", "2442・2421", "110", "03--3430-1111",
-     "+1-212-555-0100"],
+    ["なし", "554-4111", "047-123-4567・047-123-4568", "3430-1111", "03-3430-11111", "2442・2421", "110",
+     "03--3430-1111", "+1-212-555-0100", "03-3430-1111 内線2442・2421", "0800-123-456", "080-123-4567"],
 )
 def test_normalise_phone_rejects(raw: str) -> None:
     assert normalise_phone(raw) == (None, None)
+
+
+def test_dash_placeholders_become_empty_in_typed_columns_only() -> None:
+    raw = pl.Series("x", ["-", "－", "―", "ー", "--", "03-3430-1111", "なし", None, ""])
+    phone = normalise_column(raw, "phone")
+    assert phone.values.to_list() == [None, None, None, None, None, "03-3430-1111", "なし", None, None]
+    assert phone.invalid.to_list() == [False] * 6 + [True, False, False]     # なし: a warning in validation
+    assert phone.rule_counts == {"placeholder-emptied": 5}
+    assert normalise_column(raw, "integer").values.to_list()[:5] == [None] * 5
+    assert normalise_column(raw, "string").values.to_list()[:5] == ["-", "－", "―", "ー", "--"]   # text: a value
+    assert normalise_column(raw, "flag").values.to_list()[:2] == ["", ""]    # a flag's "no" stays the empty text
 
 
 @pytest.mark.parametrize(
@@ -625,6 +653,9 @@ def test_ichikawa_phones_in_brackets_are_kept_as_written() -> None:
     kept = result.values.filter(~result.invalid).drop_nulls()
     assert kept.str.starts_with("(").any() and kept.str.starts_with("0").any()   # both forms, as published
     assert kept.str.contains(r"^(?:\(0\d+\)\d+|0\d+-\d+)-\d{4}$").all()
-    assert result.values.to_list() == raw.str.strip_chars().replace("", None).to_list()   # nothing rewritten
+    # only the name after one number is dropped; every other number is kept as written
+    rewritten = raw.str.strip_chars().replace("", None) != result.values
+    assert raw.filter(rewritten.fill_null(False)).to_list() == ["(047)712-6555（そよかぜキッズ）"]
+    assert result.rule_counts.get("phone-note-removed") == 1
     unreadable = result.values.filter(result.invalid).to_list()
-    assert unreadable and all(len(v) > 13 for v in unreadable)   # two numbers, or a name after the number
+    assert unreadable == ["(047)337-8703/(047)337-8750"]   # two numbers: which one is meant is not guessed

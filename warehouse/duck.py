@@ -81,11 +81,12 @@ def _view_over_parquet(con: duckdb.DuckDBPyConnection, name: str, lake_root: Pat
     """A view over one lake area's Parquet files, or, while there are none, an empty view with the columns
     the models expect (so a dataset nobody has uploaded yet still builds)."""
     if lake.has_data(lake_root, area, dataset_id):
-        con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-            f"{literal(lake.dataset_glob(lake_root, area, dataset_id))}, hive_partitioning=false, "
-            "union_by_name=true)"
-        )
+        files = (f"read_parquet({literal(lake.dataset_glob(lake_root, area, dataset_id))}, "
+                 "hive_partitioning=false, union_by_name=true)")
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {files}").fetchall()}
+        # a column added to the dataset's YAML after these files were written: empty, so the models still build
+        added = "".join(f", CAST(NULL AS {t}) AS {quote(c)}" for c, t in empty_columns.items() if c not in have)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT *{added} FROM {files}")
         return
     cols = ", ".join(f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in empty_columns.items())
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} WHERE false")

@@ -1,5 +1,11 @@
 """Loading uploads into the lake: stage them, validate them with Great Expectations, and write each city's
-partition (accepted rows, quarantined rows, row-level findings) plus each upload's report.
+partition (published rows, withheld rows, row-level findings with their severity) plus each upload's report.
+
+``lake.staged`` holds every row without an error finding (warnings are published: a typed cell that cannot
+hold its value is emptied, text is kept as written, see :func:`expectations.validate.published_values`), with
+the city's extra columns after the standard ones. ``lake.quarantine`` holds the withheld rows with their
+``_errors``; ``lake.findings`` every finding, errors and warnings, for the city's report, the release's
+per-column conformance and the scoreboard.
 
 Validation runs on a private DuckDB file per batch (not the shared warehouse), so city partitions can load
 in parallel without touching the warehouse's single-writer lock. Many small uploads of one dataset are
@@ -26,8 +32,9 @@ from expectations.validate import (
     FINDING_SCHEMA,
     BatchPart,
     ValidationResult,
-    decide,
-    failing_rows_of,
+    add_findings,
+    problem_findings,
+    published_values,
     split_batch,
     validate_table,
 )
@@ -49,9 +56,11 @@ class LoadOutcome:
     rows: int
     rows_accepted: int
     rows_quarantined: int
-    failures_by_code: dict[str, int]
+    failures_by_code: dict[str, int]       # every finding by code, errors and warnings
     report_html: Path | None
     sample: list[dict[str, Any]]
+    rows_with_warnings: int = 0            # published rows with at least one warning
+    errors_by_code: dict[str, int] | None = None     # error findings only (why rows were withheld)
 
 
 Item = tuple[catalog.UploadRow, StagedUpload]
@@ -83,6 +92,7 @@ def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadR
             outcomes[upload.upload_id] = _unreadable(paths, upload, err)
     for batch in _batches(staged):
         for (upload, one), result in zip(batch, _validate_batch(paths, batch), strict=True):
+            result = add_findings(result, problem_findings(one.cell_problems))
             cities, result = assign_municipalities(one, result, upload.city_code,
                                                    rights.get(upload.city_code, ()))
             outcomes[upload.upload_id] = _write(paths, upload, one, result, cities)
@@ -125,7 +135,8 @@ def _validate_batch(paths: Paths, batch: list[Item]) -> list[ValidationResult]:
         raws.append(one.raw.with_columns(shift))
         offset += n
     first = batch[0][1]
-    combined = replace(first, values=pl.concat(values, how="vertical"), raw=pl.concat(raws, how="vertical"),
+    # uploads may carry different extra columns: missing ones are null
+    combined = replace(first, values=pl.concat(values, how="diagonal"), raw=pl.concat(raws, how="diagonal"),
                        match=replace(first.match, missing=[], unmatched=[], missing_required=[]))
     result = validate_staged(combined, combined.values, f"batch-{batch[0][0].upload_id}", paths.tmp,
                              batch_column="_upload_id")
@@ -177,12 +188,7 @@ def assign_municipalities(staged: StagedUpload, result: ValidationResult, upload
                         "raw_value": raw_value, "value": code, "error_code": "other-municipality",
                         "message_ja": words.message_ja, "message_en": words.message_en, "hint_ja": words.hint_ja,
                         "hint_en": words.hint_en, "severity": error_type("other-municipality").severity})
-    findings = pl.concat([result.findings, pl.DataFrame(records, schema=FINDING_SCHEMA)], how="vertical") \
-        .sort(["row", "column"], nulls_last=False)
-    failing = failing_rows_of(findings)
-    decision, reason = decide(result.policy, result.row_count, len(failing), list(staged.match.missing_required))
-    return cities, replace(result, findings=findings, failing_rows=failing, decision=decision,
-                           decision_reason=reason)
+    return cities, add_findings(result, pl.DataFrame(records, schema=FINDING_SCHEMA))
 
 
 def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result: ValidationResult,
@@ -191,8 +197,7 @@ def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result
     values = _with_provenance(staged.values, upload)
     if cities is not None:
         values = values.with_columns(cities)
-    failing = result.failing_rows
-    accepted = values.filter(~pl.col("_row").is_in(failing.implode()))
+    accepted = published_values(values, result)
     dataset_id = staged.dataset.id
     if result.decision != "reject":
         lake.write_partition(accepted, paths.lake, "staged", dataset_id, upload.city_code)
@@ -212,7 +217,9 @@ def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result
         rows_quarantined=values.height - rows_accepted,
         failures_by_code=dict(result.counts_by_code),
         report_html=report_html,
-        sample=result.findings.head(10).to_dicts(),
+        sample=result.findings.filter(pl.col("severity") == "error").head(10).to_dicts(),
+        rows_with_warnings=result.rows_with_warnings if result.decision != "reject" else 0,
+        errors_by_code=_errors_by_code(result),
     )
     catalog.set_upload_status(
         paths.catalog_url, upload.upload_id, {"accept": "accepted", "quarantine": "quarantined"}.get(
@@ -220,10 +227,16 @@ def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result
         dataset_id=dataset_id, variant=staged.match.variant,
         detail={"rows": outcome.rows, "rows_accepted": outcome.rows_accepted,
                 "rows_quarantined": outcome.rows_quarantined, "failures_by_code": outcome.failures_by_code,
+                "rows_with_warnings": outcome.rows_with_warnings, "errors_by_code": outcome.errors_by_code,
                 "report_html": str(report_html.relative_to(paths.home)),
                 "report_json": str(report_html.with_suffix(".json").relative_to(paths.home))},
     )
     return outcome
+
+
+def _errors_by_code(result: ValidationResult) -> dict[str, int]:
+    errors = result.findings.filter(pl.col("severity") == "error").group_by("error_code").len()
+    return dict(sorted(zip(errors["error_code"].to_list(), errors["len"].to_list(), strict=True)))
 
 
 def _with_provenance(values: pl.DataFrame, upload: catalog.UploadRow) -> pl.DataFrame:

@@ -20,6 +20,10 @@ column tests (not_null, unique, accepted_values, relationships), which the Dagst
         tests: [not_null, {relationships: {to: reference.local_governments, field: code}}]
       status: [{accepted_values: [accept, quarantine, reject]}]
 
+Besides the files, every dataset of the schema registry gets a generated ``staging.<id>`` and ``conformed.<id>``
+(``warehouse.generated_models``): a file of the same name replaces the generated model, and a file whose header
+says ``-- extends: generated`` builds on it (the generated query is the CTE ``generated`` in its SQL).
+
 Every mistake in a project (a cycle, an unknown model or source, an unknown header key, test or parameter, a test
 on a column the model does not have) is a ``ModelError`` naming the file, at load time where the SQL shows it and
 otherwise when the model is built (before the previous version of the model is replaced).
@@ -42,11 +46,13 @@ from sqlglot import exp
 
 from expectations.model import Dataset
 from kouiki.members import Member
+from warehouse.generated_models import GeneratedModel, generated_models
 
 MODEL_SCHEMAS = ("staging", "conformed", "marts")
 SOURCE_SCHEMAS = ("lake", "quarantine", "findings", "history", "reference")
 MATERIALIZATIONS = ("view", "table")
-HEADER_KEYS = ("materialized", "description")
+HEADER_KEYS = ("materialized", "description", "extends")
+EXTENDS = ("generated",)      # what ``-- extends:`` may name
 YAML_KEYS = ("materialized", "description", "columns")
 COLUMN_KEYS = ("description", "tests")
 # test kind → the parameters it accepts (every test also accepts ``severity: error|warn``)
@@ -60,6 +66,7 @@ SEVERITIES = ("error", "warn")
 # A header line is "-- key: value"; other comment lines in the header block are free text.
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$")
 _QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+_LEADING_WITH = re.compile(r"\s*WITH\s+(RECURSIVE\s+)?", re.IGNORECASE)
 # Findings of every dataset in one view (built by ``refresh_registry_sources``), for region-wide quality marts.
 ALL_FINDINGS = "findings.all_datasets"
 FINDINGS_COLUMNS = {
@@ -116,6 +123,21 @@ class Model:
     column_descriptions: dict[str, str] = field(default_factory=dict)
     # the output columns when the SQL names them all (no ``*``); None when only running the SQL tells
     declared_columns: tuple[str, ...] | None = None
+    # the dataset whose schema generated this model (alone, or extended by the file at ``path``); None otherwise
+    generated_from: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        """The model has a SQL file (hand-written, possibly extending the generated one)."""
+        return self.path.exists()
+
+    @property
+    def origin(self) -> str:
+        """Where the model comes from, for messages: its file, or the schema that generated it."""
+        if self.is_file:
+            return str(self.path)
+        return (f"{self.name} (generated from the schema of dataset {self.generated_from}; "
+                f"write {self.path} to replace it)")
 
     @property
     def schema(self) -> str:
@@ -141,8 +163,10 @@ class CheckOutcome:
 # --- loading ------------------------------------------------------------------------------------------------
 
 
-def discover(root: Path, sources: Collection[str] | None = None) -> dict[str, Model]:
-    """Load every model under ``root``.
+def discover(root: Path, sources: Collection[str] | None = None,
+             datasets: Iterable[Dataset] = ()) -> dict[str, Model]:
+    """Load every model under ``root``, plus the generated staging and conformed models of ``datasets`` that no
+    file replaces.
 
     ``sources``: the source tables that exist (``lake.aed``, ``history.uploads`` …); a reference to any other
     source is an error. Without it, any ``<source schema>.<table>`` is accepted. Raises ModelError on an unknown
@@ -152,10 +176,15 @@ def discover(root: Path, sources: Collection[str] | None = None) -> dict[str, Mo
         raise ModelError(f"{root}: the model folder does not exist")
     paths = sorted(root.rglob("*.sql"))
     _check_layout(root, paths)
-    names = {f"{p.parent.name}.{p.stem}" for p in paths}
-    models = {m.name: m for m in (load_model(p, names, sources) for p in paths)}
+    generated = generated_models(datasets)
+    files = {f"{p.parent.name}.{p.stem}": p for p in paths}
+    names = set(files) | set(generated)
+    models = {name: load_model(path, names, sources, generated.get(name)) for name, path in files.items()}
+    for name, spec in generated.items():
+        if name not in models:
+            models[name] = generated_model(spec, root, names, sources)
     build_order(models)   # raises on cycles
-    return models
+    return dict(sorted(models.items()))
 
 
 def _check_layout(root: Path, paths: list[Path]) -> None:
@@ -169,29 +198,83 @@ def _check_layout(root: Path, paths: list[Path]) -> None:
             raise ModelError(f"{yml}: test file without a model (expected {yml.with_suffix('.sql').name} beside it)")
 
 
-def load_model(path: Path, known_models: Collection[str], sources: Collection[str] | None = None) -> Model:
-    """Read one model file (and its ``.yml``); ``known_models`` are the names of every model of the project."""
+def load_model(path: Path, known_models: Collection[str], sources: Collection[str] | None = None,
+               generated: GeneratedModel | None = None) -> Model:
+    """Read one model file (and its ``.yml``); ``known_models`` are the names of every model of the project;
+    ``generated`` is the generated model of the same name, if any (which this file replaces or extends)."""
     name = f"{path.parent.name}.{path.stem}"
     sql = path.read_text(encoding="utf-8")
     header = parse_header(sql, path)
     doc = _read_yaml(path.with_suffix(".yml"))
     settings = _merge_settings(path, header, doc)
+    tests, column_descriptions = _load_columns(path.with_suffix(".yml"), doc.get("columns"))
+    extends = settings.pop("extends", None)
+    if extends is None:
+        return _model(name, path, sql, settings, tests, column_descriptions, known_models, sources)
+    if extends not in EXTENDS:
+        raise ModelError(f"{path}: 'extends' can only be {', '.join(EXTENDS)}, not {extends!r}")
+    if generated is None:
+        raise ModelError(f"{path}: extends the generated model, but {name} is not generated (only staging.<id> and "
+                         "conformed.<id> of a dataset of the schema registry are)")
+    settings.setdefault("materialized", generated.materialized)
+    settings.setdefault("description", generated.description)
+    inherited = {t.name: t for t in _generated_tests(generated)}
+    inherited.update({t.name: t for t in tests})        # the file's test of the same kind and column wins
+    return _model(name, path, with_generated(sql, generated.sql), settings, tuple(inherited.values()),
+                  generated.column_descriptions | column_descriptions, known_models, sources,
+                  generated_from=generated.dataset_id)
+
+
+def generated_model(spec: GeneratedModel, root: Path, known_models: Collection[str],
+                    sources: Collection[str] | None = None) -> Model:
+    """The model of a generated query; its ``path`` is where a file replacing it would go."""
+    schema, stem = spec.name.split(".", 1)
+    settings = {"materialized": spec.materialized, "description": spec.description}
+    return _model(spec.name, root / schema / f"{stem}.sql", spec.sql, settings, _generated_tests(spec),
+                  spec.column_descriptions, known_models, sources, generated_from=spec.dataset_id)
+
+
+def _generated_tests(spec: GeneratedModel) -> tuple[ColumnTest, ...]:
+    return tuple(ColumnTest(column=t.column, kind=t.kind, params=dict(t.params), severity=t.severity)
+                 for t in spec.tests)
+
+
+def with_generated(sql: str, generated_sql: str) -> str:
+    """``sql`` with the generated query as its first CTE, ``generated`` (after the header comments)."""
+    lines = sql.splitlines(keepends=True)
+    n = 0
+    while n < len(lines) and (not lines[n].strip() or lines[n].lstrip().startswith("--")):
+        n += 1
+    head, body = "".join(lines[:n]), "".join(lines[n:])
+    generated_body = "".join(line for line in generated_sql.splitlines(keepends=True)
+                             if not line.lstrip().startswith("--")).strip()
+    cte = f"generated AS (\n{generated_body}\n)"
+    leading_with = _LEADING_WITH.match(body)
+    if leading_with:
+        return f"{head}{body[:leading_with.end()]}{cte},\n{body[leading_with.end():]}"
+    return f"{head}WITH {cte}\n{body}"
+
+
+def _model(name: str, path: Path, sql: str, settings: dict[str, str], tests: tuple[ColumnTest, ...],
+           column_descriptions: dict[str, str], known_models: Collection[str], sources: Collection[str] | None,
+           generated_from: str | None = None) -> Model:
+    where = path if generated_from is None else f"{path} ({name}, generated from dataset {generated_from})"
     materialized = settings.get("materialized", "view")
     if materialized not in MATERIALIZATIONS:
-        raise ModelError(f"{path}: materialized must be 'view' or 'table', not {materialized!r}")
-    tree = _parse_query(sql, path)
-    refs = _references(tree, path)
+        raise ModelError(f"{where}: materialized must be 'view' or 'table', not {materialized!r}")
+    tree = _parse_query(sql, where)
+    refs = _references(tree, where)
     if name in refs:
-        raise ModelError(f"{path}: model {name} reads itself")
-    tests, column_descriptions = _load_columns(path.with_suffix(".yml"), doc.get("columns"))
+        raise ModelError(f"{where}: model {name} reads itself")
     # a relationships test reads its target table: that is a dependency too (unless it is the model itself)
     refs |= {str(t.params["to"]) for t in tests if t.kind == "relationships"} - {name}
-    model_deps, source_deps = _classify(path, refs, known_models, sources)
+    model_deps, source_deps = _classify(where, refs, known_models, sources)
     names = tuple(tree.named_selects)
     declared = None if tree.is_star or "" in names else names
     model = Model(name=name, path=path, sql=sql, materialized=materialized,
                   description=settings.get("description", ""), model_deps=model_deps, source_deps=source_deps,
-                  tests=tests, column_descriptions=column_descriptions, declared_columns=declared)
+                  tests=tests, column_descriptions=column_descriptions, declared_columns=declared,
+                  generated_from=generated_from)
     if declared is not None:
         check_columns(model, declared)
     return model
@@ -244,7 +327,7 @@ def _merge_settings(path: Path, header: dict[str, str], doc: dict[str, Any]) -> 
     return settings
 
 
-def _parse_query(sql: str, path: Path | None) -> exp.Query:
+def _parse_query(sql: str, path: Path | str | None) -> exp.Query:
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:
@@ -254,12 +337,12 @@ def _parse_query(sql: str, path: Path | None) -> exp.Query:
     return tree
 
 
-def table_references(sql: str, path: Path | None = None) -> set[str]:
+def table_references(sql: str, path: Path | str | None = None) -> set[str]:
     """``schema.table`` names a query reads (CTE names and table functions excluded)."""
     return _references(_parse_query(sql, path), path)
 
 
-def _references(tree: exp.Query, path: Path | None) -> set[str]:
+def _references(tree: exp.Query, path: Path | str | None) -> set[str]:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: set[str] = set()
     for table in tree.find_all(exp.Table):
@@ -275,7 +358,7 @@ def _references(tree: exp.Query, path: Path | None) -> set[str]:
     return refs
 
 
-def _classify(path: Path, refs: set[str], known_models: Collection[str],
+def _classify(path: Path | str, refs: set[str], known_models: Collection[str],
               sources: Collection[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     model_deps, source_deps = [], []
     for ref in sorted(refs):
@@ -380,9 +463,15 @@ def check_columns(model: Model, columns: Iterable[str]) -> None:
     missing = sorted({c for c in named if c not in have})
     if missing:
         raise ModelError(
-            f"{model.path.with_suffix('.yml')}: column(s) {', '.join(missing)} are not columns of {model.name} "
+            f"{_tests_where(model)}: column(s) {', '.join(missing)} are not columns of {model.name} "
             f"(it has: {', '.join(sorted(have))})"
         )
+
+
+def _tests_where(model: Model) -> str:
+    """Where a model's tests are declared: its ``.yml``, or the schema that generated them."""
+    yml = model.path.with_suffix(".yml")
+    return str(yml) if yml.exists() or model.generated_from is None else model.origin
 
 
 def build_order(models: Mapping[str, Model]) -> list[str]:
@@ -427,7 +516,7 @@ def materialize(con: duckdb.DuckDBPyConnection, model: Model) -> int:
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
-        raise ModelError(f"{model.path}: {model.name} failed in DuckDB: {exc}") from exc
+        raise ModelError(f"{model.origin}: {model.name} failed in DuckDB: {exc}") from exc
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -453,9 +542,9 @@ def _check_target(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest
     try:
         columns = [c for c, _ in relation_columns(con, to)]
     except duckdb.Error as exc:
-        raise ModelError(f"{model.path.with_suffix('.yml')}: relationships target {to} does not exist") from exc
+        raise ModelError(f"{_tests_where(model)}: relationships target {to} does not exist") from exc
     if test.target_field not in columns:
-        raise ModelError(f"{model.path.with_suffix('.yml')}: relationships target {to} has no column "
+        raise ModelError(f"{_tests_where(model)}: relationships target {to} has no column "
                          f"{test.target_field!r} (it has: {', '.join(columns)})")
 
 
@@ -498,13 +587,14 @@ def _examples(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest, fa
 
 
 def refresh_registry_sources(con: duckdb.DuckDBPyConnection, members: Iterable[Member],
-                             datasets: Iterable[Dataset]) -> None:
+                             datasets: Iterable[Dataset], *, with_findings: bool = True) -> None:
     """(Re)create the sources models read besides the lake views of ``warehouse.duck.refresh_sources``:
 
     ``reference.members`` (code, name, datasets): the member registry, so every member city appears in the
     office's marts even when it has sent nothing; ``reference.datasets`` (id, name_ja, name_en, version): the
     schema registry; ``findings.all_datasets``: every dataset's findings with a ``dataset_id`` column.
-    Call it after ``refresh_sources`` (it reads the ``findings.<dataset>`` views)."""
+    Call it after ``refresh_sources`` (it reads the ``findings.<dataset>`` views); ``with_findings=False`` leaves
+    ``findings.all_datasets`` as it is (for a model that does not read it)."""
     datasets = list(datasets)
     for schema in ("reference", "findings"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -517,7 +607,8 @@ def refresh_registry_sources(con: duckdb.DuckDBPyConnection, members: Iterable[M
     if datasets:
         con.executemany("INSERT INTO reference.datasets VALUES (?, ?, ?, ?)",
                         [(d.id, d.name_ja, d.name_en, d.version) for d in datasets])
-    _all_findings_view(con, [d.id for d in datasets])
+    if with_findings:
+        _all_findings_view(con, [d.id for d in datasets])
 
 
 def _all_findings_view(con: duckdb.DuckDBPyConnection, dataset_ids: list[str]) -> None:

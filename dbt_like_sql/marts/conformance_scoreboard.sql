@@ -1,5 +1,5 @@
 -- materialized: table
--- description: 適合状況スコアボード (構成市×データセット) / conformance scoreboard: every member city × every dataset of the region, whether the city has sent a file, its last upload, rows, share of valid rows, findings by error code, the trend over uploads and the main thing to fix. Cities that have sent nothing still appear (has_file = false); 'declared' says whether the member registry (config/members.yaml) expects the dataset from the city.
+-- description: 適合状況スコアボード (構成市×データセット) / conformance scoreboard: every member city × every dataset of the region, whether the city has sent a file, its last upload, rows, share of valid rows, findings by error code, errors (rows withheld) and warnings (rows published) counted apart, the trend over uploads and the main thing to fix. Cities that have sent nothing still appear (has_file = false); 'declared' says whether the member registry (config/members.yaml) expects the dataset from the city.
 WITH region_datasets AS (
     -- the datasets the region collects: those some member is registered for, and those someone has sent
     SELECT DISTINCT unnest(datasets) AS dataset_id FROM reference.members
@@ -22,19 +22,35 @@ per_city AS (
     FROM marts.conformance_trend
     GROUP BY ALL
 ),
-top_issue AS (
-    -- the error that blocks the most cells of the newest upload in the lake (ties: by column, then code)
+issues AS (
+    -- a finding without a severity (written before severities existed) is an error
+    SELECT *, CASE WHEN coalesce(severity, 'error') = 'error' THEN 'error' ELSE 'warning' END AS kind
+    FROM marts.quality_issues
+),
+severities AS (
+    -- failing cells of the city's data now in the lake: errors withhold their rows, warnings are published
     SELECT
         city_code,
         dataset_id,
         upload_id,
+        coalesce(sum(cells) FILTER (WHERE kind = 'error'), 0) AS errors,
+        coalesce(sum(cells) FILTER (WHERE kind = 'warning'), 0) AS warnings
+    FROM issues
+    GROUP BY ALL
+),
+top_issues AS (
+    -- per kind, the finding with the most cells of each upload in the lake (ties: by column, then code)
+    SELECT
+        city_code,
+        dataset_id,
+        upload_id,
+        kind,
         column_name || ': ' || error_code || ' × ' || cells
             || CASE WHEN count(*) OVER p > 1 THEN ' (他 ' || (count(*) OVER p - 1) || ' 件 / +'
-                    || (count(*) OVER p - 1) || ' more)' ELSE '' END AS top_issue
-    FROM marts.quality_issues
-    WHERE severity = 'error'
-    WINDOW p AS (PARTITION BY city_code, dataset_id, upload_id)
-    QUALIFY row_number() OVER (PARTITION BY city_code, dataset_id, upload_id
+                    || (count(*) OVER p - 1) || ' more)' ELSE '' END AS issue
+    FROM issues
+    WINDOW p AS (PARTITION BY city_code, dataset_id, upload_id, kind)
+    QUALIFY row_number() OVER (PARTITION BY city_code, dataset_id, upload_id, kind
                                ORDER BY cells DESC, column_name, error_code) = 1
 )
 SELECT
@@ -58,7 +74,10 @@ SELECT
     l.share_valid_change,
     l.findings,
     l.errors_by_code,
-    t.top_issue,
+    CASE WHEN l.upload_id IS NOT NULL AND l.decision <> 'reject' THEN coalesce(s.errors, 0) END AS errors,
+    CASE WHEN l.upload_id IS NOT NULL AND l.decision <> 'reject' THEN coalesce(s.warnings, 0) END AS warnings,
+    t.issue AS top_issue,
+    w.issue AS top_warning,
     p.share_valid_trend,
     coalesce(p.rows_in_lake, 0) AS rows_in_lake,
     CASE
@@ -79,5 +98,9 @@ LEFT JOIN reference.datasets AS d ON d.id = g.dataset_id
 LEFT JOIN marts.conformance_trend AS l
     ON l.city_code = g.city_code AND l.dataset_id = g.dataset_id AND l.is_latest
 LEFT JOIN per_city AS p ON p.city_code = g.city_code AND p.dataset_id = g.dataset_id
-LEFT JOIN top_issue AS t ON t.city_code = g.city_code AND t.dataset_id = g.dataset_id AND t.upload_id = l.upload_id
+LEFT JOIN severities AS s ON s.city_code = g.city_code AND s.dataset_id = g.dataset_id AND s.upload_id = l.upload_id
+LEFT JOIN top_issues AS t
+    ON t.city_code = g.city_code AND t.dataset_id = g.dataset_id AND t.upload_id = l.upload_id AND t.kind = 'error'
+LEFT JOIN top_issues AS w
+    ON w.city_code = g.city_code AND w.dataset_id = g.dataset_id AND w.upload_id = l.upload_id AND w.kind = 'warning'
 ORDER BY g.city_code, g.dataset_id

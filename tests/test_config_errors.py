@@ -1,0 +1,92 @@
+"""Every configuration and environment error is one line naming the file (and line) and what to do, exit 2,
+no traceback; an unexpected error shows its traceback only with --debug / KOUIKI_DEBUG=1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kouiki.errors import friendly_errors
+from kouiki.members import RegistryError, load_members
+from kouiki.settings import REPO_ROOT
+
+KOUIKI = [sys.executable, "-m", "kouiki.cli"]
+
+
+def _kouiki(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KOUIKI_")}
+    full = {**base, "KOUIKI_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "home" / "dagster"),
+            **env}
+    return subprocess.run([*KOUIKI, *args], cwd=REPO_ROOT, env=full, capture_output=True, text=True, timeout=180)
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_an_unquoted_code_is_refused_with_the_quoted_form(tmp_path: Path) -> None:
+    members = tmp_path / "members.yaml"
+    members.write_text('members:\n  - code: "122033"\n    name: 市川市\n  - code: 011002\n    name: 札幌市\n',
+                       encoding="utf-8")
+    line = _one_line(_kouiki(tmp_path, "run", KOUIKI_MEMBERS=str(members)))
+    assert f"{members}:4:" in line and "quote the code: '011002'" in line
+
+
+def test_an_unquoted_code_in_submits_for_is_refused_too(tmp_path: Path) -> None:
+    members = tmp_path / "members.yaml"
+    members.write_text('members:\n  - code: "122033"\n    submits_for: ["132195", 222127]\n', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"members.yaml:3: .*quote the code: '222127'"):
+        load_members(members)
+
+
+def test_a_members_file_that_is_not_utf8_or_not_yaml_names_the_line(tmp_path: Path) -> None:
+    members = tmp_path / "members.yaml"
+    members.write_bytes('members:\n  - code: "122033"\n    name: 市川市\n'.encode("cp932"))
+    with pytest.raises(RegistryError, match=r"members.yaml:3: .*not UTF-8"):
+        load_members(members)
+    members.write_text('members:\n  - code: "122033"\n   name: 市川市\n', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"members.yaml:3: .*YAML syntax error"):
+        load_members(members)
+    members.write_text('members:\n  - code: "122034"\n', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"members.yaml:2: members\[0\]: code '122034'"):
+        load_members(members)
+
+
+def test_a_home_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    line = _one_line(_kouiki(tmp_path, "doctor", KOUIKI_HOME=str(blocker / "home")))
+    assert str(blocker) in line and "KOUIKI_HOME" in line
+
+
+def test_a_broken_schema_file_is_one_line(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "broken.yaml").write_text("id: broken\ncolumns: [\n", encoding="utf-8")
+    sample = tmp_path / "a.csv"
+    sample.write_text("ID,名称\n1,a\n", encoding="utf-8")
+    line = _one_line(_kouiki(tmp_path, "inspect", str(sample), KOUIKI_SCHEMAS=str(schemas)))
+    assert str(schemas / "broken.yaml") in line
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOUIKI_DEBUG", "0")   # restored afterwards (--debug sets it)
+    monkeypatch.setattr(sys, "argv", ["kouiki", "run"])
+    with pytest.raises(SystemExit) as stopped, friendly_errors("kouiki"):
+        raise RuntimeError("boom\nsecond line")
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: boom second line" in err and "--debug" in err
+    monkeypatch.setattr(sys, "argv", ["kouiki", "run", "--debug"])
+    with pytest.raises(RuntimeError), friendly_errors("kouiki"):
+        raise RuntimeError("boom")
+    assert sys.argv == ["kouiki", "run"]   # --debug is taken off the command line
