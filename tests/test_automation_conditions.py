@@ -77,7 +77,7 @@ def test_an_update_during_a_region_run_is_not_lost(instance: DagsterInstance) ->
     assert again.get_num_requested(RELEASES) == 1
 
 
-def test_intake_updated_outside_the_upload_sensor_loads_that_citys_lake(instance: DagsterInstance) -> None:
+def test_intake_updated_by_a_run_that_did_not_load_the_lake_loads_that_citys_lake(instance: DagsterInstance) -> None:
     cursor = evaluate(instance, LAKE_ONLY).cursor
     materialize(instance, AssetKey(["intake", "uploads"]), YAIZU)
     result = evaluate(instance, LAKE_ONLY, cursor)
