@@ -1,7 +1,7 @@
 """Declarative automation: what makes an accepted upload reach its release with no command.
 
     upload_sensor (pipelines/sensors.py)   a city's new files or waiting uploads -> ingest_city for that city
-    lake assets        per city partition: intake updated by a run that did not load the lake -> its lake
+    lake assets        per city partition: a missing lake partition once the city's intake exists
     models, releases   any lake partition or upstream model updated -> one region run (models, then releases)
 
 The run queue (``$DAGSTER_HOME/dagster.yaml``, written by kouiki from ``config/automation.yaml``) queues runs
@@ -96,17 +96,12 @@ def load_settings(path: Path | None = None) -> AutomationSettings:
 
 
 def lake_condition() -> AutomationCondition:
-    """A city's lake partitions follow its intake partition (per partition): when intake was updated by a run
-    that did not also load the lake (a materialization from the UI), the city's lake is loaded. The upload
-    sensor's ingest_city runs load both, so they trigger nothing more (``any_deps_updated`` ignores updates
-    by runs that targeted the asset). Unlike ``eager``, a partition that merely became missing (a new member
-    city) does not start 15 empty loads."""
-    return (
-        AutomationCondition.any_deps_updated().since_last_handled()
-        & ~AutomationCondition.any_deps_missing()
-        & ~AutomationCondition.any_deps_in_progress()
-        & ~AutomationCondition.in_progress()
-    ).with_label("kouiki_lake")
+    """A city's lake partitions are loaded by the upload sensor's ingest_city runs (it knows from the catalog
+    what waits); automation only builds a partition that is missing once its intake exists (a city whose
+    intake was materialized alone, from the UI). Not ``eager``/``any_deps_updated``: with two cities loading at
+    once Dagster checks "the run that updated intake also targeted the lake" against the intake's last
+    materialization of any partition, so the other city's lake was loaded a second time for nothing."""
+    return AutomationCondition.on_missing()
 
 
 def region_condition() -> AutomationCondition:
