@@ -101,7 +101,8 @@ def lake_condition() -> AutomationCondition:
     intake was materialized alone, from the UI). Not ``eager``/``any_deps_updated``: with two cities loading at
     once Dagster checks "the run that updated intake also targeted the lake" against the intake's last
     materialization of any partition, so the other city's lake was loaded a second time for nothing."""
-    return AutomationCondition.on_missing()
+    return (AutomationCondition.on_missing() & ~AutomationCondition.in_progress()
+            & ~AutomationCondition.any_deps_in_progress()).with_label("kouiki_lake")
 
 
 def region_condition() -> AutomationCondition:
