@@ -57,11 +57,11 @@ def run_rounds(root: Path, rounds: int, timeout: float) -> dict[str, Any]:
     port = free_port()
     started = time.monotonic()
     with ui_server(home, port) as log:
-        client = wait_for_server(port, log)
+        wait_for_server(port, log)
         land_demo_files(home)
         rounds_done = []
         for n in range(rounds):
-            rounds_done.append(one_round(client, home, timeout))
+            rounds_done.append(one_round(port, home, timeout))
             print(f"round {n + 1}/{rounds}: {rounds_done[-1]}", flush=True)
     failed_runs = sum(r["failed_runs"] for r in rounds_done)
     failed_steps, overlaps, storage_ok = inspect_instance(home)
@@ -102,15 +102,14 @@ class ui_server:
         stop_group(self.process)
 
 
-def wait_for_server(port: int, log: Path, timeout: float = 300.0) -> Any:
+def wait_for_server(port: int, log: Path, timeout: float = 300.0) -> None:
     import httpx
-    from dagster_graphql import DagsterGraphQLClient
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200:
-                return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=120)
+                return
         except httpx.HTTPError:
             pass
         time.sleep(2)
@@ -128,17 +127,28 @@ def land_demo_files(home: Path) -> None:
     pick_up(Paths(home).ensure(), member, default_registry())
 
 
-def one_round(client: Any, home: Path, timeout: float) -> dict[str, Any]:
+def graphql(port: int) -> Any:
+    from dagster_graphql import DagsterGraphQLClient
+
+    return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=120)
+
+
+def one_round(port: int, home: Path, timeout: float) -> dict[str, Any]:
     from kouiki.office_cli import mark_for_rerun
     from kouiki.settings import Paths
 
     mark_for_rerun(Paths(home), CITY)
     started = time.monotonic()
     submissions = [("ingest_city", {"dagster/partition": CITY})] * 2 + [("publish_region", {})] * 2
+    def submit(job_and_tags: tuple[str, dict[str, str]]) -> str:
+        job, tags = job_and_tags   # a client per thread: a client's transport is not thread-safe
+        return str(graphql(port).submit_job_execution(job, tags=tags))
+
     with ThreadPoolExecutor(len(submissions)) as pool:   # together: four submissions at the same moment
-        run_ids = list(pool.map(lambda s: client.submit_job_execution(s[0], tags=s[1]), submissions))
+        run_ids = list(pool.map(submit, submissions))
     statuses: dict[str, str] = {}
     while time.monotonic() - started < timeout:
+        client = graphql(port)
         statuses = {r: client.get_run_status(r).value for r in run_ids}
         if all(s in FINISHED for s in statuses.values()):
             break

@@ -50,7 +50,9 @@ class Publication:
     rows_read: int | None
     rows_published: int | None
     rows_withheld: int | None
-    reasons: list[Reason] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)     # why rows were withheld (errors), most frequent first
+    rows_with_warnings: int | None = None                   # published rows that carry a warning
+    warnings: list[Reason] = field(default_factory=list)    # the most frequent warnings (published anyway)
 
     @property
     def label_ja(self) -> str:
@@ -112,7 +114,8 @@ def publication(upload: catalog.UploadRow, index: ReleaseIndex) -> Publication:
     read = _int(detail.get("rows"))
     accepted = _int(detail.get("rows_accepted"))
     withheld = _int(detail.get("rows_quarantined"))
-    reasons = top_reasons(detail.get("failures_by_code") or {})
+    reasons, warnings = withheld_and_warnings(detail)
+    warned = _int(detail.get("rows_with_warnings"))
     if upload.status == "unreadable":
         return Publication("unreadable", None, read, 0, read, _error_reason(detail))
     if upload.status == "rejected":
@@ -122,13 +125,25 @@ def publication(upload: catalog.UploadRow, index: ReleaseIndex) -> Publication:
     found = index.find(upload.dataset_id, upload.upload_id)
     if found is None:
         state = "withheld" if accepted == 0 and read else "validated"
-        return Publication(state, None, read, 0 if state == "withheld" else None, withheld, reasons)
+        return Publication(state, None, read, 0 if state == "withheld" else None, withheld, reasons, warned,
+                           warnings)
     number, is_latest, rows_in_release = found
     published = rows_in_release if rows_in_release is not None else accepted
     if not is_latest:
-        return Publication("superseded", number, read, published, withheld, reasons)
+        return Publication("superseded", number, read, published, withheld, reasons, warned, warnings)
     state = "partly_published" if withheld else "published"
-    return Publication(state, number, read, published, withheld, reasons)
+    return Publication(state, number, read, published, withheld, reasons, warned, warnings)
+
+
+def withheld_and_warnings(detail: dict[str, Any]) -> tuple[list[Reason], list[Reason]]:
+    """Top reasons rows were withheld (error findings) and top warnings (published rows). Loads that predate
+    the split of errors and warnings count every finding as a reason."""
+    every = detail.get("failures_by_code") or {}
+    errors = detail.get("errors_by_code")
+    if errors is None:
+        return top_reasons(every), []
+    warnings = {code: (_int(n) or 0) - (_int(errors.get(code)) or 0) for code, n in every.items()}
+    return top_reasons(errors), top_reasons(warnings)
 
 
 def top_reasons(failures_by_code: dict[str, Any], limit: int = TOP_REASONS) -> list[Reason]:

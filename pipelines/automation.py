@@ -1,7 +1,7 @@
 """Declarative automation: what makes an accepted upload reach its release with no command.
 
     upload_sensor (pipelines/sensors.py)   a city's new files or waiting uploads -> ingest_city for that city
-    lake assets        per city partition: intake updated by anything but the upload sensor -> its lake
+    lake assets        per city partition: a missing lake partition once the city's intake exists
     models, releases   any lake partition or upstream model updated -> one region run (models, then releases)
 
 The run queue (``$DAGSTER_HOME/dagster.yaml``, written by kouiki from ``config/automation.yaml``) queues runs
@@ -36,7 +36,7 @@ LAKE_GROUPS = ("lake",)
 REGION_GROUPS = ("staging", "conformed", "marts", "publish")
 WAREHOUSE_TAG = "kouiki/warehouse"
 CITY_TAG = "dagster/partition"   # Dagster tags every run of a city partition with it
-TRIGGER_TAG = "kouiki/trigger"   # runs the upload sensor started
+TRIGGER_TAG = "kouiki/trigger"   # runs the upload sensor started (for the UI's run list)
 
 
 ZERO_ALLOWED = ("max_retries", "start_retries")   # settings that may be 0 (no retries); the others at least 1
@@ -96,22 +96,13 @@ def load_settings(path: Path | None = None) -> AutomationSettings:
 
 
 def lake_condition() -> AutomationCondition:
-    """A city's lake partitions follow its intake partition when someone else than the upload sensor updated
-    it (a materialization from the UI, a new member's first intake): eager, per partition. The upload sensor
-    knows which datasets have uploads waiting and starts exactly those lake assets with the intake; its runs
-    (tag ``kouiki/trigger``) do not make the other datasets of the city run for nothing."""
-    intake_updated = AutomationCondition.any_deps_match(
-        AutomationCondition.newly_updated()
-        & ~AutomationCondition.executed_with_root_target()
-        & ~AutomationCondition.executed_with_tags(tag_keys={TRIGGER_TAG})
-    ).with_label("intake updated, not by the upload sensor") | AutomationCondition.any_deps_match(
-        AutomationCondition.will_be_requested())
-    return (
-        intake_updated.since_last_handled()
-        & ~AutomationCondition.any_deps_missing()
-        & ~AutomationCondition.any_deps_in_progress()
-        & ~AutomationCondition.in_progress()
-    ).with_label("kouiki_lake")
+    """A city's lake partitions are loaded by the upload sensor's ingest_city runs (it knows from the catalog
+    what waits); automation only builds a partition that is missing once its intake exists (a city whose
+    intake was materialized alone, from the UI). Not ``eager``/``any_deps_updated``: with two cities loading at
+    once Dagster checks "the run that updated intake also targeted the lake" against the intake's last
+    materialization of any partition, so the other city's lake was loaded a second time for nothing."""
+    return (AutomationCondition.on_missing() & ~AutomationCondition.in_progress()
+            & ~AutomationCondition.any_deps_in_progress()).with_label("kouiki_lake")
 
 
 def region_condition() -> AutomationCondition:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from dagster import (
-    AssetKey,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -39,7 +37,6 @@ from pipelines.resources import KouikiHome
 
 SETTINGS = load_settings()
 WAITING = "landed"   # an upload the pipeline has not processed yet
-INTAKE = AssetKey(["intake", "uploads"])
 NOT_FINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                 DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -78,14 +75,7 @@ class UploadCursor:
 @dataclass(frozen=True)
 class CityWork:
     member: Member
-    uploads: list[str]            # upload ids to process: inbox files not landed yet, and uploads still landed
-    datasets: list[str] | None    # their datasets; None when some are not known yet (intake detects them)
-
-    def selection(self) -> list[AssetKey] | None:
-        """The intake and the lake assets of these datasets (None: every asset of ingest_city)."""
-        if self.datasets is None:
-            return None
-        return [INTAKE, *(AssetKey(["lake", d]) for d in self.datasets)]
+    uploads: list[str]   # upload ids to process: inbox files not landed yet, and uploads still landed
 
 
 @sensor(job=ingest_city, minimum_interval_seconds=SETTINGS.upload_interval_seconds,
@@ -99,7 +89,7 @@ def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> Senso
     cursor = UploadCursor.parse(context.cursor)
     members = kouiki.members()
     inbox = scan_inboxes(paths, members, cursor)
-    work = waiting_work(paths.catalog_url, members, inbox, kouiki.registry().datasets)
+    work = waiting_work(paths.catalog_url, members, inbox)
     busy = cities_in_progress(context.instance)
     existing = set(context.instance.get_dynamic_partitions(MEMBER_CITIES))
     requests, new_partitions, gave_up = [], [], []
@@ -116,7 +106,6 @@ def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> Senso
             new_partitions.append(city)
         cursor.started[city] = (digest, attempt)
         requests.append(RunRequest(run_key=f"{city}-{digest}-{attempt}", partition_key=city,
-                                   asset_selection=todo.selection(),
                                    tags={TRIGGER_TAG: "upload", "kouiki/uploads": str(len(todo.uploads))}))
     for city in [c for c in cursor.started if c not in work]:
         del cursor.started[city]   # done: a later upload of the city starts from attempt 1
@@ -155,35 +144,26 @@ def scan_inboxes(paths: Paths, members: list[Member], cursor: UploadCursor) -> l
     return found
 
 
-def waiting_work(catalog_url: str, members: list[Member], inbox: list[InboxFile],
-                 datasets: Collection[str]) -> dict[str, CityWork]:
+def waiting_work(catalog_url: str, members: list[Member], inbox: list[InboxFile]) -> dict[str, CityWork]:
     """Per member city, the uploads to process: inbox files the catalog does not know yet, and uploads still
-    ``landed``, with their datasets (of ``datasets``, the lake assets there are). One catalog query."""
+    ``landed``. One catalog query."""
     ids = {f.upload_id for f in inbox}
     table = catalog.uploads
-    query = select(table.c.upload_id, table.c.city_code, table.c.status, table.c.dataset_id).where(
+    query = select(table.c.upload_id, table.c.city_code, table.c.status).where(
         or_(table.c.status == WAITING, table.c.upload_id.in_(sorted(ids))))
     with catalog.begin(catalog_url) as conn:
         rows = conn.execute(query).all()
     known = {r.upload_id for r in rows}
     todo: dict[str, set[str]] = {}
-    found: dict[str, set[str | None]] = {}
     for f in inbox:
         if f.upload_id not in known:
             todo.setdefault(f.city_code, set()).add(f.upload_id)
-            found.setdefault(f.city_code, set()).add(None)    # its dataset is detected when it lands
     for r in rows:
         if r.status == WAITING:
             todo.setdefault(r.city_code, set()).add(r.upload_id)
-            found.setdefault(r.city_code, set()).add(r.dataset_id if r.dataset_id in datasets else None)
     by_code = {m.code: m for m in members}
-    work = {}
-    for code, uploads in sorted(todo.items()):
-        if code in by_code:
-            sets = found.get(code, set())
-            work[code] = CityWork(by_code[code], sorted(uploads),
-                                  None if None in sets else sorted(d for d in sets if d is not None))
-    return work
+    return {code: CityWork(by_code[code], sorted(uploads)) for code, uploads in sorted(todo.items())
+            if code in by_code}
 
 
 def cities_in_progress(instance: DagsterInstance) -> set[str]:

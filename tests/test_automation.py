@@ -36,6 +36,9 @@ def test_uploads_of_two_cities_reach_a_release_with_no_command(tmp_path: Path,
     with run_daemon(home, members, automation) as daemon, run_service(home, members) as service:
         upload_ids = {code: upload(service, code, path) for code, path in FILES.items()}
         states = wait_until_published(service, daemon, upload_ids)
+        monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        wait_until_no_run_is_going(daemon)   # stopping the daemon would interrupt a run still finishing
+        failed = failed_runs()
 
     for doc in states.values():
         pub = doc["publication"]
@@ -53,8 +56,7 @@ def test_uploads_of_two_cities_reach_a_release_with_no_command(tmp_path: Path,
     # the release's CSV holds both cities' rows: what the public downloads
     csv = (home / "releases" / "aed" / str(latest["number"]) / "aed.csv").read_text(encoding="utf-8")
     assert sum(1 for _ in csv.splitlines()) - 1 == meta["rows"] == sum(meta["rows_by_city"].values())
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    assert failed_runs() == []
+    assert failed == []
 
 
 def upload(service: RunningService, code: str, path: Path) -> str:
@@ -83,10 +85,35 @@ def wait_until_published(service: RunningService, daemon: RunningDaemon,
     raise AssertionError(f"not published in {TIMEOUT:.0f} s: {states}\n--- daemon log ---\n{daemon.log_tail()}")
 
 
+def wait_until_no_run_is_going(daemon: RunningDaemon) -> None:
+    from dagster import DagsterInstance, RunsFilter
+
+    from pipelines.sensors import NOT_FINISHED
+
+    deadline = time.monotonic() + TIMEOUT
+    with DagsterInstance.get() as instance:
+        while instance.get_runs(RunsFilter(statuses=NOT_FINISHED)):
+            assert daemon.alive() and time.monotonic() < deadline, daemon.log_tail()
+            time.sleep(2)
+
+
 def failed_runs() -> list[str]:
     """Runs of the instance at $DAGSTER_HOME that failed."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
-        return [f"{r.job_name} {r.tags.get('dagster/partition', '')} {r.run_id}" for r in runs]
+        return [f"{r.job_name} {r.tags.get('dagster/partition', '')} {r.run_id}: {failure_messages(instance, r.run_id)}"
+                for r in runs]
+
+
+def failure_messages(instance: Any, run_id: str) -> list[str]:
+    """What failed in a run: its failed steps' errors, or the run failure's message."""
+    messages = []
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and (event.is_step_failure or event.is_run_failure):
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            messages.append(f"{event.step_key or 'run'}: {error.message if error else event.message}"[:500])
+    return messages

@@ -77,9 +77,14 @@ def test_an_update_during_a_region_run_is_not_lost(instance: DagsterInstance) ->
     assert again.get_num_requested(RELEASES) == 1
 
 
-def test_intake_updated_outside_the_upload_sensor_loads_that_citys_lake(instance: DagsterInstance) -> None:
+def test_a_city_partition_added_later_gets_its_lake_once_its_intake_exists(instance: DagsterInstance) -> None:
     cursor = evaluate(instance, LAKE_ONLY).cursor
-    materialize(instance, AssetKey(["intake", "uploads"]), YAIZU)
+    instance.add_dynamic_partitions(MEMBER_CITIES, ["011002"])          # a new member city
+    cursor = evaluate(instance, LAKE_ONLY, cursor).cursor
+    materialize(instance, AssetKey(["intake", "uploads"]), "011002")     # its intake, materialized alone
     result = evaluate(instance, LAKE_ONLY, cursor)
-    assert result.get_requested_partitions(AED) == {YAIZU}
-    assert all(result.get_requested_partitions(k) == {YAIZU} for k in LAKE)
+    assert all(result.get_requested_partitions(k) == {"011002"} for k in LAKE)
+    materialize(instance, AssetKey(["intake", "uploads"]), YAIZU)        # existing cities: nothing more
+    for key in LAKE:
+        materialize(instance, key, "011002")
+    assert evaluate(instance, LAKE_ONLY, result.cursor).total_requested == 0

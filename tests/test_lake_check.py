@@ -69,7 +69,7 @@ def test_a_refused_upload_is_a_warning_and_the_run_succeeds(kouiki_home: Path, t
         assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
         refused = evaluation.metadata["refused_cities"].value
         assert isinstance(refused, dict) and KOMAE in refused
-    else:   # the dataset's policy published the usable rows: nothing to warn about for the run
+    else:   # refused at intake: the lake never saw it, nothing to report for the run
         assert evaluation.passed
     assert (paths.lake / "staged" / "aed" / f"city={YAIZU}").is_dir()
     shutil.rmtree(paths.tmp, ignore_errors=True)

@@ -57,7 +57,8 @@ def test_states_follow_the_catalog_and_the_releases(home: tuple[duckdb.DuckDBPyC
     komae = add(url, "132195-aaaa", KOMAE, "accepted", rows=3, rows_accepted=3, rows_quarantined=0,
                 failures_by_code={})
     yaizu = add(url, "222127-bbbb", YAIZU, "quarantined", rows=5, rows_accepted=4, rows_quarantined=1,
-                failures_by_code={"format-error": 1, "missing-cell": 0})
+                failures_by_code={"format-error": 3, "unique-error": 1, "missing-cell": 0},
+                errors_by_code={"unique-error": 1}, rows_with_warnings=3)
     index = ReleaseIndex(root)
     assert publication(komae, index).state == "validated"          # accepted, no release yet
 
@@ -68,7 +69,8 @@ def test_states_follow_the_catalog_and_the_releases(home: tuple[duckdb.DuckDBPyC
     assert pub.label_ja == f"公開済み（第{first}版）" and pub.label_en == f"published (release {first})"
     part = publication(yaizu, index)
     assert (part.state, part.rows_published, part.rows_withheld) == ("partly_published", 4, 1)
-    assert [(r.code, r.count, r.title_ja) for r in part.reasons] == [("format-error", 1, "書式の誤り")]
+    assert [(r.code, r.count, r.title_ja) for r in part.reasons] == [("unique-error", 1, "IDの重複")]  # withheld
+    assert [(r.code, r.count) for r in part.warnings] == [("format-error", 3)] and part.rows_with_warnings == 3
 
     # Komae sends a corrected file: the new one is in release 2, the old one reads "replaced"
     newer = add(url, "132195-cccc", KOMAE, "accepted", rows=2, rows_accepted=2, rows_quarantined=0)

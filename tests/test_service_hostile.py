@@ -188,7 +188,7 @@ def corpus() -> list[Case]:
         Case("not a known table", upload("aed.csv", "商品,値段\nりんご,100\n".encode()), 422, "no-dataset-match"),
         Case("ragged junk", upload("aed.csv", b"a\nb,c,d\n,,,,,,\nx;y;z\n" * 20), 422, "no-dataset-match"),
         Case("html as csv", upload("aed.csv", b"<html><body><script>alert(1)</script></body></html>\n"), 422,
-             "no-dataset-match"),
+             "no-data-rows"),   # one line: nothing below a header
         # formula injection
         Case("=HYPERLINK", upload("aed.csv", komae_with("本庁舎２階総合案内前", '=HYPERLINK("http://x.example")')), 422,
              "formula-injection"),
