@@ -22,7 +22,7 @@ from anonymise.verify_counts import AuditSettings, attack_intervals, verify_coun
 KOMAE, ROWS = "132195", 5_000
 
 
-def timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def timed(function, *args, **kwargs):
     wall, cpu = time.perf_counter(), time.process_time()
     result = function(*args, **kwargs)
     return result, round(time.perf_counter() - wall, 2), round(time.process_time() - cpu, 2)

@@ -6,6 +6,7 @@ table beside the extract subtracts to nothing."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -35,7 +36,7 @@ DEMO_ROWS = 5_000  # config/members.yaml: synthetic_personal_rows of 狛江市 (
 SETTINGS = AuditSettings(min_cell=3, upper=3, lower=0)
 
 
-def audit(table: SuppressedTable, settings: AuditSettings = SETTINGS, **kwargs: object) -> CountVerification:
+def audit(table: SuppressedTable, settings: AuditSettings = SETTINGS, **kwargs: Any) -> CountVerification:
     return verify_count_table(table.to_frame(), list(table.dims), settings, table.truth_frame(), **kwargs)
 
 
@@ -183,8 +184,8 @@ def brute_force_intervals(table: SuppressedTable, low: int) -> list[tuple[int, i
             inner[tuple(cell)] = value
         full = with_margins(inner)
         if np.array_equal(full[~hidden], extended[~hidden]) and (full[hidden] >= low).all():
-            for cell in seen:
-                seen[cell].add(int(full.ravel()[cell]))
+            for index in seen:
+                seen[index].add(int(full.ravel()[index]))
     return [(min(values), max(values)) for _, values in sorted(seen.items())]
 
 

@@ -143,7 +143,7 @@ def test_header_only_and_empty_files_are_refused_at_intake(kouiki_home: Path, tm
         assert detect_upload(paths, default_registry(), upload) == "unreadable"
         refused = catalog.get_upload(paths.catalog_url, landed.upload_id)
         assert refused is not None and refused.status == "unreadable" and refused.dataset_id is None
-        error = refused.detail["error"]
+        error = (refused.detail or {})["error"]
         assert error["code"] == code, name
         assert error["message_ja"] and error["message_en"] and error["hint_ja"]
         if code == "no-data-rows":

@@ -317,7 +317,7 @@ def test_clean_rows_are_accepted(tmp_path: Path) -> None:
 
 
 def test_header_problems_are_file_level_findings(komae_db: Path) -> None:
-    headers = {"missing_columns": ["画像1", "設置位置"], "extra_columns": ["都道府県名"],
+    headers: dict[str, Any] = {"missing_columns": ["画像1", "設置位置"], "extra_columns": ["都道府県名"],
                "missing_required": ["設置位置"]}
     result = validate_table(komae_db, "staged", aed_dataset(), **headers)
     files = result.findings.filter(pl.col("row").is_null())
