@@ -238,6 +238,10 @@ def generate_aed(rows: int, seed: int, columns: list[str]) -> tuple[pl.DataFrame
     exchange = pl.Series(rng.integers(200, 10_000, n)).cast(pl.String).str.zfill(4)
     exchange = pl.DataFrame({"e": exchange, "k": exchange_digits}).select(
         pl.col("e").str.slice(pl.lit(4) - pl.col("k"))).to_series()
+    # a real 市内局番 never starts with 0 or 1 (0 would read as another 市外局番)
+    exchange = pl.DataFrame({"e": exchange}).select(
+        pl.when(pl.col("e").str.slice(0, 1).is_in(["0", "1"])).then("5" + pl.col("e").str.slice(1))
+        .otherwise(pl.col("e"))).to_series()
     line = _digits(rng.integers(0, 10_000, n), 4)
     phone = pl.DataFrame({"a": city["area"], "e": exchange, "l": line}).select(
         pl.format("{}-{}-{}", "a", "e", "l")).to_series()
