@@ -62,8 +62,10 @@ def _header_name(raw: RawTable, column: str, position: int) -> str:
 
 def find_other_city_row(staged: StagedUpload, city_code: str,
                         submits_for: tuple[str, ...] = ()) -> IntakeError | None:
-    """The first row whose local-government code names a government other than ``city_code`` that the member
-    may not submit for (``submits_for``, from the member registry)."""
+    """Refuses a file none of whose rows is the member's own: every row's local-government code names a
+    government other than ``city_code`` that the member may not submit for (``submits_for``, from the member
+    registry). Such a file cannot be attributed to the member. A file with some such rows among its own is
+    accepted: the lake load withholds just those rows, each with an ``other-municipality`` error naming its line."""
     column = staged.dataset.code_column
     if column not in staged.values.columns:
         return None
@@ -71,7 +73,7 @@ def find_other_city_row(staged: StagedUpload, city_code: str,
         pl.col(column).is_not_null() & (pl.col(column) != city_code))
     others = [(int(line), code) for line, code in codes.iter_rows()
               if other_municipality(str(code), city_code) and code not in submits_for]
-    if not others:
+    if not others or len(others) < staged.values.height:
         return None
     line, code = others[0]
     known = lookup(code)

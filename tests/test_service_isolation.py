@@ -122,3 +122,17 @@ def test_a_city_removed_from_the_registry_loses_access(world: dict) -> None:
         write_members(world["members"], [(A, "狛江市"), (B, "焼津市")])
         response = c.get("/api/uploads")
     assert response.status_code == 403 and error_code(response) == "not-a-member"
+
+
+def test_a_few_rows_of_another_city_among_own_rows_are_withheld_not_the_file(world: dict) -> None:
+    """Whole-file refusal only when nothing in the file is the member's own: a file of A's rows with one row
+    coded B is received (the lake withholds that one row with an ``other-municipality`` error)."""
+    server = world["server"]
+    lines = A_FILE.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert lines[2].startswith(A)
+    mixed = "".join([*lines[:2], B + lines[2][len(A):], *lines[3:]]).encode("utf-8")
+    with as_city(server, world["tokens"][A]) as c:
+        response = c.post("/api/uploads", files={"file": ("aed_mixed.csv", mixed)})
+    assert response.status_code == 201, response.text
+    assert response.json()["city_code"] == A
+    assert any(p.suffix == ".csv" for p in (server.home / "landing" / A).iterdir())
