@@ -16,12 +16,13 @@ other requests (the health check) are answered meanwhile.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from service.settings import positive_number
 
 HEAD_END = b"\r\n\r\n"
 DRAIN_SECONDS = 1.0   # after a refusal, keep discarding input this long so the client can read the answer
@@ -38,26 +39,11 @@ class Limits:
     def from_env(cls) -> Limits:
         """KOUIKI_MAX_HEADER_KB, KOUIKI_MAX_HEADERS, KOUIKI_HEADER_TIMEOUT_S, KOUIKI_BODY_IDLE_TIMEOUT_S."""
         return cls(
-            max_head_bytes=int(_number("KOUIKI_MAX_HEADER_KB", 64) * 1024),
-            max_headers=int(_number("KOUIKI_MAX_HEADERS", 100)),
-            head_timeout=_number("KOUIKI_HEADER_TIMEOUT_S", 10.0),
-            body_idle_timeout=_number("KOUIKI_BODY_IDLE_TIMEOUT_S", 60.0),
+            max_head_bytes=int(positive_number("KOUIKI_MAX_HEADER_KB", 64) * 1024),
+            max_headers=int(positive_number("KOUIKI_MAX_HEADERS", 100)),
+            head_timeout=positive_number("KOUIKI_HEADER_TIMEOUT_S", 10.0),
+            body_idle_timeout=positive_number("KOUIKI_BODY_IDLE_TIMEOUT_S", 60.0),
         )
-
-
-def _number(name: str, default: float) -> float:
-    from kouiki.errors import ConfigError
-
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: 数値を指定してください / must be a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r}: 0 より大きい値を指定してください / must be greater than 0")
-    return value
 
 
 def _answer(status: int, reason: str, ja: str, en: str) -> bytes:

@@ -33,24 +33,27 @@ class ServiceSettings:
         return cls(
             home=kouiki_home(),
             members_file=members_file(),
-            max_upload_bytes=int(_positive_float("KOUIKI_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * 1_000_000),
-            validation_workers=int(_positive_float("KOUIKI_SERVICE_WORKERS", DEFAULT_VALIDATION_WORKERS)),
+            max_upload_bytes=int(positive_number("KOUIKI_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * 1_000_000),
+            validation_workers=int(positive_number("KOUIKI_SERVICE_WORKERS", DEFAULT_VALIDATION_WORKERS)),
         )
 
 
 def listen_port() -> int:
     """KOUIKI_SERVICE_PORT, default 8100."""
-    return int(_positive_float("KOUIKI_SERVICE_PORT", DEFAULT_PORT))
+    return int(positive_number("KOUIKI_SERVICE_PORT", DEFAULT_PORT))
 
 
-def _positive_float(name: str, default: float) -> float:
+def positive_number(name: str, default: float) -> float:
+    """The environment variable ``name`` as a number > 0, ``default`` when unset; a ConfigError (one line) else."""
+    from kouiki.errors import ConfigError
+
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r}: 数値を指定してください / must be a number") from None
     if value <= 0:
-        raise SystemExit(f"{name}={raw!r} must be greater than 0")
+        raise ConfigError(f"{name}={raw!r}: 0 より大きい値を指定してください / must be greater than 0")
     return value
