@@ -9,7 +9,7 @@ from expectations.registry import Registry
 from intake.headers import header_score
 from intake.landing import Landed, land_file
 from intake.problems import IntakeError
-from intake.process import choose_dataset
+from intake.process import choose_for_city
 from intake.read import read_file
 from kouiki import catalog
 from kouiki.members import Member
@@ -49,7 +49,8 @@ def detect_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow,
     try:
         raw = read_file(paths.home / upload.stored_path, original_name=upload.original_name,
                         header_scorer=lambda h: header_score(h, registry))
-        match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=upload.original_name)
+        match = choose_for_city(raw, registry, upload.city_code, dataset_hint=dataset_hint,
+                                file_name=upload.original_name)
     except IntakeError as err:
         catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable",
                                   detail={"error": err.to_dict()})

@@ -326,9 +326,59 @@ def _swap_notice(ds: Dataset, n_swapped: int, n: int, outcome: str) -> Notice:
 
 def stage_file(path: Path, registry: Registry, *, original_name: str | None = None,
                dataset_hint: str | None = None,
-               reader: Callable[..., RawTable] = read_file) -> StagedUpload:
-    """Read any supported file and stage it onto the dataset it is (or the one hinted)."""
+               reader: Callable[..., RawTable] = read_file, city_code: str | None = None) -> StagedUpload:
+    """Read any supported file and stage it onto the dataset it is (or the one hinted). With ``city_code``, a
+    column mapping the office accepted for this city's layout comes first (:mod:`intake.mapping`)."""
     name = original_name or path.name
     raw = reader(path, original_name=name, header_scorer=lambda h: header_score(h, registry))
+    mapped = stage_mapped(raw, registry, city_code, name)
+    if mapped is not None:
+        return mapped
     match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=name)
     return stage_table(raw, registry.get(match.dataset_id), match)
+
+
+def stage_mapped(raw: RawTable, registry: Registry, city_code: str | None,
+                 file_name: str | None = None) -> StagedUpload | None:
+    """The table read through the city's accepted mapping of this exact header row, or None if it has none."""
+    from intake.mapping import accepted_match, find_mapping, mapped_notice
+
+    mapping = find_mapping(city_code, raw.header)
+    if mapping is None or mapping.dataset_id not in registry:
+        return None
+    refuse_without_rows(raw, file_name)
+    dataset, match = accepted_match(mapping, registry, raw.header)
+    staged = stage_table(raw, dataset, match)
+    staged.staging_notices.append(mapped_notice(mapping, dataset))
+    number_rows_without_id(staged)
+    return staged
+
+
+def choose_for_city(raw: RawTable, registry: Registry, city_code: str | None, *,
+                    dataset_hint: str | None = None, file_name: str | None = None) -> HeaderMatch:
+    """:func:`choose_dataset`, after the city's accepted mapping of this layout (if any)."""
+    from intake.mapping import accepted_match, find_mapping
+
+    mapping = find_mapping(city_code, raw.header)
+    if mapping is not None and mapping.dataset_id in registry:
+        refuse_without_rows(raw, file_name)
+        return accepted_match(mapping, registry, raw.header)[1]
+    return choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=file_name)
+
+
+def number_rows_without_id(staged: StagedUpload) -> None:
+    """A city's own layout often has no ID column; its rows are then numbered 1, 2, … in file order (the
+    standard's ID is only unique per city), so that no row is withheld for an empty key. The city is told."""
+    id_column = staged.dataset.id_column
+    if id_column in staged.match.mapping.values() or id_column not in staged.values.columns:
+        return
+    ids = (staged.values["_row"] + 1).cast(pl.String).alias(id_column)
+    staged.values = staged.values.with_columns(ids)
+    staged.raw = staged.raw.with_columns(ids)
+    staged.normalisations.setdefault(id_column, {})["row-number-id"] = staged.values.height
+    staged.staging_notices.append(Notice(
+        code="row-number-id",
+        message_ja=f"列「{id_column}」がないため、行の順番（1から）を{id_column}にしました。",
+        message_en=f"The file has no {id_column} column: rows are numbered 1, 2, … in file order as their {id_column}.",
+        column=id_column, count=staged.values.height,
+    ))

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from intake.localgov import is_valid_code, lookup
 from kouiki import catalog, tokens
-from kouiki.members import Member, RegistryError, load_members
+from kouiki.members import Member, RegistryError, load_members, member_by_code
 from kouiki.publication import ReleaseIndex, publication
 from kouiki.settings import Paths, get_paths, members_file
 
@@ -38,10 +38,19 @@ tokens_app = typer.Typer(help="API tokens of member cities / 構成団体のト�
 office_app.add_typer(members_app, name="members")
 office_app.add_typer(tokens_app, name="tokens")
 
+
+def _add_mappings_app() -> None:
+    from kouiki.mappings_cli import mappings_app
+
+    office_app.add_typer(mappings_app, name="mappings")
+
+
+_add_mappings_app()
+
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-# Statuses a rerun puts back to "landed" (unreadable ones are detected again; refused ones stay refused).
+# Statuses a rerun puts back to "landed" (refused and unreadable ones only if their re-evaluation passes).
 RERUNNABLE = ("accepted", "quarantined", "rejected", "unreadable", "landed")
 
 
@@ -308,8 +317,11 @@ def upload_status_json(paths: Paths, upload: catalog.UploadRow, index: ReleaseIn
 
     html, doc = report_paths(paths, upload)
     pub = publication(upload, index or ReleaseIndex(paths.releases))
+    from service.revisit import decision_history
+
     return {**upload_json(upload), "publication": pub.to_json(), "detail": upload.detail or {},
-            "report_html": str(html) if html.is_file() else None, "report_json": str(doc) if doc.is_file() else None}
+            "report_html": str(html) if html.is_file() else None, "report_json": str(doc) if doc.is_file() else None,
+            "history": decision_history(paths, upload.upload_id)}
 
 
 def upload_status_table(title: str) -> Table:
@@ -362,16 +374,27 @@ def rerun(
 def mark_for_rerun(paths: Paths, city_code: str, dataset: str | None = None,
                    progress: Progress | None = None) -> list[str]:
     """Put a city's uploads back to ``landed`` so the lake asset processes them again; returns their ids.
-    Uploads the service refused (formulas, another city's rows) stay refused; unreadable ones are detected
-    again (dataset cleared)."""
+    Uploads the service refused (formulas, another city's rows) and unreadable ones are first evaluated again
+    from their landed bytes with today's configuration (member registry, mappings, schemas:
+    :func:`service.revisit.reevaluate`); those no longer refused are processed, the others stay refused."""
+    from expectations.registry import default_registry
+    from service.revisit import reevaluate, revisitable
+
     ups = [u for u in catalog.list_uploads(paths.catalog_url, city_code=city_code, dataset_id=dataset)
-           if u.status in RERUNNABLE and not (u.detail or {}).get("refused")]
+           if u.status in RERUNNABLE]
+    member = member_by_code(city_code, load_members())
     task = progress.add_task("再処理の準備 / marking uploads", total=len(ups)) if progress else None
+    marked = []
     for up in ups:
-        fields: dict[str, Any] = {"dataset_id": None, "variant": None} if up.status == "unreadable" else {}
-        catalog.set_upload_status(paths.catalog_url, up.upload_id, "landed", **fields)
+        if revisitable(up):
+            if reevaluate(paths, default_registry(), up, member).after == "landed":
+                marked.append(up)
+        else:
+            catalog.set_upload_status(paths.catalog_url, up.upload_id, "landed")
+            marked.append(up)
         if progress is not None and task is not None:
             progress.advance(task)
+    ups = marked
     with catalog.begin(paths.catalog_url) as conn:
         catalog.audit(conn, "office", "uploads.rerun", city_code, {"uploads": [u.upload_id for u in ups]})
     return [u.upload_id for u in ups]

@@ -102,13 +102,15 @@ def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path
     with _upload_locks[int(sha[:8], 16) % len(_upload_locks)]:
         known = catalog.get_upload(paths.catalog_url, upload_id_for(city_code, sha))
         if known is not None:
+            known = _revisit_if_refused(paths, registry, known, dataset_hint, submits_for)
             _refuse_if_refused(known)
             previous = _previous_submission(paths, known)
             if previous is not None:
                 return previous
         step("reading")
         try:
-            staged = stage_file(source, registry, original_name=original_name, dataset_hint=dataset_hint)
+            staged = stage_file(source, registry, original_name=original_name, dataset_hint=dataset_hint,
+                                city_code=city_code)
         except IntakeError as err:
             upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
             _refuse_if_refused(upload)
@@ -158,6 +160,21 @@ def _get(paths: Paths, upload_id: str) -> catalog.UploadRow:
     if upload is None:  # land_file has just recorded it; only a catalog wiped underneath us gets here
         raise RuntimeError(f"upload {upload_id} vanished from the catalog")
     return upload
+
+
+def _revisit_if_refused(paths: Paths, registry: Registry, upload: catalog.UploadRow, dataset_hint: str | None,
+                        submits_for: tuple[str, ...]) -> catalog.UploadRow:
+    """The same bytes again, once refused: evaluated again with today's configuration and the new dataset hint
+    (the registry, a mapping or the member's rights may have changed). See :mod:`service.revisit`."""
+    from kouiki.members import Member
+    from service.revisit import reevaluate, revisitable
+
+    if not revisitable(upload):
+        return upload
+    member = Member(code=upload.city_code, name=upload.city_code, submits_for=submits_for)
+    reevaluate(paths, registry, upload, member, dataset_hint=dataset_hint, actor=f"city:{upload.city_code}",
+               reason="uploaded again" + (f" with dataset {dataset_hint}" if dataset_hint else ""))
+    return _get(paths, upload.upload_id)
 
 
 def _refuse_if_refused(upload: catalog.UploadRow) -> None:
