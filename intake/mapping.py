@@ -387,7 +387,8 @@ def write_mapping(proposal: MappingProposal, city_code: str, header: list[str], 
         "score": proposal.score,
         "columns": {h: by_header.get(h) for h in header},
     }
-    head = ("# 列の対応（kouiki mappings accept で作成）: 左がファイルの見出し、右が標準の項目（空欄は独自の列として公開）。\n"
+    head = ("# 列の対応（kouiki mappings accept で作成）: 左がファイルの見出し、右が標準の項目\n"
+            "# （空欄は独自の列として公開）。\n"
             "# Column mapping accepted by the data office: file header → standard column (null: kept as the\n"
             "# city's own column). Edit and review like any configuration change.\n")
     target.write_text(head + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -437,3 +438,35 @@ def mapped_notice(mapping: AcceptedMapping, dataset: Dataset) -> Notice:
         details={"signature": mapping.signature, "dataset": dataset.id},
     )
 
+
+
+# With the uploader's dataset hint, a proposal is used at once when it maps this share of the file's columns.
+HINTED_MIN_PRECISION = 0.5
+
+
+def proposed_for_hint(raw: Any, registry: Registry, dataset_hint: str | None
+                      ) -> tuple[Dataset, HeaderMatch, Notice] | None:
+    """The uploader named the dataset but the header row is the city's own: read the file through the mapping
+    proposed for that dataset, when it maps every key column but the ID (rows are then numbered) and at least
+    :data:`HINTED_MIN_PRECISION` of the file's columns. None otherwise (the file stays refused)."""
+    if not dataset_hint or dataset_hint not in registry:
+        return None
+    dataset = registry.get(dataset_hint)
+    proposal = propose_for_dataset(raw.header, column_kinds(raw.header, raw.data), dataset, registry.aliases,
+                                   load_vocabulary())
+    keys = [k for k in dataset.key_columns if k != dataset.id_column]
+    if proposal.precision < HINTED_MIN_PRECISION or not set(keys) <= set(proposal.mapped.values()):
+        return None
+    mapping = AcceptedMapping(city_code="", dataset_id=dataset.id, signature=proposal.signature,
+                              columns={c.header: c.column for c in proposal.columns})
+    with_variant, match = accepted_match(mapping, registry, raw.header)
+    mapped = ", ".join(f"{h}→{c}" for h, c in proposal.mapped.items())
+    notice = Notice(
+        code="proposed-mapping",
+        message_ja=(f"見出しが標準と異なるため、指定された「{dataset.name_ja}」への列の対応を推定して読み込みました"
+                    f"（一致度 {proposal.score:.0%}: {mapped}）。推進室が確認します。"),
+        message_en=(f"The header row is the city's own: read as {dataset.name_en}, as the uploader said, through "
+                    f"a proposed column mapping (score {proposal.score:.0%}: {mapped}); the data office reviews it."),
+        details={"score": proposal.score, "signature": proposal.signature, "mapping": proposal.mapped},
+    )
+    return with_variant, match, notice

@@ -328,42 +328,54 @@ def stage_file(path: Path, registry: Registry, *, original_name: str | None = No
                dataset_hint: str | None = None,
                reader: Callable[..., RawTable] = read_file, city_code: str | None = None) -> StagedUpload:
     """Read any supported file and stage it onto the dataset it is (or the one hinted). With ``city_code``, a
-    column mapping the office accepted for this city's layout comes first (:mod:`intake.mapping`)."""
+    column mapping the office accepted for this city's layout comes first (:mod:`intake.mapping`); a file in
+    the uploader's own layout that names its dataset (``dataset_hint``) is read through the proposed mapping."""
     name = original_name or path.name
     raw = reader(path, original_name=name, header_scorer=lambda h: header_score(h, registry))
-    mapped = stage_mapped(raw, registry, city_code, name)
-    if mapped is not None:
-        return mapped
-    match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=name)
-    return stage_table(raw, registry.get(match.dataset_id), match)
-
-
-def stage_mapped(raw: RawTable, registry: Registry, city_code: str | None,
-                 file_name: str | None = None) -> StagedUpload | None:
-    """The table read through the city's accepted mapping of this exact header row, or None if it has none."""
-    from intake.mapping import accepted_match, find_mapping, mapped_notice
-
-    mapping = find_mapping(city_code, raw.header)
-    if mapping is None or mapping.dataset_id not in registry:
-        return None
-    refuse_without_rows(raw, file_name)
-    dataset, match = accepted_match(mapping, registry, raw.header)
-    staged = stage_table(raw, dataset, match)
-    staged.staging_notices.append(mapped_notice(mapping, dataset))
-    number_rows_without_id(staged)
+    layout = choose_layout(raw, registry, city_code, dataset_hint=dataset_hint, file_name=name)
+    staged = stage_table(raw, layout.dataset, layout.match)
+    if layout.notice is not None:
+        staged.staging_notices.append(layout.notice)
+        number_rows_without_id(staged)
     return staged
 
 
-def choose_for_city(raw: RawTable, registry: Registry, city_code: str | None, *,
-                    dataset_hint: str | None = None, file_name: str | None = None) -> HeaderMatch:
-    """:func:`choose_dataset`, after the city's accepted mapping of this layout (if any)."""
-    from intake.mapping import accepted_match, find_mapping
+@dataclass(frozen=True)
+class Layout:
+    """The dataset a table is read as, how its header maps, and why (a notice when a mapping decided it)."""
+
+    dataset: Dataset
+    match: HeaderMatch
+    notice: Notice | None = None
+
+
+def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, dataset_hint: str | None = None,
+                  file_name: str | None = None) -> Layout:
+    """In order: the city's accepted mapping of this exact header row; the standard layouts
+    (:func:`choose_dataset`); for a hinted dataset, the mapping :func:`intake.mapping.propose_mapping` proposes
+    when it maps the dataset's key columns and most of the file. Otherwise the no-match error."""
+    from intake.mapping import accepted_match, find_mapping, mapped_notice, proposed_for_hint
 
     mapping = find_mapping(city_code, raw.header)
     if mapping is not None and mapping.dataset_id in registry:
         refuse_without_rows(raw, file_name)
-        return accepted_match(mapping, registry, raw.header)[1]
-    return choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=file_name)
+        dataset, match = accepted_match(mapping, registry, raw.header)
+        return Layout(dataset, match, mapped_notice(mapping, dataset))
+    try:
+        match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=file_name)
+    except IntakeError as err:
+        proposed = proposed_for_hint(raw, registry, dataset_hint) if err.code == "no-dataset-match" else None
+        if proposed is None:
+            raise
+        dataset, match, notice = proposed
+        return Layout(dataset, match, notice)
+    return Layout(registry.get(match.dataset_id), match)
+
+
+def choose_for_city(raw: RawTable, registry: Registry, city_code: str | None, *,
+                    dataset_hint: str | None = None, file_name: str | None = None) -> HeaderMatch:
+    """The header match of :func:`choose_layout` (what detection records: dataset and variant)."""
+    return choose_layout(raw, registry, city_code, dataset_hint=dataset_hint, file_name=file_name).match
 
 
 def number_rows_without_id(staged: StagedUpload) -> None:

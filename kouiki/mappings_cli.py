@@ -38,7 +38,8 @@ def read_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> 
                      header_scorer=lambda h: header_score(h, registry))
 
 
-def proposals_for(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> tuple[RawTable, list[MappingProposal]]:
+def proposals_for(paths: Paths, registry: Registry,
+                  upload: catalog.UploadRow) -> tuple[RawTable, list[MappingProposal]]:
     raw = read_upload(paths, registry, upload)
     return raw, propose_mapping(raw.header, raw.data, registry, file_name=upload.original_name)
 
