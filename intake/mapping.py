@@ -266,6 +266,8 @@ def propose_for_dataset(header: list[str], kinds: list[str | None], dataset: Dat
                 score, evidence = min(1.0, score + 0.1), f"{evidence}+values"
             elif score and fits is False and column.type != "string":
                 score *= 0.6
+            elif evidence == "similar" and column.type == "string" and kinds[hi] in DISTINCT_KINDS:
+                score *= 0.8      # phone numbers under 連絡 are 電話番号 rather than the free text 連絡先備考
             elif not score and fits and kinds[hi] in DISTINCT_KINDS:
                 score, evidence = VALUE_ONLY_SCORE, "values"
             if score >= MIN_COLUMN_SCORE:
