@@ -122,9 +122,37 @@ def load_registry(path: Path | None = None, extra: Path | None = None) -> Regist
 @cache
 def default_registry() -> Registry:
     """The registry of this installation, loaded once per process: the built-in schemas plus the office's
-    own dataset files in ``$KOUIKI_SCHEMAS`` (a folder), if set."""
+    own dataset files in ``$KOUIKI_SCHEMAS`` (a folder), if set, plus the generated schemas of cities' own
+    datasets (``$KOUIKI_HOME/schemas/own``, ``intake.own``)."""
     extra = os.environ.get("KOUIKI_SCHEMAS")
-    return load_registry(extra=Path(extra) if extra else None)
+    return with_own_datasets(load_registry(extra=Path(extra) if extra else None))
+
+
+def with_own_datasets(registry: Registry, folder: Path | None = None) -> Registry:
+    """The registry plus every generated own-dataset schema (``own_<city>_<slug>.yaml``) in ``folder``
+    (default ``$KOUIKI_HOME/schemas/own``). A broken generated file is skipped with its reason, never fatal."""
+    if folder is None:
+        from kouiki.settings import kouiki_home
+
+        folder = kouiki_home() / "schemas" / "own"
+    if not folder.is_dir():
+        return registry
+    datasets, skipped = dict(registry.datasets), dict(registry.skipped)
+    for file in sorted(folder.glob("own_*.yaml")):
+        try:
+            datasets[file.stem] = load_own_schema(file)
+        except SchemaError as exc:
+            skipped[file.stem] = str(exc)
+            log.warning("own dataset schema skipped: %s", exc)
+    return Registry(datasets=datasets, aliases=registry.aliases, skipped=skipped)
+
+
+def load_own_schema(file: Path) -> Dataset:
+    """One generated own-dataset schema file (same format and checks as the built-in ones)."""
+    parsed = _parse_dataset(_Place(file), _read_yaml(file))
+    if not isinstance(parsed, Dataset):
+        raise SchemaError(file, "variants", parsed)
+    return parsed
 
 
 # ------------------------------------------------------------------------------------------------ reading

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -355,21 +356,57 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
     (:func:`choose_dataset`); for a hinted dataset, the mapping :func:`intake.mapping.propose_mapping` proposes
     when it maps the dataset's key columns and most of the file. Otherwise the no-match error."""
     from intake.mapping import accepted_match, find_mapping, mapped_notice, proposed_for_hint
+    from intake.own import find_own_dataset, own_datasets_allowed, standard_only
 
     mapping = find_mapping(city_code, raw.header)
     if mapping is not None and mapping.dataset_id in registry:
         refuse_without_rows(raw, file_name)
         dataset, match = accepted_match(mapping, registry, raw.header)
         return Layout(dataset, match, mapped_notice(mapping, dataset))
+    own = find_own_dataset(city_code, raw.header) if city_code and own_datasets_allowed(city_code) else None
+    if own is not None:
+        return own_layout(raw, registry, own, file_name)
+    standard = standard_only(registry)   # one city's own datasets never decide another file's dataset
+    hint = dataset_hint if dataset_hint in standard else None
     try:
-        match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=file_name)
+        match = choose_dataset(raw, standard, dataset_hint=hint, file_name=file_name)
     except IntakeError as err:
-        proposed = proposed_for_hint(raw, registry, dataset_hint) if err.code == "no-dataset-match" else None
-        if proposed is None:
+        if err.code != "no-dataset-match":
             raise
-        dataset, match, notice = proposed
-        return Layout(dataset, match, notice)
+        proposed = proposed_for_hint(raw, standard, hint)
+        if proposed is not None:
+            dataset, match, notice = proposed
+            return Layout(dataset, match, notice)
+        layout = own_layout_if_nothing_fits(raw, standard, city_code, file_name, hint)
+        if layout is None:
+            raise
+        return layout
     return Layout(registry.get(match.dataset_id), match)
+
+
+def own_layout_if_nothing_fits(raw: RawTable, standard: Registry, city_code: str | None, file_name: str | None,
+                               dataset_hint: str | None) -> Layout | None:
+    """The city's own dataset for a file no standard dataset fits and no mapping can be proposed for (unless
+    the uploader named a dataset, or the office turned own datasets off for the member)."""
+    from intake.mapping import propose_mapping
+    from intake.own import own_dataset_for, own_datasets_allowed
+
+    if not city_code or dataset_hint or not own_datasets_allowed(city_code):
+        return None
+    if propose_mapping(raw.header, raw.data, standard, file_name=file_name, limit=1):
+        return None      # a standard dataset is close: the office decides (kouiki mappings accept)
+    refuse_without_rows(raw, file_name)
+    own = own_dataset_for(raw, city_code, file_name or "list.csv")
+    return own_layout(raw, standard, own, file_name)
+
+
+def own_layout(raw: RawTable, registry: Registry, own: Any, file_name: str | None) -> Layout:
+    """How a file is read as the city's own dataset: its columns are the dataset's (exact names)."""
+    from intake.own import own_notice
+
+    refuse_without_rows(raw, file_name)
+    match = match_dataset(raw.header, own.dataset, registry.aliases)
+    return Layout(own.dataset, replace(match, score=1.0), own_notice(own))
 
 
 def choose_for_city(raw: RawTable, registry: Registry, city_code: str | None, *,

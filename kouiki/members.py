@@ -45,6 +45,9 @@ class Member:
     submits_for: tuple[str, ...] = ()
     # Demo only: rows of synthetic (not real people) personal records generated when the private inbox is empty.
     synthetic_personal_rows: int = 0
+    # A file that fits no standard dataset (and no proposed mapping) is published as the city's own dataset
+    # (intake/own.py); false: such files are refused, as before.
+    own_datasets: bool = True
 
 
 def load_members(path: Path | None = None) -> list[Member]:
@@ -144,7 +147,14 @@ def _parse_member(path: str, index: int, entry: object) -> Member:
     if bad:
         raise RegistryError(f"{where}: submits_for {bad} are not valid 全国地方公共団体コード in the national list")
     return Member(code=code, name=name, datasets=datasets, inbox=inbox_path, personal_datasets=personal,
-                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0), submits_for=submits_for)
+                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0), submits_for=submits_for,
+                  own_datasets=_own_datasets_flag(where, entry.get("own_datasets", True)))
+
+
+def _own_datasets_flag(where: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}: own_datasets must be true or false, got {value!r}")
+    return value
 
 
 def _check_unique(path: Path, members: list[Member]) -> None:
