@@ -58,6 +58,8 @@ class UploadCursor:
 
     files: dict[str, tuple[int, int, str]] = field(default_factory=dict)   # path → (size, mtime_ns, sha256)
     started: dict[str, tuple[str, int]] = field(default_factory=dict)     # city → (uploads digest, attempts)
+    # city → digest of what its refusals depend on (registry entry, schemas, mappings: service.revisit)
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> UploadCursor:
@@ -66,10 +68,11 @@ class UploadCursor:
         except ValueError:
             doc = {}   # an unreadable cursor costs one re-hash, never a missed upload
         return cls(files={p: (int(v[0]), int(v[1]), str(v[2])) for p, v in doc.get("files", {}).items()},
-                   started={c: (str(v[0]), int(v[1])) for c, v in doc.get("started", {}).items()})
+                   started={c: (str(v[0]), int(v[1])) for c, v in doc.get("started", {}).items()},
+                   inputs={c: str(v) for c, v in doc.get("inputs", {}).items()})
 
     def dump(self) -> str:
-        return json.dumps({"files": self.files, "started": self.started}, sort_keys=True)
+        return json.dumps({"files": self.files, "started": self.started, "inputs": self.inputs}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> Senso
     cursor = UploadCursor.parse(context.cursor)
     members = kouiki.members()
     inbox = scan_inboxes(paths, members, cursor)
+    revisit_refusals(context, kouiki, members, cursor)
     work = waiting_work(paths.catalog_url, members, inbox)
     busy = cities_in_progress(context.instance)
     existing = set(context.instance.get_dynamic_partitions(MEMBER_CITIES))
@@ -119,6 +123,19 @@ def upload_sensor(context: SensorEvaluationContext, kouiki: KouikiHome) -> Senso
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[member_cities.build_add_request(new_partitions)] if new_partitions else [])
+
+
+def revisit_refusals(context: SensorEvaluationContext, kouiki: KouikiHome, members: list[Member],
+                     cursor: UploadCursor) -> None:
+    """Decisions can be revisited: when a member's registry entry, the schemas or its accepted mappings change,
+    its refused and unreadable uploads are evaluated again from the landed bytes (service.revisit); those no
+    longer refused are ``landed`` again, so this tick starts the city's run for them."""
+    from service.revisit import revisit_changed
+
+    cursor.inputs, changed = revisit_changed(kouiki.paths(), kouiki.registry(), members, cursor.inputs)
+    if changed:
+        context.log.info("re-evaluated after a configuration change: "
+                         + ", ".join(f"{r.upload_id} {r.before}→{r.after}" for r in changed))
 
 
 @dataclass(frozen=True)

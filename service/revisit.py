@@ -152,14 +152,40 @@ def decision_history(paths: Paths, upload_id: str) -> list[dict[str, Any]]:
                 for r in conn.execute(query)]
 
 
-def configuration_digest(member: Member, registry: Registry, mapping_files: list[Path]) -> str:
-    """A fingerprint of everything a refusal depends on for this member: its registry entry (rights), the
-    schema registry and the member's accepted mappings. The upload sensor re-evaluates a city when it changes."""
-    digest = hashlib.sha256()
-    digest.update(repr((member.code, member.submits_for, member.datasets)).encode())
+def registry_digest(registry: Registry) -> str:
+    """A fingerprint of the schema registry (datasets, layouts, policies, aliases)."""
+    digest = hashlib.sha256(repr(sorted(registry.aliases.items())).encode())
     for ds in sorted(registry, key=lambda d: d.id):
         digest.update(repr(ds).encode())
+    return digest.hexdigest()[:16]
+
+
+def configuration_digest(member: Member, schemas: str, mapping_files: list[Path]) -> str:
+    """A fingerprint of everything a refusal depends on for this member: its registry entry (rights, own
+    datasets), the schema registry (``schemas``: :func:`registry_digest`) and the member's accepted mappings."""
+    digest = hashlib.sha256(repr((member.code, member.submits_for, member.own_datasets, schemas)).encode())
     for file in sorted(mapping_files):
         digest.update(file.name.encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def revisit_changed(paths: Paths, registry: Registry, members: list[Member], known: dict[str, str],
+                    mappings_root: Path | None = None) -> tuple[dict[str, str], list[Reevaluation]]:
+    """For each member whose configuration changed since ``known`` (city → digest), evaluate its refused and
+    unreadable uploads again. Returns the new digests and what changed (the upload sensor's step)."""
+    from intake.mapping import mappings_dir
+
+    root = mappings_root or mappings_dir()
+    by_city: dict[str, list[Path]] = {}
+    for file in root.glob("*/*.yaml") if root.is_dir() else []:
+        by_city.setdefault(file.parent.name, []).append(file)
+    schemas = registry_digest(registry)
+    digests: dict[str, str] = {}
+    changed: list[Reevaluation] = []
+    for member in members:
+        digests[member.code] = configuration_digest(member, schemas, by_city.get(member.code, []))
+        if known.get(member.code) != digests[member.code]:
+            changed += [r for r in reevaluate_city(paths, registry, member, actor="sensor",
+                                                   reason="configuration changed") if r.changed]
+    return digests, changed

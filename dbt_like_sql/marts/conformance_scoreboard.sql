@@ -10,6 +10,8 @@ grid AS (
     SELECT m.code AS city_code, m.name AS city_name, d.dataset_id, list_contains(m.datasets, d.dataset_id) AS declared
     FROM reference.members AS m
     CROSS JOIN region_datasets AS d
+    -- a city's own dataset (own_<code>_<slug>, intake/own.py) is that city's alone
+    WHERE NOT starts_with(d.dataset_id, 'own_') OR starts_with(d.dataset_id, 'own_' || m.code || '_')
 ),
 per_city AS (
     SELECT
@@ -86,6 +88,8 @@ SELECT
         ELSE l.decision
     END AS status,
     CASE
+        WHEN starts_with(g.dataset_id, 'own_') AND l.decision IN ('accept', 'quarantine')
+            THEN '独自形式（標準未対応） / own layout, not yet standard'
         WHEN l.upload_id IS NULL AND g.declared THEN '未提出 / no file yet'
         WHEN l.upload_id IS NULL THEN '対象外 / not expected from this city'
         WHEN l.decision = 'accept' THEN '受理 / accepted'
