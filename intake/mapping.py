@@ -472,3 +472,17 @@ def proposed_for_hint(raw: Any, registry: Registry, dataset_hint: str | None
         details={"score": proposal.score, "signature": proposal.signature, "mapping": proposal.mapped},
     )
     return with_variant, match, notice
+
+
+def proposals_for_file(path: Path, registry: Registry, *, limit: int = 3) -> list[dict[str, Any]]:
+    """The mapping proposals for a file, as JSON (``kouiki inspect``); empty when it cannot be read."""
+    from intake.headers import header_score
+    from intake.problems import IntakeError
+    from intake.read import read_file
+
+    try:
+        raw = read_file(path, header_scorer=lambda h: header_score(h, registry))
+    except IntakeError:
+        return []
+    found = propose_mapping(raw.header, raw.data, registry, file_name=path.name, limit=limit)
+    return [{**p.to_json(), "rows": raw.data.height} for p in found]

@@ -8,6 +8,7 @@ from typing import Any
 
 from expectations.registry import default_registry
 from intake.headers import detect
+from intake.mapping import proposals_for_file
 from intake.problems import IntakeError
 from intake.process import stage_file
 from warehouse.load import validate_staged
@@ -19,7 +20,10 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
     try:
         staged = stage_file(path, registry, dataset_hint=dataset_hint)
     except IntakeError as err:
-        return {"file": str(path), "ok": False, "error": err.to_dict()}
+        refused: dict[str, Any] = {"file": str(path), "ok": False, "error": err.to_dict()}
+        if err.code == "no-dataset-match":   # issue 15: what the office could map it onto (intake/mapping.py)
+            refused["mapping_proposals"] = proposals_for_file(path, registry)
+        return refused
     raw = staged.raw_table
     match = staged.match
     candidates = detect(raw.header, registry, file_name=path.name)[:3]

@@ -159,3 +159,35 @@ def test_uploading_refused_bytes_again_with_a_dataset_hint_evaluates_them_again(
     landed = paths.home / (catalog.get_upload(paths.catalog_url, upload_id) or submission.upload).stored_path
     assert landed.exists() and landed.read_bytes() == path.read_bytes()       # the landed bytes, untouched
     assert pl.read_csv(landed).height == 3
+
+
+def test_inspect_shows_the_mapping_proposal_with_its_score(tmp_path: Path) -> None:
+    from kouiki.inspect import inspect_file
+
+    report = inspect_file(write_csv(tmp_path / "events.csv", EVENT_HEADER, EVENT_ROWS))
+    assert report["ok"] is False and report["error"]["code"] == "no-dataset-match"
+    best = report["mapping_proposals"][0]
+    assert best["dataset"] == "event" and best["score"] >= 0.7 and best["rows"] == len(EVENT_ROWS)
+    assert {c["header"]: c["column"] for c in best["columns"]}["startDate"] == "開始日"
+
+
+def test_an_own_schema_takes_its_types_from_the_values(tmp_path: Path) -> None:
+    from expectations.registry import load_own_schema
+    from intake.own import own_dataset_for
+
+    header = [*GARBAGE_HEADER, "緯度っぽい", "経度っぽい", "地区番号", "世帯数", ""]
+    rows = [[*r, lat, lon, no, n, "x"] for r, lat, lon, no, n in zip(
+        GARBAGE_ROWS, ["34.86", "34.87", "34.88"], ["138.32", "138.33", "138.34"], ["001", "002", "010"],
+        ["120", "85", "3"], strict=True)]
+    raw = _read(write_csv(tmp_path / "ごみ収集.csv", header, rows))
+    own = own_dataset_for(raw, YAIZU, "ごみ収集.csv", folder=tmp_path / "own")
+    assert own.created and own.dataset.id.startswith(f"own_{YAIZU}_")
+    types = {c.name: c.type for c in own.dataset.canonical.columns}
+    assert types == {"全国地方公共団体コード": "code", "ID": "string", "地区": "string", "燃やすごみ": "string",
+                     "資源ごみ": "string", "収集開始日": "date", "問い合わせ": "phone", "緯度っぽい": "number",
+                     "経度っぽい": "number", "地区番号": "code", "世帯数": "integer", "列10": "string"}
+    assert (own.dataset.lat_column, own.dataset.lon_column) == ("緯度っぽい", "経度っぽい")
+    assert own.dataset.licence == "CC-BY-4.0" and "独自形式" in own.dataset.description_ja
+    assert load_own_schema(own.file) == own.dataset                 # an ordinary schema file
+    again = own_dataset_for(raw, YAIZU, "another name.csv", folder=tmp_path / "own")
+    assert not again.created and again.dataset.id == own.dataset.id   # same layout, same dataset
