@@ -67,6 +67,10 @@ class OwnDataset:
     signature: str
     created: bool
 
+    @property
+    def dataset_id_city(self) -> str:
+        return own_dataset_city(self.dataset.id) or ""
+
 
 def find_own_dataset(city_code: str, header: list[str], folder: Path | None = None) -> OwnDataset | None:
     """The city's own dataset for exactly this header row, if one was generated before."""

@@ -355,7 +355,7 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
     """In order: the city's accepted mapping of this exact header row; the standard layouts
     (:func:`choose_dataset`); for a hinted dataset, the mapping :func:`intake.mapping.propose_mapping` proposes
     when it maps the dataset's key columns and most of the file. Otherwise the no-match error."""
-    from intake.mapping import accepted_match, find_mapping, mapped_notice, proposed_for_hint
+    from intake.mapping import accepted_match, find_mapping, mapped_notice, propose_mapping, proposed_for_hint
     from intake.own import find_own_dataset, own_datasets_allowed, standard_only
 
     mapping = find_mapping(city_code, raw.header)
@@ -363,8 +363,8 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
         refuse_without_rows(raw, file_name)
         dataset, match = accepted_match(mapping, registry, raw.header)
         return Layout(dataset, match, mapped_notice(mapping, dataset))
-    own = find_own_dataset(city_code, raw.header) if city_code and own_datasets_allowed(city_code) else None
-    if own is not None:
+    own = find_own_dataset(city_code, raw.header) if city_code else None
+    if own is not None and own_datasets_allowed(own.dataset_id_city):
         return own_layout(raw, registry, own, file_name)
     standard = standard_only(registry)   # one city's own datasets never decide another file's dataset
     hint = dataset_hint if dataset_hint in standard else None
@@ -377,6 +377,9 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
         if proposed is not None:
             dataset, match, notice = proposed
             return Layout(dataset, match, notice)
+        proposals = propose_mapping(raw.header, raw.data, standard, file_name=file_name, limit=1)
+        if proposals:   # a standard dataset is close: the office decides (kouiki mappings accept)
+            raise proposal_error(err, proposals[0]) from None
         layout = own_layout_if_nothing_fits(raw, standard, city_code, file_name, hint)
         if layout is None:
             raise
@@ -384,17 +387,28 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
     return Layout(registry.get(match.dataset_id), match)
 
 
+def proposal_error(err: IntakeError, proposal: Any) -> IntakeError:
+    """The no-match error, telling the city which dataset its layout could be mapped onto and what happens next."""
+    return IntakeError(
+        err.code,
+        f"{err.message_ja} 列の対応の候補: {proposal.name_ja}（一致度 {proposal.score:.0%}）。",
+        f"{err.message_en} Proposed mapping: {proposal.dataset_id} (score {proposal.score:.0%}).",
+        hint_ja=("データ推進室が列の対応を確認します。承認されると、このファイルは登録し直さなくても公開されます"
+                 f"（データセット「{proposal.dataset_id}」を指定して登録し直すこともできます）。"),
+        hint_en=("The data office reviews the proposed mapping; once it is accepted this file is published without "
+                 f"uploading it again (or upload it again naming the dataset {proposal.dataset_id})."),
+        line=err.line,
+    )
+
+
 def own_layout_if_nothing_fits(raw: RawTable, standard: Registry, city_code: str | None, file_name: str | None,
                                dataset_hint: str | None) -> Layout | None:
     """The city's own dataset for a file no standard dataset fits and no mapping can be proposed for (unless
     the uploader named a dataset, or the office turned own datasets off for the member)."""
-    from intake.mapping import propose_mapping
     from intake.own import own_dataset_for, own_datasets_allowed
 
     if not city_code or dataset_hint or not own_datasets_allowed(city_code):
         return None
-    if propose_mapping(raw.header, raw.data, standard, file_name=file_name, limit=1):
-        return None      # a standard dataset is close: the office decides (kouiki mappings accept)
     refuse_without_rows(raw, file_name)
     own = own_dataset_for(raw, city_code, file_name or "list.csv")
     return own_layout(raw, standard, own, file_name)

@@ -173,7 +173,8 @@ def configuration_digest(member: Member, schemas: str, mapping_files: list[Path]
 def revisit_changed(paths: Paths, registry: Registry, members: list[Member], known: dict[str, str],
                     mappings_root: Path | None = None) -> tuple[dict[str, str], list[Reevaluation]]:
     """For each member whose configuration changed since ``known`` (city → digest), evaluate its refused and
-    unreadable uploads again. Returns the new digests and what changed (the upload sensor's step)."""
+    unreadable uploads again. Returns the new digests and what changed (the upload sensor's step). Unchanged
+    members cost no catalog query."""
     from intake.mapping import mappings_dir
 
     root = mappings_root or mappings_dir()
@@ -185,7 +186,8 @@ def revisit_changed(paths: Paths, registry: Registry, members: list[Member], kno
     changed: list[Reevaluation] = []
     for member in members:
         digests[member.code] = configuration_digest(member, schemas, by_city.get(member.code, []))
-        if known.get(member.code) != digests[member.code]:
+        # a city seen for the first time (a new member, the sensor's first tick) only has its digest recorded
+        if member.code in known and known[member.code] != digests[member.code]:
             changed += [r for r in reevaluate_city(paths, registry, member, actor="sensor",
                                                    reason="configuration changed") if r.changed]
     return digests, changed

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from dagster import DagsterInstance, SensorResult, build_sensor_context
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 from own_layouts import (
     AED_STANDARD_HEADER,
     EVENT_HEADER,
@@ -82,13 +82,16 @@ def test_refusals_are_revisited_and_own_layouts_mapped_then_published(office: Pa
     assert shown["proposals"][0]["score"] >= 0.7
 
     # the office accepts the mapping and fixes the registry; the sensor evaluates the refusals again
+    instance = DagsterInstance.ephemeral()
+    resource = KouikiHome(home=str(office.home), members_file=str(members))
+    before = build_sensor_context(instance=instance, resources={"kouiki": resource})
+    assert isinstance(upload_sensor(before), SkipReason)      # nothing waiting: both uploads are refused
     code, out, err = kouiki("mappings", "accept", events_id, "--no-run")
     assert code == 0, err
     assert Path(json.loads(out)["mapping"]).is_file()
     write_members(members, submits_for=[FUJIEDA])
-    instance = DagsterInstance.ephemeral()
-    resource = KouikiHome(home=str(office.home), members_file=str(members))
-    result = upload_sensor(build_sensor_context(instance=instance, resources={"kouiki": resource}))
+    after = build_sensor_context(instance=instance, cursor=before.cursor, resources={"kouiki": resource})
+    result = upload_sensor(after)
     assert isinstance(result, SensorResult) and [r.partition_key for r in result.run_requests or []] == [YAIZU]
     for upload_id in (refused_id, events_id):
         row = catalog.get_upload(office.catalog_url, upload_id)
