@@ -296,7 +296,7 @@ def propose_for_dataset(header: list[str], kinds: list[str | None], dataset: Dat
         missing_required=tuple(c.name for ci, c in enumerate(canonical) if c.required and ci not in used))
 
 
-def _names_dataset(dataset: Dataset, file_name: str | None) -> bool:
+def names_dataset(dataset: Dataset, file_name: str | None) -> bool:
     """The file name carries the dataset's slug (as a word) or its Japanese name's first word."""
     if not file_name:
         return False
@@ -321,7 +321,7 @@ def propose_mapping(header: list[str], data: pl.DataFrame, registry: Registry, *
     proposals = []
     for ds in registry:
         proposal = propose_for_dataset(header, kinds, ds, registry.aliases, vocab)
-        if proposal.mapped and _names_dataset(ds, file_name):
+        if proposal.mapped and names_dataset(ds, file_name):
             proposal = replace(proposal, score=round(min(1.0, proposal.score + FILE_NAME_BONUS), 3))
         proposals.append(proposal)
     good = [p for p in proposals if p.score >= MIN_PROPOSAL_SCORE and p.mapped]

@@ -404,10 +404,14 @@ def proposal_error(err: IntakeError, proposal: Any) -> IntakeError:
 def own_layout_if_nothing_fits(raw: RawTable, standard: Registry, city_code: str | None, file_name: str | None,
                                dataset_hint: str | None) -> Layout | None:
     """The city's own dataset for a file no standard dataset fits and no mapping can be proposed for (unless
-    the uploader named a dataset, or the office turned own datasets off for the member)."""
+    the uploader named a dataset, or the file's name does (``aed.csv`` that is no AED list is more likely the
+    wrong file than a new list), or the office turned own datasets off for the member)."""
+    from intake.mapping import names_dataset
     from intake.own import own_dataset_for, own_datasets_allowed
 
-    if not city_code or dataset_hint or not own_datasets_allowed(city_code):
+    if not city_code or dataset_hint or any(names_dataset(ds, file_name) for ds in standard):
+        return None
+    if not own_datasets_allowed(city_code):
         return None
     refuse_without_rows(raw, file_name)
     own = own_dataset_for(raw, city_code, file_name or "list.csv")
