@@ -158,6 +158,12 @@ def test_a_file_nothing_fits_is_published_as_the_citys_own_dataset(office: Paths
     assert set(released["全国地方公共団体コード"].to_list()) == {YAIZU}
     metadata = json.loads((office.releases / dataset / "1" / "metadata.json").read_text(encoding="utf-8"))
     assert metadata["rows"] == 3 and "CC" in json.dumps(metadata["licence"])
+    from portal.catalogue import dataset_entries, find_datasets
+    from portal.store import ReleaseStore
+
+    listed = {e.id: e for e in find_datasets(dataset_entries(ReleaseStore(office.releases)), city_code=YAIZU)}
+    assert listed[dataset].title("ja") == "焼津市 独自データ「gomi_calendar」"     # the city's own list, by the city
+    assert [c.code for c in listed[dataset].cities] == [YAIZU]
     with duckdb.connect(str(office.warehouse_db), read_only=True) as con:
         label = con.execute("SELECT status_label FROM marts.conformance_scoreboard WHERE dataset_id = ?",
                             [dataset]).fetchall()
