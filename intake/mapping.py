@@ -475,7 +475,7 @@ def proposed_for_hint(raw: Any, registry: Registry, dataset_hint: str | None
 
 
 def proposals_for_file(path: Path, registry: Registry, *, limit: int = 3) -> list[dict[str, Any]]:
-    """The mapping proposals for a file, as JSON (``kouiki inspect``); empty when it cannot be read."""
+    """The mapping proposals for a file, as JSON; empty when it cannot be read."""
     from intake.headers import header_score
     from intake.problems import IntakeError
     from intake.read import read_file
@@ -484,5 +484,11 @@ def proposals_for_file(path: Path, registry: Registry, *, limit: int = 3) -> lis
         raw = read_file(path, header_scorer=lambda h: header_score(h, registry))
     except IntakeError:
         return []
-    found = propose_mapping(raw.header, raw.data, registry, file_name=path.name, limit=limit)
+    return proposals_json(raw, registry, path.name, limit=limit)
+
+
+def proposals_json(raw: Any, registry: Registry, file_name: str | None = None, *,
+                   limit: int = 3) -> list[dict[str, Any]]:
+    """The mapping proposals for a read table, as JSON (``kouiki inspect``)."""
+    found = propose_mapping(raw.header, raw.data, registry, file_name=file_name, limit=limit)
     return [{**p.to_json(), "rows": raw.data.height} for p in found]
