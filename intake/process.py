@@ -2,7 +2,8 @@
 
 The result keeps both the raw cells and the normalised ones (same rows, same canonical column names) so that
 every report can show the raw value beside the normalised one. Columns without a standard counterpart are kept
-after the canonical ones as *extra columns* (:func:`extra_columns`), raw text in both frames.
+after the canonical ones as *extra columns* (:func:`extra_columns`): as written in ``raw``, and in ``values``
+normalised as text (half-width kana widened; addresses' digits and hyphens made half-width).
 
 A file with a header but no data row is refused here (``no-data-rows``), before anything is validated.
 """
@@ -28,7 +29,7 @@ from intake.headers import (
 )
 from intake.problems import IntakeError, Notice
 from intake.read import RawTable, read_file
-from intake.values import normalise_column
+from intake.values import ADDRESS_PREFIX_ADDED, FULL_ADDRESS_COLUMN, normalise_column, prefix_full_addresses
 
 CELL_PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),
@@ -135,8 +136,10 @@ def column_type(dataset: Dataset, variant_name: str, canonical: Column) -> str:
     return canonical.type
 
 
-def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUpload:
-    """Map a read table onto the dataset's canonical columns and normalise every value by its type."""
+def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: str | None = None) -> StagedUpload:
+    """Map a read table onto the dataset's canonical columns and normalise every value by its type.
+
+    ``city_code`` (the uploader) completes 所在地_連結表記 in rows that carry no local-government code."""
     n = raw.data.height
     sources = canonical_sources(match, dataset, raw.header)
     data_columns = [c for c in raw.data.columns if c != "_source_line"]
@@ -163,10 +166,13 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         if bad:
             invalid[col.name] = bad
     extras = extra_columns(raw.header, sources, dataset)
-    for pos, name in extras.items():
+    for pos, name in extras.items():   # a city's own columns are text: kana widened, addresses' digits too
         series = raw.data[data_columns[pos]].cast(pl.String).alias(name)
+        result = normalise_column(series, "string", column_name=name)
         raw_cols.append(series)
-        norm_cols.append(series)
+        norm_cols.append(result.values)
+        if result.rule_counts:
+            normalisations[name] = dict(result.rule_counts)
     staged = StagedUpload(
         dataset=dataset,
         match=match,
@@ -177,6 +183,10 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         invalid_cells=invalid,
         extra_columns={name: raw.header[pos] for pos, name in extras.items()},
     )
+    staged.values, prefixed = prefix_full_addresses(
+        staged.values, ["所在地_全国地方公共団体コード", dataset.code_column], city_code)
+    if prefixed:
+        staged.normalisations.setdefault(FULL_ADDRESS_COLUMN, {})[ADDRESS_PREFIX_ADDED] = prefixed
     split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
     if not match.good:
@@ -326,9 +336,9 @@ def _swap_notice(ds: Dataset, n_swapped: int, n: int, outcome: str) -> Notice:
 
 def stage_file(path: Path, registry: Registry, *, original_name: str | None = None,
                dataset_hint: str | None = None,
-               reader: Callable[..., RawTable] = read_file) -> StagedUpload:
+               reader: Callable[..., RawTable] = read_file, city_code: str | None = None) -> StagedUpload:
     """Read any supported file and stage it onto the dataset it is (or the one hinted)."""
     name = original_name or path.name
     raw = reader(path, original_name=name, header_scorer=lambda h: header_score(h, registry))
     match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=name)
-    return stage_table(raw, registry.get(match.dataset_id), match)
+    return stage_table(raw, registry.get(match.dataset_id), match, city_code=city_code)

@@ -108,7 +108,8 @@ def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path
                 return previous
         step("reading")
         try:
-            staged = stage_file(source, registry, original_name=original_name, dataset_hint=dataset_hint)
+            staged = stage_file(source, registry, original_name=original_name, dataset_hint=dataset_hint,
+                                city_code=city_code)
         except IntakeError as err:
             upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
             _refuse_if_refused(upload)

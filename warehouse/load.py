@@ -87,7 +87,8 @@ def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadR
     for upload in uploads:
         try:
             staged.append((upload, stage_file(paths.home / upload.stored_path, registry,
-                                              original_name=upload.original_name, dataset_hint=upload.dataset_id)))
+                                              original_name=upload.original_name, dataset_hint=upload.dataset_id,
+                                              city_code=upload.city_code)))
         except IntakeError as err:
             outcomes[upload.upload_id] = _unreadable(paths, upload, err)
     for batch in _batches(staged):
