@@ -168,11 +168,8 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: 
     extras = extra_columns(raw.header, sources, dataset)
     for pos, name in extras.items():   # a city's own columns are text: kana widened, addresses' digits too
         series = raw.data[data_columns[pos]].cast(pl.String).alias(name)
-        result = normalise_column(series, "string", column_name=name)
         raw_cols.append(series)
-        norm_cols.append(result.values)
-        if result.rule_counts:
-            normalisations[name] = dict(result.rule_counts)
+        norm_cols.append(_as_text(series, normalisations))
     staged = StagedUpload(
         dataset=dataset,
         match=match,
@@ -199,6 +196,16 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: 
             details={"score": round(match.score, 3), "precision": round(match.precision, 3)},
         ))
     return staged
+
+
+def _as_text(series: pl.Series, normalisations: dict[str, dict[str, int]]) -> pl.Series:
+    """An extra column as written, except half-width kana (and an address's digits), which are normalised."""
+    result = normalise_column(series, "string", column_name=series.name)
+    repaired = result.values != series.str.strip_chars()   # more than surrounding spaces changed
+    rules = {rule: n for rule, n in result.rule_counts.items() if rule != "whitespace-stripped"}
+    if rules:
+        normalisations[series.name] = rules
+    return pl.select(pl.when(repaired).then(result.values).otherwise(series)).to_series().alias(series.name)
 
 
 def extra_columns(header: list[str], sources: dict[str, int], dataset: Dataset) -> dict[int, str]:
