@@ -28,17 +28,19 @@ import string
 import sys
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 import fastexcel
 import numpy as np
+import openpyxl
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from intake.header_rows import MAX_HEADER_ROWS, Merge, count_header_rows, join_header_rows
 from intake.problems import IntakeError, Notice
 
 HeaderScorer = Callable[[list[str]], float]
@@ -406,6 +408,13 @@ class _HeaderChoice:
     preamble: list[_Record]
     chosen_by: str                # "first-line", "linkdata", "scorer"
     score: float | None = None
+    sub_rows: list[_Record] = field(default_factory=list)   # header rows below the header (病床数 → 一般/療養/計)
+    merges: tuple[Merge, ...] = ()                           # xlsx merged ranges of the header rows
+
+    @property
+    def width(self) -> int:
+        """Cells across the header rows (the widest of them)."""
+        return max(len(rec.cells) for rec in [self.header, *self.sub_rows])
 
 
 def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _HeaderChoice | None:
@@ -460,6 +469,35 @@ def _header_cells(record: _Record, keep_trailing: bool = False) -> list[str]:
     while cells and not cells[-1] and not keep_trailing:
         cells.pop()
     return cells
+
+
+def _with_header_rows(records: Sequence[_Record], choice: _HeaderChoice,
+                      merges: Sequence[Merge] = ()) -> _HeaderChoice:
+    """The header continued on the rows right below it: a group label row over sub-columns (病床数 over
+    一般/療養/計) makes a two- or three-row header; the data starts below the last of them."""
+    if choice.chosen_by == "linkdata":
+        return choice
+    below: list[_Record] = []
+    for rec in records[choice.data_index : choice.data_index + MAX_HEADER_ROWS]:
+        if rec.blank or rec.comment:
+            break
+        below.append(rec)
+    if not below:
+        return choice
+    count = count_header_rows([choice.header.cells, *(rec.cells for rec in below)], merges)
+    if count == 1:
+        return choice
+    return replace(choice, sub_rows=below[: count - 1], data_index=choice.data_index + count - 1,
+                   merges=tuple(merges))
+
+
+def _choice_header_cells(choice: _HeaderChoice) -> list[str]:
+    """One header cell per column; the labels of a multi-row header joined (病床数_一般)."""
+    cells = _header_cells(choice.header, keep_trailing=True)
+    if not choice.sub_rows:
+        return cells
+    rows = [cells, *(_header_cells(rec, keep_trailing=True) for rec in choice.sub_rows)]
+    return join_header_rows(rows, choice.merges)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -771,6 +809,8 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
         delimiter = _detect_delimiter(head_text, name)
         records = _head_records(head_text, delimiter)
         choice = _choose_header(records, scorer)
+        if choice is not None:
+            choice = _with_header_rows(records, choice)
         # the last record of a cut prefix may be cut too: trust only records before it
         if complete or (choice is not None and choice.data_index + 1 < len(records)):
             break
@@ -790,7 +830,8 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
     notices = [_encoding_notice(encoding), *_line_ending_notices(line_breaks)]
     notices += _header_notices(choice, scorer is not None)
     notices += _extension_notices(name, fmt)
-    header_cells = _header_cells(choice.header, keep_trailing=True)
+    header_cells = _choice_header_cells(choice)
+    notices += _header_rows_notices(choice, header_cells)
     return _assemble(header_cells, body, choice, notices, encoding, fmt, None)
 
 
@@ -819,8 +860,8 @@ def _head_records(text: str, delimiter: str) -> list[_Record]:
         if default_index is None and not record.blank and not record.comment:
             default_index = len(records) - 1
         # stop a few records past both the default header and the scorer's search window
-        if (default_index is not None and len(records) - default_index > 3
-                and records[-2].first_line > HEADER_SEARCH_LINES):
+        if (default_index is not None and len(records) - default_index > MAX_HEADER_ROWS + 1
+                and records[-2].first_line > HEADER_SEARCH_LINES + MAX_HEADER_ROWS):
             break
     return records
 
@@ -835,7 +876,7 @@ def _parse_text_body(
     choice: _HeaderChoice,
 ) -> _Body:
     """Fast path first; the csv module when pyarrow rejects the file (ragged rows and the like)."""
-    header_width = len(choice.header.cells)
+    header_width = choice.width
     # rows that all end with extra delimiters (more cells than the header) stay on the fast path
     first_row = next((rec for rec in records[choice.data_index :] if not rec.blank), None)
     width = max(header_width, len(first_row.cells) if first_row else 0)
@@ -938,6 +979,8 @@ def _read_xlsx(data: bytes, name: str, scorer: HeaderScorer | None, limit: int) 
             hint_en="Choose the file that holds the data.",
         )
     sheet, choice, others = picked
+    head = _grid_records(sheet.grid.slice(0, choice.data_index + MAX_HEADER_ROWS))
+    choice = _with_header_rows(head, choice, _header_merges(data, sheet.name, head, choice))
     body_table = sheet.grid.slice(choice.data_index)   # record index == sheet row index
     body = _Body(
         table=body_table,
@@ -949,8 +992,74 @@ def _read_xlsx(data: bytes, name: str, scorer: HeaderScorer | None, limit: int) 
     notices += _cell_error_notices(sheet.errors)
     notices += _header_notices(choice, scorer is not None)
     notices += _extension_notices(name, "xlsx")
-    header_cells = _header_cells(choice.header, keep_trailing=True)
+    header_cells = _choice_header_cells(choice)
+    notices += _header_rows_notices(choice, header_cells)
     return _assemble(header_cells, body, choice, notices, "xlsx", "xlsx", sheet.name)
+
+
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Za-z]{1,3}[0-9]+(?::[A-Za-z]{1,3}[0-9]+)?)"')
+_MERGE_SCAN_OVERLAP = 256   # bytes kept between chunks: longer than one <mergeCell …/> element
+
+
+def _header_merges(data: bytes, sheet_name: str, head: list[_Record], choice: _HeaderChoice) -> list[Merge]:
+    """The sheet's merged ranges that start in the header row or the rows below it, in grid coordinates
+    (row 0 = the header row). Empty when the sheet has none or they cannot be read (the CSV rules decide)."""
+    if choice.chosen_by == "linkdata":
+        return []
+    first_row = choice.header.first_line   # 1-based sheet row of the header (grid rows start at sheet row 1)
+    try:
+        ranges = [openpyxl.utils.cell.range_boundaries(ref) for ref in _merged_refs(data, sheet_name)]
+        ranges = [(c1, r1, c2, r2) for c1, r1, c2, r2 in ranges  # type: ignore[misc]
+                  if r1 is not None and first_row <= r1 < first_row + MAX_HEADER_ROWS]
+        if not ranges:
+            return []
+        offset = _first_column_offset(data, sheet_name, first_row, head[first_row - 1].cells)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    if offset is None:
+        return []
+    return [Merge(r1 - first_row, c1 - 1 - offset, r2 - first_row, c2 - 1 - offset)
+            for c1, r1, c2, r2 in ranges if c1 - 1 - offset >= 0]
+
+
+def _merged_refs(data: bytes, sheet_name: str) -> list[str]:
+    """``ref`` of every <mergeCell> of the sheet, streamed from its XML (a large sheet is never held whole)."""
+    reader = openpyxl.reader.excel.ExcelReader(io.BytesIO(data), read_only=True, keep_vba=False, keep_links=False)
+    reader.read_manifest()
+    reader.read_workbook()
+    path = next((rel.target for sheet, rel in reader.parser.find_sheets() if sheet.name == sheet_name), None)
+    if path is None:
+        return []
+    refs: list[str] = []
+    tail = b""
+    with reader.archive.open(path) as member:
+        while True:
+            chunk = member.read(1 << 20)
+            buffer = tail + chunk
+            safe_end = len(buffer) if not chunk else len(buffer) - _MERGE_SCAN_OVERLAP
+            last = 0
+            for match in _MERGE_REF.finditer(buffer):
+                if match.end() > safe_end:
+                    break
+                refs.append(match.group(1).decode("ascii"))
+                last = match.end()
+            if not chunk:
+                return refs
+            tail = buffer[max(last, safe_end):]
+
+
+def _first_column_offset(data: bytes, sheet_name: str, sheet_row: int, grid_cells: list[str]) -> int | None:
+    """Sheet columns left of the grid's first column: calamine starts the grid at the first used column."""
+    grid_first = next((i for i, cell in enumerate(grid_cells) if cell), None)
+    workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    try:
+        row = next(workbook[sheet_name].iter_rows(min_row=sheet_row, max_row=sheet_row, values_only=True), ())
+    finally:
+        workbook.close()
+    sheet_first = next((i for i, value in enumerate(row) if value not in (None, "")), None)
+    if grid_first is None or sheet_first is None or sheet_first < grid_first:
+        return None
+    return sheet_first - grid_first
 
 
 def _corrupt_workbook(name: str, err: Exception) -> IntakeError:
@@ -1196,6 +1305,25 @@ def _header_notices(choice: _HeaderChoice, scored: bool) -> list[Notice]:
             details={"chosen_by": "scorer", "score": choice.score},
         ))
     return notices
+
+
+def _header_rows_notices(choice: _HeaderChoice, header_cells: list[str]) -> list[Notice]:
+    if not choice.sub_rows:
+        return []
+    first, last = choice.header.first_line, choice.sub_rows[-1].last_line
+    joined = [cell for cell in header_cells if "_" in cell][:5]
+    example = "、".join(joined) or "、".join(header_cells[:3])
+    return [Notice(
+        "header-rows",
+        f"見出しが {first}〜{last} 行目の {last - first + 1} 行にわたるため、上の行の見出しと下の行の見出しを"
+        f"「_」でつないで列名にしました（例: {example}）。",
+        f"The header spans lines {first}-{last}; the labels of its rows were joined with '_' into one name "
+        f"per column (e.g. {', '.join(joined) or ', '.join(header_cells[:3])}).",
+        line=first,
+        count=len(choice.sub_rows) + 1,
+        details={"lines": list(range(first, last + 1)), "columns": header_cells,
+                 "merged_cells": bool(choice.merges)},
+    )]
 
 
 def _extension_notices(name: str, fmt: str) -> list[Notice]:
