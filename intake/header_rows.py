@@ -53,7 +53,8 @@ def _clean(cell: str) -> str:
     return cell.strip(_STRIP)
 
 
-def _is_label(cell: str) -> bool:
+def is_label(cell: str) -> bool:
+    """A header label, not a value: no number, date, time, phone, URL or e-mail, and short."""
     text = unicodedata.normalize("NFKC", cell)
     return len(text) <= MAX_LABEL_CHARS and _VALUE.fullmatch(text) is None
 
@@ -103,7 +104,7 @@ def _is_sub_header(above: list[list[str]], lower: list[list[str]]) -> bool:
     if sum(1 for cell in above[-1] if cell) < 2 and len(above) == 1:
         return False                                                     # a title, not a group row
     labels = [col for col, cell in enumerate(row) if cell]
-    if len(labels) < 2 or not all(_is_label(row[col]) for col in labels):
+    if len(labels) < 2 or not all(is_label(row[col]) for col in labels):
         return False
     keys = _column_keys(above, lower)
     groups = _groups(keys, above[-1])

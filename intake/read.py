@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from intake.header_rows import MAX_HEADER_ROWS, Merge, count_header_rows, join_header_rows
+from intake.header_rows import MAX_HEADER_ROWS, Merge, count_header_rows, is_label, join_header_rows
 from intake.problems import IntakeError, Notice
 
 HeaderScorer = Callable[[list[str]], float]
@@ -101,6 +101,10 @@ class RawTable:
     preamble: list[str]
     blank_rows_skipped: int
     notices: list[Notice] = field(default_factory=list)
+    # LinkData files: each column's '#property' name (English: name, address, startDate …) and
+    # '#object_type_xsd' type, in the order of ``header`` ("" where the file gives none); empty otherwise.
+    property_names: list[str] = field(default_factory=list)
+    property_types: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -312,7 +316,12 @@ class _Record:
     @property
     def property_line(self) -> bool:
         """LinkData's '#property' line, which names the columns of the data below it."""
-        return bool(self.cells) and self.cells[0].strip(_HEADER_STRIP_CHARS).lower() == "#property"
+        return self.marker == "#property"
+
+    @property
+    def marker(self) -> str:
+        """The first cell, stripped and lower-cased: '#property', '#label', '#object_type_xsd' …"""
+        return self.cells[0].strip(_HEADER_STRIP_CHARS).lower() if self.cells else ""
 
 
 class _LineFeeder:
@@ -410,11 +419,13 @@ class _HeaderChoice:
     score: float | None = None
     sub_rows: list[_Record] = field(default_factory=list)   # header rows below the header (病床数 → 一般/療養/計)
     merges: tuple[Merge, ...] = ()                           # xlsx merged ranges of the header rows
+    properties: list[str] = field(default_factory=list)      # LinkData: the '#property' names, per column
+    property_types: list[str] = field(default_factory=list)  # LinkData: the '#object_type_xsd' types
 
     @property
     def width(self) -> int:
         """Cells across the header rows (the widest of them)."""
-        return max(len(rec.cells) for rec in [self.header, *self.sub_rows])
+        return max(len(self.properties), *(len(rec.cells) for rec in [self.header, *self.sub_rows]))
 
 
 def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _HeaderChoice | None:
@@ -425,9 +436,10 @@ def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _
          if rec.property_line),
         None,
     )
+    if property_index is not None:   # LinkData: '#property' names the columns, whatever a scorer thinks
+        score = scorer(_header_cells(records[property_index])) if scorer is not None else None
+        return _header_choice(records, property_index, property_index, "linkdata", score)
     candidates: list[int] = []
-    if property_index is not None:
-        candidates.append(property_index)
     candidates += [
         i for i, rec in enumerate(records)
         if not rec.blank and not rec.comment and (rec.first_line <= HEADER_SEARCH_LINES or i == default_index)
@@ -458,13 +470,53 @@ def _header_choice(records: Sequence[_Record], chosen: int, property_index: int 
         rec for i, rec in enumerate(records[:data_index])
         if not rec.blank and (i != chosen or chosen == property_index)
     ]
-    return _HeaderChoice(records[chosen], data_index, preamble, chosen_by, score)
+    choice = _HeaderChoice(records[chosen], data_index, preamble, chosen_by, score)
+    return _linkdata_labels(records, choice) if chosen == property_index else choice
+
+
+# LinkData lines that give each column a label in the file's language, beside the '#property' names.
+_LABEL_MARKERS = ("#label", "#property_label")
+
+
+def _linkdata_labels(records: Sequence[_Record], choice: _HeaderChoice) -> _HeaderChoice:
+    """A LinkData file read with its Japanese labels as the header when it has them, its '#property' names
+    (English, e.g. name, address, startDate) kept beside them for mapping onto a dataset.
+
+    The labels are a '#label…' metadata line, or else a plain row right under the metadata whose cells are
+    all labels (no number, date, phone …) where the row below it holds a value: that row is the header,
+    not data."""
+    metadata = [rec for rec in records[: choice.data_index] if rec.comment]
+    properties = _header_cells(choice.header, keep_trailing=True)
+    types = next((_header_cells(rec, keep_trailing=True) for rec in metadata
+                  if rec.marker.startswith("#object_type")), [])
+    linked = replace(choice, properties=properties, property_types=types)
+    label_line = next((rec for rec in metadata if rec.marker.startswith(_LABEL_MARKERS)), None)
+    if label_line is not None:
+        return replace(linked, header=label_line, chosen_by="linkdata-label")
+    rows = [rec for rec in records[choice.data_index : choice.data_index + 2] if not rec.blank]
+    if len(rows) == 2 and rows[0].first_line == records[choice.data_index].first_line \
+            and _is_label_row(rows[0].cells, rows[1].cells):
+        return replace(linked, header=rows[0], data_index=choice.data_index + 1, chosen_by="linkdata-label")
+    return linked
+
+
+def _is_label_row(cells: list[str], next_row: list[str]) -> bool:
+    """Labels in Japanese (every filled cell a label, at least two, no repeats) over a row with a value."""
+    labels = [(i, cell.strip(_HEADER_STRIP_CHARS)) for i, cell in enumerate(cells)
+              if cell.strip(_HEADER_STRIP_CHARS)]
+    texts = [text for _, text in labels]
+    if len(texts) < 2 or len(set(texts)) != len(texts) or not all(is_label(text) for text in texts):
+        return False
+    if all(text.isascii() for text in texts):
+        return False
+    return any(i < len(next_row) and not is_label(next_row[i].strip(_HEADER_STRIP_CHARS))
+               and next_row[i].strip(_HEADER_STRIP_CHARS) for i, _ in labels)
 
 
 def _header_cells(record: _Record, keep_trailing: bool = False) -> list[str]:
-    """Header cells as written, stripped; the '#property' marker names no column, so it becomes blank."""
+    """Header cells as written, stripped; a '#property' or '#label' marker names no column: it becomes blank."""
     cells = [cell.strip(_HEADER_STRIP_CHARS) for cell in record.cells]
-    if record.property_line:
+    if record.comment:
         cells[0] = ""
     while cells and not cells[-1] and not keep_trailing:
         cells.pop()
@@ -475,7 +527,7 @@ def _with_header_rows(records: Sequence[_Record], choice: _HeaderChoice,
                       merges: Sequence[Merge] = ()) -> _HeaderChoice:
     """The header continued on the rows right below it: a group label row over sub-columns (病床数 over
     一般/療養/計) makes a two- or three-row header; the data starts below the last of them."""
-    if choice.chosen_by == "linkdata":
+    if choice.chosen_by.startswith("linkdata"):
         return choice
     below: list[_Record] = []
     for rec in records[choice.data_index : choice.data_index + MAX_HEADER_ROWS]:
@@ -494,6 +546,7 @@ def _with_header_rows(records: Sequence[_Record], choice: _HeaderChoice,
 def _choice_header_cells(choice: _HeaderChoice) -> list[str]:
     """One header cell per column; the labels of a multi-row header joined (病床数_一般)."""
     cells = _header_cells(choice.header, keep_trailing=True)
+    cells += [""] * (choice.width - len(cells))   # a LinkData label line may stop before its last columns
     if not choice.sub_rows:
         return cells
     rows = [cells, *(_header_cells(rec, keep_trailing=True) for rec in choice.sub_rows)]
@@ -1004,7 +1057,7 @@ _MERGE_SCAN_OVERLAP = 256   # bytes kept between chunks: longer than one <mergeC
 def _header_merges(data: bytes, sheet_name: str, head: list[_Record], choice: _HeaderChoice) -> list[Merge]:
     """The sheet's merged ranges that start in the header row or the rows below it, in grid coordinates
     (row 0 = the header row). Empty when the sheet has none or they cannot be read (the CSV rules decide)."""
-    if choice.chosen_by == "linkdata":
+    if choice.chosen_by.startswith("linkdata"):
         return []
     first_row = choice.header.first_line   # 1-based sheet row of the header (grid rows start at sheet row 1)
     try:
@@ -1187,7 +1240,16 @@ def _assemble(
         preamble=[rec.raw for rec in choice.preamble],
         blank_rows_skipped=len(blank_lines),
         notices=notices,
+        property_names=_per_column(choice.properties, kept),
+        property_types=_per_column(choice.property_types, kept),
     )
+
+
+def _per_column(values: list[str], kept: list[int]) -> list[str]:
+    """LinkData's per-column metadata for the kept columns; [] when the file has none."""
+    if not values:
+        return []
+    return [values[i] if i < len(values) else "" for i in kept]
 
 
 def _to_polars(lines: np.ndarray, names: list[str], columns: list[pa.ChunkedArray]) -> pl.DataFrame:
@@ -1287,7 +1349,17 @@ def _header_notices(choice: _HeaderChoice, scored: bool) -> list[Notice]:
             details={"lines": _first_lines(lines)},
         ))
     line = choice.header.first_line
-    if choice.chosen_by == "linkdata":
+    if choice.chosen_by == "linkdata-label":
+        notices.append(Notice(
+            "header-row",
+            f"{line} 行目の見出し（LinkData形式の日本語の項目名）を列名としました。"
+            "「#property」行の英語の項目名は、標準の項目との対応づけに使います。",
+            f"Line {line} (the labels of a LinkData file) was used as the header; the English names of "
+            "its '#property' line are kept to map the columns onto a standard dataset.",
+            line=line,
+            details={"chosen_by": "linkdata-label", "properties": choice.properties},
+        ))
+    elif choice.chosen_by == "linkdata":
         notices.append(Notice(
             "header-row",
             f"{line} 行目の「#property」行を見出しとしました（LinkData形式）。1列目には見出しがありません。",
