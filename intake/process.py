@@ -29,7 +29,7 @@ from intake.headers import (
 )
 from intake.problems import IntakeError, Notice
 from intake.read import RawTable, read_file
-from intake.values import ADDRESS_PREFIX_ADDED, FULL_ADDRESS_COLUMN, normalise_column, prefix_full_addresses
+from intake.values import ADDRESS_PREFIX_ADDED, normalise_column, prefix_full_addresses
 
 CELL_PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),
@@ -180,10 +180,10 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: 
         invalid_cells=invalid,
         extra_columns={name: raw.header[pos] for pos, name in extras.items()},
     )
-    staged.values, prefixed = prefix_full_addresses(
+    staged.values, address_column, prefixed = prefix_full_addresses(
         staged.values, ["所在地_全国地方公共団体コード", dataset.code_column], city_code)
     if prefixed:
-        staged.normalisations.setdefault(FULL_ADDRESS_COLUMN, {})[ADDRESS_PREFIX_ADDED] = prefixed
+        staged.normalisations.setdefault(address_column, {})[ADDRESS_PREFIX_ADDED] = prefixed
     split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
     if not match.good:

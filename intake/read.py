@@ -1062,7 +1062,7 @@ def _header_merges(data: bytes, sheet_name: str, head: list[_Record], choice: _H
     first_row = choice.header.first_line   # 1-based sheet row of the header (grid rows start at sheet row 1)
     try:
         ranges = [openpyxl.utils.cell.range_boundaries(ref) for ref in _merged_refs(data, sheet_name)]
-        ranges = [(c1, r1, c2, r2) for c1, r1, c2, r2 in ranges  # type: ignore[misc]
+        ranges = [(c1, r1, c2, r2) for c1, r1, c2, r2 in ranges
                   if r1 is not None and first_row <= r1 < first_row + MAX_HEADER_ROWS]
         if not ranges:
             return []
@@ -1220,6 +1220,11 @@ def _assemble(
     table = body.table.filter(pa.array(keep)) if body.blank.any() else body.table
     lines = body.source_lines[keep]
     lengths = body.row_lengths[keep] if body.row_lengths is not None else None
+    notes = _trailing_notes(table)
+    if notes:   # ※… lines under the table explain it; they are not rows
+        notices.append(_note_rows_notice(table.slice(table.num_rows - notes), lines[-notes:]))
+        table, lines = table.slice(0, table.num_rows - notes), lines[:-notes]
+        lengths = lengths[:-notes] if lengths is not None else None
 
     kept, dropped_trailing, dropped_inner, named = _keep_columns(header_cells, table)
     notices += _dropped_column_notices(dropped_trailing, dropped_inner)
@@ -1250,6 +1255,37 @@ def _per_column(values: list[str], kept: list[int]) -> list[str]:
     if not values:
         return []
     return [values[i] if i < len(values) else "" for i in kept]
+
+
+# A note under a table: one cell starting with ※, ＊, (注), 注1:, 出典: … (not 注射…, which is a name).
+_NOTE_START = re.compile(r"^(?:[※＊*]|[（(]注[0-9０-９]*[)）]|注[0-9０-９]*[:：)）]|(?:出典|資料|備考)[:：])")
+MAX_NOTE_ROWS = 20
+
+
+def _trailing_notes(table: pa.Table) -> int:
+    """How many of the last rows are notes: one filled cell, starting like a note; never every row."""
+    notes = 0
+    for row in range(table.num_rows - 1, max(table.num_rows - 1 - MAX_NOTE_ROWS, 0), -1):
+        cells = [v.strip(_BLANK_CHARS) for v in table.slice(row, 1).to_pylist()[0].values()
+                 if v and v.strip(_BLANK_CHARS)]
+        if len(cells) != 1 or not _NOTE_START.match(cells[0]):
+            break
+        notes += 1
+    return notes
+
+
+def _note_rows_notice(rows: pa.Table, lines: np.ndarray) -> Notice:
+    texts = [next(v for v in row.values() if v and v.strip(_BLANK_CHARS)).strip(_BLANK_CHARS)
+             for row in rows.to_pylist()]
+    shown = _lines_text(_first_lines(lines), len(lines))
+    return Notice(
+        "note-row",
+        f"表の下にある注記 {len(texts)} 行（{shown} 行目）はデータに含めていません: {' / '.join(texts)}",
+        f"{len(texts)} note line(s) under the table (line {shown}) were not read as data: {' / '.join(texts)}",
+        line=int(lines[0]),
+        count=len(texts),
+        details={"lines": _first_lines(lines), "notes": texts},
+    )
 
 
 def _to_polars(lines: np.ndarray, names: list[str], columns: list[pa.ChunkedArray]) -> pl.DataFrame:
@@ -1383,7 +1419,8 @@ def _header_rows_notices(choice: _HeaderChoice, header_cells: list[str]) -> list
     if not choice.sub_rows:
         return []
     first, last = choice.header.first_line, choice.sub_rows[-1].last_line
-    joined = [cell for cell in header_cells if "_" in cell][:5]
+    joined = [cell for i, cell in enumerate(header_cells)
+              if any(i < len(rec.cells) and rec.cells[i].strip(_HEADER_STRIP_CHARS) for rec in choice.sub_rows)][:5]
     example = "、".join(joined) or "、".join(header_cells[:3])
     return [Notice(
         "header-rows",

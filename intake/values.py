@@ -88,7 +88,9 @@ _DASH_CHARS = "\\-" + _NON_ASCII_DASHES   # all of them, escaped for a [] class
 # 住所 / 方書 and 建物名等(方書). Their digits are written half-width with an ASCII hyphen between numbers,
 # as the standard's own example is (北海道札幌市厚別区青葉町一丁目○-○　○○ビル1階, ../shared/standards).
 _ADDRESS_COLUMN = re.compile(r"(所在地|住所|方書)(?!.*(コード|ID))")
-FULL_ADDRESS_COLUMN = "所在地_連結表記"   # prefecture to building in one string: gets the prefix too
+# The whole address, prefecture to building, in one string (current layouts; 住所 in the legacy-only datasets):
+# it also gets the prefecture and municipality in front where the city left them out.
+FULL_ADDRESS_COLUMNS = ("所在地_連結表記", "住所")
 
 
 @dataclass
@@ -788,28 +790,30 @@ def _column_is_us_ordered(values: pl.Series) -> bool:
 # --- the full address (所在地_連結表記) --------------------------------------------------------------
 
 def prefix_full_addresses(values: pl.DataFrame, code_columns: list[str],
-                          city_code: str | None = None) -> tuple[pl.DataFrame, int]:
-    """所在地_連結表記 starting with its prefecture and municipality, taken from the row's code.
+                          city_code: str | None = None) -> tuple[pl.DataFrame, str, int]:
+    """The full address (所在地_連結表記, or a legacy-only dataset's 住所) starting with its prefecture and
+    municipality, taken from the row's code.
 
     The code is the first valid one of ``code_columns`` (所在地_全国地方公共団体コード first: where the
-    facility is), else ``city_code`` (the uploader). Returns the frame and how many cells changed; see
-    :func:`intake.localgov.with_address_prefix` for what is left as written."""
-    if FULL_ADDRESS_COLUMN not in values.columns:
-        return values, 0
+    facility is), else ``city_code`` (the uploader). Returns the frame, the address column and how many cells
+    changed; see :func:`intake.localgov.with_address_prefix` for what is left as written."""
+    column = next((c for c in FULL_ADDRESS_COLUMNS if c in values.columns), "")
+    if not column:
+        return values, column, 0
     codes = [pl.when(_local_government_code_is_canonical(pl.col(c))).then(pl.col(c))
-             for c in code_columns if c in values.columns and c != FULL_ADDRESS_COLUMN]
+             for c in code_columns if c in values.columns and c != column]
     pairs = values.select(
-        address=pl.col(FULL_ADDRESS_COLUMN),
+        address=pl.col(column),
         code=pl.coalesce(*codes, pl.lit(city_code, pl.String)) if codes else pl.lit(city_code, pl.String),
     )
     prefectures = "|".join(sorted({gov.prefecture for gov in localgov.all_local_governments()}))
     candidates = pairs.filter(pl.col("address").is_not_null() & pl.col("code").is_not_null()
                               & ~pl.col("address").str.contains(f"^(?:{prefectures})")).unique()
     if candidates.height == 0:
-        return values, 0
+        return values, column, 0
     candidates = candidates.with_columns(new=pl.Series([
         localgov.with_address_prefix(address, code) for address, code in candidates.iter_rows()], dtype=pl.String))
     joined = pairs.join(candidates, on=["address", "code"], how="left", maintain_order="left", nulls_equal=False)
     changed = joined.get_column("new").is_not_null() & (joined.get_column("new") != joined.get_column("address"))
     new = pl.select(pl.when(changed).then(joined.get_column("new")).otherwise(joined.get_column("address")))
-    return values.with_columns(new.to_series().alias(FULL_ADDRESS_COLUMN)), int(changed.sum())
+    return values.with_columns(new.to_series().alias(column)), column, int(changed.sum())
