@@ -36,7 +36,9 @@ def test_address_digits_and_hyphens(raw: str, expected: str) -> None:
 
 
 def test_address_columns_by_name() -> None:
-    for name in ("所在地_連結表記", "所在地_町字", "所在地_番地以下", "建物名等(方書)", "住所", "方書", "施設所在地_番地以下"):
+    addresses = ("所在地_連結表記", "所在地_町字", "所在地_番地以下", "建物名等(方書)", "住所", "方書",
+                 "施設所在地_番地以下")
+    for name in addresses:
         assert is_address_column(name), name
     for name in ("所在地_全国地方公共団体コード", "町字ID", "名称", "設置位置", "備考"):
         assert not is_address_column(name), name

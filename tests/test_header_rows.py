@@ -118,7 +118,7 @@ def _clinic_workbook(*, merged: bool, start_column: int = 1) -> bytes:
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
-    rows = [
+    rows: list[list[str | int | None]] = [
         ["医療機関一覧（令和6年4月1日現在）"],
         ["番号", "医療機関名", "所在地", "病床数", None, None, "診療科目"],
         [None, None, None, "一般", "療養", "計", None],
