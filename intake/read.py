@@ -6,7 +6,11 @@ What this module decides, and nothing more:
   (UTF-8 with BOM → UTF-8 → CP932, strictly, never a guess);
 * which line is the header (the first line that is neither blank nor a ``#…`` preamble line, the
   ``#property`` line of LinkData-style files, or the best-scoring line when a ``header_scorer`` is given);
-* every cell below it, as written, with the physical line (or sheet row) where its record starts.
+  a header on two or three rows (a group label over sub-columns, merged cells in xlsx) is joined into one
+  name per column (病床数_一般, :mod:`intake.header_rows`); a LinkData file's Japanese labels (``#label``) are
+  its header, its ``#property`` names kept as :attr:`RawTable.property_names`;
+* every cell below it, as written, with the physical line (or sheet row) where its record starts; note lines
+  under the table (※…, (注)…) are reported, not read as rows.
 
 Everything it drops or works around (blank rows, empty unnamed columns, ragged rows, a preamble, mixed line
 endings …) is reported as a :class:`~intake.problems.Notice`; a file it cannot read raises
