@@ -1064,6 +1064,9 @@ def _header_merges(data: bytes, sheet_name: str, head: list[_Record], choice: _H
     if choice.chosen_by.startswith("linkdata"):
         return []
     first_row = choice.header.first_line   # 1-based sheet row of the header (grid rows start at sheet row 1)
+    labels = [bool(cell.strip(_HEADER_STRIP_CHARS)) for cell in choice.header.cells]
+    if False not in labels[labels.index(True) if True in labels else 0:]:
+        return []   # no blank header cell: nothing merged across, so no group row (and no scan of the sheet)
     try:
         ranges = [openpyxl.utils.cell.range_boundaries(ref) for ref in _merged_refs(data, sheet_name)]
         ranges = [(c1, r1, c2, r2) for c1, r1, c2, r2 in ranges
@@ -1095,11 +1098,12 @@ def _merged_refs(data: bytes, sheet_name: str) -> list[str]:
             buffer = tail + chunk
             safe_end = len(buffer) if not chunk else len(buffer) - _MERGE_SCAN_OVERLAP
             last = 0
-            for match in _MERGE_REF.finditer(buffer):
-                if match.end() > safe_end:
-                    break
-                refs.append(match.group(1).decode("ascii"))
-                last = match.end()
+            if b"mergeCell" in buffer:   # a plain search first: the regex is slow over a whole sheetData
+                for match in _MERGE_REF.finditer(buffer):
+                    if match.end() > safe_end:
+                        break
+                    refs.append(match.group(1).decode("ascii"))
+                    last = match.end()
             if not chunk:
                 return refs
             tail = buffer[max(last, safe_end):]
