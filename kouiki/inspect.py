@@ -15,7 +15,7 @@ from expectations.registry import Registry, default_registry
 from intake.headers import detect, header_score
 from intake.problems import IntakeError
 from intake.process import choose_dataset, stage_table
-from intake.read import RawTable, read_file
+from intake.read import SOURCE_LINE, RawTable, read_file
 from warehouse.load import validate_staged
 
 
@@ -82,6 +82,9 @@ def _table_report(path: Path, raw: RawTable, registry: Registry) -> dict[str, An
         "blank_rows_skipped": raw.blank_rows_skipped,
         "preamble_lines": len(raw.preamble),
         "columns": list(raw.header),
+        # LinkData: column (as named in the data) → its '#property' name (English), for mapping onto a dataset
+        "properties": dict(zip([c for c in raw.data.columns if c != SOURCE_LINE], raw.property_names,
+                               strict=True)) if raw.property_names else {},
         "candidates": [{"dataset": c.dataset_id, "variant": c.variant, "score": round(c.score, 3)}
                        for c in candidates],
         "notices": [n.to_dict() for n in raw.notices],

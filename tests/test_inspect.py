@@ -63,6 +63,10 @@ def test_inspect_reports_rows_of_every_sample_and_demo_file(path: Path) -> None:
     report = inspect_file(path, validate=False)
     assert report["ok"], report.get("error")
     assert report["rows"] == EXPECTED_ROWS[path.name] == _independent_count(path)
+    linkdata = path.name.startswith("takamatsu")   # its '#property' names are reported for mapping
+    assert bool(report["properties"]) is linkdata
+    if linkdata:
+        assert report["properties"]["address"] == "address" and report["properties"]["location"] == "location"
 
 
 def test_every_sample_has_an_expected_count() -> None:
