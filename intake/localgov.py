@@ -184,3 +184,56 @@ def _load() -> tuple[LocalGovernment, ...]:
 
 def _fullwidth_kana(text: str) -> str:
     return jaconv.h2z(text, kana=True, ascii=False, digit=False)
+
+
+# ------------------------------------------------------------------------------------------ addresses
+# 所在地_連結表記 is the whole address, prefecture first (the standard's example: 北海道札幌市厚別区青葉町一丁目…).
+# Cities often leave out the prefecture (狛江市和泉本町…) or both (和泉本町…); the row's code says which they are.
+
+_NAME_START = re.compile(r"^[\u3005\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")   # kanji or kana: a place name
+_DISTRICT_START = re.compile(r"^[^\s0-9]{1,6}郡")                                # 印旛郡酒々井町…
+
+
+def address_prefix(code: str) -> tuple[str, str] | None:
+    """(prefecture, municipality) a full address in this government starts with, e.g. ('東京都', '狛江市').
+
+    A prefecture's code gives ('東京都', ''); a ward of a designated city (not in the list) gives its city
+    (141011 → ('神奈川県', '横浜市'), the ward's name follows in the address). None for an unknown code."""
+    gov = lookup(code)
+    if gov is None and is_valid_code(code) and _is_designated_city_ward(code):
+        cities = [g for g in _load() if g.code[:2] == code[:2] and 100 <= int(g.code[2:5]) < int(code[2:5])]
+        gov = cities[-1] if cities else None
+    return (gov.prefecture, gov.city) if gov is not None else None
+
+
+@functools.cache
+def _prefecture_start() -> re.Pattern[str]:
+    names = sorted({gov.prefecture for gov in _load()}, key=len, reverse=True)
+    return re.compile("^(?:" + "|".join(map(re.escape, names)) + ")")
+
+
+@functools.cache
+def _municipality_start(prefecture: str) -> re.Pattern[str]:
+    """Any municipality of the prefecture at the start of an address, after an optional 郡."""
+    names = sorted({gov.city for gov in _load() if gov.prefecture == prefecture and gov.city}, key=len, reverse=True)
+    return re.compile(r"^(?:[^\s0-9]{1,6}郡)?(?:" + "|".join(map(re.escape, names)) + ")")
+
+
+def starts_with_prefecture(address: str) -> bool:
+    return _prefecture_start().match(address) is not None
+
+
+def with_address_prefix(address: str, code: str) -> str:
+    """The address with what it leaves out of '<prefecture><municipality>' put in front, from ``code``.
+
+    狛江市和泉本町1-1 (132195) → 東京都狛江市和泉本町1-1; 和泉本町1-1 → 東京都狛江市和泉本町1-1; an address that
+    names another municipality of the prefecture (a facility just over the border) gets only the prefecture.
+    Left as written: an address with a prefecture already, one that does not start with a place name
+    (〒272-…, a number) and any address when the code is unknown."""
+    prefix = address_prefix(code)
+    if prefix is None or not _NAME_START.match(address) or starts_with_prefecture(address):
+        return address
+    prefecture, city = prefix
+    if not city or _municipality_start(prefecture).match(address) or _DISTRICT_START.match(address):
+        return prefecture + address
+    return prefecture + city + address

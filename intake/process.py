@@ -2,7 +2,8 @@
 
 The result keeps both the raw cells and the normalised ones (same rows, same canonical column names) so that
 every report can show the raw value beside the normalised one. Columns without a standard counterpart are kept
-after the canonical ones as *extra columns* (:func:`extra_columns`), raw text in both frames.
+after the canonical ones as *extra columns* (:func:`extra_columns`): as written in ``raw``, and in ``values``
+normalised as text (half-width kana widened; addresses' digits and hyphens made half-width).
 
 A file with a header but no data row is refused here (``no-data-rows``), before anything is validated.
 """
@@ -29,7 +30,7 @@ from intake.headers import (
 )
 from intake.problems import IntakeError, Notice
 from intake.read import RawTable, read_file
-from intake.values import normalise_column
+from intake.values import ADDRESS_PREFIX_ADDED, normalise_column, prefix_full_addresses
 
 CELL_PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),
@@ -136,8 +137,10 @@ def column_type(dataset: Dataset, variant_name: str, canonical: Column) -> str:
     return canonical.type
 
 
-def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUpload:
-    """Map a read table onto the dataset's canonical columns and normalise every value by its type."""
+def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: str | None = None) -> StagedUpload:
+    """Map a read table onto the dataset's canonical columns and normalise every value by its type.
+
+    ``city_code`` (the uploader) completes 所在地_連結表記 in rows that carry no local-government code."""
     n = raw.data.height
     sources = canonical_sources(match, dataset, raw.header)
     data_columns = [c for c in raw.data.columns if c != "_source_line"]
@@ -164,10 +167,10 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         if bad:
             invalid[col.name] = bad
     extras = extra_columns(raw.header, sources, dataset)
-    for pos, name in extras.items():
+    for pos, name in extras.items():   # a city's own columns are text: kana widened, addresses' digits too
         series = raw.data[data_columns[pos]].cast(pl.String).alias(name)
         raw_cols.append(series)
-        norm_cols.append(series)
+        norm_cols.append(_as_text(series, normalisations))
     staged = StagedUpload(
         dataset=dataset,
         match=match,
@@ -178,6 +181,10 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
         invalid_cells=invalid,
         extra_columns={name: raw.header[pos] for pos, name in extras.items()},
     )
+    staged.values, address_column, prefixed = prefix_full_addresses(
+        staged.values, ["所在地_全国地方公共団体コード", dataset.code_column], city_code)
+    if prefixed:
+        staged.normalisations.setdefault(address_column, {})[ADDRESS_PREFIX_ADDED] = prefixed
     split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
     if not match.good:
@@ -190,6 +197,16 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch) -> StagedUp
             details={"score": round(match.score, 3), "precision": round(match.precision, 3)},
         ))
     return staged
+
+
+def _as_text(series: pl.Series, normalisations: dict[str, dict[str, int]]) -> pl.Series:
+    """An extra column as written, except half-width kana (and an address's digits), which are normalised."""
+    result = normalise_column(series, "string", column_name=series.name)
+    repaired = result.values != series.str.strip_chars()   # more than surrounding spaces changed
+    rules = {rule: n for rule, n in result.rule_counts.items() if rule != "whitespace-stripped"}
+    if rules:
+        normalisations[series.name] = rules
+    return pl.select(pl.when(repaired).then(result.values).otherwise(series)).to_series().alias(series.name)
 
 
 def extra_columns(header: list[str], sources: dict[str, int], dataset: Dataset) -> dict[int, str]:
@@ -334,7 +351,7 @@ def stage_file(path: Path, registry: Registry, *, original_name: str | None = No
     name = original_name or path.name
     raw = reader(path, original_name=name, header_scorer=lambda h: header_score(h, registry))
     layout = choose_layout(raw, registry, city_code, dataset_hint=dataset_hint, file_name=name)
-    staged = stage_table(raw, layout.dataset, layout.match)
+    staged = stage_table(raw, layout.dataset, layout.match, city_code=city_code)
     if layout.notice is not None:
         staged.staging_notices.append(layout.notice)
         number_rows_without_id(staged)

@@ -6,7 +6,11 @@ What this module decides, and nothing more:
   (UTF-8 with BOM → UTF-8 → CP932, strictly, never a guess);
 * which line is the header (the first line that is neither blank nor a ``#…`` preamble line, the
   ``#property`` line of LinkData-style files, or the best-scoring line when a ``header_scorer`` is given);
-* every cell below it, as written, with the physical line (or sheet row) where its record starts.
+  a header on two or three rows (a group label over sub-columns, merged cells in xlsx) is joined into one
+  name per column (病床数_一般, :mod:`intake.header_rows`); a LinkData file's Japanese labels (``#label``) are
+  its header, its ``#property`` names kept as :attr:`RawTable.property_names`;
+* every cell below it, as written, with the physical line (or sheet row) where its record starts; note lines
+  under the table (※…, (注)…) are reported, not read as rows.
 
 Everything it drops or works around (blank rows, empty unnamed columns, ragged rows, a preamble, mixed line
 endings …) is reported as a :class:`~intake.problems.Notice`; a file it cannot read raises
@@ -28,17 +32,19 @@ import string
 import sys
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 import fastexcel
 import numpy as np
+import openpyxl
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from intake.header_rows import MAX_HEADER_ROWS, Merge, count_header_rows, is_label, join_header_rows
 from intake.problems import IntakeError, Notice
 
 HeaderScorer = Callable[[list[str]], float]
@@ -99,6 +105,10 @@ class RawTable:
     preamble: list[str]
     blank_rows_skipped: int
     notices: list[Notice] = field(default_factory=list)
+    # LinkData files: each column's '#property' name (English: name, address, startDate …) and
+    # '#object_type_xsd' type, in the order of ``header`` ("" where the file gives none); empty otherwise.
+    property_names: list[str] = field(default_factory=list)
+    property_types: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -310,7 +320,12 @@ class _Record:
     @property
     def property_line(self) -> bool:
         """LinkData's '#property' line, which names the columns of the data below it."""
-        return bool(self.cells) and self.cells[0].strip(_HEADER_STRIP_CHARS).lower() == "#property"
+        return self.marker == "#property"
+
+    @property
+    def marker(self) -> str:
+        """The first cell, stripped and lower-cased: '#property', '#label', '#object_type_xsd' …"""
+        return self.cells[0].strip(_HEADER_STRIP_CHARS).lower() if self.cells else ""
 
 
 class _LineFeeder:
@@ -406,6 +421,15 @@ class _HeaderChoice:
     preamble: list[_Record]
     chosen_by: str                # "first-line", "linkdata", "scorer"
     score: float | None = None
+    sub_rows: list[_Record] = field(default_factory=list)   # header rows below the header (病床数 → 一般/療養/計)
+    merges: tuple[Merge, ...] = ()                           # xlsx merged ranges of the header rows
+    properties: list[str] = field(default_factory=list)      # LinkData: the '#property' names, per column
+    property_types: list[str] = field(default_factory=list)  # LinkData: the '#object_type_xsd' types
+
+    @property
+    def width(self) -> int:
+        """Cells across the header rows (the widest of them)."""
+        return max(len(self.properties), *(len(rec.cells) for rec in [self.header, *self.sub_rows]))
 
 
 def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _HeaderChoice | None:
@@ -416,9 +440,10 @@ def _choose_header(records: Sequence[_Record], scorer: HeaderScorer | None) -> _
          if rec.property_line),
         None,
     )
+    if property_index is not None:   # LinkData: '#property' names the columns, whatever a scorer thinks
+        score = scorer(_header_cells(records[property_index])) if scorer is not None else None
+        return _header_choice(records, property_index, property_index, "linkdata", score)
     candidates: list[int] = []
-    if property_index is not None:
-        candidates.append(property_index)
     candidates += [
         i for i, rec in enumerate(records)
         if not rec.blank and not rec.comment and (rec.first_line <= HEADER_SEARCH_LINES or i == default_index)
@@ -449,17 +474,87 @@ def _header_choice(records: Sequence[_Record], chosen: int, property_index: int 
         rec for i, rec in enumerate(records[:data_index])
         if not rec.blank and (i != chosen or chosen == property_index)
     ]
-    return _HeaderChoice(records[chosen], data_index, preamble, chosen_by, score)
+    choice = _HeaderChoice(records[chosen], data_index, preamble, chosen_by, score)
+    return _linkdata_labels(records, choice) if chosen == property_index else choice
+
+
+# LinkData lines that give each column a label in the file's language, beside the '#property' names.
+_LABEL_MARKERS = ("#label", "#property_label")
+
+
+def _linkdata_labels(records: Sequence[_Record], choice: _HeaderChoice) -> _HeaderChoice:
+    """A LinkData file read with its Japanese labels as the header when it has them, its '#property' names
+    (English, e.g. name, address, startDate) kept beside them for mapping onto a dataset.
+
+    The labels are a '#label…' metadata line, or else a plain row right under the metadata whose cells are
+    all labels (no number, date, phone …) where the row below it holds a value: that row is the header,
+    not data."""
+    metadata = [rec for rec in records[: choice.data_index] if rec.comment]
+    properties = _header_cells(choice.header, keep_trailing=True)
+    types = next((_header_cells(rec, keep_trailing=True) for rec in metadata
+                  if rec.marker.startswith("#object_type")), [])
+    linked = replace(choice, properties=properties, property_types=types)
+    label_line = next((rec for rec in metadata if rec.marker.startswith(_LABEL_MARKERS)), None)
+    if label_line is not None:
+        return replace(linked, header=label_line, chosen_by="linkdata-label")
+    rows = [rec for rec in records[choice.data_index : choice.data_index + 2] if not rec.blank]
+    if len(rows) == 2 and rows[0].first_line == records[choice.data_index].first_line \
+            and _is_label_row(rows[0].cells, rows[1].cells):
+        return replace(linked, header=rows[0], data_index=choice.data_index + 1, chosen_by="linkdata-label")
+    return linked
+
+
+def _is_label_row(cells: list[str], next_row: list[str]) -> bool:
+    """Labels in Japanese (every filled cell a label, at least two, no repeats) over a row with a value."""
+    labels = [(i, cell.strip(_HEADER_STRIP_CHARS)) for i, cell in enumerate(cells)
+              if cell.strip(_HEADER_STRIP_CHARS)]
+    texts = [text for _, text in labels]
+    if len(texts) < 2 or len(set(texts)) != len(texts) or not all(is_label(text) for text in texts):
+        return False
+    if all(text.isascii() for text in texts):
+        return False
+    return any(i < len(next_row) and not is_label(next_row[i].strip(_HEADER_STRIP_CHARS))
+               and next_row[i].strip(_HEADER_STRIP_CHARS) for i, _ in labels)
 
 
 def _header_cells(record: _Record, keep_trailing: bool = False) -> list[str]:
-    """Header cells as written, stripped; the '#property' marker names no column, so it becomes blank."""
+    """Header cells as written, stripped; a '#property' or '#label' marker names no column: it becomes blank."""
     cells = [cell.strip(_HEADER_STRIP_CHARS) for cell in record.cells]
-    if record.property_line:
+    if record.comment:
         cells[0] = ""
     while cells and not cells[-1] and not keep_trailing:
         cells.pop()
     return cells
+
+
+def _with_header_rows(records: Sequence[_Record], choice: _HeaderChoice,
+                      merges: Sequence[Merge] = ()) -> _HeaderChoice:
+    """The header continued on the rows right below it: a group label row over sub-columns (病床数 over
+    一般/療養/計) makes a two- or three-row header; the data starts below the last of them."""
+    if choice.chosen_by.startswith("linkdata"):
+        return choice
+    below: list[_Record] = []
+    for rec in records[choice.data_index : choice.data_index + MAX_HEADER_ROWS]:
+        if rec.blank or rec.comment:
+            break
+        below.append(rec)
+    if not below:
+        return choice
+    count = count_header_rows([choice.header.cells, *(rec.cells for rec in below)], merges)
+    if count == 1:
+        return choice
+    return replace(choice, sub_rows=below[: count - 1], data_index=choice.data_index + count - 1,
+                   merges=tuple(merges))
+
+
+def _choice_header_cells(choice: _HeaderChoice) -> list[str]:
+    """One header cell per column; the labels of a multi-row header joined (病床数_一般)."""
+    cells = _header_cells(choice.header, keep_trailing=True)
+    cells += [""] * (choice.width - len(cells))   # a LinkData label line may stop before its last columns
+    if not choice.sub_rows:
+        return cells
+    rows = [cells, *(_header_cells(rec, keep_trailing=True) for rec in choice.sub_rows)]
+    return join_header_rows(rows, choice.merges)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -771,6 +866,8 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
         delimiter = _detect_delimiter(head_text, name)
         records = _head_records(head_text, delimiter)
         choice = _choose_header(records, scorer)
+        if choice is not None:
+            choice = _with_header_rows(records, choice)
         # the last record of a cut prefix may be cut too: trust only records before it
         if complete or (choice is not None and choice.data_index + 1 < len(records)):
             break
@@ -790,7 +887,8 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
     notices = [_encoding_notice(encoding), *_line_ending_notices(line_breaks)]
     notices += _header_notices(choice, scorer is not None)
     notices += _extension_notices(name, fmt)
-    header_cells = _header_cells(choice.header, keep_trailing=True)
+    header_cells = _choice_header_cells(choice)
+    notices += _header_rows_notices(choice, header_cells)
     return _assemble(header_cells, body, choice, notices, encoding, fmt, None)
 
 
@@ -819,8 +917,8 @@ def _head_records(text: str, delimiter: str) -> list[_Record]:
         if default_index is None and not record.blank and not record.comment:
             default_index = len(records) - 1
         # stop a few records past both the default header and the scorer's search window
-        if (default_index is not None and len(records) - default_index > 3
-                and records[-2].first_line > HEADER_SEARCH_LINES):
+        if (default_index is not None and len(records) - default_index > MAX_HEADER_ROWS + 1
+                and records[-2].first_line > HEADER_SEARCH_LINES + MAX_HEADER_ROWS):
             break
     return records
 
@@ -835,7 +933,7 @@ def _parse_text_body(
     choice: _HeaderChoice,
 ) -> _Body:
     """Fast path first; the csv module when pyarrow rejects the file (ragged rows and the like)."""
-    header_width = len(choice.header.cells)
+    header_width = choice.width
     # rows that all end with extra delimiters (more cells than the header) stay on the fast path
     first_row = next((rec for rec in records[choice.data_index :] if not rec.blank), None)
     width = max(header_width, len(first_row.cells) if first_row else 0)
@@ -938,6 +1036,8 @@ def _read_xlsx(data: bytes, name: str, scorer: HeaderScorer | None, limit: int) 
             hint_en="Choose the file that holds the data.",
         )
     sheet, choice, others = picked
+    head = _grid_records(sheet.grid.slice(0, choice.data_index + MAX_HEADER_ROWS))
+    choice = _with_header_rows(head, choice, _header_merges(data, sheet.name, head, choice))
     body_table = sheet.grid.slice(choice.data_index)   # record index == sheet row index
     body = _Body(
         table=body_table,
@@ -949,8 +1049,78 @@ def _read_xlsx(data: bytes, name: str, scorer: HeaderScorer | None, limit: int) 
     notices += _cell_error_notices(sheet.errors)
     notices += _header_notices(choice, scorer is not None)
     notices += _extension_notices(name, "xlsx")
-    header_cells = _header_cells(choice.header, keep_trailing=True)
+    header_cells = _choice_header_cells(choice)
+    notices += _header_rows_notices(choice, header_cells)
     return _assemble(header_cells, body, choice, notices, "xlsx", "xlsx", sheet.name)
+
+
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Za-z]{1,3}[0-9]+(?::[A-Za-z]{1,3}[0-9]+)?)"')
+_MERGE_SCAN_OVERLAP = 256   # bytes kept between chunks: longer than one <mergeCell …/> element
+
+
+def _header_merges(data: bytes, sheet_name: str, head: list[_Record], choice: _HeaderChoice) -> list[Merge]:
+    """The sheet's merged ranges that start in the header row or the rows below it, in grid coordinates
+    (row 0 = the header row). Empty when the sheet has none or they cannot be read (the CSV rules decide)."""
+    if choice.chosen_by.startswith("linkdata"):
+        return []
+    first_row = choice.header.first_line   # 1-based sheet row of the header (grid rows start at sheet row 1)
+    labels = [bool(cell.strip(_HEADER_STRIP_CHARS)) for cell in choice.header.cells]
+    if False not in labels[labels.index(True) if True in labels else 0:]:
+        return []   # no blank header cell: nothing merged across, so no group row (and no scan of the sheet)
+    try:
+        ranges = [openpyxl.utils.cell.range_boundaries(ref) for ref in _merged_refs(data, sheet_name)]
+        ranges = [(c1, r1, c2, r2) for c1, r1, c2, r2 in ranges
+                  if r1 is not None and first_row <= r1 < first_row + MAX_HEADER_ROWS]
+        if not ranges:
+            return []
+        offset = _first_column_offset(data, sheet_name, first_row, head[first_row - 1].cells)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    if offset is None:
+        return []
+    return [Merge(r1 - first_row, c1 - 1 - offset, r2 - first_row, c2 - 1 - offset)
+            for c1, r1, c2, r2 in ranges if c1 - 1 - offset >= 0]
+
+
+def _merged_refs(data: bytes, sheet_name: str) -> list[str]:
+    """``ref`` of every <mergeCell> of the sheet, streamed from its XML (a large sheet is never held whole)."""
+    reader = openpyxl.reader.excel.ExcelReader(io.BytesIO(data), read_only=True, keep_vba=False, keep_links=False)
+    reader.read_manifest()
+    reader.read_workbook()
+    path = next((rel.target for sheet, rel in reader.parser.find_sheets() if sheet.name == sheet_name), None)
+    if path is None:
+        return []
+    refs: list[str] = []
+    tail = b""
+    with reader.archive.open(path) as member:
+        while True:
+            chunk = member.read(1 << 20)
+            buffer = tail + chunk
+            safe_end = len(buffer) if not chunk else len(buffer) - _MERGE_SCAN_OVERLAP
+            last = 0
+            if b"mergeCell" in buffer:   # a plain search first: the regex is slow over a whole sheetData
+                for match in _MERGE_REF.finditer(buffer):
+                    if match.end() > safe_end:
+                        break
+                    refs.append(match.group(1).decode("ascii"))
+                    last = match.end()
+            if not chunk:
+                return refs
+            tail = buffer[max(last, safe_end):]
+
+
+def _first_column_offset(data: bytes, sheet_name: str, sheet_row: int, grid_cells: list[str]) -> int | None:
+    """Sheet columns left of the grid's first column: calamine starts the grid at the first used column."""
+    grid_first = next((i for i, cell in enumerate(grid_cells) if cell), None)
+    workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    try:
+        row = next(workbook[sheet_name].iter_rows(min_row=sheet_row, max_row=sheet_row, values_only=True), ())
+    finally:
+        workbook.close()
+    sheet_first = next((i for i, value in enumerate(row) if value not in (None, "")), None)
+    if grid_first is None or sheet_first is None or sheet_first < grid_first:
+        return None
+    return sheet_first - grid_first
 
 
 def _corrupt_workbook(name: str, err: Exception) -> IntakeError:
@@ -1058,6 +1228,11 @@ def _assemble(
     table = body.table.filter(pa.array(keep)) if body.blank.any() else body.table
     lines = body.source_lines[keep]
     lengths = body.row_lengths[keep] if body.row_lengths is not None else None
+    notes = _trailing_notes(table)
+    if notes:   # ※… lines under the table explain it; they are not rows
+        notices.append(_note_rows_notice(table.slice(table.num_rows - notes), lines[-notes:]))
+        table, lines = table.slice(0, table.num_rows - notes), lines[:-notes]
+        lengths = lengths[:-notes] if lengths is not None else None
 
     kept, dropped_trailing, dropped_inner, named = _keep_columns(header_cells, table)
     notices += _dropped_column_notices(dropped_trailing, dropped_inner)
@@ -1078,6 +1253,46 @@ def _assemble(
         preamble=[rec.raw for rec in choice.preamble],
         blank_rows_skipped=len(blank_lines),
         notices=notices,
+        property_names=_per_column(choice.properties, kept),
+        property_types=_per_column(choice.property_types, kept),
+    )
+
+
+def _per_column(values: list[str], kept: list[int]) -> list[str]:
+    """LinkData's per-column metadata for the kept columns; [] when the file has none."""
+    if not values:
+        return []
+    return [values[i] if i < len(values) else "" for i in kept]
+
+
+# A note under a table: one cell starting with ※, ＊, (注), 注1:, 出典: … (not 注射…, which is a name).
+_NOTE_START = re.compile(r"^(?:[※＊*]|[（(]注[0-9０-９]*[)）]|注[0-9０-９]*[:：)）]|(?:出典|資料|備考)[:：])")
+MAX_NOTE_ROWS = 20
+
+
+def _trailing_notes(table: pa.Table) -> int:
+    """How many of the last rows are notes: one filled cell, starting like a note; never every row."""
+    notes = 0
+    for row in range(table.num_rows - 1, max(table.num_rows - 1 - MAX_NOTE_ROWS, 0), -1):
+        cells = [v.strip(_BLANK_CHARS) for v in table.slice(row, 1).to_pylist()[0].values()
+                 if v and v.strip(_BLANK_CHARS)]
+        if len(cells) != 1 or not _NOTE_START.match(cells[0]):
+            break
+        notes += 1
+    return notes
+
+
+def _note_rows_notice(rows: pa.Table, lines: np.ndarray) -> Notice:
+    texts = [next(v for v in row.values() if v and v.strip(_BLANK_CHARS)).strip(_BLANK_CHARS)
+             for row in rows.to_pylist()]
+    shown = _lines_text(_first_lines(lines), len(lines))
+    return Notice(
+        "note-row",
+        f"表の下にある注記 {len(texts)} 行（{shown} 行目）はデータに含めていません: {' / '.join(texts)}",
+        f"{len(texts)} note line(s) under the table (line {shown}) were not read as data: {' / '.join(texts)}",
+        line=int(lines[0]),
+        count=len(texts),
+        details={"lines": _first_lines(lines), "notes": texts},
     )
 
 
@@ -1178,7 +1393,17 @@ def _header_notices(choice: _HeaderChoice, scored: bool) -> list[Notice]:
             details={"lines": _first_lines(lines)},
         ))
     line = choice.header.first_line
-    if choice.chosen_by == "linkdata":
+    if choice.chosen_by == "linkdata-label":
+        notices.append(Notice(
+            "header-row",
+            f"{line} 行目の見出し（LinkData形式の日本語の項目名）を列名としました。"
+            "「#property」行の英語の項目名は、標準の項目との対応づけに使います。",
+            f"Line {line} (the labels of a LinkData file) was used as the header; the English names of "
+            "its '#property' line are kept to map the columns onto a standard dataset.",
+            line=line,
+            details={"chosen_by": "linkdata-label", "properties": choice.properties},
+        ))
+    elif choice.chosen_by == "linkdata":
         notices.append(Notice(
             "header-row",
             f"{line} 行目の「#property」行を見出しとしました（LinkData形式）。1列目には見出しがありません。",
@@ -1196,6 +1421,26 @@ def _header_notices(choice: _HeaderChoice, scored: bool) -> list[Notice]:
             details={"chosen_by": "scorer", "score": choice.score},
         ))
     return notices
+
+
+def _header_rows_notices(choice: _HeaderChoice, header_cells: list[str]) -> list[Notice]:
+    if not choice.sub_rows:
+        return []
+    first, last = choice.header.first_line, choice.sub_rows[-1].last_line
+    joined = [cell for i, cell in enumerate(header_cells)
+              if any(i < len(rec.cells) and rec.cells[i].strip(_HEADER_STRIP_CHARS) for rec in choice.sub_rows)][:5]
+    example = "、".join(joined) or "、".join(header_cells[:3])
+    return [Notice(
+        "header-rows",
+        f"見出しが {first}〜{last} 行目の {last - first + 1} 行にわたるため、上の行の見出しと下の行の見出しを"
+        f"「_」でつないで列名にしました（例: {example}）。",
+        f"The header spans lines {first}-{last}; the labels of its rows were joined with '_' into one name "
+        f"per column (e.g. {', '.join(joined) or ', '.join(header_cells[:3])}).",
+        line=first,
+        count=len(choice.sub_rows) + 1,
+        details={"lines": list(range(first, last + 1)), "columns": header_cells,
+                 "merged_cells": bool(choice.merges)},
+    )]
 
 
 def _extension_notices(name: str, fmt: str) -> list[Notice]:

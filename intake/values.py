@@ -70,6 +70,8 @@ URL_SCHEME_LOWERCASED = "url-scheme-lowercased"
 MAILTO_REMOVED = "mailto-removed"
 HALFWIDTH_KANA = "halfwidth-kana"              # ｺﾏｴｼﾔｸｼｮ
 HIRAGANA_TO_KATAKANA = "hiragana-to-katakana"  # こまえ in a カナ column
+KANA_LONG_VOWEL = "kana-long-vowel"            # センタ- in a カナ column: a hyphen after katakana is ー
+ADDRESS_PREFIX_ADDED = "address-prefix-added"  # 狛江市和泉本町… → 東京都狛江市和泉本町… (from the row's code)
 
 # Columns holding a 全国地方公共団体コード (_common.yaml local_government_code.columns).
 LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
@@ -79,6 +81,16 @@ LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
 
 # Characters that stand in for a hyphen/minus in real files (incl. the katakana long vowel ー).
 _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−ー－ｰ"})
+_NON_ASCII_DASHES = "‐‑‒–—―−ー－ｰ─━"   # the same, plus box-drawing look-alikes
+_DASH_CHARS = "\\-" + _NON_ASCII_DASHES   # all of them, escaped for a [] class
+
+# Text columns holding (part of) an address: the standard's 所在地_… columns (not their codes), the legacy
+# 住所 / 方書 and 建物名等(方書). Their digits are written half-width with an ASCII hyphen between numbers,
+# as the standard's own example is (北海道札幌市厚別区青葉町一丁目○-○　○○ビル1階, ../shared/standards).
+_ADDRESS_COLUMN = re.compile(r"(所在地|住所|方書)(?!.*(コード|ID))")
+# The whole address, prefecture to building, in one string (current layouts; 住所 in the legacy-only datasets):
+# it also gets the prefecture and municipality in front where the city left them out.
+FULL_ADDRESS_COLUMNS = ("所在地_連結表記", "住所")
 
 
 @dataclass
@@ -99,6 +111,26 @@ def to_halfwidth_ascii(text: str) -> str:
 def to_fullwidth_kana(text: str) -> str:
     """Half-width katakana → full-width, voiced marks combined (ｶﾞ → ガ); ASCII and digits untouched."""
     return str(jaconv.h2z(text, kana=True, ascii=False, digit=False))
+
+
+_HALFWIDTH_KATAKANA = re.compile("[\uff61-\uff9f]")
+# A dash right after katakana (not before an ASCII letter or digit, where it is a hyphen: コース-A) is the
+# long-vowel mark typed with the wrong key: ｾﾝﾀ- → センター. Applied twice: matches cannot overlap.
+_NOT_LONG_VOWEL_DASHES = _DASH_CHARS.replace("ー", "")
+_KANA_THEN_DASH = re.compile(rf"([\u30a1-\u30fa\u30fc\uff66-\uff9f])[{_NOT_LONG_VOWEL_DASHES}](?![0-9A-Za-z])")
+_KANA_THEN_DASH_POLARS = (rf"([\x{{30a1}}-\x{{30fa}}\x{{30fc}}\x{{ff66}}-\x{{ff9f}}])[{_NOT_LONG_VOWEL_DASHES}]"
+                          r"([^0-9A-Za-z]|$)")
+
+
+def long_vowel_marks(text: str) -> str:
+    """A dash after katakana becomes ー (ｾﾝﾀ- → ｾﾝﾀー, センタ－ → センター); コース-A keeps its hyphen."""
+    once = _KANA_THEN_DASH.sub(r"\1ー", text)
+    return _KANA_THEN_DASH.sub(r"\1ー", once)
+
+
+def widen_kana(text: str) -> str:
+    """Half-width katakana → full-width, with a dash after katakana read as ー (ｾﾝﾀ- → センター)."""
+    return to_fullwidth_kana(long_vowel_marks(text))
 
 
 def _fold(text: str) -> str:
@@ -467,13 +499,37 @@ def _read_kana(text: str) -> tuple[str | None, str | None]:
         return None, None
     fullwidth = to_fullwidth_kana(text)
     katakana = str(jaconv.hira2kata(fullwidth))
-    value = jaconv.z2h(katakana, kana=False, ascii=False, digit=True)
-    rule = HALFWIDTH_KANA if fullwidth != text else HIRAGANA_TO_KATAKANA if katakana != fullwidth else None
+    long_vowels = long_vowel_marks(katakana)
+    value = jaconv.z2h(long_vowels, kana=False, ascii=False, digit=True)
+    rule = (HALFWIDTH_KANA if fullwidth != text else HIRAGANA_TO_KATAKANA if katakana != fullwidth
+            else KANA_LONG_VOWEL if long_vowels != katakana else None)
     return str(value), rule
 
 
 def _read_string(text: str) -> tuple[str | None, str | None]:
+    """Free text as written, except half-width katakana, widened (ｾﾝﾀ- → センター) in names and notes too."""
+    if _HALFWIDTH_KATAKANA.search(text):
+        return widen_kana(text), HALFWIDTH_KANA
     return text, None
+
+
+_DIGITS_DASH_DIGITS = re.compile(rf"(?<=[0-9])[{_DASH_CHARS}](?=[0-9])")
+
+
+def _read_address(text: str) -> tuple[str | None, str | None]:
+    """An address: half-width digits, ASCII '-' between numbers (３丁目１－５ → 3丁目1-5), kana widened."""
+    value, rule = _read_string(text)
+    assert value is not None
+    digits = value.translate(_DIGIT_FOLD_TABLE)
+    digits = _DIGITS_DASH_DIGITS.sub("-", digits)
+    if digits != value:
+        return digits, rule or FULLWIDTH_DIGITS
+    return value, rule
+
+
+def is_address_column(column_name: str) -> bool:
+    """True for text columns holding an address or part of one (所在地_連結表記, 住所, 方書 …), not codes."""
+    return _ADDRESS_COLUMN.search(unicodedata.normalize("NFKC", column_name)) is not None
 
 
 def normalise_url(text: str) -> tuple[str | None, str | None]:
@@ -519,12 +575,23 @@ def _matches(pattern: str) -> Callable[[pl.Expr], pl.Expr]:
 
 def _kana_is_canonical(v: pl.Expr) -> pl.Expr:
     unusual = rf"[{_HALFWIDTH_KANA_RANGE}{_HIRAGANA_RANGE}{_FULLWIDTH_DIGIT_RANGE}]|{_KANJI.pattern}|^\s|\s$"
-    return ~v.str.contains(unusual)
+    return ~v.str.contains(unusual) & ~v.str.contains(_KANA_THEN_DASH_POLARS)
+
+
+def _string_is_canonical(v: pl.Expr) -> pl.Expr:
+    return (v.str.len_bytes() == v.str.strip_chars().str.len_bytes()) & ~v.str.contains(
+        f"[{_HALFWIDTH_KANA_RANGE}]")
+
+
+def _address_is_canonical(v: pl.Expr) -> pl.Expr:
+    return _string_is_canonical(v) & ~v.str.contains(
+        rf"[{_FULLWIDTH_DIGIT_RANGE}]|[0-9][{_NON_ASCII_DASHES}][0-9]")
 
 
 # Full-width ASCII block and the ideographic space → half-width, for the vectorised second pass.
 _WIDTH_FOLD = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
 _DIGIT_FOLD = {chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)}
+_DIGIT_FOLD_TABLE = str.maketrans(_DIGIT_FOLD)
 
 
 @functools.cache
@@ -544,14 +611,23 @@ def _normalise_kana_vectorised(values: pl.Series) -> pl.DataFrame:
     character in Python: 1M names took 7 s that way)."""
     patterns, replacements = _kana_replacements()
     v = pl.col("v")
+    widened = v.str.replace_many(patterns, replacements, leftmost=True)
+    long_vowels = _long_vowel_marks_expr(widened)
     return pl.DataFrame({"v": values}).select(
         "v",
-        new=v.str.replace_many(patterns, replacements, leftmost=True),
+        new=long_vowels,
         rule=pl.when(v.str.contains(f"[{_HALFWIDTH_KANA_RANGE}]")).then(pl.lit(HALFWIDTH_KANA))
         .when(v.str.contains(f"[{_HIRAGANA_RANGE}]")).then(pl.lit(HIRAGANA_TO_KATAKANA))
+        .when(long_vowels != widened).then(pl.lit(KANA_LONG_VOWEL))
         .otherwise(pl.lit(FULLWIDTH_DIGITS)),
         bad=v.str.contains(_KANJI.pattern),
     ).with_columns(new=pl.when("bad").then("v").otherwise("new"))
+
+
+def _long_vowel_marks_expr(text: pl.Expr) -> pl.Expr:
+    """:func:`long_vowel_marks` for a whole column (twice: a match cannot start inside the previous one)."""
+    once = text.str.replace_all(_KANA_THEN_DASH_POLARS, "${1}ー${2}")
+    return once.str.replace_all(_KANA_THEN_DASH_POLARS, "${1}ー${2}")
 
 
 @dataclass(frozen=True)
@@ -570,8 +646,7 @@ class _Kind:
 
 
 _KINDS: dict[str, _Kind] = {
-    "string": _Kind(_read_string, lambda v: v.str.len_bytes() == v.str.strip_chars().str.len_bytes(),
-                    width_fold={}),
+    "string": _Kind(_read_string, _string_is_canonical, width_fold={}),
     "kana": _Kind(_read_kana, _kana_is_canonical, vectorised=_normalise_kana_vectorised),
     "date": _Kind(_read_date, _matches(_ISO_DAY)),
     "time": _Kind(_read_time, _matches(r"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")),
@@ -586,6 +661,18 @@ _KINDS: dict[str, _Kind] = {
                    FULLWIDTH_ASCII),
 }
 _LOCAL_GOVERNMENT_CODE = _Kind(_read_local_government_code, _local_government_code_is_canonical)
+_ADDRESS = _Kind(_read_address, _address_is_canonical, width_fold={})
+
+
+def kind_for(col_type: str, column_name: str) -> _Kind:
+    """How a column is normalised: by its declared type, and by its name for codes and addresses."""
+    if col_type not in _KINDS:
+        raise ValueError(f"unknown column type {col_type!r}; expected one of {sorted(_KINDS)}")
+    if col_type == "code" and is_local_government_code_column(column_name):
+        return _LOCAL_GOVERNMENT_CODE
+    if col_type == "string" and is_address_column(column_name):
+        return _ADDRESS
+    return _KINDS[col_type]
 
 
 def is_local_government_code_column(column_name: str) -> bool:
@@ -600,11 +687,7 @@ def normalise_column(raw: pl.Series, col_type: str, *, column_name: str = "") ->
     A ``code`` column named like a 全国地方公共団体コード column (``column_name``, or the series' name)
     is read with :func:`intake.localgov.normalise_code` and is invalid without a correct check digit.
     """
-    if col_type not in _KINDS:
-        raise ValueError(f"unknown column type {col_type!r}; expected one of {sorted(_KINDS)}")
-    kind = _KINDS[col_type]
-    if col_type == "code" and is_local_government_code_column(column_name or raw.name):
-        kind = _LOCAL_GOVERNMENT_CODE
+    kind = kind_for(col_type, column_name or raw.name)
     text = raw if raw.dtype == pl.String else raw.cast(pl.String)
     # Anchored canonical patterns admit no surrounding whitespace, so the column as a whole is never
     # stripped: only the cells that are not canonical as they stand are, on the slow path.
@@ -702,3 +785,35 @@ def _column_is_us_ordered(values: pl.Series) -> bool:
     orders = [(int(m[1]), int(m[2])) for text in values.to_list() if (m := _SLASH_MDY.fullmatch(_fold(text)))]
     surely_us = any(first <= 12 < second for first, second in orders)
     return surely_us and not any(first > 12 for first, _ in orders)
+
+
+# --- the full address (所在地_連結表記) --------------------------------------------------------------
+
+def prefix_full_addresses(values: pl.DataFrame, code_columns: list[str],
+                          city_code: str | None = None) -> tuple[pl.DataFrame, str, int]:
+    """The full address (所在地_連結表記, or a legacy-only dataset's 住所) starting with its prefecture and
+    municipality, taken from the row's code.
+
+    The code is the first valid one of ``code_columns`` (所在地_全国地方公共団体コード first: where the
+    facility is), else ``city_code`` (the uploader). Returns the frame, the address column and how many cells
+    changed; see :func:`intake.localgov.with_address_prefix` for what is left as written."""
+    column = next((c for c in FULL_ADDRESS_COLUMNS if c in values.columns), "")
+    if not column:
+        return values, column, 0
+    codes = [pl.when(_local_government_code_is_canonical(pl.col(c))).then(pl.col(c))
+             for c in code_columns if c in values.columns and c != column]
+    pairs = values.select(
+        address=pl.col(column),
+        code=pl.coalesce(*codes, pl.lit(city_code, pl.String)) if codes else pl.lit(city_code, pl.String),
+    )
+    prefectures = "|".join(sorted({gov.prefecture for gov in localgov.all_local_governments()}))
+    candidates = pairs.filter(pl.col("address").is_not_null() & pl.col("code").is_not_null()
+                              & ~pl.col("address").str.contains(f"^(?:{prefectures})")).unique()
+    if candidates.height == 0:
+        return values, column, 0
+    candidates = candidates.with_columns(new=pl.Series([
+        localgov.with_address_prefix(address, code) for address, code in candidates.iter_rows()], dtype=pl.String))
+    joined = pairs.join(candidates, on=["address", "code"], how="left", maintain_order="left", nulls_equal=False)
+    changed = joined.get_column("new").is_not_null() & (joined.get_column("new") != joined.get_column("address"))
+    new = pl.select(pl.when(changed).then(joined.get_column("new")).otherwise(joined.get_column("address")))
+    return values.with_columns(new.to_series().alias(column)), column, int(changed.sum())

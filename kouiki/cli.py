@@ -188,9 +188,14 @@ def _print_inspection(r: dict[str, Any]) -> None:
     if not r["ok"]:
         err = r["error"]
         where = f" (line {err['line']})" if err.get("line") else ""
-        console.print(f"[red]読み込めません / cannot read[/red]{where}: {err['message_ja']}\n  {err['message_en']}")
+        label = "読み込めません / cannot read" if r.get("rows") is None else "受付できません / refused"
+        console.print(f"[red]{label}[/red]{where}: {err['message_ja']}\n  {err['message_en']}")
         if err.get("hint_ja"):
             console.print(f"  対処 / fix: {err['hint_ja']}")
+        if r.get("rows") is not None:   # read, but refused: the rows read are still shown
+            console.print(f"  rows / 行数 {r['rows']}, encoding {r['encoding']}, format {r['format']}, "
+                          f"blank rows skipped {r['blank_rows_skipped']}, preamble lines {r['preamble_lines']}")
+            console.print("  columns / 列: " + ", ".join(r["columns"]))
         return
     console.print(f"[bold]{r['file']}[/bold]")
     console.print(f"  encoding {r['encoding']}, format {r['format']}, rows {r['rows']}, "

@@ -1,4 +1,9 @@
-"""``kouiki inspect``: read any file exactly as intake would and say what kouiki sees, storing nothing."""
+"""``kouiki inspect``: read any file exactly as intake would and say what kouiki sees, storing nothing.
+
+The data rows read are always reported (``rows``), whatever is decided about the dataset: a file whose header
+matches no dataset, or that has no data row, still says how many rows it holds, its header and its closest
+datasets, beside the error. Only a file that cannot be read as a table at all has ``rows: None``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from expectations.registry import default_registry
-from intake.headers import detect
-from intake.mapping import proposals_for_file
+from expectations.registry import Registry, default_registry
+from intake.headers import detect, header_score
+from intake.mapping import proposals_json
 from intake.problems import IntakeError
-from intake.process import stage_file
+from intake.process import choose_dataset, stage_table
+from intake.read import SOURCE_LINE, RawTable, read_file
 from warehouse.load import validate_staged
 
 
@@ -18,32 +24,33 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
     """Everything intake learns about a file, as a JSON-able dict. Unreadable files give ``error``."""
     registry = default_registry()
     try:
-        staged = stage_file(path, registry, dataset_hint=dataset_hint)
+        raw = read_file(path, header_scorer=lambda h: header_score(h, registry))
     except IntakeError as err:
-        refused: dict[str, Any] = {"file": str(path), "ok": False, "error": err.to_dict()}
+        return {"file": str(path), "ok": False, "rows": None, "error": err.to_dict()}
+    report = _table_report(path, raw, registry)
+    try:
+        match = choose_dataset(raw, registry, dataset_hint=dataset_hint, file_name=path.name)
+    except IntakeError as err:   # refused: the rows read are still reported
+        refused: dict[str, Any] = {**report, "ok": False, "error": err.to_dict()}
         if err.code == "no-dataset-match":   # issue 15: what the office could map it onto (intake/mapping.py)
-            refused["mapping_proposals"] = proposals_for_file(path, registry)
+            refused["mapping_proposals"] = proposals_json(raw, registry, path.name)
         return refused
-    raw = staged.raw_table
-    match = staged.match
-    candidates = detect(raw.header, registry, file_name=path.name)[:3]
-    report: dict[str, Any] = {
-        "file": str(path),
+    except KeyError as err:      # --dataset names no dataset of the registry
+        unknown = IntakeError("unknown-dataset", f"データセット「{dataset_hint}」はありません: {err.args[0]}",
+                              f"There is no dataset {dataset_hint!r}: {err.args[0]}",
+                              hint_ja="--dataset には登録されたデータセットのIDを指定してください。",
+                              hint_en="Give --dataset the id of a dataset of the registry.")
+        return {**report, "ok": False, "error": unknown.to_dict()}
+    staged = stage_table(raw, registry.get(match.dataset_id), match)
+    report.update({
         "ok": True,
-        "encoding": raw.encoding,
-        "format": raw.format,
-        "sheet": raw.sheet,
         "dataset": match.dataset_id,
         "dataset_name_ja": staged.dataset.name_ja,
         "variant": match.variant,
         "score": round(match.score, 3),
-        "candidates": [{"dataset": c.dataset_id, "variant": c.variant, "score": round(c.score, 3)}
-                       for c in candidates],
         "rows": staged.values.height,
-        "blank_rows_skipped": raw.blank_rows_skipped,
-        "preamble_lines": len(raw.preamble),
         "header": {
-            "mapped": {k: v for k, v in match.mapping.items()},
+            "mapped": dict(match.mapping),
             "renamed": match.renamed,
             "unmatched": match.unmatched,
             "missing": match.missing,
@@ -52,7 +59,7 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
         "normalisations": staged.normalisations,
         "invalid_cells": staged.invalid_cells,
         "notices": [n.to_dict() for n in staged.notices],
-    }
+    })
     if validate:
         with tempfile.TemporaryDirectory(prefix="kouiki-inspect-") as tmp:
             result = validate_staged(staged, staged.values, "inspect", Path(tmp))
@@ -65,3 +72,24 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
             "first_findings": result.findings.head(20).to_dicts(),
         }
     return report
+
+
+def _table_report(path: Path, raw: RawTable, registry: Registry) -> dict[str, Any]:
+    """What reading alone tells: format, rows, header rows, preamble and the closest datasets."""
+    candidates = detect(raw.header, registry, file_name=path.name)[:3]
+    return {
+        "file": str(path),
+        "encoding": raw.encoding,
+        "format": raw.format,
+        "sheet": raw.sheet,
+        "rows": raw.data.height,
+        "blank_rows_skipped": raw.blank_rows_skipped,
+        "preamble_lines": len(raw.preamble),
+        "columns": list(raw.header),
+        # LinkData: column (as named in the data) → its '#property' name (English), for mapping onto a dataset
+        "properties": dict(zip([c for c in raw.data.columns if c != SOURCE_LINE], raw.property_names,
+                               strict=True)) if raw.property_names else {},
+        "candidates": [{"dataset": c.dataset_id, "variant": c.variant, "score": round(c.score, 3)}
+                       for c in candidates],
+        "notices": [n.to_dict() for n in raw.notices],
+    }

@@ -72,7 +72,7 @@ ICHIKAWA_105_LOST_CHARACTERS = (
 SAMPLE_CASES = (
     Sample("ichikawa_122033_101_public_facility.csv", "public_facility", "current", "cp932", 342, (
         # full-width digits in an address are kept as written
-        Cell(23, "所在地_連結表記", "千葉県市川市曽谷７丁目18-1", "千葉県市川市曽谷７丁目18-1"),
+        Cell(23, "所在地_連結表記", "千葉県市川市曽谷７丁目18-1", "千葉県市川市曽谷7丁目18-1", "fullwidth-digits"),
         Cell(222, "名称_カナ", "ｺｳﾉﾀﾞｲﾘｸｼﾞｮｳｷｮｳｷﾞｼﾞｮｳ", "コウノダイリクジョウキョウギジョウ", "halfwidth-kana"),
         Cell(274, "名称_カナ", "ショウボウダンダイ１９ブンダンシャコケンツメショ",
              "ショウボウダンダイ19ブンダンシャコケンツメショ", "fullwidth-digits"),
@@ -135,7 +135,8 @@ SAMPLE_CASES = (
         Cell(2, "災害種別_洪水", "", None),
         Cell(27, "指定避難所との重複", "○", "1", "flag-yes"),
         Cell(2, "ID", "1", "1", header="NO"),
-        Cell(2, "所在地_連結表記", "焼津市中港5-463", "焼津市中港5-463", header="住所"),
+        Cell(2, "所在地_連結表記", "焼津市中港5-463", "静岡県焼津市中港5-463", "address-prefix-added",
+             header="住所"),   # prefecture from 市区町村コード 222127
     )),
     Sample("yaizu_222127_preschool.csv", "preschool", "legacy", "utf-8", 60, (
         # header typo: U+2015 instead of the katakana long vowel ー
@@ -155,7 +156,8 @@ SAMPLE_CASES = (
         Cell(2, "名称_カナ", "ｺﾏｴｼﾔｸｼｮ", "コマエシヤクショ", "halfwidth-kana"),
         Cell(2, "ID", "1", "1", header="NO"),
         Cell(2, "内線番号", "2442・2421", "2442・2421"),
-        Cell(57, "所在地_連結表記", "狛江市猪方４丁目１番１号", "狛江市猪方４丁目１番１号", header="住所"),
+        Cell(57, "所在地_連結表記", "狛江市猪方４丁目１番１号", "東京都狛江市猪方4丁目1番1号", "address-prefix-added",
+             header="住所"),   # digits half-width; prefecture from 都道府県コード又は市区町村コード 132195
         Cell(57, "電話番号", "なし", "なし"),                     # not a number: kept, counted invalid
         Cell(57, "利用可能曜日", "全日・全時間帯使用可", "全日・全時間帯使用可"),
     ), invalid_cells={"電話番号": 1}),

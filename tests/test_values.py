@@ -439,9 +439,7 @@ def _check_column_invariants(
     assert result.changed.len() == result.invalid.len() == n
     assert sum(result.rule_counts.values()) == int(result.changed.sum())
     assert all(count > 0 for count in result.rule_counts.values())
-    kind = V._KINDS[col_type]
-    if col_type == "code" and V.is_local_government_code_column(column_name or raw.name):
-        kind = V._LOCAL_GOVERNMENT_CODE
+    kind = V.kind_for(col_type, column_name or raw.name)
     texts = raw.cast(pl.String).to_list()
     rows = zip(texts, result.values, result.changed, result.invalid, strict=True)
     for text, value, changed, invalid in rows:
@@ -610,9 +608,15 @@ def test_komae_aed_times_phones_and_kana() -> None:
     assert not kana.values.drop_nulls().str.contains("[\uff61-\uff9f]").any()
     assert kana.rule_counts["halfwidth-kana"] == int(kana.changed.sum())
     address_raw = column(frame, "住所")
-    address = normalise_column(address_raw, "string")      # full-width digits stay: the caller decides
-    assert address.values.to_list() == address_raw.str.strip_chars().to_list()
-    assert any("１" in v for v in address.values.drop_nulls().to_list())
+    address = normalise_column(address_raw, "string")      # an address column: digits made half-width
+    assert "狛江市和泉本町1丁目1番5号" in address.values.to_list()
+    assert not address.values.drop_nulls().str.contains("[０-９－]").any()
+    assert address.values.to_list() == [None if v is None else v.strip().translate(str.maketrans(
+        "０１２３４５６７８９", "0123456789")) for v in address_raw.to_list()]
+    with_wide_digits = address_raw.drop_nulls().str.contains("[０-９]").sum()
+    assert address.rule_counts["fullwidth-digits"] == with_wide_digits > 0
+    other = normalise_column(address_raw.alias("設置位置"), "string")   # not an address: as written
+    assert other.values.to_list() == address_raw.str.strip_chars().to_list()
     code = normalise_column(column(frame, "都道府県コード又は市区町村コード"), "code")
     assert code.values.unique().to_list() == ["132195"]
 
