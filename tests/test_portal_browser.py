@@ -94,10 +94,12 @@ def test_search_open_preview_and_download_csv_for_excel(portal: tuple[str, dict[
 def test_filters_and_language_switch(portal: tuple[str, dict[str, pl.DataFrame]], page: Page) -> None:
     base_url, _ = portal
     page.goto(base_url + "/")
-    page.select_option("#city", "132195")          # the filter applies on change (portal.js)
+    page.select_option("#city", "132195")          # the filters apply when the button is pressed
+    page.click("#search-button")
     page.wait_for_url("**city=132195**")
     assert page.locator(".dataset-card h2").all_inner_texts() == ["AED設置箇所一覧"]
     page.select_option("#kind", "safety")
+    page.click("#search-button")
     page.wait_for_url("**kind=safety**")
     assert page.locator(".dataset-card h2").all_inner_texts() == ["AED設置箇所一覧"]
     page.click("#lang-switch")

@@ -7,7 +7,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const element = document.getElementById("map");
   if (!element || typeof L === "undefined") return;
   const data = element.dataset;
-  const map = L.map(element, {zoomControl: false, minZoom: 4, maxZoom: 18});
+  // no animations: they fade the cluster counts (low contrast while they run) and move things under the
+  // pointer of people who asked for reduced motion
+  const map = L.map(element, {zoomControl: false, minZoom: 4, maxZoom: 18, fadeAnimation: false,
+                              zoomAnimation: false, markerZoomAnimation: false});
   L.control.zoom({zoomInTitle: data.zoomIn, zoomOutTitle: data.zoomOut}).addTo(map);
   map.attributionControl.setPrefix('<a href="https://leafletjs.com/">Leaflet</a>');
   map.setView([36.2, 138.3], 5);   // Japan, until the points are loaded
@@ -17,7 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
       attribution: `<a href="${escapeHtml(data.attributionUrl)}">${escapeHtml(data.attribution)}</a>`,
     }).addTo(map);
   }
-  const clusters = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 50});
+  const clusters = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 50, animate: false});
   map.addLayer(clusters);
 
   const layers = Array.from(document.querySelectorAll(".map-list-title"));
