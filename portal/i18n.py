@@ -109,6 +109,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "map_list_truncated": ("一覧には先頭{shown}件を表示しています。すべての地点はGeoJSONファイルにあります。",
                            "The list shows the first {shown} points; every point is in the GeoJSON file."),
     "map_show": ("地図で表示", "Show on the map"),
+    "map_shown": ("地図に表示しました", "Shown on the map"),
     "map_none": ("位置情報のあるデータセットはまだ公開されていません。",
                  "No dataset with coordinates has been published yet."),
     "map_tiles_none": ("背景地図は表示しない設定です。", "No background map is configured."),

@@ -194,6 +194,8 @@ def test_region_map_and_keyboard_list(portal: Portal, page: Page) -> None:
     page.keyboard.press("Enter")
     page.wait_for_selector(".leaflet-popup-content", timeout=5_000)
     assert name in page.inner_text(".leaflet-popup-content")
+    assert page.inner_text("#map-status") == f"地図に表示しました: {name}"     # told to screen readers
+    assert page.evaluate("() => document.activeElement.textContent") == name   # focus stays in the list
 
 
 def test_no_tiles_configured_means_no_outside_request(browser: Browser, portal: Portal,
@@ -309,6 +311,9 @@ def test_screenshots(portal: Portal, browser: Browser) -> None:
         page.screenshot(path=str(target / "portal-map-region.png"), full_page=False)
         _open(page, portal.url + "/dataset/aed")
         page.locator("#map-section").screenshot(path=str(target / "portal-map-aed.png"))
+        page.locator("#map-list button.point").nth(2).click()        # zoom to one point from the list
+        page.wait_for_selector(".leaflet-popup-content")
+        page.locator("#map-section").screenshot(path=str(target / "portal-map-aed-point.png"))
         mobile = phone.new_page()
         _open(mobile, portal.url + "/dataset/evacuation_space")
         mobile.screenshot(path=str(target / "portal-dataset-phone.png"), full_page=False)

@@ -91,11 +91,17 @@ document.addEventListener("DOMContentLoaded", () => {
     return box;
   }
 
+  // A point chosen in the list: the map centres on it and shows its popup (a popup of the map, not of the
+  // marker, so that it opens whether or not the marker is inside a cluster); a live region says so.
+  const status = document.getElementById("map-status");
   for (const button of document.querySelectorAll("button.point")) {
     button.addEventListener("click", () => {
       const marker = (markers[Number(button.dataset.layer)] || [])[Number(button.dataset.index)];
       if (!marker) return;
-      clusters.zoomToShowLayer(marker, () => marker.openPopup());
+      map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17));
+      L.popup({offset: [0, -30]}).setLatLng(marker.getLatLng()).setContent(marker.getPopup().getContent()())
+        .openOn(map);
+      if (status) status.textContent = `${data.shown}: ${button.textContent}`;
       element.scrollIntoView({block: "nearest"});
     });
   }
