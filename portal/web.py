@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from portal import catalogue, dcat, geo, glossary, i18n, quality
 from portal.catalogue import DatasetEntry
 from portal.datastore import SearchRequest
-from portal.service import PortalService, resource_names
+from portal.service import PortalService, city_org_name, resource_names
 from portal.themes import OTHER, THEMES, theme_by_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -89,8 +89,11 @@ def _page(request: Request, template: str, lang: str, status_code: int = 200, **
 
     settings = service.settings
     site_title = settings.site_title_en if lang == "en" else settings.site_title_ja
+    def org_url(code: str) -> str:
+        return link("/organization/" + city_org_name(code))
+
     response = templates.TemplateResponse(request, template, {
-        "lang": lang, "t": t, "lang_url": lang_url, "link": link, "site_title": site_title,
+        "lang": lang, "t": t, "lang_url": lang_url, "link": link, "org_url": org_url, "site_title": site_title,
         "other_lang": "ja" if lang == "en" else "en", **context}, status_code=status_code)
     if request.query_params.get("lang") in i18n.LANGUAGES and request.cookies.get(i18n.LANG_COOKIE) != lang:
         response.set_cookie(i18n.LANG_COOKIE, lang, max_age=i18n.LANG_COOKIE_AGE, samesite="lax",
@@ -138,6 +141,30 @@ def region_map(request: Request) -> HTMLResponse:
     lang = _language(request)
     layers = [layer for e in _service(request).entries() if (layer := _point_layer(e))]
     return _page(request, "map.html", lang, **_map_context(request, lang, layers))
+
+
+@router.get("/organization", response_class=HTMLResponse)
+def organizations_page(request: Request) -> HTMLResponse:
+    """The member cities (CKAN's organisations), each with the number of datasets holding its rows."""
+    lang = _language(request)
+    service = _service(request)
+    entries = service.entries()
+    cities = [(c, sum(1 for e in entries if c.code in e.city_codes)) for c in service.member_cities()]
+    return _page(request, "organizations.html", lang, cities=cities, org_name=city_org_name)
+
+
+@router.get("/organization/{name}", response_class=HTMLResponse)
+def organization_page(request: Request, name: str) -> HTMLResponse:
+    """One member city (``city-<code>``, as in the CKAN API): its datasets, its rows and its own files."""
+    lang = _language(request)
+    service = _service(request)
+    code = name.removeprefix("city-")
+    member = next((c for c in service.member_cities() if c.code == code), None)
+    if not name.startswith("city-") or member is None:
+        raise HTTPException(status_code=404)
+    holding = [(e, next(c for c in e.cities if c.code == code), e.release.city_files(code))
+               for e in service.entries() if code in e.city_codes]
+    return _page(request, "organization.html", lang, member=member, holding=holding, names=resource_names)
 
 
 @router.get("/dataset/{dataset_id}.{suffix}")

@@ -17,11 +17,11 @@ from typing import Any
 import polars as pl
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from tools.axe import axe_violations, describe, horizontal_overflow
 
 from portal.app import create_app
 from portal.settings import GSI_TILES, PortalSettings
 from portal.testing import build_sample_tree, serve
-from tools.axe import axe_violations, describe, horizontal_overflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,6 +45,8 @@ PAGES = [
     ("dataset: evacuation sites (points)", "/dataset/evacuation_space"),
     ("dataset: population (table, no points)", "/dataset/population"),
     ("region-wide map", "/map"),
+    ("cities (organisations)", "/organization"),
+    ("one city", "/organization/city-222127"),
     ("not found", "/dataset/no_such_dataset"),
     ("home in English", "/?lang=en"),
     ("dataset in English", "/dataset/evacuation_space?lang=en"),

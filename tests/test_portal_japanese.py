@@ -88,7 +88,7 @@ def _dictionary_row(page: str, column: str) -> list[str]:
 
 def test_column_dictionary_is_japanese_on_the_japanese_page(client: TestClient) -> None:
     page = client.get("/dataset/aed").text
-    kind, required, fmt, description = _dictionary_row(page, "全国地方公共団体コード")[:4]
+    kind, _required, fmt, description = _dictionary_row(page, "全国地方公共団体コード")[:4]
     assert kind == "コード（文字列）"
     assert fmt.startswith("検査数字を含む半角数字6桁") and "_common.yaml" not in fmt
     assert description == "データを管理する地方公共団体のコード"
@@ -178,3 +178,17 @@ def test_dataset_without_coordinates_has_no_map(home: Path, tmp_path: Path) -> N
     with TestClient(create_app(PortalSettings(home=home))) as client:
         region = client.get("/map").text
         assert region.count('class="map-list-title"') == 2 and region.count('class="point"') == 139 + 152
+
+
+def test_city_pages(client: TestClient) -> None:
+    listing = client.get("/organization").text
+    assert re.findall(r'<h2><a href="([^"]+)">([^<]+)</a></h2>', listing) == [
+        ("/organization/city-122033", "千葉県市川市"), ("/organization/city-132195", "東京都狛江市"),
+        ("/organization/city-222127", "静岡県焼津市")]
+    yaizu = client.get("/organization/city-222127").text
+    assert re.findall(r'<h3><a href="[^"]+">([^<]+)</a></h3>', yaizu) == ["AED設置箇所一覧", "指定緊急避難場所一覧"]
+    assert "/download/evacuation_space/2/cities/222127_evacuation_space.csv" in yaizu
+    assert '<dt>この市区町村の件数</dt><dd>31</dd>' in yaizu            # 焼津市's evacuation sites
+    assert client.get("/organization/city-999999").status_code == 404
+    assert client.get("/organization/kouiki").status_code == 404
+    assert 'href="/organization/city-122033"' in client.get("/dataset/evacuation_space").text
