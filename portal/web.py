@@ -21,7 +21,7 @@ from portal.service import PortalService, city_org_name, resource_names
 from portal.themes import OTHER, THEMES, theme_by_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PREVIEW_ROWS = 50
+PREVIEW_ROWS = 20      # a screenful on a phone; every row is in the files and the API
 # Release files never change once published: caches may keep them.
 IMMUTABLE = "public, max-age=31536000, immutable"
 

@@ -49,7 +49,8 @@ PAGES = [
     ("one city", "/organization/city-222127"),
     ("not found", "/dataset/no_such_dataset"),
     ("home in English", "/?lang=en"),
-    ("dataset in English", "/dataset/evacuation_space?lang=en"),
+    ("dataset in English", "/dataset/population?lang=en"),
+    ("map in English", "/map?lang=en"),
 ]
 
 
@@ -284,14 +285,15 @@ def test_language_is_remembered_and_times_carry_their_zone(portal: Portal, page:
     page.goto(portal.url + "/")
     page.click("#lang-switch")
     page.wait_for_url("**lang=en**")
-    page.goto(portal.url + "/dataset/aed")                      # no ?lang: the choice is remembered
+    page.goto(portal.url + "/dataset/population")               # no ?lang: the choice is remembered
     assert page.locator("html").get_attribute("lang") == "en"
-    assert page.inner_text("h1") == "AED locations"
+    assert page.inner_text("h1") == "Population by area and age"
     published = page.locator("#overview time")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d JST", published.inner_text())
     assert published.get_attribute("datetime", timeout=1000).endswith("+09:00")  # type: ignore[union-attr]
     page.click("#lang-switch")
-    page.goto(portal.url + "/map")
+    page.wait_for_url("**lang=ja**")
+    page.goto(portal.url + "/organization")
     assert page.locator("html").get_attribute("lang") == "ja"
 
 

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.testing import BOM, build_sample_tree, serve
+from portal.web import PREVIEW_ROWS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -69,7 +70,7 @@ def test_search_open_preview_and_download_csv_for_excel(portal: tuple[str, dict[
     headers = preview.locator("thead th").all_inner_texts()
     assert headers == ["#", *expected.columns]
     rows = preview.locator("tbody tr")
-    assert rows.count() == 50
+    assert rows.count() == PREVIEW_ROWS
     first = rows.first.locator("td").all_inner_texts()
     assert first[headers.index("名称")] == expected["名称"][0]
     assert first[headers.index("所在地_連結表記")] == expected["所在地_連結表記"][0]
