@@ -4,12 +4,14 @@ dataset with coordinates), for the list beside the map. The browser draws the ma
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from portal.store import Release
 
@@ -33,6 +35,7 @@ class PointSet:
 
     features: int
     points: tuple[Point, ...]
+    url: str = ""          # where the browser downloads the GeoJSON (the release file's public URL)
 
     @property
     def located(self) -> int:
@@ -54,7 +57,11 @@ def release_points(release: Release) -> PointSet | None:
         stat = path.stat()
     except OSError:
         return None
-    return _read_points(path, stat.st_size, stat.st_mtime_ns)
+    points = _read_points(path, stat.st_size, stat.st_mtime_ns)
+    listed = release.file("geojson")
+    if points is None or listed is None:
+        return None
+    return dataclasses.replace(points, url=f"/download/{release.dataset_id}/{release.number}/{quote(listed.path)}")
 
 
 @functools.lru_cache(maxsize=32)

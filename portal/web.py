@@ -107,9 +107,7 @@ def _map_context(request: Request, lang: str, layers: list[tuple[DatasetEntry, g
     attribution = settings.map_attribution_en if lang == "en" else settings.map_attribution_ja
     return {"map_layers": [{
         "entry": entry, "points": points.points[:geo.LIST_LIMIT], "located": points.located,
-        "features": points.features, "truncated": points.located > geo.LIST_LIMIT,
-        "url": f"/download/{entry.release.dataset_id}/{entry.release.number}/"
-               + quote(entry.release.file("geojson").path)}  # type: ignore[union-attr]
+        "features": points.features, "truncated": points.located > geo.LIST_LIMIT, "url": points.url}
         for entry, points in layers],
         "map_tiles": settings.map_tiles_url, "map_attribution": attribution,
         "map_attribution_url": settings.map_attribution_url}
