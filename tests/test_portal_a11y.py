@@ -313,6 +313,11 @@ def test_screenshots(portal: Portal, browser: Browser) -> None:
         _open(page, portal.url + "/map")
         page.locator("#map").scroll_into_view_if_needed()
         page.screenshot(path=str(target / "portal-map-region.png"), full_page=False)
+        page.locator("#map-list button.point[data-layer='0']").nth(60).click()    # an AED in 焼津市
+        for _ in range(3):
+            page.click(".leaflet-control-zoom-out")
+        page.locator("#map-section, section[aria-labelledby='map-heading']").first.screenshot(
+            path=str(target / "portal-map-region-zoomed.png"))
         _open(page, portal.url + "/dataset/aed")
         page.locator("#map-section").screenshot(path=str(target / "portal-map-aed.png"))
         page.locator("#map-list button.point").nth(2).click()        # zoom to one point from the list

@@ -50,12 +50,14 @@ document.addEventListener("DOMContentLoaded", () => {
       })
       .then((geojson) => {
         const added = [];
+        // one marker colour per dataset (the same class tints its marker in the list's heading)
+        const icon = new L.Icon.Default({className: `layer-${index % 4}`});
         for (const feature of geojson.features || []) {
           const point = pointOf(feature);
           if (!point) continue;    // rows without coordinates: in the files, not on the map (as in the list)
           const props = feature.properties || {};
           const name = String(props["名称"] || props["施設名"] || props["ID"] || "");
-          const marker = L.marker(point, {title: name, alt: name, keyboard: true});
+          const marker = L.marker(point, {icon, title: name, alt: name, keyboard: true});
           marker.bindPopup(() => popup(props, name, heading));
           added.push(marker);
         }
