@@ -192,3 +192,22 @@ def test_city_pages(client: TestClient) -> None:
     assert client.get("/organization/city-999999").status_code == 404
     assert client.get("/organization/kouiki").status_code == 404
     assert 'href="/organization/city-122033"' in client.get("/dataset/evacuation_space").text
+
+
+def test_broken_geojson_leaves_the_page_without_a_map(tmp_path: Path) -> None:
+    """A GeoJSON file that does not read (or holds odd features) costs the map, never the page."""
+    build_sample_tree(tmp_path / "releases", geojson=True)
+    aed = tmp_path / "releases" / "aed" / "1" / "aed.geojson"
+    aed.chmod(0o644)
+    aed.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
+    evacuation = tmp_path / "releases" / "evacuation_space" / "2" / "evacuation_space.geojson"
+    evacuation.chmod(0o644)
+    evacuation.write_text('{"type": "FeatureCollection", "features": [1, null, {"geometry": {"type": "Point", '
+                          '"coordinates": ["x", 35]}}, {"geometry": {"type": "Point", "coordinates": [138.3, 34.9]},'
+                          ' "properties": {"名称": "<b>本町</b>"}}]}', encoding="utf-8")
+    with TestClient(create_app(PortalSettings(home=tmp_path))) as client:
+        page = client.get("/dataset/aed")
+        assert page.status_code == 200 and 'id="map"' not in page.text and 'id="preview-table"' in page.text
+        evacuation_page = client.get("/dataset/evacuation_space").text
+        assert evacuation_page.count('class="point"') == 1 and "&lt;b&gt;本町&lt;/b&gt;" in evacuation_page
+        assert "全4件のうち" in evacuation_page
