@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from portal import ckan, i18n, web
+from portal import ckan, web
 from portal.service import PortalService
-from portal.settings import PortalSettings
+from portal.settings import PortalSettings, tile_origin
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -26,6 +26,12 @@ SECURITY_HEADERS = {
 }
 PAGE_POLICY = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
                "frame-ancestors 'none'")
+
+
+def page_policy(settings: PortalSettings) -> str:
+    """PAGE_POLICY, plus the configured map tile server's origin for images (and nothing else)."""
+    origin = tile_origin(settings.map_tiles_url)
+    return PAGE_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {origin}") if origin else PAGE_POLICY
 # Browser apps on other origins may read the API, the DCAT documents and the files (all public, read-only),
 # as CKAN does with ckan.cors.origin_allow_all.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
@@ -55,6 +61,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _server_error)
+    policy = page_policy(settings)
 
     @app.middleware("http")
     async def security_headers(request: Request,
@@ -69,7 +76,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             for name, value in CORS_HEADERS.items():
                 response.headers.setdefault(name, value)
         if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+            response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
     return app
@@ -89,8 +96,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
             "message": "内部エラーが発生しました。時間をおいて再度お試しください。 / "
                        "Internal error; please retry later."}},
             status_code=500, headers=CORS_HEADERS)
-    return Response("内部エラーが発生しました / Internal error", status_code=500,
-                    media_type="text/plain; charset=utf-8")
+    try:
+        return web.error_page(request, 500)
+    except Exception:  # the page itself failed: the plain text still answers
+        return Response("内部エラーが発生しました / Internal error", status_code=500,
+                        media_type="text/plain; charset=utf-8")
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException | RequestValidationError) -> Response:
@@ -101,8 +111,4 @@ async def _http_error(request: Request, exc: StarletteHTTPException | RequestVal
         message = "Not found" if status == 404 else str(getattr(exc, "detail", "Bad request"))
         return JSONResponse({"success": False, "error": {"__type": kind, "message": message}},
                             status_code=status)
-    if status != 404:
-        return Response(str(getattr(exc, "detail", "")), status_code=status,
-                        media_type="text/plain; charset=utf-8")
-    lang = i18n.pick_language(request.query_params.get("lang"))
-    return web.not_found_page(request, lang)
+    return web.error_page(request, status)

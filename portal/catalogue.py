@@ -4,7 +4,7 @@
 Search is for Japanese first: text is compared after NFKC (full-width Latin and digits, half-width kana),
 case folding and katakana→hiragana, so ``ＡＥＤ``, ``aed`` and ``AED`` match, as do ``ヒナン`` and ``ひなん``.
 Every word of the query must occur in the title (ja/en), the description (ja/en), the column names, the
-theme or the cities' names.
+theme or the cities' names, or in the kana reading of one of them (``portal/readings.yaml``: ひなん → 避難).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import jaconv
 
 from expectations.model import Dataset
 from intake.localgov import lookup
+from portal.readings import with_readings
 from portal.store import Release, ReleaseStore
 from portal.themes import Theme, theme_of
 
@@ -135,7 +136,8 @@ class DatasetEntry:
         parts: list[str] = [self.id, self.release.title_ja, self.release.title_en, self.description("ja"),
                             self.description("en"), self.theme.ja, self.theme.en, *self.release.columns]
         parts += [c.full_name for c in self.cities]
-        return normalise_text("\n".join(parts))
+        # the kana readings of the names and keywords (ひなん finds 避難): portal/readings.yaml
+        return normalise_text(with_readings(*parts))
 
     def matches(self, terms: Iterable[str]) -> bool:
         return all(term in self.search_text for term in terms)

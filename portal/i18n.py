@@ -1,4 +1,5 @@
-"""The portal's words in Japanese (first) and English; ``?lang=en`` switches."""
+"""The portal's words in Japanese (first) and English; ``?lang=en`` switches and the choice is remembered in a
+cookie (``kouiki_lang``) until the other language is chosen."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import datetime as dt
 
 LANGUAGES = ("ja", "en")
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
+LANG_COOKIE = "kouiki_lang"
+LANG_COOKIE_AGE = 365 * 24 * 3600
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "lang_name": ("日本語", "English"),
@@ -82,11 +85,62 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "The page or file you asked for does not exist."),
     "datasets": ("データセット", "Datasets"),
     "download": ("ダウンロード", "Download"),
+    "skip": ("本文へ移動", "Skip to main content"),
+    "language_nav": ("言語", "Language"),
+    "site_nav": ("サイト", "Site"),
+    "page_toc": ("このページの内容", "On this page"),
+    "home_heading": ("データセットを探す", "Find datasets"),
+    "apply": ("検索・絞り込み", "Search and filter"),
+    "filter_note": ("分野・市区町村を選んでから「検索・絞り込み」を押してください。",
+                    "Choose a kind and a city, then press \"Search and filter\"."),
+    "map": ("地図", "Map"),
+    "map_region": ("地域全体の地図", "Map of the whole region"),
+    "map_region_intro": ("位置情報のあるデータセット（AED、避難場所など）の地点を1枚の地図に表示します。",
+                         "The points of every dataset with coordinates (AEDs, evacuation sites …) on one map."),
+    "map_label": ("{title}の地図", "Map of {title}"),
+    "map_note": ("地図上の印は近い地点をまとめて件数を表示します。拡大すると個別の地点が表示されます。"
+                 "同じ地点は右（下）の一覧からも選べます。",
+                 "Nearby points are grouped with their count; zoom in to see each point. "
+                 "The same points can be chosen from the list."),
+    "map_points": ("地図に表示した地点: {located}件（全{total}件のうち位置情報のあるもの）",
+                   "Points on the map: {located} (of {total} rows, those with coordinates)"),
+    "map_list": ("地点の一覧", "List of points"),
+    "map_list_label": ("{title}の地点の一覧", "Points of {title}"),
+    "map_list_truncated": ("一覧には先頭{shown}件を表示しています。すべての地点はGeoJSONファイルにあります。",
+                           "The list shows the first {shown} points; every point is in the GeoJSON file."),
+    "map_show": ("地図で表示", "Show on the map"),
+    "map_shown": ("地図に表示しました", "Shown on the map"),
+    "organizations": ("市区町村", "Cities"),
+    "organizations_intro": ("データを提供している構成市区町村です。",
+                            "The member cities whose data the catalogue publishes."),
+    "datasets_n": ("{n}件のデータセット", "{n} dataset(s)"),
+    "city_code": ("全国地方公共団体コード", "Local government code"),
+    "city_datasets": ("この市区町村のデータ", "Data of this city"),
+    "city_rows": ("この市区町村の件数", "Rows of this city"),
+    "city_files": ("この市区町村の分のファイル", "This city's files"),
+    "city_none": ("この市区町村のデータはまだ公開されていません。", "No data of this city has been published yet."),
+    "map_none": ("位置情報のあるデータセットはまだ公開されていません。",
+                 "No dataset with coordinates has been published yet."),
+    "map_tiles_none": ("背景地図は表示しない設定です。", "No background map is configured."),
+    "map_dataset_link": ("データセットのページ", "Dataset page"),
+    "preview_label": ("プレビュー（横にスクロールできます）", "Preview (scrolls sideways)"),
+    "time_zone_note": ("時刻はすべて日本時間（JST）です。", "All times are Japan Standard Time (JST)."),
+    "error": ("エラーが発生しました", "An error occurred"),
+    "error_note": ("このページを表示できませんでした（{status}）。", "This page could not be shown ({status})."),
+    "server_error": ("内部エラーが発生しました", "Internal error"),
+    "server_error_note": ("時間をおいて再度お試しください。", "Please try again later."),
 }
 
 
 def pick_language(value: str | None) -> str:
     return value if value in LANGUAGES else "ja"
+
+
+def request_language(query_lang: str | None, cookie_lang: str | None) -> str:
+    """The page's language: ``?lang=`` when given, else the remembered choice (cookie), else Japanese."""
+    if query_lang in LANGUAGES:
+        return str(query_lang)
+    return pick_language(cookie_lang)
 
 
 def translate(key: str, lang: str, **values: object) -> str:
@@ -105,12 +159,25 @@ def human_size(size: int) -> str:
     return f"{value:.1f} GB"
 
 
-def local_time(iso_text: str) -> str:
-    """An ISO 8601 time as Japan time, "2026-07-18 12:34"; the text unchanged when it is not a time."""
+def jst(iso_text: str) -> dt.datetime | None:
+    """An ISO 8601 time in Japan time (a time without offset is UTC, as the publisher writes them)."""
     try:
-        moment = dt.datetime.fromisoformat(iso_text)
-    except (TypeError, ValueError):
-        return iso_text
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(JST)
-    return moment.strftime("%Y-%m-%d %H:%M")
+        moment = dt.datetime.fromisoformat(iso_text.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(JST)
+
+
+def local_time(iso_text: str) -> str:
+    """An ISO 8601 time as Japan time with its zone, "2026-07-18 12:34 JST"; the text unchanged when it is not
+    a time."""
+    moment = jst(iso_text)
+    return moment.strftime("%Y-%m-%d %H:%M JST") if moment else iso_text
+
+
+def machine_time(iso_text: str) -> str:
+    """The ``datetime`` attribute of a <time> element (ISO 8601 with the +09:00 offset)."""
+    moment = jst(iso_text)
+    return moment.isoformat(timespec="seconds") if moment else ""

@@ -23,7 +23,7 @@ from urllib.parse import quote as url_quote
 
 import yaml
 
-from portal import catalogue
+from portal import catalogue, readings
 from portal.catalogue import City, DatasetEntry
 from portal.datastore import Datastore
 from portal.search_index import SearchDocument, SearchIndex, SearchRequest
@@ -213,7 +213,10 @@ class PortalService:
                    "res_format": " ".join(f.format for f in files),
                    "author": self.settings.publisher_ja, "maintainer": self.settings.publisher_ja,
                    "cities": " ".join(c.full_name for c in entry.cities),
-                   "text": " ".join(release.columns)},
+                   # the kana readings of the names and keywords (ひなん finds 避難): portal/readings.yaml
+                   "text": " ".join(release.columns) + "\n" + readings.reading(
+                       " ".join([entry.title("ja"), entry.description("ja"), entry.theme.ja, *tags,
+                                 *(c.full_name for c in entry.cities)]))},
             extras={k: str(v) for k, v in self.extras(entry).items()},
         )
 

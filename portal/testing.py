@@ -50,11 +50,25 @@ def _write_csv_pair(frame: pl.DataFrame, folder: Path, stem: str) -> list[Path]:
     return [plain, excel]
 
 
+def _write_geojson(frame: pl.DataFrame, target: Path) -> Path:
+    """Points as ``publish/formats.write_geojson`` writes them: [longitude, latitude], every column a property,
+    a null geometry for a row without coordinates."""
+    features = []
+    for row in frame.iter_rows(named=True):
+        lat, lon = row.get("緯度"), row.get("経度")
+        geometry = None if lat is None or lon is None else {"type": "Point", "coordinates": [lon, lat]}
+        features.append({"type": "Feature", "geometry": geometry, "properties": row})
+    target.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+                      encoding="utf-8")
+    return target
+
+
 def write_release(releases_root: Path, dataset_id: str, frame: pl.DataFrame, *, city_column: str,
                   title_ja: str, title_en: str, schema_version: str = "2025-05-01",
-                  published_at: datetime | None = None) -> Path:
+                  published_at: datetime | None = None, geojson: bool = False) -> Path:
     """Publish ``frame`` as the next release of ``dataset_id``: written into a hidden folder, renamed into
-    place, then ``latest.json`` moved, as the real publisher does. Returns the release folder."""
+    place, then ``latest.json`` moved, as the real publisher does (with ``geojson``, and 緯度/経度 columns,
+    the points file too). Returns the release folder."""
     dataset_root = releases_root / dataset_id
     dataset_root.mkdir(parents=True, exist_ok=True)
     number = max((int(p.name) for p in dataset_root.iterdir() if p.name.isdigit()), default=0) + 1
@@ -64,6 +78,8 @@ def write_release(releases_root: Path, dataset_id: str, frame: pl.DataFrame, *, 
     parquet = work / f"{dataset_id}.parquet"
     frame.write_parquet(parquet, compression="zstd")
     written.append(parquet)
+    if geojson and {"緯度", "経度"} <= set(frame.columns):
+        written.append(_write_geojson(frame, work / f"{dataset_id}.geojson"))
     per_city = frame.group_by(city_column).len().sort(city_column)
     for code, _ in per_city.iter_rows():
         written += _write_csv_pair(frame.filter(pl.col(city_column) == code), work / "cities",
@@ -120,8 +136,9 @@ def aed_rows() -> pl.DataFrame:
     return pl.concat([komae, yaizu], how="diagonal")
 
 
-def build_sample_tree(releases_root: Path) -> dict[str, pl.DataFrame]:
-    """evacuation_space releases 1 (焼津市's first 20 sites) and 2 (all), and aed release 1.
+def build_sample_tree(releases_root: Path, geojson: bool = False) -> dict[str, pl.DataFrame]:
+    """evacuation_space releases 1 (焼津市's first 20 sites) and 2 (all), and aed release 1 (with
+    ``geojson``, each with its points file, as the publisher writes it for datasets with coordinates).
     Returns the frames of the latest releases by dataset id."""
     evacuation = evacuation_space_rows()
     first = pl.concat([evacuation.filter(pl.col("市区町村コード") == "122033"),
@@ -129,12 +146,12 @@ def build_sample_tree(releases_root: Path) -> dict[str, pl.DataFrame]:
     day = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
     titles = {"title_ja": "指定緊急避難場所一覧", "title_en": "Designated emergency evacuation sites"}
     write_release(releases_root, "evacuation_space", first, city_column="市区町村コード", published_at=day,
-                  **titles)
+                  geojson=geojson, **titles)
     write_release(releases_root, "evacuation_space", evacuation, city_column="市区町村コード",
-                  published_at=day + timedelta(days=30), **titles)
+                  published_at=day + timedelta(days=30), geojson=geojson, **titles)
     aed = aed_rows()
     write_release(releases_root, "aed", aed, city_column="全国地方公共団体コード", title_ja="AED設置箇所一覧",
-                  title_en="AED locations", published_at=day + timedelta(days=3))
+                  title_en="AED locations", published_at=day + timedelta(days=3), geojson=geojson)
     return {"evacuation_space": evacuation, "aed": aed}
 
 

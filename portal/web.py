@@ -12,15 +12,16 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
-from portal import catalogue, dcat, i18n, quality
+from portal import catalogue, dcat, geo, glossary, i18n, quality
 from portal.catalogue import DatasetEntry
 from portal.datastore import SearchRequest
-from portal.service import PortalService, resource_names
+from portal.service import PortalService, city_org_name, resource_names
 from portal.themes import OTHER, THEMES, theme_by_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PREVIEW_ROWS = 50
+PREVIEW_ROWS = 20      # a screenful on a phone; every row is in the files and the API
 # Release files never change once published: caches may keep them.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -34,6 +35,16 @@ class ReleaseFileResponse(FileResponse):
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["size"] = i18n.human_size
 templates.env.filters["local_time"] = i18n.local_time
+
+
+def time_tag(iso_text: str) -> Markup:
+    """A published time as <time datetime="…+09:00">2026-07-18 12:34 JST</time>."""
+    machine = i18n.machine_time(iso_text)
+    shown = escape(i18n.local_time(iso_text))
+    return Markup(f'<time datetime="{escape(machine)}">{shown}</time>') if machine else Markup(shown)
+
+
+templates.env.filters["time"] = time_tag
 templates.env.filters["number"] = lambda n: f"{n:,}"
 router = APIRouter()
 
@@ -53,6 +64,11 @@ def _service(request: Request) -> PortalService:
     return service
 
 
+def _language(request: Request) -> str:
+    """``?lang=`` when given (and remembered), else the remembered choice, else Japanese."""
+    return i18n.request_language(request.query_params.get("lang"), request.cookies.get(i18n.LANG_COOKIE))
+
+
 def _page(request: Request, template: str, lang: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     service = _service(request)
 
@@ -60,11 +76,10 @@ def _page(request: Request, template: str, lang: str, status_code: int = 200, **
         return i18n.translate(key, lang, **values)
 
     def lang_url(target: str) -> str:
+        # lang stays in the URL for Japanese too: the click is what changes the remembered choice
         params = dict(request.query_params)
         params["lang"] = target
-        if target == "ja":
-            params.pop("lang")
-        return request.url.path + ("?" + urlencode(params) if params else "")
+        return request.url.path + "?" + urlencode(params)
 
     def link(path: str, **params: Any) -> str:
         wanted = {k: v for k, v in params.items() if v not in (None, "")}
@@ -74,15 +89,39 @@ def _page(request: Request, template: str, lang: str, status_code: int = 200, **
 
     settings = service.settings
     site_title = settings.site_title_en if lang == "en" else settings.site_title_ja
-    return templates.TemplateResponse(request, template, {
-        "lang": lang, "t": t, "lang_url": lang_url, "link": link, "site_title": site_title,
+    def org_url(code: str) -> str:
+        return link("/organization/" + city_org_name(code))
+
+    response = templates.TemplateResponse(request, template, {
+        "lang": lang, "t": t, "lang_url": lang_url, "link": link, "org_url": org_url, "site_title": site_title,
         "other_lang": "ja" if lang == "en" else "en", **context}, status_code=status_code)
+    if request.query_params.get("lang") in i18n.LANGUAGES and request.cookies.get(i18n.LANG_COOKIE) != lang:
+        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=i18n.LANG_COOKIE_AGE, samesite="lax",
+                            httponly=True)
+    return response
+
+
+def _map_context(request: Request, lang: str, layers: list[tuple[DatasetEntry, geo.PointSet]]) -> dict[str, Any]:
+    """What the map partial needs: each layer's GeoJSON URL, its points for the list, the tile settings."""
+    settings = _service(request).settings
+    attribution = settings.map_attribution_en if lang == "en" else settings.map_attribution_ja
+    return {"map_layers": [{
+        "entry": entry, "points": points.points[:geo.LIST_LIMIT], "located": points.located,
+        "features": points.features, "truncated": points.located > geo.LIST_LIMIT, "url": points.url}
+        for entry, points in layers],
+        "map_tiles": settings.map_tiles_url, "map_attribution": attribution,
+        "map_attribution_url": settings.map_attribution_url}
+
+
+def _point_layer(entry: DatasetEntry) -> tuple[DatasetEntry, geo.PointSet] | None:
+    points = geo.release_points(entry.release)
+    return (entry, points) if points is not None and points.located else None
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, q: str = "", kind: str = "", city: str = "", lang: str = "ja") -> HTMLResponse:
-    """The dataset list, searched (Japanese text) and filtered by kind and city."""
-    lang = i18n.pick_language(lang)
+def index(request: Request, q: str = "", kind: str = "", city: str = "") -> HTMLResponse:
+    """The dataset list, searched (Japanese text, or its reading in kana) and filtered by kind and city."""
+    lang = _language(request)
     entries = _service(request).entries()
     kind = kind if theme_by_id(kind) else ""
     found = catalogue.find_datasets(entries, q, kind, city)
@@ -90,7 +129,40 @@ def index(request: Request, q: str = "", kind: str = "", city: str = "", lang: s
     kinds = [th for th in (*THEMES, OTHER) if th.id in present]
     cities = {c.code: c for e in entries for c in e.cities}
     return _page(request, "index.html", lang, entries=found, total=len(entries), q=q, kind=kind, city=city,
-                 kinds=kinds, cities=sorted(cities.values(), key=lambda c: c.code))
+                 kinds=kinds, cities=sorted(cities.values(), key=lambda c: c.code),
+                 has_map=any(e.release.file("geojson") for e in entries))
+
+
+@router.get("/map", response_class=HTMLResponse)
+def region_map(request: Request) -> HTMLResponse:
+    """The region-wide view: every dataset with coordinates on one map, with the list of its points."""
+    lang = _language(request)
+    layers = [layer for e in _service(request).entries() if (layer := _point_layer(e))]
+    return _page(request, "map.html", lang, **_map_context(request, lang, layers))
+
+
+@router.get("/organization", response_class=HTMLResponse)
+def organizations_page(request: Request) -> HTMLResponse:
+    """The member cities (CKAN's organisations), each with the number of datasets holding its rows."""
+    lang = _language(request)
+    service = _service(request)
+    entries = service.entries()
+    cities = [(c, sum(1 for e in entries if c.code in e.city_codes)) for c in service.member_cities()]
+    return _page(request, "organizations.html", lang, cities=cities, org_name=city_org_name)
+
+
+@router.get("/organization/{name}", response_class=HTMLResponse)
+def organization_page(request: Request, name: str) -> HTMLResponse:
+    """One member city (``city-<code>``, as in the CKAN API): its datasets, its rows and its own files."""
+    lang = _language(request)
+    service = _service(request)
+    code = name.removeprefix("city-")
+    member = next((c for c in service.member_cities() if c.code == code), None)
+    if not name.startswith("city-") or member is None:
+        raise HTTPException(status_code=404)
+    holding = [(e, next(c for c in e.cities if c.code == code), e.release.city_files(code))
+               for e in service.entries() if code in e.city_codes]
+    return _page(request, "organization.html", lang, member=member, holding=holding, names=resource_names)
 
 
 @router.get("/dataset/{dataset_id}.{suffix}")
@@ -102,13 +174,13 @@ def dataset_file(request: Request, dataset_id: str, suffix: str) -> Response:
 
 
 @router.get("/dataset/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(request: Request, dataset_id: str, lang: str = "ja") -> Response:
+def dataset_page(request: Request, dataset_id: str) -> Response:
     """A dataset: overview, preview, downloads, column dictionary, quality by city, release history; or its
     DCAT description when the Accept header prefers RDF."""
     suffix = dcat.negotiate(request.headers.get("accept", ""))
     if suffix is not None:
         return _dataset_rdf(request, dataset_id, suffix)
-    lang = i18n.pick_language(lang)
+    lang = _language(request)
     service = _service(request)
     entry = service.entry(dataset_id)
     if entry is None:
@@ -118,9 +190,11 @@ def dataset_page(request: Request, dataset_id: str, lang: str = "ja") -> Respons
     findings = quality.findings_counts(service.settings.findings, entry.id)
     city_files = [(c, release.city_files(c.code)) for c in entry.cities]
     csv_resource = release.file("csv")
+    layer = _point_layer(entry)
     return _page(
         request, "dataset.html", lang, entry=entry, release=release, preview=preview,
-        columns=entry.column_dictionary(), history=service.store.releases(entry.id),
+        columns=glossary.localise(entry.column_dictionary(), lang), history=service.store.releases(entry.id),
+        **_map_context(request, lang, [layer] if layer else []),
         conformance=(release.meta.get("conformance") or {}).get("columns") or {},
         region_files=release.region_files, city_files=city_files,
         quality=quality.city_quality(entry.cities, findings), names=resource_names,
@@ -236,6 +310,6 @@ def download(request: Request, dataset_id: str, number: str, file_path: str) -> 
         "Content-Disposition": content_disposition(listed.name), "Cache-Control": IMMUTABLE})
 
 
-def not_found_page(request: Request, lang: str) -> HTMLResponse:
-    """The bilingual 404 page."""
-    return _page(request, "error.html", lang, status_code=404)
+def error_page(request: Request, status: int) -> HTMLResponse:
+    """The error page (404, 405, 500 …) in the visitor's language."""
+    return _page(request, "error.html", _language(request), status_code=status, status=status)

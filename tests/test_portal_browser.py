@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.testing import BOM, build_sample_tree, serve
+from portal.web import PREVIEW_ROWS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -69,7 +70,7 @@ def test_search_open_preview_and_download_csv_for_excel(portal: tuple[str, dict[
     headers = preview.locator("thead th").all_inner_texts()
     assert headers == ["#", *expected.columns]
     rows = preview.locator("tbody tr")
-    assert rows.count() == 50
+    assert rows.count() == PREVIEW_ROWS
     first = rows.first.locator("td").all_inner_texts()
     assert first[headers.index("名称")] == expected["名称"][0]
     assert first[headers.index("所在地_連結表記")] == expected["所在地_連結表記"][0]
@@ -94,10 +95,12 @@ def test_search_open_preview_and_download_csv_for_excel(portal: tuple[str, dict[
 def test_filters_and_language_switch(portal: tuple[str, dict[str, pl.DataFrame]], page: Page) -> None:
     base_url, _ = portal
     page.goto(base_url + "/")
-    page.select_option("#city", "132195")          # the filter applies on change (portal.js)
+    page.select_option("#city", "132195")          # the filters apply when the button is pressed
+    page.click("#search-button")
     page.wait_for_url("**city=132195**")
     assert page.locator(".dataset-card h2").all_inner_texts() == ["AED設置箇所一覧"]
     page.select_option("#kind", "safety")
+    page.click("#search-button")
     page.wait_for_url("**kind=safety**")
     assert page.locator(".dataset-card h2").all_inner_texts() == ["AED設置箇所一覧"]
     page.click("#lang-switch")

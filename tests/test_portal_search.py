@@ -46,7 +46,7 @@ BOTH, EVAC, AED = ["aed", "evacuation_space"], ["evacuation_space"], ["aed"]
 
 @pytest.mark.parametrize(("params", "found"), [
     ({"q": "避難"}, EVAC),                                   # a two-character Japanese word inside a title
-    ({"q": "ひなん"}, []),                                    # reading ≠ writing: no match, as in CKAN
+    ({"q": "ひなん"}, EVAC),                                  # by its reading (portal/readings.yaml)
     ({"q": "ＡＥＤ"}, AED),                                   # full-width = half-width
     ({"q": "aed OR 避難"}, BOTH),
     ({"q": "aed AND 避難"}, []),

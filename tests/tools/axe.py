@@ -20,7 +20,8 @@ def axe_violations(page: Page, tags: list[str] | None = None) -> list[dict[str, 
         # DevTools evaluation is not subject to it.
         page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
     result: dict[str, Any] = page.evaluate(
-        "async (tags) => await window.axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        "async (tags) => await window.axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+        "resultTypes: ['violations']})",
         tags or WCAG_AA_TAGS)
     return list(result["violations"])
 
