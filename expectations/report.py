@@ -10,6 +10,8 @@ hostile input: the jinja2 environment autoescapes everything and the page allows
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:  # importing validate would import GE (seconds): rendering a r
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXAMPLES_PER_PROBLEM = 20
+JST = timezone(timedelta(hours=9), "JST")
+_UPLOAD_CITY = re.compile(r"^(\d{6})-")
 
 # intake.values rule names → what they did, in words for staff (unknown rules show their name)
 NORMALISATION_WORDS: dict[str, tuple[str, str]] = {
@@ -91,14 +95,31 @@ _environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, 
                            trim_blocks=True, lstrip_blocks=True)
 
 
+def format_jst(moment: datetime | None) -> str:
+    """``2026-12-03 14:45 JST``: a person in a city office reads Japan time, labelled (naive times are UTC, as
+    the catalog stores them)."""
+    if moment is None:
+        return ""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+
+
+def city_code_of(upload_id: str | None) -> str | None:
+    """The city code an upload id starts with (``132195-ac0f…`` → ``132195``)."""
+    match = _UPLOAD_CITY.match(upload_id or "")
+    return match.group(1) if match else None
+
+
 def render_report(result: ValidationResult, *, file_name: str, city_name: str, dataset_name_ja: str,
                   normalisations: dict[str, dict[str, int]],
-                  notices: list[dict[str, Any]]) -> tuple[str, dict]:
+                  notices: list[dict[str, Any]], received_at: datetime | None = None) -> tuple[str, dict]:
     """The upload's report as (HTML, JSON-able dict); both carry the same content."""
     report = {
         "upload_id": result.upload_id,
         "file_name": file_name,
         "city_name": city_name,
+        "city_code": city_code_of(result.upload_id),
+        "received_at": format_jst(received_at),
         "dataset": {"id": result.dataset_id, "name_ja": dataset_name_ja},
         "summary": _summary(result),
         "counts_by_code": result.counts_by_code,
@@ -109,6 +130,17 @@ def render_report(result: ValidationResult, *, file_name: str, city_name: str, d
     }
     html = _environment.get_template("report.html.j2").render(r=report)
     return html, report
+
+
+def render_refusal(error: dict[str, Any], *, upload_id: str, file_name: str, city_name: str,
+                   received_at: datetime | None = None) -> tuple[str, dict]:
+    """The page of an upload that was refused before validation (cannot be read, header only, formulas, another
+    city's rows …): the reason, the line, how to fix it. (HTML, JSON-able dict)."""
+    words = {k: str(error.get(k) or "") for k in ("code", "message_ja", "message_en", "hint_ja", "hint_en")}
+    report = {"upload_id": upload_id, "file_name": file_name, "city_name": city_name,
+              "city_code": city_code_of(upload_id), "received_at": format_jst(received_at),
+              "refused": True, "error": {**words, "line": error.get("line")}}
+    return _environment.get_template("refusal.html.j2").render(r=report), report
 
 
 def _summary(result: ValidationResult) -> dict[str, Any]:
