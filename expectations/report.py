@@ -216,7 +216,7 @@ def _problems(findings: pl.DataFrame) -> list[dict[str, Any]]:
     grouped = findings.group_by(["error_code", "column", "severity"], maintain_order=True).agg(
         count=pl.len(),
         rows_affected=pl.col("row").drop_nulls().n_unique(),
-        hint_ja=pl.first("hint_ja"), hint_en=pl.first("hint_en"),
+        hint_ja=pl.first("hint_ja"), hint_en=pl.first("hint_en"), hints=pl.col("hint_ja").n_unique(),
         message_ja=pl.first("message_ja"), message_en=pl.first("message_en"),
         lines=pl.col("source_line").drop_nulls(),
         examples=pl.struct(line="source_line", row="row", raw_value="raw_value", value="value",
@@ -240,7 +240,9 @@ def _problem(group: dict[str, Any]) -> dict[str, Any]:
         # a file-level problem has no rows to list: its message is its explanation
         "explanation_ja": group["message_ja"] if file_level else kind.explanation_ja,
         "explanation_en": group["message_en"] if file_level else kind.explanation_en,
-        "hint_ja": group["hint_ja"], "hint_en": group["hint_en"],
+        # one hint for the group; when its rows each have their own (a date's own month), the catalogue's
+        "hint_ja": group["hint_ja"] if group["hints"] <= 1 else kind.hint_ja.format(column=group["column"] or ""),
+        "hint_en": group["hint_en"] if group["hints"] <= 1 else kind.hint_en.format(column=group["column"] or ""),
         "count": group["count"], "rows_affected": group["rows_affected"],
         "examples": group["examples"], "lines": group["lines"],
     }

@@ -27,6 +27,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 KOMAE = "132195"
 WIDTHS = (1280, 390)
+# an event list with two dates that are not in the calendar and one that is not a date at all
+EVENTS = ("都道府県コード又は市区町村コード,NO,都道府県名,市区町村名,イベント名,イベント名_カナ,開始日,終了日,開始時間,"
+          "終了時間,場所名称,住所\n"
+          "132195,1,東京都,狛江市,花火大会,ハナビタイカイ,2023/02/30,2023/03/01,19:00,20:00,多摩川河川敷,狛江市元和泉\n"
+          "132195,2,東京都,狛江市,市民まつり,シミンマツリ,令和5年13月1日,2023/11/05,10:00,16:00,市役所,狛江市和泉本町\n"
+          "132195,3,東京都,狛江市,講演会,コウエンカイ,2023/4/1,未定,10:00,12:00,市役所,狛江市和泉本町\n")
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,8 +44,9 @@ pytestmark = [
 class Uploaded:
     """The service with a token and, uploaded through the API, the real AED file and a header-only file."""
 
-    def __init__(self, server: RunningService, token: str, accepted: str, refused: str) -> None:
+    def __init__(self, server: RunningService, token: str, accepted: str, refused: str, events: str) -> None:
         self.server, self.token, self.accepted, self.refused = server, token, accepted, refused
+        self.events = events
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +60,13 @@ def uploaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uploaded]:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as api:
             accepted = api.post("/api/uploads", files={"file": (KOMAE_AED.name, KOMAE_AED.read_bytes())})
             refused = api.post("/api/uploads", files={"file": (header_only.name, header_only.read_bytes())})
+            events = api.post("/api/uploads", params={"dataset": "event"},
+                              files={"file": ("komae_132195_event.csv", EVENTS.encode())})
         assert accepted.status_code == 201, accepted.text
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "no-data-rows", refused.text
-        yield Uploaded(server, token, accepted.json()["upload_id"], refused.json()["error"]["upload_id"])
+        assert events.status_code == 201, events.text
+        yield Uploaded(server, token, accepted.json()["upload_id"], refused.json()["error"]["upload_id"],
+                       events.json()["upload_id"])
 
 
 @pytest.fixture(scope="module")
@@ -197,4 +208,25 @@ def test_keyboard_only_upload(uploaded: Uploaded, browser: Browser, tmp_path: Pa
     expect(error).to_contain_text("「empty.csv」は空です", timeout=30_000)
     assert page.evaluate("() => document.activeElement.id") == "error"
     assert error.get_attribute("role") == "alert"
+    page.context.close()
+
+
+def test_dates_not_in_the_calendar_are_reported_as_such(uploaded: Uploaded, browser: Browser) -> None:
+    with httpx.Client(base_url=uploaded.server.url, headers={"Authorization": f"Bearer {uploaded.token}"}) as api:
+        report = api.get(f"/api/uploads/{uploaded.events}/report").json()
+    dates = next(p for p in report["problems"] if p["error_code"] == "date-error")
+    assert dates["title_ja"] == "存在しない日付" and dates["column"] == "開始日" and dates["lines"] == [2, 3]
+    messages = [x["message_ja"] for x in dates["examples"]]
+    assert messages == ["「開始日」の「2023/02/30」：2月30日は存在しません（2023年2月は28日まで）。",
+                        "「開始日」の「令和5年13月1日」：13月は存在しません（月は1〜12）。"]
+    # 「未定」 is not shaped like a date: it stays a format error
+    other = next(p for p in report["problems"] if p["error_code"] == "format-error" and p["column"] == "終了日")
+    assert other["examples"][0]["raw_value"] == "未定"
+
+    page = new_page(browser, 390)
+    log_in(page, uploaded)
+    page.goto(f"{uploaded.server.url}/uploads/{uploaded.events}/report")
+    body = page.inner_text("main")
+    assert "2月30日は存在しません" in body and "13月は存在しません" in body and "2023-02-28" in body
+    assert_accessible(page, "report with impossible dates at 390 px")
     page.context.close()
