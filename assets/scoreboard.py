@@ -26,7 +26,7 @@ from dagster import MetadataValue
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from expectations.report import format_jst
+from expectations.times import format_jst
 from kouiki.settings import Paths
 
 SCOREBOARD_MODEL = "marts.conformance_scoreboard"
@@ -302,7 +302,8 @@ Each cell: state of the newest upload (colour), share of valid rows, that share 
 <tr><th scope="col">市 / city</th><th scope="col">データセット / dataset</th><th scope="col">状態 / status</th>
 <th scope="col">合格率 / valid</th><th scope="col">行 / rows</th>
 <th scope="col">受理 / accepted</th><th scope="col">保留 / held back</th><th scope="col">公開中 / in the lake</th>
-<th scope="col">エラー / errors</th><th scope="col">警告 / warnings</th><th scope="col">エラーコード別 / by error code</th>
+<th scope="col">エラー / errors</th><th scope="col">警告 / warnings</th>
+<th scope="col">エラーコード別 / by error code</th>
 <th scope="col">最多エラー / top issue</th><th scope="col">最多警告 / top warning</th>
 <th scope="col">最新ファイル / last file</th><th scope="col">受付（JST） / received (JST)</th></tr>
 {% for r in rows %}<tr class="s-{{ r.status }}">

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import shutil
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +23,13 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from expectations.errors import ERROR_TYPES, ErrorType, error_type
+from expectations.times import format_jst
 
 if TYPE_CHECKING:  # importing validate would import GE (seconds): rendering a report does not need it
     from expectations.validate import ValidationResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXAMPLES_PER_PROBLEM = 20
-JST = timezone(timedelta(hours=9), "JST")
 _UPLOAD_CITY = re.compile(r"^(\d{6})-")
 
 # intake.values rule names → what they did, in words for staff (unknown rules show their name)
@@ -97,15 +97,6 @@ SEVERITY_WORDS = {
 
 _environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                            trim_blocks=True, lstrip_blocks=True)
-
-
-def format_jst(moment: datetime | None) -> str:
-    """``2026-12-03 14:45 JST``: a person in a city office reads Japan time, labelled (naive times are UTC, as
-    the catalog stores them)."""
-    if moment is None:
-        return ""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
 
 
 def city_code_of(upload_id: str | None) -> str | None:

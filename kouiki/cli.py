@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
 from kouiki.errors import friendly_errors
 from kouiki.members import load_members
@@ -22,11 +23,31 @@ if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the comman
     from pipelines.main_run import MainOutcome
 
 class _Cli(typer.Typer):
-    """The typer app under kouiki's error handler: configuration errors are one line (kouiki.errors)."""
+    """The typer app under kouiki's error handler: configuration errors are one line (kouiki.errors), and so
+    are wrong arguments (click's usage errors, which typer would draw as a five-line box)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with friendly_errors("kouiki"):
-            return super().__call__(*args, **kwargs)
+            try:
+                code = super().__call__(*args, standalone_mode=False, **kwargs)
+            except click.exceptions.NoArgsIsHelpError as shown:    # `kouiki members`: the help is the answer
+                typer.echo(shown.ctx.get_help() if shown.ctx else str(shown))
+                raise SystemExit(2) from None
+            except click.ClickException as wrong:
+                print(usage_error_line(wrong), file=sys.stderr)
+                raise SystemExit(wrong.exit_code) from None
+            except click.exceptions.Abort:
+                print("kouiki: 中断しました / aborted", file=sys.stderr)
+                raise SystemExit(1) from None
+            raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(error: click.ClickException) -> str:
+    """``kouiki inspect: 引数の誤り / wrong arguments: Missing argument 'file'. — kouiki inspect --help``."""
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "kouiki"
+    message = " ".join(error.format_message().split())
+    return (f"{command}: 引数の誤り / wrong arguments: {message} — 使い方は / usage: {command} --help")
 
 
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
