@@ -18,7 +18,7 @@ from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
 from kouiki.errors import friendly_errors
-from kouiki.members import load_members
+from kouiki.members import city_label, load_members
 from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
 
@@ -339,9 +339,10 @@ def sync_partitions_cmd() -> None:
     from pipelines.main_run import dagster_instance, sync_partitions
 
     paths = get_paths()
+    members = load_members()
     with run_lock(paths.home, say=console.print):
-        added = sync_partitions(dagster_instance(paths), load_members())
-    console.print(f"partitions added: {', '.join(added) or 'none'}")
+        added = sync_partitions(dagster_instance(paths), members)
+    console.print(f"partitions added: {', '.join(city_label(code, members) for code in added) or 'none'}")
 
 
 @app.command()
