@@ -39,4 +39,6 @@ def uploads(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeRe
         "uploads_total": len(all_uploads),
         "uploads_by_dataset": MetadataValue.json(by_dataset),
         "unreadable": sum(1 for up in all_uploads if up.status == "unreadable"),
+        # partitions are keyed by bare codes: the names beside them, for the office reading the UI
+        "city_names": MetadataValue.json({c: members[c].name for c in context.partition_keys if c in members}),
     })

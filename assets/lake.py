@@ -140,8 +140,20 @@ def _check(key: AssetKey, outcomes: list["LoadOutcome"], missing: list[str]) -> 
             "pass_rate": round(accepted / rows, 4) if rows else 0.0,
             "failures_by_code": MetadataValue.json(codes),
             "sample_failures": MetadataValue.json([s for o in newest.values() for s in o.sample][:20]),
+            "city_names": MetadataValue.json(_city_names([*newest, *missing])),
         },
     )
+
+
+def _city_names(codes: list[str]) -> dict[str, str]:
+    """``{"132195": "狛江市"}`` for the codes in a check's metadata (partitions are keyed by bare codes)."""
+    from intake.localgov import lookup
+
+    names = {}
+    for code in sorted(set(codes)):
+        known = lookup(code)
+        names[code] = (known.city or known.prefecture) if known else ""
+    return names
 
 
 lake_assets = [build_lake_asset(ds) for ds in default_registry().datasets.values()]

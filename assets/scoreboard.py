@@ -26,6 +26,7 @@ from dagster import MetadataValue
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from expectations.times import format_jst
 from kouiki.settings import Paths
 
 SCOREBOARD_MODEL = "marts.conformance_scoreboard"
@@ -75,7 +76,8 @@ class ScoreRow:
 
     @property
     def received(self) -> str:
-        return self.last_received_at.strftime("%Y-%m-%d %H:%M") if self.last_received_at else ""
+        """When the newest upload arrived, in Japan time and labelled (the catalog's times are UTC)."""
+        return format_jst(self.last_received_at)
 
 
 def load_scoreboard(con: duckdb.DuckDBPyConnection) -> list[ScoreRow]:
@@ -232,25 +234,37 @@ def trend_svg(values: list[float] | None, width: int = 132, height: int = 40) ->
 _TEMPLATE = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>適合状況スコアボード / conformance scoreboard</title>
 <style>
-body{font-family:sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
+*,*::before,*::after{box-sizing:border-box}
+body{font-family:sans-serif;margin:0 auto;padding:0 1em 2em;color:#222;max-width:96em;overflow-wrap:anywhere}
+.skip-link{position:absolute;left:-100vw;top:0;background:#fff;color:#0b4a9c;padding:.5em 1em;border:2px solid #0b4a9c}
+.skip-link:focus{left:1em}
+header.site{border-bottom:1px solid #ccc;padding:.5em 0} header.site p{margin:0;font-weight:bold}
+main:focus{outline:none}
+:focus-visible{outline:3px solid #1c5fb8;outline-offset:2px}
+/* the wide tables scroll inside their own labelled, focusable region: the page itself never scrolls sideways */
+.scroll{overflow-x:auto;max-width:100%;margin:1em 0}
+table{border-collapse:collapse}
 th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;font-size:.9em}
 th{background:#f4f4f4;text-align:left}
 td.num{text-align:right}
 .cell{min-width:150px}
 .big{font-size:1.3em;font-weight:bold}
-.small{font-size:.8em;color:#555}
-.err{color:#a40000}
-.warn{color:#8a5a00}
+.small{font-size:.8em;color:#404040}
+.err{color:#8a0000}
+.warn{color:#5e3d00}
 svg .ref{stroke:#bbb;stroke-width:.5;stroke-dasharray:2 2}
 svg .trend{fill:none;stroke:#1f5fa8;stroke-width:1.8}
 svg circle{fill:#1f5fa8}
 {% for status, colour in colours.items() %}.s-{{ status }}{background:{{ colour }}}
 {% endfor %}
 </style></head><body>
-<h1>適合状況スコアボード <span class="small">/ conformance scoreboard</span></h1>
+<a class="skip-link" href="#main">本文へ移動 <span lang="en">/ Skip to content</span></a>
+<header class="site"><p>kouiki <span class="small">データ推進室 / data office</span></p></header>
+<main id="main" tabindex="-1">
+<h1>適合状況スコアボード <span class="small" lang="en">/ conformance scoreboard</span></h1>
 <p>作成 / generated {{ generated }} — 構成市 {{ summary.cities }} 市、提出予定 {{ summary.expected }} 件、
 未提出 {{ summary.missing }} 件、差戻し {{ summary.rejected }} 件、地域全体の合格率 {{ share }}、
 エラー {{ num(summary.errors) }} セル（行は非公開）、警告 {{ num(summary.warnings) }} セル（行は公開）<br>
@@ -259,15 +273,17 @@ missing {{ summary.missing }}, rejected {{ summary.rejected }}, region-wide shar
 cells with errors {{ num(summary.errors) }} (rows withheld), with warnings {{ num(summary.warnings) }}
 (rows published)</span></p>
 
-<h2>市ごとの品質の推移 <span class="small">/ quality trend per city</span></h2>
+<h2 id="trend-heading">市ごとの品質の推移 <span class="small">/ quality trend per city</span></h2>
 <p class="small">各セル: 最新アップロードの状態 (色)、合格率 (検証に通った行の割合)、
 アップロードごとの推移 (点線は 0%・50%・100%)、エラー (その行は非公開) と警告 (その行は公開) のセル数。<br>
 Each cell: state of the newest upload (colour), share of valid rows, that share upload by upload
 (dotted lines at 0%, 50%, 100%), and the cells with errors (rows withheld) and with warnings (rows published).</p>
+<div class="scroll" role="region" tabindex="0" aria-labelledby="trend-heading">
 <table>
-<tr><th>市 / city</th>
-{% for d in datasets %}<th>{{ d.name }}<br><span class="small">{{ d.id }}</span></th>{% endfor %}</tr>
-{% for city in cities %}<tr><th>{{ city.name }}<br><span class="small">{{ city.code }}</span></th>
+<caption class="small">市 × データセット（横にスクロールできます） / city × dataset (scrolls sideways)</caption>
+<tr><th scope="col">市 / city</th>
+{% for d in datasets %}<th scope="col">{{ d.name }}<br><span class="small">{{ d.id }}</span></th>{% endfor %}</tr>
+{% for city in cities %}<tr><th scope="row">{{ city.name }}<br><span class="small">{{ city.code }}</span></th>
 {% for r in city.cells %}<td class="cell s-{{ r.status }}">
 {% if r.has_file %}<span class="big">{{ pct(r.share_valid) }}</span> {{ change(r.share_valid_change) }}<br>
 {{ svg(r.share_valid_trend) }}<br>
@@ -278,14 +294,18 @@ Each cell: state of the newest upload (colour), share of valid rows, that share 
 {% else %}<span class="big">—</span><br><span class="small">{{ r.status_label }}</span>{% endif %}
 </td>{% endfor %}</tr>
 {% endfor %}</table>
+</div>
 
-<h2>一覧 <span class="small">/ all lines</span></h2>
+<h2 id="all-heading">一覧 <span class="small">/ all lines</span></h2>
+<div class="scroll" role="region" tabindex="0" aria-labelledby="all-heading">
 <table>
-<tr><th>市 / city</th><th>データセット / dataset</th><th>状態 / status</th><th>合格率 / valid</th><th>行 / rows</th>
-<th>受理 / accepted</th><th>保留 / held back</th><th>公開中 / in the lake</th><th>エラー / errors</th>
-<th>警告 / warnings</th><th>エラーコード別 / by error code</th>
-<th>最多エラー / top issue</th><th>最多警告 / top warning</th><th>最新ファイル / last file</th>
-<th>受付 / received</th></tr>
+<tr><th scope="col">市 / city</th><th scope="col">データセット / dataset</th><th scope="col">状態 / status</th>
+<th scope="col">合格率 / valid</th><th scope="col">行 / rows</th>
+<th scope="col">受理 / accepted</th><th scope="col">保留 / held back</th><th scope="col">公開中 / in the lake</th>
+<th scope="col">エラー / errors</th><th scope="col">警告 / warnings</th>
+<th scope="col">エラーコード別 / by error code</th>
+<th scope="col">最多エラー / top issue</th><th scope="col">最多警告 / top warning</th>
+<th scope="col">最新ファイル / last file</th><th scope="col">受付（JST） / received (JST)</th></tr>
 {% for r in rows %}<tr class="s-{{ r.status }}">
 <td>{{ r.city_code }} {{ r.city_name }}</td><td>{{ r.dataset_name_ja or r.dataset_id }}</td>
 <td>{{ r.status_label }}</td>
@@ -297,7 +317,10 @@ Each cell: state of the newest upload (colour), share of valid rows, that share 
 <td>{{ r.top_issue or "" }}</td><td>{{ r.top_warning or "" }}</td><td>{{ r.last_file or "" }}</td>
 <td>{{ r.received }}</td></tr>
 {% endfor %}</table>
-<p class="small">出典 / source: marts.conformance_scoreboard, marts.conformance_trend (warehouse.duckdb)</p>
+</div>
+</main>
+<footer><p class="small">出典 / source: marts.conformance_scoreboard, marts.conformance_trend (warehouse.duckdb)。
+時刻は日本時間（JST） / times are Japan Standard Time (JST).</p></footer>
 </body></html>
 """
 
@@ -315,7 +338,7 @@ def render_html(rows: list[ScoreRow], generated: datetime | None = None) -> str:
     return _ENV.from_string(_TEMPLATE).render(
         rows=rows, cities=cities, datasets=[{"id": d, "name": n} for d, n in datasets], summary=summary,
         share="n/a" if summary["share_valid"] is None else f"{summary['share_valid']:.1%}",
-        generated=(generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"), colours=STATUS_COLOURS,
+        generated=format_jst(generated or datetime.now(UTC)), colours=STATUS_COLOURS,
         pct=lambda v: "" if v is None else f"{v:.1%}", num=_num, change=change, svg=trend_svg,
     )
 

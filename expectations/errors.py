@@ -20,6 +20,9 @@ expected form and a sharper hint, e.g. a phone number's format-error says how to
 
 from __future__ import annotations
 
+import calendar
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -185,6 +188,14 @@ ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
        "定められた書式で記入してください。値がない場合は空欄にしてください。",
        "Write the value in the standard format, or leave the cell empty if there is none.",
        "warning", 50, "cell"),
+    _e("date-error", ("存在しない日付", "Date that does not exist"),
+       ("暦にない日付（2月30日、13月など）があります（行は公開し、この日付は空欄にしました）。",
+        "Some dates do not exist in the calendar (30 February, month 13 …); the rows are published with the "
+        "date empty."),
+       "「{column}」の「{value}」は存在しない日付です。", '"{value}" in "{column}" is not a real date.',
+       "正しい日付を 2024-04-01 のように西暦の年-月-日で記入してください。",
+       "Write the real date as year-month-day, e.g. 2024-04-01.",
+       "warning", 52, "cell"),
     _e("constraint-error", ("値が範囲外・選択肢外", "Value not allowed"),
        ("選べる値の一覧や、ありうる範囲から外れた値があります（行は公開しています）。",
         "Some values are outside the allowed list or range (the rows are published)."),
@@ -337,7 +348,10 @@ RULES: dict[str, RuleText] = {
 EMPTIED_TYPES = frozenset({"integer", "number", "date", "time", "flag", "phone", "postal_code"})
 # codes that say a value is not readable as its column's type (what EMPTIED_TYPES applies to, and what makes a
 # key column's value unreadable)
-UNREADABLE_CODES = frozenset({"type-error", "format-error", "constraint-error"})
+UNREADABLE_CODES = frozenset({"type-error", "format-error", "constraint-error", "date-error"})
+# codes that refine the code of the check that found them (a date check's format-error on a date that has the
+# right form but is not in the calendar): counts per check add them back to the check's own code
+REFINES = {"date-error": "format-error"}
 # codes that record a repair intake made: never escalated by a strict policy (the published value is right)
 REPAIR_CODES = frozenset({"swapped-coordinates-fixed"})
 
@@ -396,3 +410,60 @@ def describe(code: str, rule: str | None = None, *, column: str = "", value: obj
         hint_ja=hint_ja.format(**fields),
         hint_en=hint_en.format(**fields),
     )
+
+
+# --- dates that have the form of a date but are not in the calendar -----------------------------------------
+
+# first year of each era (元年): 令和5年 = 2023
+_ERA_FIRST_YEAR = {"令和": 2019, "令": 2019, "R": 2019, "平成": 1989, "平": 1989, "H": 1989, "昭和": 1926,
+                   "昭": 1926, "S": 1926, "大正": 1912, "大": 1912, "T": 1912, "明治": 1868, "明": 1868, "M": 1868}
+_ERA = "|".join(sorted(_ERA_FIRST_YEAR, key=len, reverse=True))
+_DATE_SHAPES = (
+    re.compile(r"(?P<year>[0-9]{4})\s*(?P<sep>[-/.])\s*(?P<month>[0-9]{1,2})\s*(?P=sep)\s*(?P<day>[0-9]{1,2})"),
+    re.compile(r"(?P<year>[0-9]{4})\s*年\s*(?P<month>[0-9]{1,2})\s*月\s*(?P<day>[0-9]{1,2})\s*日?"),
+    re.compile(rf"(?P<era>{_ERA})\.?\s*(?P<year>元|[0-9]{{1,2}})\s*年\s*(?P<month>[0-9]{{1,2}})\s*月\s*"
+               r"(?P<day>[0-9]{1,2})\s*日?"),
+    re.compile(rf"(?P<era>{_ERA})\.?\s*(?P<year>元|[0-9]{{1,2}})\s*(?P<sep>[-/.])\s*(?P<month>[0-9]{{1,2}})\s*"
+               r"(?P=sep)\s*(?P<day>[0-9]{1,2})"),
+    re.compile(r"(?P<year>(?:1[89]|2[01])[0-9]{2})(?P<month>[0-9]{2})(?P<day>[0-9]{2})"),
+)
+
+
+def impossible_date(value: object, column: str = "") -> Description | None:
+    """The words for a value written as a date whose month or day is not in the calendar (「2023/02/30」:
+    2月30日は存在しません; 「令和5年13月1日」: 13月は存在しません), with the fix; None for anything else
+    (a real date, or text that is not shaped like a date: that stays a format error)."""
+    written = str(value or "").strip()
+    text = unicodedata.normalize("NFKC", written)
+    for shape in _DATE_SHAPES:
+        match = shape.fullmatch(text)
+        if match:
+            return _calendar_problem(written, column, _western_year(match), int(match["month"]), int(match["day"]))
+    return None
+
+
+def _western_year(match: re.Match[str]) -> int:
+    year = 1 if match["year"] == "元" else int(match["year"])
+    era = match.groupdict().get("era")
+    return _ERA_FIRST_YEAR[era] + year - 1 if era else year
+
+
+def _calendar_problem(text: str, column: str, year: int, month: int, day: int) -> Description | None:
+    where_ja, where_en = f"「{column}」の「{text}」", f'"{text}" in "{column}"'
+    if not 1 <= month <= 12:
+        return Description(
+            f"{where_ja}：{month}月は存在しません（月は1〜12）。", f"{where_en}: there is no month {month} (1-12).",
+            "月は1〜12で記入してください。年・月・日の順序が入れ替わっていないかも確認し、2024-04-01 のように"
+            "年-月-日で記入してください。",
+            "Write the month as 1 to 12, check the year, month and day are in that order, and write the date as "
+            "year-month-day, e.g. 2024-04-01.")
+    last = calendar.monthrange(year, month)[1]
+    if 1 <= day <= last:
+        return None
+    return Description(
+        f"{where_ja}：{month}月{day}日は存在しません（{year}年{month}月は{last}日まで）。",
+        f"{where_en}: {calendar.month_name[month]} {day} does not exist ({year}-{month:02d} has {last} days).",
+        f"{year}年{month}月は{last}日までです。正しい日付を {year}-{month:02d}-{min(max(day, 1), last):02d} のように"
+        "年-月-日で記入してください（日付が分からない場合は空欄）。",
+        f"{year}-{month:02d} has {last} days: write the real date as year-month-day, e.g. "
+        f"{year}-{month:02d}-{min(max(day, 1), last):02d} (or leave the cell empty).")

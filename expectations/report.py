@@ -5,11 +5,17 @@
 and the value as written. It adds what intake rewrote automatically and intake's notices. Cell values are
 hostile input: the jinja2 environment autoescapes everything and the page allows no script (CSP).
 
-:func:`build_data_docs` writes GE's own Data Docs site for the office from the stored GE result JSON.
+:func:`build_data_docs` writes the office's page of a validation (every GE expectation and its result) from the
+stored GE result JSON, in place of GE's own Data Docs site.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +23,14 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from expectations.errors import ERROR_TYPES, ErrorType, error_type
+from expectations.times import format_jst
 
 if TYPE_CHECKING:  # importing validate would import GE (seconds): rendering a report does not need it
     from expectations.validate import ValidationResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXAMPLES_PER_PROBLEM = 20
+_UPLOAD_CITY = re.compile(r"^(\d{6})-")
 
 # intake.values rule names → what they did, in words for staff (unknown rules show their name)
 NORMALISATION_WORDS: dict[str, tuple[str, str]] = {
@@ -95,14 +103,22 @@ _environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, 
                            trim_blocks=True, lstrip_blocks=True)
 
 
+def city_code_of(upload_id: str | None) -> str | None:
+    """The city code an upload id starts with (``132195-ac0f…`` → ``132195``)."""
+    match = _UPLOAD_CITY.match(upload_id or "")
+    return match.group(1) if match else None
+
+
 def render_report(result: ValidationResult, *, file_name: str, city_name: str, dataset_name_ja: str,
                   normalisations: dict[str, dict[str, int]],
-                  notices: list[dict[str, Any]]) -> tuple[str, dict]:
+                  notices: list[dict[str, Any]], received_at: datetime | None = None) -> tuple[str, dict]:
     """The upload's report as (HTML, JSON-able dict); both carry the same content."""
     report = {
         "upload_id": result.upload_id,
         "file_name": file_name,
         "city_name": city_name,
+        "city_code": city_code_of(result.upload_id),
+        "received_at": format_jst(received_at),
         "dataset": {"id": result.dataset_id, "name_ja": dataset_name_ja},
         "summary": _summary(result),
         "counts_by_code": result.counts_by_code,
@@ -113,6 +129,17 @@ def render_report(result: ValidationResult, *, file_name: str, city_name: str, d
     }
     html = _environment.get_template("report.html.j2").render(r=report)
     return html, report
+
+
+def render_refusal(error: dict[str, Any], *, upload_id: str, file_name: str, city_name: str,
+                   received_at: datetime | None = None) -> tuple[str, dict]:
+    """The page of an upload that was refused before validation (cannot be read, header only, formulas, another
+    city's rows …): the reason, the line, how to fix it. (HTML, JSON-able dict)."""
+    words = {k: str(error.get(k) or "") for k in ("code", "message_ja", "message_en", "hint_ja", "hint_en")}
+    report = {"upload_id": upload_id, "file_name": file_name, "city_name": city_name,
+              "city_code": city_code_of(upload_id), "received_at": format_jst(received_at),
+              "refused": True, "error": {**words, "line": error.get("line")}}
+    return _environment.get_template("refusal.html.j2").render(r=report), report
 
 
 def _summary(result: ValidationResult) -> dict[str, Any]:
@@ -184,7 +211,7 @@ def _problems(findings: pl.DataFrame) -> list[dict[str, Any]]:
     grouped = findings.group_by(["error_code", "column", "severity"], maintain_order=True).agg(
         count=pl.len(),
         rows_affected=pl.col("row").drop_nulls().n_unique(),
-        hint_ja=pl.first("hint_ja"), hint_en=pl.first("hint_en"),
+        hint_ja=pl.first("hint_ja"), hint_en=pl.first("hint_en"), hints=pl.col("hint_ja").n_unique(),
         message_ja=pl.first("message_ja"), message_en=pl.first("message_en"),
         lines=pl.col("source_line").drop_nulls(),
         examples=pl.struct(line="source_line", row="row", raw_value="raw_value", value="value",
@@ -208,7 +235,9 @@ def _problem(group: dict[str, Any]) -> dict[str, Any]:
         # a file-level problem has no rows to list: its message is its explanation
         "explanation_ja": group["message_ja"] if file_level else kind.explanation_ja,
         "explanation_en": group["message_en"] if file_level else kind.explanation_en,
-        "hint_ja": group["hint_ja"], "hint_en": group["hint_en"],
+        # one hint for the group; when its rows each have their own (a date's own month), the catalogue's
+        "hint_ja": group["hint_ja"] if group["hints"] <= 1 else kind.hint_ja.format(column=group["column"] or ""),
+        "hint_en": group["hint_en"] if group["hints"] <= 1 else kind.hint_en.format(column=group["column"] or ""),
         "count": group["count"], "rows_affected": group["rows_affected"],
         "examples": group["examples"], "lines": group["lines"],
     }
@@ -236,36 +265,94 @@ def _notice(notice: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+DATA_DOCS_LEFTOVERS = ("validations", "expectations", "static")   # what GE's own site builder wrote here
+# expectation arguments worth showing beside its name (the column and batch id are shown elsewhere)
+_SHOWN_KWARGS = ("regex", "value_set", "min_value", "max_value", "column_B", "or_equal")
+
+
 def build_data_docs(ge_result: dict[str, Any], out_dir: Path, *, run_name: str = "upload") -> Path:
-    """GE Data Docs of one validation (from its stored result JSON) in ``out_dir``; returns index.html.
+    """The office's page of one validation, from GE's stored result JSON: ``out_dir/index.html`` (returned) and
+    the result itself as ``out_dir/validation.json``.
 
-    Uses GE's own site builder on an ephemeral context: the result goes into the context's in-memory
-    validation results store, and a filesystem site renders it (index, validation page, static assets).
-    Imports GE lazily: rendering the staff report must not pay GE's import time.
-    """
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationSuiteValidationResultSchema,
-    )
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
+    This replaces GE's own Data Docs site, whose pages fail WCAG (no language, broken list and tab roles) and
+    load their styles from a CDN: the same content (every expectation, its column, success, unexpected and
+    missing counts) as one self-contained, accessible page that needs no network and no GE import."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in DATA_DOCS_LEFTOVERS:     # an older GE site here would be stale and inaccessible
+        shutil.rmtree(out_dir / leftover, ignore_errors=True)
+    html = _environment.get_template("data_docs.html.j2").render(d=data_docs_content(ge_result, run_name))
+    _write_text(out_dir / "validation.json", json.dumps(ge_result, ensure_ascii=False, indent=1, default=str))
+    index = out_dir / "index.html"
+    _write_text(index, html)
+    return index
 
-    import expectations.suites  # noqa: F401  registers the custom expectations the pages render
-    from expectations.ge_duckdb import ephemeral_context
 
-    result = ExpectationSuiteValidationResultSchema().load(ge_result)
-    context = ephemeral_context()
-    out_dir = Path(out_dir).resolve()
-    context.add_data_docs_site(site_name="office", site_config={
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
-    key = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
-        run_id=RunIdentifier(run_name=run_name), batch_identifier="staged")
-    context.validation_results_store.set(key, result)
-    context.build_data_docs(site_names=["office"])
-    return out_dir / "index.html"
+def data_docs_content(ge_result: dict[str, Any], run_name: str) -> dict[str, Any]:
+    """What the office's page shows: the run, its figures and one line per expectation, failures first."""
+    suite = str(ge_result.get("suite_name", ""))
+    dataset_id = suite.split(".")[1] if suite.count(".") >= 1 else suite
+    stats = ge_result.get("statistics") or {}
+    rows = [_expectation_line(r) for r in ge_result.get("results") or []]
+    rows.sort(key=lambda e: (e["success"], e["column"]))
+    percent = stats.get("success_percent")
+    return {
+        "dataset_id": dataset_id, "dataset_name": _dataset_name(dataset_id), "suite_name": suite,
+        "run_name": run_name, "cities": _city_names(run_name), "success": bool(ge_result.get("success")),
+        "evaluated": stats.get("evaluated_expectations", len(rows)),
+        "successful": stats.get("successful_expectations", sum(e["success"] for e in rows)),
+        "success_percent": "" if percent is None else f"{percent:.1f}%",
+        "ge_version": (ge_result.get("meta") or {}).get("great_expectations_version", ""),
+        "generated": format_jst(datetime.now(UTC)), "expectations": rows,
+    }
+
+
+def _expectation_line(result: dict[str, Any]) -> dict[str, Any]:
+    config = result.get("expectation_config") or {}
+    kwargs, meta, counts = config.get("kwargs") or {}, config.get("meta") or {}, result.get("result") or {}
+    code = str(meta.get("error_code", ""))
+    kind = ERROR_TYPES.get(code)
+    column = kwargs.get("column") or kwargs.get("column_A") or meta.get("column") or ""
+    detail = ", ".join(f"{k}={kwargs[k]}" for k in _SHOWN_KWARGS if k in kwargs)
+    return {
+        "success": bool(result.get("success")), "column": str(column), "code": code,
+        "title_ja": kind.title_ja if kind else "", "title_en": kind.title_en if kind else "",
+        "type": str(config.get("type", "")), "detail": detail,
+        "unexpected": _count(counts.get("unexpected_count"), counts.get("unexpected_percent")),
+        "missing": _count(counts.get("missing_count"), counts.get("missing_percent")),
+        "elements": "" if counts.get("element_count") is None else f"{counts['element_count']:,}",
+    }
+
+
+def _count(n: Any, percent: Any) -> str:
+    if n is None:
+        return ""
+    return f"{n:,}" + (f"（{percent:.1f}%）" if isinstance(percent, int | float) and n else "")
+
+
+def _dataset_name(dataset_id: str) -> str:
+    from expectations.registry import default_registry
+
+    try:
+        return default_registry().get(dataset_id).name_ja
+    except Exception:  # a suite of a dataset no longer in the registry: its id is its name
+        return dataset_id
+
+
+def _city_names(run_name: str) -> str:
+    """The city an upload id or a batch id names, as ``狛江市 132195`` (empty when it names none)."""
+    from intake.localgov import lookup
+
+    code = city_code_of(run_name.removeprefix("batch-"))
+    if code is None:
+        return ""
+    known = lookup(code)
+    name = (known.city or known.prefecture) if known else ""
+    return f"{name} {code}".strip() + (" ほか / and others" if run_name.startswith("batch-") else "")
+
+
+def _write_text(target: Path, text: str) -> None:
+    """Write atomically: the office never opens half a page."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)

@@ -28,7 +28,15 @@ import duckdb
 import polars as pl
 
 from expectations import ge_duckdb
-from expectations.errors import EMPTIED_TYPES, UNREADABLE_CODES, describe, error_type, severity_for
+from expectations.errors import (
+    EMPTIED_TYPES,
+    REFINES,
+    UNREADABLE_CODES,
+    describe,
+    error_type,
+    impossible_date,
+    severity_for,
+)
 from expectations.model import Dataset, Policy
 from expectations.suites import Check, build_checks, build_suite, quote
 
@@ -327,7 +335,22 @@ def _failing_cells(con: duckdb.DuckDBPyConnection, table: str, raw_table: str | 
 
 def _with_words(found: pl.DataFrame, check: Check) -> pl.DataFrame:
     """Add column, code, severity and the messages/hints (value spliced in, vectorised)."""
-    return _worded(found, check.error_code, check.rule, check.column, check.other_column, check.value_set)
+    worded = _worded(found, check.error_code, check.rule, check.column, check.other_column, check.value_set)
+    return _impossible_dates(worded, check.column) if check.rule == "date" else worded
+
+
+def _impossible_dates(findings: pl.DataFrame, column: str) -> pl.DataFrame:
+    """A date check's findings whose value is shaped like a date but is not in the calendar (2023/02/30,
+    令和5年13月1日) become ``date-error`` with their own words (2月30日は存在しません) and fix."""
+    words = [impossible_date(v, column) for v in findings["raw_value"].to_list()]
+    if not any(words):
+        return findings
+    fields = ("message_ja", "message_en", "hint_ja", "hint_en")
+    replaced = {f: [getattr(w, f) if w else old for w, old in zip(words, findings[f].to_list(), strict=True)]
+                for f in fields}
+    code = ["date-error" if w else old for w, old in zip(words, findings["error_code"].to_list(), strict=True)]
+    return findings.with_columns(pl.Series("error_code", code, dtype=pl.String),
+                                 *(pl.Series(f, replaced[f], dtype=pl.String) for f in fields))
 
 
 def _worded(found: pl.DataFrame, code: str, rule: str | None, column: str, other: str = "",
@@ -415,8 +438,10 @@ def split_batch(result: ValidationResult, parts: Sequence[BatchPart]) -> list[Va
         labels = label_findings(part.missing_columns, part.extra_columns, part.missing_required)
         findings = pl.concat([labels, cells], how="vertical").with_columns(
             pl.lit(part.upload_id, dtype=pl.String).alias("upload_id"))
-        counts = {(r["error_code"], r["column"]): r["len"]
-                  for r in findings.group_by("error_code", "column").len().iter_rows(named=True)}
+        counts: dict[tuple[str, str], int] = {}
+        for r in findings.group_by("error_code", "column").len().iter_rows(named=True):
+            key = (REFINES.get(r["error_code"], r["error_code"]), r["column"])   # date-error: its check's
+            counts[key] = counts.get(key, 0) + r["len"]
         summaries = [replace(e, unexpected_count=int(counts.get((e.error_code, e.column), 0)),
                              success=counts.get((e.error_code, e.column), 0) == 0) for e in result.expectations]
         out.append(conclude(replace(result, upload_id=part.upload_id, row_count=part.rows,

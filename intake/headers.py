@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # (public_facility legacy for an AED file: they share 20 of 22 columns), and a city's own layout (高松市 0012,
 # English property names) at most 0.36: below 0.5 the best guess is not trusted.
 MIN_GOOD_SCORE = 0.5
+MIN_CLOSE_SCORE = 0.2    # below this a dataset is not named as "close" when nothing matched well
 FILE_NAME_BONUS = 0.05
 LEVEL_WEIGHT = {"required": 3.0, "recommended": 1.5, "optional": 1.0, "unknown": 1.0}
 
@@ -284,13 +285,15 @@ def header_score(header: list[str], registry: Registry) -> float:
 
 def no_match_error(matches: list[HeaderMatch], registry: Registry) -> IntakeError:
     """The error for a best match that is not :attr:`HeaderMatch.good`: what came closest, what to do."""
-    best = matches[:3]
-    closest_ja = "、".join(f"{registry.get(m.dataset_id).name_ja}（{m.score:.0%}）" for m in best) or "なし"
-    closest_en = ", ".join(f"{registry.get(m.dataset_id).name_en} ({m.score:.0%})" for m in best) or "none"
+    best = [m for m in matches[:3] if m.score >= MIN_CLOSE_SCORE]   # "close" at 0 % would mislead
+    closest_ja = "、".join(f"{registry.get(m.dataset_id).name_ja}（{m.score:.0%}）" for m in best)
+    closest_en = ", ".join(f"{registry.get(m.dataset_id).name_en} ({m.score:.0%})" for m in best)
     return IntakeError(
         "no-dataset-match",
-        f"見出し行がどの標準データセットにも十分に一致しません。近いもの: {closest_ja}",
-        f"The header row does not match any standard dataset well. Closest: {closest_en}",
+        "見出し行がどの標準データセットにも十分に一致しません。"
+        + (f"近いもの: {closest_ja}" if best else "近いデータセットもありません。"),
+        "The header row does not match any standard dataset well. "
+        + (f"Closest: {closest_en}" if best else "No dataset comes close."),
         hint_ja=("見出し行を自治体標準オープンデータセットの項目名にするか、"
                  "アップロード時にデータセットを指定してください。"),
         hint_en=("Use the column names of the standard dataset in the header row, "

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
 from kouiki.errors import friendly_errors
-from kouiki.members import load_members
+from kouiki.members import city_label, load_members
 from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
 
@@ -22,11 +26,31 @@ if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the comman
     from pipelines.main_run import MainOutcome
 
 class _Cli(typer.Typer):
-    """The typer app under kouiki's error handler: configuration errors are one line (kouiki.errors)."""
+    """The typer app under kouiki's error handler: configuration errors are one line (kouiki.errors), and so
+    are wrong arguments (click's usage errors, which typer would draw as a five-line box)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with friendly_errors("kouiki"):
-            return super().__call__(*args, **kwargs)
+            try:
+                code = super().__call__(*args, standalone_mode=False, **kwargs)
+            except click.exceptions.NoArgsIsHelpError as shown:    # `kouiki members`: the help is the answer
+                typer.echo(shown.ctx.get_help() if shown.ctx else str(shown))
+                raise SystemExit(2) from None
+            except click.ClickException as wrong:
+                print(usage_error_line(wrong), file=sys.stderr)
+                raise SystemExit(wrong.exit_code) from None
+            except typer.Abort:
+                print("kouiki: 中断しました / aborted", file=sys.stderr)
+                raise SystemExit(1) from None
+            raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(error: click.ClickException) -> str:
+    """``kouiki inspect: 引数の誤り / wrong arguments: Missing argument 'file'. — kouiki inspect --help``."""
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "kouiki"
+    message = " ".join(error.format_message().split())
+    return (f"{command}: 引数の誤り / wrong arguments: {message} — 使い方は / usage: {command} --help")
 
 
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
@@ -44,11 +68,73 @@ def run() -> None:
     started = time.monotonic()
     paths = get_paths()
     # one run at a time per home; Dagster's storage is created (or migrated) under this lock too
-    with run_lock(paths.home, say=lambda message: console.print(f"[yellow]{message}[/yellow]")):
-        outcome = run_main(paths, log_level="WARNING")
+    with (run_lock(paths.home, say=lambda message: console.print(f"[yellow]{message}[/yellow]")),
+          RunProgress(paths) as progress):
+        outcome = run_main(paths, log_level="WARNING", progress=progress.phase)
     _print_summary(outcome, time.monotonic() - started)
     if not outcome.region_ok or (outcome.anonymisation is not None and not outcome.anonymisation.ok):
         raise typer.Exit(1)
+
+
+RUN_PHASE_WORDS = {
+    "recover": "点検・準備 / checking the home, member partitions",
+    "ingest": "受付・読込・検証 / landing, reading and validating uploads",
+    "publish": "地域全体の表・公開 / region-wide models and releases",
+    "anonymise": "匿名加工 / anonymisation",
+    "done": "完了 / done",
+}
+
+
+class RunProgress:
+    """``kouiki run``'s progress bar on stderr: one step per phase of run_main, and while uploads are read and
+    validated, how many of them are done (counted in the catalog, which the run updates as it goes). Off when
+    stdout is not a terminal (logs, CI, ``| tee``)."""
+
+    def __init__(self, paths: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.paths = paths
+        self.enabled = sys.stdout.isatty()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                            disable=not self.enabled)
+        self.task = self.bar.add_task("開始 / starting", total=len(RUN_PHASE_WORDS) - 1)
+        self.uploads: Any = None
+        self.stop = threading.Event()
+        self.watcher: threading.Thread | None = None
+
+    def __enter__(self) -> RunProgress:
+        self.bar.start()
+        if self.enabled:
+            self.watcher = threading.Thread(target=self._watch_uploads, name="kouiki-run-progress", daemon=True)
+            self.watcher.start()
+        return self
+
+    def phase(self, name: str) -> None:
+        names = list(RUN_PHASE_WORDS)
+        self.bar.update(self.task, description=RUN_PHASE_WORDS.get(name, name),
+                        completed=names.index(name) if name in names else 0)
+        if name == "ingest" and self.enabled and self.uploads is None:
+            self.uploads = self.bar.add_task("  登録ファイル / uploads processed", total=None)
+
+    def _watch_uploads(self) -> None:
+        """Every second: uploads no longer waiting (``landed``) out of all uploads, while the run goes on."""
+        from kouiki import catalog
+
+        while not self.stop.wait(1.0):
+            if self.uploads is None:
+                continue
+            try:
+                ups = catalog.list_uploads(self.paths.catalog_url)
+            except Exception:  # a busy or recovering catalog: the next second will do
+                continue
+            self.bar.update(self.uploads, total=len(ups), completed=sum(u.status != "landed" for u in ups))
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.watcher is not None:
+            self.watcher.join(timeout=5)
+        self.bar.stop()
 
 
 def _print_summary(outcome: MainOutcome, seconds: float) -> None:
@@ -132,28 +218,40 @@ def anonymise(
     try:
         quality = QualityModel(quality_model, gs_factor)
     except ValueError as exc:  # an unknown quality model or a gs-factor outside [0, 1]
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]kouiki anonymise: {' '.join(str(exc).split())}[/red]", soft_wrap=True)
         raise typer.Exit(2) from exc
     try:
-        result = run_cli(input_csv, qi, sensitive or [], k, l_diversity, max_suppression, out, report,
-                         quality=quality)
+        with _working("匿名加工・検証しています / anonymising and verifying"):
+            result = run_cli(input_csv, qi, sensitive or [], k, l_diversity, max_suppression, out, report,
+                             quality=quality)
     except UnsafePathError as exc:  # --out / --report naming the input: nothing is written, the input is kept
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]kouiki anonymise: {' '.join(str(exc).split())}[/red]", soft_wrap=True)
         raise typer.Exit(2) from exc
     _print_anonymisation_result(result, report)
     if not result["released"]:
         raise typer.Exit(2)
 
 
+@contextmanager
+def _working(what: str) -> Iterator[None]:
+    """A spinner with the elapsed time on stderr while a long step runs (only at a terminal)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(what), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True, disable=not sys.stdout.isatty()) as progress:
+        progress.add_task(what, total=None)
+        yield
+
+
 def _print_anonymisation_result(result: dict[str, Any], report: Path) -> None:
     if not result["released"]:
         failure = result["failure"] or {}
         reasons = failure.get("reasons") or [failure]
-        console.print("[red]匿名加工できませんでした。ファイルは出力していません / not released: no output "
-                      "written[/red]")
+        # one line per reason (usually one): what stopped it, in both languages, and where the report is
         for reason in reasons:
-            console.print(f"  {reason.get('ja', '')}\n  {reason.get('en', '')}")
-        console.print(f"  report / 報告: {report}")
+            console.print("[red]kouiki anonymise: 匿名加工できませんでした（出力なし） / not released (no output)"
+                          f"[/red]: {reason.get('ja', '')} / {reason.get('en', '')} — report / 報告: {report}",
+                          soft_wrap=True)
         return
     verification = result["verification"]
     levels = ", ".join(f"{column} → {level['name']}" for column, level in result["levels"].items())
@@ -173,6 +271,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a summary")] = False,
 ) -> None:
     """Read a file as intake would and show what kouiki sees, storing nothing. / ファイルを検査（保存しない）"""
+    known_dataset_or_exit(dataset)
     from kouiki.inspect import inspect_file
 
     report = inspect_file(file, dataset)
@@ -182,6 +281,24 @@ def inspect(
         _print_inspection(report)
     if not report["ok"]:
         raise typer.Exit(2)
+
+
+def known_dataset_or_exit(dataset: str | None) -> None:
+    """Stop with one line naming the known datasets (and the nearest one) when ``dataset`` is not one."""
+    if dataset is None:
+        return
+    import difflib
+
+    from expectations.registry import default_registry
+
+    known = sorted(default_registry().datasets)
+    if dataset in known:
+        return
+    near = difflib.get_close_matches(dataset, known, n=1)
+    guess = f"もしかして / did you mean: {near[0]} — " if near else ""
+    print(f"kouiki: データセット {dataset} はありません / unknown dataset {dataset} — {guess}"
+          f"使えるID / known: {', '.join(known)}", file=sys.stderr)
+    raise typer.Exit(2)
 
 
 def _print_inspection(r: dict[str, Any]) -> None:
@@ -227,9 +344,10 @@ def sync_partitions_cmd() -> None:
     from pipelines.main_run import dagster_instance, sync_partitions
 
     paths = get_paths()
+    members = load_members()
     with run_lock(paths.home, say=console.print):
-        added = sync_partitions(dagster_instance(paths), load_members())
-    console.print(f"partitions added: {', '.join(added) or 'none'}")
+        added = sync_partitions(dagster_instance(paths), members)
+    console.print(f"partitions added: {', '.join(city_label(code, members) for code in added) or 'none'}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from intake.localgov import is_valid_code, lookup
+from intake.localgov import check_digit, is_valid_code, lookup
 from kouiki.errors import ConfigError
 from kouiki.settings import REPO_ROOT, members_file
 
@@ -170,3 +170,50 @@ def member_by_code(code: str, members: list[Member] | None = None) -> Member:
         if m.code == code:
             return m
     raise KeyError(f"{code} is not a member city")
+
+
+def city_label(code: str, members: list[Member] | None = None) -> str:
+    """``132195 狛江市``: a code as a person reads it, with the member's name (or the national list's)."""
+    for m in members if members is not None else []:
+        if m.code == code:
+            return f"{code} {m.name}"
+    known = lookup(code) if is_valid_code(code) else None
+    return f"{code} {known.city or known.prefecture}" if known else code
+
+
+def not_a_member(code: str, members: list[Member]) -> str:
+    """One line (ja / en) for a code that is not a member city, suggesting only what would work: a member whose
+    code differs by the check digit or the missing one, ``kouiki members add`` only with a code that passes
+    its check (never ``members add 999999``), else ``kouiki members list``."""
+    code = code.strip()
+    by_code = {m.code: m for m in members}
+    candidate = _checked(code)
+    if candidate in by_code:
+        found = by_code[candidate]
+        return (f"{code} は構成団体のコードではありません。{candidate}（{found.name}）のことですか / {code} is not a "
+                f"member's code; did you mean {candidate} ({found.name})?")
+    known = lookup(candidate) if candidate else None
+    if known is None and candidate == code:
+        return (f"{code} は全国地方公共団体コードの一覧にありません。構成団体は kouiki members list で確認できます / "
+                f"{code} is not in the national list of local governments; see kouiki members list")
+    if known is None:
+        return (f"{code} は正しい全国地方公共団体コード（6桁・検査数字つき）ではありません。"
+                f"構成団体は kouiki members list で確認できます / {code} is not a valid local-government code "
+                "(6 digits with a check digit); see kouiki members list")
+    name = known.city or known.prefecture
+    if candidate == code:
+        return (f"{code}（{name}）は構成団体ではありません。追加するには kouiki members add {code} / {code} ({name}) "
+                f"is not a member city; to add it: kouiki members add {code}")
+    return (f"{code} は正しいコードではありません（検査数字）。{name}なら {candidate} です"
+            f"（追加するには kouiki members add {candidate}） / {code} is not a valid code (check digit); "
+            f"{name} is {candidate} (to add it: kouiki members add {candidate})")
+
+
+def _checked(code: str) -> str | None:
+    """The code with a right check digit: as written, its first five digits completed, or a 5-digit JIS code
+    completed; None when it is not digits."""
+    if not code.isascii() or not code.isdigit() or len(code) not in (5, 6):
+        return None
+    if is_valid_code(code):
+        return code
+    return code[:5] + check_digit(code[:5])

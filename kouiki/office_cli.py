@@ -26,9 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from expectations.times import format_jst
 from intake.localgov import is_valid_code, lookup
 from kouiki import catalog, tokens
-from kouiki.members import Member, RegistryError, load_members, member_by_code
+from kouiki.members import Member, RegistryError, city_label, load_members, member_by_code, not_a_member
 from kouiki.publication import ReleaseIndex, publication
 from kouiki.settings import Paths, get_paths, members_file
 
@@ -54,8 +55,9 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 RERUNNABLE = ("accepted", "quarantined", "rejected", "unreadable", "landed")
 
 
-def fail(message_ja: str, message_en: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message_ja}[/red]\n{message_en}")
+def fail(message_ja: str, message_en: str = "", code: int = 1) -> typer.Exit:
+    """Print one line (ja / en; never wrapped into several) on stderr and return the exit to raise."""
+    err.print(f"[red]{message_ja}[/red]" + (f" / {message_en}" if message_en else ""), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -64,11 +66,11 @@ def print_json(doc: Any) -> None:
 
 
 def member_or_exit(code: str) -> Member:
-    for m in load_members():
-        if m.code == code:
+    members = load_members()
+    for m in members:
+        if m.code == code.strip():
             return m
-    raise fail(f"{code} は構成団体ではありません（kouiki members add {code} で追加）。",
-               f"{code} is not a member city (add it with: kouiki members add {code}).")
+    raise fail(not_a_member(code, members))   # suggests only a code that would work
 
 
 # ------------------------------------------------------------------------------------------------ members
@@ -157,13 +159,14 @@ def members_add(
     try:
         member = add_member(path, code, name, dataset, inbox)
     except RegistryError as exc:
-        raise fail(str(exc), "The member registry was not changed. / 登録簿は変更していません。") from None
+        raise fail(f"{exc} — 登録簿は変更していません / the member registry was not changed") from None
     err.print(f"追加しました / added: {member.code} {member.name} → {path}")
     if sync:
         from pipelines.main_run import dagster_instance, sync_partitions
 
-        added = sync_partitions(dagster_instance(get_paths()), load_members(path))
-        err.print(f"Dagster partition: {', '.join(added) or 'already there'}")
+        members = load_members(path)
+        added = sync_partitions(dagster_instance(get_paths()), members)
+        err.print(f"Dagster partition: {', '.join(city_label(c, members) for c in added) or 'already there'}")
 
 
 @members_app.command("list")
@@ -204,19 +207,21 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="token id (see ko
     """Revoke a token at once. / トークンを無効化"""
     info = tokens.revoke_token(get_paths().catalog_url, token_id.strip())
     if info is None:
-        raise fail(f"トークン {token_id} はありません。", f"There is no token {token_id}.")
-    err.print(f"無効化しました / revoked: {info.token_id} ({info.city_code})")
+        raise fail(f"トークン {token_id} はありません（kouiki tokens list で確認）。",
+                   f"There is no token {token_id} (see kouiki tokens list).")
+    err.print(f"無効化しました / revoked: {info.token_id} ({city_label(info.city_code, load_members())})")
 
 
 @tokens_app.command("list")
 def tokens_list(city: Annotated[str | None, typer.Option(help="only this city")] = None) -> None:
     """List tokens (never their secrets). / トークンの一覧"""
     table = Table()
-    for col in ("token id", "city", "label", "issued / 発行", "state / 状態"):
+    for col in ("token id", "city / 市", "label", "issued / 発行 (JST)", "state / 状態"):
         table.add_column(col)
+    members = load_members()
     for t in tokens.list_tokens(get_paths().catalog_url, city):
-        state = "active / 有効" if t.active else f"revoked / 無効 {t.revoked_at:%Y-%m-%d %H:%M}"
-        table.add_row(t.token_id, t.city_code, t.label, f"{t.issued_at:%Y-%m-%d %H:%M}", state)
+        state = "active / 有効" if t.active else f"revoked / 無効 {format_jst(t.revoked_at)}"
+        table.add_row(t.token_id, city_label(t.city_code, members), t.label, format_jst(t.issued_at), state)
     out.print(table)
 
 
@@ -238,8 +243,8 @@ def upload(
     member = member_or_exit(code)
     registry = default_registry()
     if dataset and dataset not in registry:
-        raise fail(f"データセット {dataset} はありません。", f"Unknown dataset {dataset}; known: "
-                   f"{', '.join(sorted(registry.datasets))}")
+        raise fail(f"データセット {dataset} はありません", f"unknown dataset {dataset}; known: "
+                   f"{', '.join(sorted(registry.datasets))}", code=2)
     paths = get_paths()
     try:
         name = check_file_name(file.name)
@@ -266,8 +271,9 @@ class _steps:
     """A rich progress display of submit_upload's steps (on stderr)."""
 
     def __enter__(self) -> Any:
+        # progress only for a person at a terminal: piped JSON stays clean, logs stay free of redraws
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TimeElapsedColumn(), console=err, transient=True)
+                                 TimeElapsedColumn(), console=err, transient=True, disable=not sys.stdout.isatty())
         self.progress.start()
         self.task = self.progress.add_task("開始 / starting", total=len(STEP_NAMES))
         return self.advance
@@ -359,7 +365,7 @@ def rerun(
     member = member_or_exit(code)
     paths = get_paths()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err) as progress:
+                  console=err, disable=not sys.stdout.isatty()) as progress:
         marked = mark_for_rerun(paths, member.code, dataset, progress)
         task = progress.add_task(f"ingest_city {member.code}（{member.name}）", total=None)
         ok = run_city(paths, member)

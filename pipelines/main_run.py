@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,26 +141,38 @@ def datasets_waiting(paths: Paths, cities: list[str]) -> list[str]:
     return sorted(waiting)
 
 
+# the phases of run_main, in order, as its ``progress`` callback names them
+RUN_PHASES = ("recover", "ingest", "publish", "anonymise", "done")
+
+
 def run_main(paths: Paths | None = None, members: list[Member] | None = None,
-             instance: DagsterInstance | None = None, log_level: str = "INFO") -> MainOutcome:
+             instance: DagsterInstance | None = None, log_level: str = "INFO",
+             progress: Callable[[str], None] | None = None) -> MainOutcome:
+    """Run everything once; ``progress`` (e.g. the CLI's progress bar) is told each phase of RUN_PHASES."""
     from assets.anonymise import run_anonymisation
     from pipelines.definitions import defs
 
+    phase = progress or (lambda _name: None)
     paths = paths or get_paths()
     members = members if members is not None else load_members()
     instance = instance or dagster_instance(paths)
+    phase("recover")
     recover_after_crash(paths, instance)
     sync_partitions(instance, members)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    phase("ingest")
     ingest_ok = ingest_members(instance, members, run_config)
     uploads_by_city: dict[str, list[catalog.UploadRow]] = {}
     for up in catalog.list_uploads(paths.catalog_url, city_codes=[m.code for m in members]):
         uploads_by_city.setdefault(up.city_code, []).append(up)
     cities = [CityOutcome(m, ingest_ok or not _refused(uploads_by_city.get(m.code, [])),
                           uploads_by_city.get(m.code, [])) for m in members]
+    phase("publish")
     region = defs.resolve_job_def("publish_region").execute_in_process(instance=instance, raise_on_error=False,
                                                                       run_config=run_config)
+    phase("anonymise")
     anonymisation = run_anonymisation(defs.resolve_job_def("anonymise_personal"), instance, run_config)
+    phase("done")
     releases = {}
     for pointer in sorted(paths.releases.glob("*/latest.json")):
         latest = latest_release(paths.releases, pointer.parent.name)

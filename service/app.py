@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from expectations.registry import Registry, default_registry
+from expectations.report import render_refusal
 from kouiki import catalog
 from kouiki.publication import ReleaseIndex, publication
 from service import errors
@@ -68,9 +69,25 @@ class Service:
         self.releases = ReleaseIndex(self.paths.releases)
 
     def upload_json(self, upload: catalog.UploadRow) -> dict[str, Any]:
-        """The upload's record with where it stands (publication: state, release, rows, reasons)."""
-        return upload_json(upload) | {"publication": publication(upload, self.releases).to_json(),
-                                      "links": links(upload.upload_id)}
+        """The upload's record with where it stands (publication: state, release, rows, reasons). A refused
+        upload has a report too: its refusal page (:meth:`report`)."""
+        doc = upload_json(upload) | {"publication": publication(upload, self.releases).to_json(),
+                                     "links": links(upload.upload_id)}
+        doc["has_report"] = bool(doc["has_report"] or doc["error"])
+        return doc
+
+    def report(self, upload: catalog.UploadRow) -> tuple[str, dict[str, Any]]:
+        """The upload's report (HTML, JSON): the validation report the pipeline or the service wrote, or, for an
+        upload refused before validation, its refusal page made from the catalog's record of the reason."""
+        html, doc = report_paths(self.paths, upload)
+        if html.is_file() and doc.is_file():
+            return html.read_text(encoding="utf-8"), json.loads(doc.read_text(encoding="utf-8"))
+        error = upload_json(upload)["error"]
+        if not error:
+            raise errors.report_not_ready()
+        member = self.members.get(upload.city_code)
+        return render_refusal(error, upload_id=upload.upload_id, file_name=upload.original_name,
+                              city_name=member.name if member else upload.city_code, received_at=upload.received_at)
 
     def caller(self, request: Request) -> Caller:
         return authenticate(request, self.paths.catalog_url, self.members)
@@ -221,10 +238,7 @@ def _api_routes(app: FastAPI, service: Service) -> None:
     async def report_json(request: Request, upload_id: str) -> JSONResponse:
         caller = service.caller(request)
         upload = service.own_upload(caller, upload_id)
-        _, doc = report_paths(service.paths, upload)
-        if not doc.is_file():
-            raise errors.report_not_ready()
-        return _json(json.loads(doc.read_text(encoding="utf-8")))
+        return _json(service.report(upload)[1])
 
 
 async def _login_token(request: Request) -> str:
@@ -264,10 +278,7 @@ def _page_routes(app: FastAPI, service: Service) -> None:
     async def report_page(request: Request, upload_id: str) -> Response:
         caller = service.caller(request)
         upload = service.own_upload(caller, upload_id)
-        html, _ = report_paths(service.paths, upload)
-        if not html.is_file():
-            raise errors.report_not_ready()
-        return HTMLResponse(html.read_text(encoding="utf-8"),
+        return HTMLResponse(service.report(upload)[0],
                             headers={**errors.SECURITY_HEADERS, "Content-Security-Policy": REPORT_CSP})
 
 

@@ -108,10 +108,14 @@ def upload_too_large(limit_bytes: int) -> ApiError:
                     limit_bytes=limit_bytes)
 
 
-def empty_upload() -> ApiError:
-    return ApiError(400, "empty-upload", "ファイルが空です（0 バイト）。", "The file is empty (0 bytes).",
-                    hint_ja="データが入ったファイルを選び直してください。",
-                    hint_en="Choose the file that holds the data.")
+def empty_upload(name: str = "") -> ApiError:
+    """A 0-byte file: worded like intake's empty and header-only files (name, what is wrong, what to upload)."""
+    shown = f"「{name}」" if name else "ファイル"
+    return ApiError(400, "empty-upload", f"{shown}は空です（0 バイト、データの行がありません）。",
+                    f"'{name or 'the file'}' is empty (0 bytes, no data rows).",
+                    hint_ja="データの行が入ったファイルを登録してください（空の行や見出しだけのファイルは受け付けません）。",
+                    hint_en="Upload the file with its data rows (a header alone, or only blank rows, cannot be "
+                            "published).")
 
 
 def missing_file() -> ApiError:

@@ -247,5 +247,5 @@ async def receive_form(chunks: AsyncIterator[bytes], content_type: str, folder: 
 def _received(sink: _Sink, name: str, sha: str, fields: dict[str, str]) -> Received:
     if sink.size == 0:
         sink.path.unlink(missing_ok=True)
-        raise errors.empty_upload()
+        raise errors.empty_upload(name)
     return Received(path=sink.path, original_name=name, size=sink.size, sha256=sha, fields=fields)

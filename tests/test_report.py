@@ -108,10 +108,20 @@ def test_examples_are_capped_but_every_line_is_listed(tmp_path: Path) -> None:
 
 
 def test_data_docs_for_the_office(result: ValidationResult, tmp_path: Path) -> None:
-    index = build_data_docs(result.ge_result, tmp_path / "docs", run_name="up-7")
-    assert index.is_file()
-    pages = [p for p in (tmp_path / "docs" / "validations").rglob("*.html")]
-    assert len(pages) == 1
-    page = pages[0].read_text(encoding="utf-8")
-    assert "kouiki.aed.test" in page and "電話番号" in page
+    """The office's page of a validation replaces GE's Data Docs site: every expectation with its result,
+    failures first, self-contained (no script, no network), and GE's result JSON beside it."""
+    stale = tmp_path / "docs" / "validations" / "old.html"      # an older GE site in the same folder
+    stale.parent.mkdir(parents=True)
+    stale.write_text("<html>old</html>", encoding="utf-8")
+    index = build_data_docs(result.ge_result, tmp_path / "docs", run_name="132195-up-7")
+    page = index.read_text(encoding="utf-8")
+    assert not stale.exists()
+    assert json.loads((tmp_path / "docs" / "validation.json").read_text(encoding="utf-8")) == json.loads(
+        json.dumps(result.ge_result, default=str))
+    assert "kouiki.aed.test" in page and "電話番号" in page and "狛江市 132195" in page
     assert "expect_column_values_to_have_valid_local_government_check_digit" in page
+    assert "<script" not in page and not re.search(r"(src|href)=\"https?:", page)
+    rows = re.findall(r'<tr class="(passed|failed)">', page)
+    failed = sum(not e.success for e in result.expectations)
+    assert failed > 0 and rows == ["failed"] * failed + ["passed"] * (len(result.expectations) - failed)
+    assert "JST" in page

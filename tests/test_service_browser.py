@@ -91,7 +91,7 @@ def test_log_in_drop_a_file_and_read_its_report(service: tuple[RunningService, s
     assert "03-1234-5678" in phone.locator(".hint").inner_text()
 
     upload_id = page.inner_text("#result-upload-id")
-    row = page.locator(f'#uploads tr[data-upload-id="{upload_id}"]')
+    row = page.locator(f'#uploads [data-upload-id="{upload_id}"]')
     expect(row).to_have_count(1)
     assert row.get_attribute("data-status") == "landed"
     assert KOMAE_AED.name in row.inner_text()

@@ -314,6 +314,7 @@ def write_report(paths: Paths, staged: StagedUpload, result: ValidationResult,
         dataset_name_ja=staged.dataset.name_ja,
         normalisations=staged.normalisations,
         notices=[n.to_dict() for n in staged.notices],
+        received_at=upload.received_at,
     )
     folder = paths.reports / upload.city_code
     folder.mkdir(parents=True, exist_ok=True)

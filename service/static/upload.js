@@ -28,6 +28,17 @@
     const hint = pick(error, "hint");
     if (hint) box.appendChild(el("p", hint, "error-hint"));
     if (error.code) box.appendChild(el("code", error.code, "error-code"));
+    if (error.upload_id) {
+      // the refusal is kept in the history with its own report page
+      const link = el("a", T.report + ": " + T.open);
+      link.href = "/uploads/" + encodeURIComponent(error.upload_id) + "/report";
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.appendChild(el("span", " " + T.new_window, "visually-hidden"));
+      const p = el("p");
+      p.appendChild(link);
+      box.appendChild(p);
+    }
     box.hidden = false;
   }
 
@@ -58,7 +69,7 @@
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: token }),
         });
-        if (!response.ok) { showError(await readError(response)); return; }
+        if (!response.ok) { showError(await readError(response)); document.getElementById("error").focus(); return; }
         window.location.reload();
       } catch (e) {
         showError({ message_ja: T.network_error, message_en: T.network_error });
@@ -71,6 +82,7 @@
 
   const fileInput = document.getElementById("file");
   const dropZone = document.getElementById("drop-zone");
+  const status = document.getElementById("status");
   let chosenFile = null;
 
   function choose(file) {
@@ -79,10 +91,7 @@
     document.getElementById("chosen").hidden = !chosenFile;
   }
 
-  dropZone.addEventListener("click", () => fileInput.click());
-  dropZone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); fileInput.click(); }
-  });
+  // The file input is a native, keyboard-operable control; the zone around it also takes a dropped file.
   fileInput.addEventListener("change", () => choose(fileInput.files[0]));
   dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("over"); });
   dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
@@ -97,16 +106,23 @@
     window.location.reload();
   });
 
+  function refused(error) {
+    // the alert box speaks for itself (role=alert) and takes the focus: the status line is cleared so that
+    // a screen reader does not read the refusal twice
+    status.textContent = "";
+    showError(error);
+    document.getElementById("error").focus();
+  }
+
   document.getElementById("upload-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     clearError();
-    if (!chosenFile) { showError({ message_ja: T.choose_file_first, message_en: T.choose_file_first }); return; }
+    if (!chosenFile) { refused({ message_ja: T.choose_file_first, message_en: T.choose_file_first }); return; }
     const form = new FormData();
     form.append("dataset", document.getElementById("dataset").value);
     form.append("file", chosenFile, chosenFile.name);
-    const progress = document.getElementById("progress");
     const button = document.getElementById("upload-button");
-    progress.hidden = false;
+    status.textContent = T.uploading;
     button.disabled = true;
     document.getElementById("result").hidden = true;
     try {
@@ -114,11 +130,10 @@
         method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf }, body: form,
       });
       if (response.ok) showResult(await response.json());
-      else showError(await readError(response));
+      else refused(await readError(response));
     } catch (e) {
-      showError({ message_ja: T.network_error, message_en: T.network_error });
+      refused({ message_ja: T.network_error, message_en: T.network_error });
     } finally {
-      progress.hidden = true;
       button.disabled = false;
       loadHistory();
     }
@@ -137,13 +152,19 @@
     document.getElementById("rows-quarantined").textContent = s.rows_quarantined;
     const problems = document.getElementById("problems");
     problems.replaceChildren();
-    if (!(v.problems || []).length) problems.appendChild(el("p", T.no_problems));
+    // a refused file with no row-level problem (no rows, a missing column) must not read "no problems"
+    if (!(v.problems || []).length) {
+      problems.appendChild(el("p", s.decision === "reject" ? T.no_problems_refused : T.no_problems));
+    }
     (v.problems || []).forEach((p) => problems.appendChild(problemBlock(p)));
     const notices = document.getElementById("notices");
     notices.replaceChildren();
     (v.notices || []).forEach((n) => notices.appendChild(el("li", pick(n, "message"))));
     document.getElementById("report-link").href = doc.links.report_html;
     document.getElementById("result").hidden = false;
+    // announce the outcome in one sentence, and bring the keyboard to the result
+    status.textContent = T.announce_done + " " + pick(s, "decision");
+    document.getElementById("result-heading").focus();
   }
 
   function problemBlock(p) {
@@ -163,7 +184,7 @@
     if ((p.examples || []).length) {
       const table = el("table", null, "examples");
       const head = el("tr");
-      [T.line, T.value, T.message].forEach((h) => head.appendChild(el("th", h)));
+      [T.line, T.value, T.message].forEach((h) => { const th = el("th", h); th.scope = "col"; head.appendChild(th); });
       table.appendChild(head);
       p.examples.forEach((x) => {
         const row = el("tr", null, "example");
@@ -177,37 +198,65 @@
     return block;
   }
 
+  function jst(iso) {
+    // catalog times are UTC: shown in Japan time, labelled
+    const options = { timeZone: "Asia/Tokyo", year: "numeric", month: "2-digit", day: "2-digit",
+                      hour: "2-digit", minute: "2-digit" };
+    return new Date(iso).toLocaleString(lang === "en" ? "en-GB" : "ja-JP", options) + " " + T.jst;
+  }
+
+  const datasetNames = {};
+  document.querySelectorAll("#dataset option").forEach((o) => { if (o.value) datasetNames[o.value] = o.textContent; });
+
+  function field(list, term, value, cls) {
+    if (value === null || value === undefined || value === "") return;
+    list.appendChild(el("dt", term));
+    list.appendChild(el("dd", value, cls));
+  }
+
+  function uploadCard(u) {
+    const card = el("li", null, "upload-card");
+    card.dataset.uploadId = u.upload_id;
+    card.dataset.status = u.status;
+    if (u.publication) card.dataset.publication = u.publication.state;
+    card.appendChild(el("h3", u.file_name, "cell"));
+    const list = el("dl");
+    field(list, T.received_at, jst(u.received_at));
+    field(list, T.dataset, u.dataset_id ? (datasetNames[u.dataset_id] || u.dataset_id) : "-");
+    const decision = u.decision ? " / " + T.decision + ": " + (T["decision_" + u.decision] || u.decision) : "";
+    // where the upload stands (公開済み（第N版）, 一部保留, 受付不可 ...), else the catalog status
+    const standing = u.publication ? pick(u.publication, "label") : (T["status_" + u.status] || u.status);
+    field(list, T.status, standing + decision, "status");
+    field(list, T.rows_accepted, u.rows_accepted, "num");
+    field(list, T.rows_quarantined, u.rows_quarantined, "num");
+    card.appendChild(list);
+    if (u.error) {
+      // a refused upload says why, and how to fix it
+      const reason = el("p", null, "reason");
+      reason.appendChild(el("strong", T.reason + ": "));
+      reason.appendChild(document.createTextNode(pick(u.error, "message")));
+      const hint = pick(u.error, "hint");
+      if (hint) reason.appendChild(el("span", " " + T.fix + ": " + hint));
+      card.appendChild(reason);
+    }
+    if (u.has_report) {
+      const link = el("a", T.report + ": " + T.open);
+      link.href = u.links.report_html;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.appendChild(el("span", " " + u.file_name + " " + T.new_window, "visually-hidden"));
+      const p = el("p");
+      p.appendChild(link);
+      card.appendChild(p);
+    }
+    return card;
+  }
+
   async function loadHistory() {
     const response = await fetch("/api/uploads", { credentials: "same-origin" });
     if (!response.ok) return;
     const uploads = await response.json();
-    const body = document.querySelector("#uploads tbody");
-    body.replaceChildren();
-    uploads.forEach((u) => {
-      const row = el("tr");
-      row.dataset.uploadId = u.upload_id;
-      row.dataset.status = u.status;
-      row.appendChild(el("td", new Date(u.received_at).toLocaleString(lang === "en" ? "en-GB" : "ja-JP")));
-      row.appendChild(el("td", u.file_name, "cell"));
-      row.appendChild(el("td", u.dataset_id || "-"));
-      const decision = u.decision ? " / " + T.decision + ": " + (T["decision_" + u.decision] || u.decision) : "";
-      // where the upload stands (公開済み（第N版）, 一部保留, 受付不可 ...), else the catalog status
-      const standing = u.publication ? pick(u.publication, "label") : (T["status_" + u.status] || u.status);
-      row.appendChild(el("td", standing + decision, "status"));
-      if (u.publication) row.dataset.publication = u.publication.state;
-      row.appendChild(el("td", u.rows_accepted === null || u.rows_accepted === undefined ? "" : u.rows_accepted, "num"));
-      row.appendChild(el("td", u.rows_quarantined === null || u.rows_quarantined === undefined ? "" : u.rows_quarantined, "num"));
-      const cell = el("td");
-      if (u.has_report) {
-        const link = el("a", T.open);
-        link.href = u.links.report_html;
-        link.target = "_blank";
-        link.rel = "noopener";
-        cell.appendChild(link);
-      }
-      row.appendChild(cell);
-      body.appendChild(row);
-    });
+    document.getElementById("uploads").replaceChildren(...uploads.map(uploadCard));
     document.getElementById("no-uploads").hidden = uploads.length > 0;
   }
 
