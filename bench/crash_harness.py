@@ -262,7 +262,10 @@ def control(workdir: Path, expected: dict[str, Any], timeout: float) -> Case:
 
 def point_case(workdir: Path, expected: dict[str, Any], point: str, nth: int, timeout: float) -> Case:
     home = workdir / f"point-{point}-{nth}"
-    case = Case("point", f"{point}:{nth}", crash=run(home, timeout, KOUIKI_CRASH_AT=f"{point}:{nth}"))
+    # the trace counts the n-th occurrence over every process of the run, as the baseline's trace did
+    trace = home.parent / f"{home.name}.trace"
+    case = Case("point", f"{point}:{nth}", crash=run(home, timeout, KOUIKI_CRASH_AT=f"{point}:{nth}",
+                                                     KOUIKI_CRASH_TRACE=str(trace)))
     if case.crash and case.crash.returncode != 137:
         case.error = f"did not crash at {point}:{nth} (exit {case.crash.returncode})"
     return _rerun_and_compare(case, home, expected, timeout)
@@ -309,15 +312,24 @@ def pair_case(workdir: Path, expected: dict[str, Any], index: int, timeout: floa
 
 def boundary_cases(points: list[str], wanted: list[str] | None, rng: random.Random,
                    occurrences: str = "first,last,random") -> list[tuple[str, int]]:
-    """Every named point the baseline reached, at its first / last / a random occurrence."""
+    """Every named point the baseline reached, at its first / last / a random occurrence, or at ``all`` of
+    them; ``<prefix>.*=all`` (e.g. ``publish.*=all``) takes every occurrence of those points only."""
     counts = Counter(points)
     cases = []
     for name in sorted(counts):
         if wanted and name not in wanted:
             continue
         n = counts[name]
-        chosen = {"first": 1, "last": n, "random": rng.randint(1, n)}
-        cases += [(name, k) for k in sorted({chosen[o] for o in occurrences.split(",")})]
+        chosen: set[int] = set()
+        for option in occurrences.split(","):
+            prefix, _, how = option.rpartition("=")
+            if prefix and not name.startswith(prefix.rstrip("*")):
+                continue
+            if how == "all":
+                chosen |= set(range(1, n + 1))
+            else:
+                chosen.add({"first": 1, "last": n, "random": rng.randint(1, n)}[how])
+        cases += [(name, k) for k in sorted(chosen)]
     return cases
 
 
@@ -330,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", nargs="*", default=None, help="only these crash points (default: all)")
     parser.add_argument("--no-points", action="store_true", help="skip the step-boundary cases")
     parser.add_argument("--occurrences", default="first,last,random",
-                        help="which occurrences of each point (first,last,random)")
+                        help="which occurrences of each point: first,last,random or all; "
+                             "PREFIX*=all for some points only (e.g. first,last,publish.*=all)")
     parser.add_argument("--jobs", type=int, default=2, help="cases at a time (default 2)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 5 × baseline)")
@@ -367,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     delays = [rng.uniform(0.5, seconds) for _ in range(args.random)]
     random_jobs = [lambda i=i, d=d: random_case(workdir, expected, i, d, timeout) for i, d in enumerate(delays)]
     pair_jobs = [lambda i=i: pair_case(workdir, expected, i, timeout) for i in range(args.pairs)]
-    # kinds interleaved, so that a harness stopped early still has figures of each kind
-    jobs: list[Any] = [lambda: control(workdir, expected, timeout)]
-    jobs += [job for group in zip_longest(points_jobs, random_jobs, pair_jobs) for job in group if job]
+    # every step boundary first (a harness stopped early has still reached each of them: the last occurrences
+    # of a point used to wait behind random kills and pairs), then random kills and pairs interleaved
+    jobs: list[Any] = [lambda: control(workdir, expected, timeout), *points_jobs]
+    jobs += [job for group in zip_longest(random_jobs, pair_jobs) for job in group if job]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         cases = [first, *pool.map(lambda job: record(job()), jobs)]
     summary = summarise(cases, seconds, Counter(points))
