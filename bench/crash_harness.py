@@ -48,6 +48,11 @@ RESULTS = REPO / "bench" / "results"
 KOUIKI = [str(REPO / ".venv" / "bin" / "kouiki")]
 # Values that differ between two correct runs: when something happened, not what.
 TIMESTAMP_KEYS = {"published_at", "received_at", "validated_at", "updated_at", "generated_at", "at"}
+# Releases whose row order is random by design: an anonymised extract's rows are shuffled with a fresh secret seed
+# each time it is staged (README, kouiki anonymise). Two correct runs publish the same rows in another order, so
+# these are compared as row multisets, and their byte checksums are left out.
+SHUFFLED_SUFFIX = "_anonymised"
+CHECKSUM_KEYS = {"content_hash", "sha256", "bytes"}   # a compressed Parquet file's size depends on the order
 
 
 @dataclass
@@ -156,11 +161,11 @@ def snapshot(home: Path) -> dict[str, Any]:
     return {"releases": _releases(home / "releases"), "lake": _lake(home / "lake"), "catalog": _catalog(home)}
 
 
-def _strip(doc: Any) -> Any:
+def _strip(doc: Any, keys: set[str] = TIMESTAMP_KEYS) -> Any:
     if isinstance(doc, dict):
-        return {k: _strip(v) for k, v in doc.items() if k not in TIMESTAMP_KEYS}
+        return {k: _strip(v, keys) for k, v in doc.items() if k not in keys}
     if isinstance(doc, list):
-        return [_strip(v) for v in doc]
+        return [_strip(v, keys) for v in doc]
     return doc
 
 
@@ -174,11 +179,28 @@ def _releases(root: Path) -> dict[str, Any]:
             if path.name.startswith("."):
                 found[rel] = "leftover folder"
             continue
+        shuffled = rel.split("/", 1)[0].endswith(SHUFFLED_SUFFIX)
         if path.name in ("metadata.json", "latest.json"):
-            found[rel] = _strip(json.loads(path.read_text(encoding="utf-8")))
+            doc = _strip(json.loads(path.read_text(encoding="utf-8")))
+            found[rel] = _strip(doc, CHECKSUM_KEYS) if shuffled else doc
+        elif shuffled:
+            found[rel] = _rows_hash(path)
         else:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
+
+
+def _rows_hash(path: Path) -> str:
+    """The checksum of a release file's rows in sorted order (the header line stays first)."""
+    if path.suffix in (".parquet", ".json"):
+        import polars as pl
+
+        records = pl.read_parquet(path).to_dicts() if path.suffix == ".parquet" else json.loads(path.read_bytes())
+        lines = sorted(json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) for r in records)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest() + f" ({len(lines)} rows, any order)"
+    text = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    head, rows = text[:1], sorted(text[1:])
+    return hashlib.sha256("\n".join(head + rows).encode()).hexdigest() + f" ({len(rows)} lines, any order)"
 
 
 def _lake(root: Path) -> dict[str, Any]:
@@ -214,7 +236,7 @@ def _catalog(home: Path) -> dict[str, Any]:
     return {
         "uploads": [[*row[:10], {k: v for k, v in json.loads(row[10] or "{}").items() if k in keep}]
                     for row in uploads],
-        "releases": [list(r) for r in releases],
+        "releases": [[r[0], r[1], None if r[0].endswith(SHUFFLED_SUFFIX) else r[2], r[3]] for r in releases],
     }
 
 
