@@ -248,7 +248,7 @@ def build_data_docs(ge_result: dict[str, Any], out_dir: Path, *, run_name: str =
         ValidationResultIdentifier,
     )
 
-    import expectations.suites  # noqa: F401  registers the custom expectations the pages render
+    import expectations.ge_custom  # noqa: F401  registers the custom expectations the pages render
     from expectations.ge_duckdb import ephemeral_context
 
     result = ExpectationSuiteValidationResultSchema().load(ge_result)
