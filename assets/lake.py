@@ -56,6 +56,12 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         paths = kouiki.paths()
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
+        if pending:   # bytes changed since landing are never read (kouiki.recovery)
+            from kouiki.recovery import refuse_changed_uploads
+
+            for line in refuse_changed_uploads(paths, pending):
+                context.log.error(line)
+            pending = pending_uploads(paths, dataset.id, cities)
         outcomes: list[LoadOutcome] = []
         if pending:   # a city's run has a step per dataset: one with nothing waiting stays cheap (no GE import)
             from warehouse.load import load_uploads
