@@ -15,10 +15,12 @@ that could race with a live writer (a daemon's run, the upload service) only tou
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intake.landing import landing_leftovers, restore_uploads, sha256_of
+from intake.landing import landed_files, landing_leftovers, restore_uploads, sha256_of
 from kouiki import catalog
 from kouiki.runlock import pid_alive
 from kouiki.settings import Paths
@@ -40,12 +42,47 @@ def recover_files(paths: Paths) -> tuple[list[str], list[str]]:
         repaired.append(f"{tmp}: 中断された受付の残りを削除 / removed a leftover of an interrupted landing")
     repaired += restore_uploads(paths)
     releases = recover_releases(paths.releases, paths.catalog_url)
-    changed = refuse_changed_uploads(paths, [u for u in catalog.list_uploads(paths.catalog_url)
-                                             if u.status == "landed"])
+    pending = [u for u in catalog.list_uploads(paths.catalog_url) if u.status == "landed"]
+    changed = refuse_changed_uploads(paths, pending)
+    changed += changed_landed_files(paths, skip={paths.home / u.stored_path for u in pending})
     return repaired + releases.repaired, releases.problems + changed
 
 
 CHANGED_CODE = "landed-file-changed"
+VERIFIED = "landing-verified.json"   # under $KOUIKI_HOME/tmp: landed file → (size, mtime_ns) last verified
+
+
+def changed_landed_files(paths: Paths, skip: set[Path] | None = None) -> list[str]:
+    """Landed files (processed or refused ones: ``skip`` the ones just checked) whose bytes no longer match the
+    sha256 in their name, one line each, at every start until the file is restored.
+
+    A file is hashed again only when its size or modification time differs from when it was last verified, so a
+    run's start costs a stat per file; ``kouiki doctor`` hashes every file. A processed upload's rows were read
+    from the original bytes, so nothing published changes: the line says to restore the file from a backup."""
+    import json
+
+    state_file = paths.home / "tmp" / VERIFIED
+    try:
+        verified = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        verified = {}
+    now_ok: dict[str, list[int]] = {}
+    lines = []
+    for landed in landed_files(paths):
+        if skip and landed in skip:
+            continue
+        stat = landed.stat()
+        key, seen = str(landed.relative_to(paths.home)), [stat.st_size, stat.st_mtime_ns]
+        if verified.get(key) == seen or sha256_of(landed) == landed.name.split(".", 1)[0]:
+            now_ok[key] = seen
+            continue
+        lines.append(f"{landed}: 受付後に内容が変わっています（sha256 が名前と不一致）— バックアップから戻してください"
+                     f" / changed after landing (sha256 does not match its name): restore it from a backup")
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    staged = state_file.with_name(f".{VERIFIED}.{os.getpid()}")
+    staged.write_text(json.dumps(now_ok), encoding="utf-8")
+    staged.replace(state_file)
+    return lines
 
 
 def refuse_changed_uploads(paths: Paths, uploads: list[catalog.UploadRow]) -> list[str]:

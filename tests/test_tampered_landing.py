@@ -36,7 +36,22 @@ def test_a_changed_landed_file_is_refused_at_the_start_of_a_run(kouiki_home: Pat
     assert state.state == "unreadable" and "変わっています" in state.reasons[0].title_ja
     untouched = catalog.get_upload(paths.catalog_url, intact.upload_id)
     assert untouched is not None and untouched.status == "landed"
-    assert recover_files(paths)[1] == []   # refused once: the next start says nothing more
+    again = recover_files(paths)[1]   # named again at every start until restored; still refused
+    assert len(again) == 1 and str(changed.path) in again[0]
+    assert catalog.get_upload(paths.catalog_url, changed.upload_id).status == "unreadable"  # type: ignore[union-attr]
+
+
+def test_a_processed_upload_changed_later_is_named_at_the_start(kouiki_home: Path) -> None:
+    """Its rows came from the original bytes (nothing published changes); the file needs restoring."""
+    paths = Paths(kouiki_home).ensure()
+    landed = land_file(paths, "222127", DEMO / "222127" / "yaizu_222127_aed.csv")
+    catalog.set_upload_status(paths.catalog_url, landed.upload_id, "accepted")
+    assert recover_files(paths)[1] == []
+    os.chmod(landed.path, 0o644)
+    landed.path.write_bytes(landed.path.read_bytes().replace("焼津".encode(), "焼律".encode(), 1))
+    problems = recover_files(paths)[1]
+    assert len(problems) == 1 and str(landed.path) in problems[0] and "\n" not in problems[0]
+    assert catalog.get_upload(paths.catalog_url, landed.upload_id).status == "accepted"  # type: ignore[union-attr]
 
 
 def test_restored_from_a_backup_it_is_used_again(kouiki_home: Path) -> None:
