@@ -31,7 +31,7 @@ def test_a_changed_landed_file_is_refused_at_the_start_of_a_run(kouiki_home: Pat
     assert "kouiki upload rerun 222127" in line
     refused = catalog.get_upload(paths.catalog_url, changed.upload_id)
     assert refused is not None and refused.status == "unreadable"
-    assert refused.detail["error"]["code"] == CHANGED_CODE
+    assert (refused.detail or {})["error"]["code"] == CHANGED_CODE
     state = publication(refused, ReleaseIndex(paths.releases))
     assert state.state == "unreadable" and "変わっています" in state.reasons[0].title_ja
     untouched = catalog.get_upload(paths.catalog_url, intact.upload_id)
