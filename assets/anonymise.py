@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from dagster import (
@@ -42,34 +42,18 @@ from dagster import (
     asset_check,
 )
 
-from anonymise.byte_scan import hits_reason
-from anonymise.documents import append_extract_log, blocked_log_record, extract_log_record
-from anonymise.personal import (
-    SYNTHETIC_NOTICE,
-    current_personal_file,
-    land_personal_files,
-    read_personal_records,
-    write_synthetic_demo_file,
-)
-from anonymise.policy import Policy, load_policy
-from anonymise.release_check import scan_release_folder, verify_staged_counts, verify_staged_extract
-from anonymise.staging import (
-    COUNTS,
-    EXTRACT,
-    CitySource,
-    counts_dataset_ids,
-    extract_dataset_id,
-    read_stage_record,
-    stage,
-    staged_files_unchanged,
-    staging_folder,
-    verdict_path,
-)
 from expectations.model import Dataset
 from kouiki.members import Member, anonymisation_policies
 from kouiki.settings import Paths
 from pipelines.resources import KouikiHome
-from publish.release import ReleaseResult, publish_dataset
+
+if TYPE_CHECKING:
+    from anonymise.policy import Policy
+    from anonymise.staging import CitySource
+    from publish.release import ReleaseResult
+
+# The anonymise package (numpy, scipy, the lattice search, pyarrow.compute) is imported inside the functions
+# that run it: every run, the daemon and the UI load these definitions, and only the anonymisation job needs it.
 
 GROUP = "anonymise"
 PERSONAL_FILES = AssetKey([GROUP, "personal_files"])
@@ -94,6 +78,13 @@ def members_with(members: list[Member], policy_name: str) -> list[Member]:
     kinds={"file"},
 )
 def personal_files(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
+    from anonymise.personal import (
+        SYNTHETIC_NOTICE,
+        current_personal_file,
+        land_personal_files,
+        write_synthetic_demo_file,
+    )
+
     private = kouiki.paths().private
     landed: dict[str, dict[str, Any]] = {}
     for member in kouiki.members():
@@ -126,6 +117,9 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
     )
     def _staged(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
         paths = kouiki.paths()
+        from anonymise.policy import load_policy
+        from anonymise.staging import stage
+
         policy = load_policy(policy_name, anonymisation_policies())
         sources = _city_sources(context, paths, kouiki.members(), policy)
         result = stage(policy, sources, paths.private, paths.releases)
@@ -140,7 +134,12 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         description="独立検証: k・l・直接識別子・削除値（カナリア）・再識別リスク / independent check of staged bytes",
     )
     def _extract_verified(context: AssetCheckExecutionContext, kouiki: KouikiHome) -> AssetCheckResult:
+        from anonymise.release_check import verify_staged_extract
+        from anonymise.staging import extract_dataset_id
+
         paths = kouiki.paths()
+        from anonymise.policy import load_policy
+
         policy = load_policy(policy_name, anonymisation_policies())
         verdict = verify_staged_extract(policy, paths.private, paths.releases)
         return _check_result(context, paths, policy, extract_dataset_id(policy), verdict, _extract_metadata(verdict))
@@ -156,7 +155,12 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         "differences with earlier releases",
     )
     def _counts_verified(context: AssetCheckExecutionContext, kouiki: KouikiHome) -> AssetCheckResult:
+        from anonymise.release_check import verify_staged_counts
+        from anonymise.staging import counts_dataset_ids
+
         paths = kouiki.paths()
+        from anonymise.policy import load_policy
+
         policy = load_policy(policy_name, anonymisation_policies())
         verdict = verify_staged_counts(policy, paths.private, paths.releases)
         metadata = {"tables": MetadataValue.json(verdict.get("tables", {})), **_counts_metadata(verdict)}
@@ -171,6 +175,8 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
     )
     def _releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
         paths = kouiki.paths()
+        from anonymise.policy import load_policy
+
         policy = load_policy(policy_name, anonymisation_policies())
         published = publish_verified(context, paths, policy)
         return MaterializeResult(metadata={"releases": MetadataValue.json(published)})
@@ -179,8 +185,11 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
 
 
 def _city_sources(
-    context: AssetExecutionContext, paths: Paths, members: list[Member], policy: Policy
-) -> list[CitySource]:
+    context: AssetExecutionContext, paths: Paths, members: list[Member], policy: "Policy"
+) -> list["CitySource"]:
+    from anonymise.personal import current_personal_file, read_personal_records
+    from anonymise.staging import CitySource
+
     sources = []
     for member in members_with(members, policy.name):
         file = current_personal_file(paths.private, member.code, policy.name)
@@ -242,11 +251,13 @@ def _counts_metadata(verdict: dict[str, Any]) -> dict[str, Any]:
 def _check_result(
     context: AssetCheckExecutionContext,
     paths: Paths,
-    policy: Policy,
+    policy: "Policy",
     dataset_id: str,
     verdict: dict[str, Any],
     metadata: dict[str, Any],
 ) -> AssetCheckResult:
+    from anonymise.documents import append_extract_log, blocked_log_record
+
     reasons = verdict["reasons"]
     if not verdict["passed"]:
         for reason in reasons:
@@ -266,8 +277,17 @@ def _check_result(
     )
 
 
-def publish_verified(context: AssetExecutionContext, paths: Paths, policy: Policy) -> dict[str, Any]:
+def publish_verified(context: AssetExecutionContext, paths: Paths, policy: "Policy") -> dict[str, Any]:
     """Publish the staged extract and count tables, refusing anything not passed by both verdicts as it is now."""
+    from anonymise.staging import (
+        COUNTS,
+        EXTRACT,
+        counts_dataset_ids,
+        extract_dataset_id,
+        read_stage_record,
+        staging_folder,
+    )
+
     record = read_stage_record(paths.private, policy.name)
     if record is None or not record["files"]:
         context.log.info(f"{policy.name}: nothing staged, nothing published")
@@ -295,8 +315,10 @@ def publish_verified(context: AssetExecutionContext, paths: Paths, policy: Polic
     return published
 
 
-def _verdict(private_root: Path, policy: Policy, kind: str) -> dict[str, Any]:
+def _verdict(private_root: Path, policy: "Policy", kind: str) -> dict[str, Any]:
     """The verdict of `kind`, or Failure unless it passed this policy text and the staged files are as verified."""
+    from anonymise.staging import staged_files_unchanged, staging_folder, verdict_path
+
     path = verdict_path(private_root, policy.name, kind)
     verdict = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     if verdict is None or not verdict["passed"] or verdict["policy_sha256"] != policy.sha256:
@@ -313,10 +335,14 @@ def _verdict(private_root: Path, policy: Policy, kind: str) -> dict[str, Any]:
 
 
 def _release_scan(
-    context: AssetExecutionContext, paths: Paths, policy: Policy, dataset_id: str
+    context: AssetExecutionContext, paths: Paths, policy: "Policy", dataset_id: str
 ) -> Callable[[Path], None]:
     """The byte scan of every file of the extract's release, run on the complete release folder before it becomes
     a release: a hit stops the publication (the previous release stays latest) and is logged."""
+
+    from anonymise.byte_scan import hits_reason
+    from anonymise.documents import append_extract_log, blocked_log_record
+    from anonymise.release_check import scan_release_folder
 
     def inspect(folder: Path) -> None:
         hits = scan_release_folder(policy, paths.private, folder)
@@ -331,10 +357,12 @@ def _release_scan(
 
 def _publish_table(
     paths: Paths, parquet: Path, dataset: Dataset, licence: str, inspect: Callable[[Path], None] | None = None
-) -> ReleaseResult:
+) -> "ReleaseResult":
     """publish_dataset over the staged Parquet in a private in-memory DuckDB; `_city_code` (kept in the staging)
     gives each city's part, and `_upload_id` is empty: nothing published can point back at a personal file.
     The releases are personal datasets: changes.json lists totals only."""
+    from publish.release import publish_dataset
+
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         source = "'" + str(parquet).replace("'", "''") + "'"
@@ -347,7 +375,7 @@ def _publish_table(
         con.close()
 
 
-def _same_bytes(folder: Path, dataset_id: str, result: ReleaseResult, verdict: dict[str, Any]) -> None:
+def _same_bytes(folder: Path, dataset_id: str, result: "ReleaseResult", verdict: dict[str, Any]) -> None:
     """The published CSV must be the verified CSV, byte for byte (both come from the same staged Parquet)."""
     meta = json.loads((result.path / "metadata.json").read_text(encoding="utf-8"))
     published = {entry["path"]: entry["sha256"] for entry in meta["files"]}
@@ -362,7 +390,9 @@ def _same_bytes(folder: Path, dataset_id: str, result: ReleaseResult, verdict: d
                       f"from the verified ones: {differing}")
 
 
-def _dataset(policy: Policy, dataset_id: str, kind: str, table_index: int, synthetic: bool) -> Dataset:
+def _dataset(policy: "Policy", dataset_id: str, kind: str, table_index: int, synthetic: bool) -> Dataset:
+    from anonymise.staging import EXTRACT
+
     publication = dict(policy.raw.get("publication") or {})
     model = policy.model
     if kind == EXTRACT:
@@ -381,19 +411,21 @@ def _dataset(policy: Policy, dataset_id: str, kind: str, table_index: int, synth
                    variants=())
 
 
-def _licence(policy: Policy) -> str:
+def _licence(policy: "Policy") -> str:
     return str((policy.raw.get("publication") or {}).get("licence", "CC-BY-4.0"))
 
 
 def _log_extract(
     context: AssetExecutionContext,
     paths: Paths,
-    policy: Policy,
+    policy: "Policy",
     record: dict[str, Any],
-    result: ReleaseResult,
+    result: "ReleaseResult",
     dataset_id: str,
     audit: dict[str, Any] | None = None,
 ) -> None:
+    from anonymise.documents import append_extract_log, extract_log_record
+
     entry = extract_log_record(
         _requester(context.run.run_id), policy, result.path / f"{dataset_id}.csv", result.rows, True,
         purpose=policy.title,

@@ -3,7 +3,6 @@
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import member_cities
-from intake.inbox import pick_up
 from kouiki import catalog
 from pipelines.resources import KouikiHome
 
@@ -17,6 +16,8 @@ from pipelines.resources import KouikiHome
     kinds={"file"},
 )
 def uploads(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
+    from intake.inbox import pick_up  # polars, pyarrow, numpy: when the step runs, not at definitions load
+
     paths = kouiki.paths()
     registry = kouiki.registry()
     members = {m.code: m for m in kouiki.members()}

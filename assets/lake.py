@@ -29,7 +29,6 @@ from expectations.registry import default_registry
 from kouiki import catalog
 from kouiki.settings import Paths
 from pipelines.resources import KouikiHome
-from warehouse import lake
 
 if TYPE_CHECKING:  # warehouse.load brings Great Expectations (seconds): imported by the asset body, not at load
     from warehouse.load import LoadOutcome
@@ -57,6 +56,12 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         paths = kouiki.paths()
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
+        if pending:   # bytes changed since landing are never read (kouiki.recovery)
+            from kouiki.recovery import refuse_changed_uploads
+
+            for line in refuse_changed_uploads(paths, pending):
+                context.log.error(line)
+            pending = pending_uploads(paths, dataset.id, cities)
         outcomes: list[LoadOutcome] = []
         if pending:   # a city's run has a step per dataset: one with nothing waiting stays cheap (no GE import)
             from warehouse.load import load_uploads
@@ -77,6 +82,8 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
 def pending_uploads(paths: Paths, dataset_id: str, cities: list[str]) -> list[catalog.UploadRow]:
     """Uploads of these cities not yet loaded; plus, for a city whose lake partition is gone (e.g. cleaned),
     its newest accepted upload, so the partition is rebuilt."""
+    from warehouse import lake  # polars: when a step runs, not when the definitions load
+
     ups = catalog.list_uploads(paths.catalog_url, dataset_id=dataset_id, city_codes=cities)
     pending = [u for u in ups if u.status in PENDING]
     waiting = {u.city_code for u in pending}
@@ -108,6 +115,8 @@ def _metadata(outcomes: list["LoadOutcome"], cities: int) -> dict[str, Any]:
 
 def missing_partitions(paths: Paths, dataset_id: str, outcomes: list["LoadOutcome"]) -> list[str]:
     """Cities whose newest upload was accepted (wholly or partly) but have no lake partition of the dataset."""
+    from warehouse import lake
+
     usable = {o.upload_id.split("-", 1)[0] for o in outcomes if o.decision in USABLE}
     return sorted(c for c in usable if not lake.partition_exists(paths.lake, "staged", dataset_id, c))
 

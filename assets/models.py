@@ -34,7 +34,6 @@ from expectations.model import Dataset
 from expectations.registry import Registry, default_registry
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
-from warehouse import duck
 from warehouse.sql_models import (
     ALL_FINDINGS,
     REGISTRY_SOURCES,
@@ -82,8 +81,18 @@ def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = N
     """Every model of the project: the files under ``root`` and the generated models of ``datasets`` (default:
     every dataset of the schema registry). Raises ``ModelError`` on a broken project, at load time."""
     registry = default_registry()
-    generate = registry.datasets.values() if datasets is None else datasets
-    return discover(root, sources=known_sources(registry.datasets), datasets=generate)
+    if datasets is None:   # the project's own models: parsed once per process (sqlglot, seconds)
+        cached = _PROJECT_MODELS.get(root)
+        if cached is None or cached[0] is not registry:
+            cached = _PROJECT_MODELS[root] = (registry, discover(root, sources=known_sources(registry.datasets),
+                                                                 datasets=registry.datasets.values()))
+        return dict(cached[1])
+    return discover(root, sources=known_sources(registry.datasets), datasets=datasets)
+
+
+# root → (the registry they were generated for, the models): the definitions ask twice at load (the model
+# assets, and the publish asset's dependencies), and every run's publish step asks again
+_PROJECT_MODELS: dict[Path, tuple[Registry, dict[str, Model]]] = {}
 
 
 def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> list[AssetsDefinition]:
@@ -113,6 +122,8 @@ def refresh_for(con: duckdb.DuckDBPyConnection, sources: set[str], paths: Paths,
     everything = any(s.startswith("history.") or s == ALL_FINDINGS for s in sources)
     lake_ids = {s.split(".", 1)[1] for s in sources if s.split(".", 1)[0] in ("lake", "quarantine", "findings")}
     datasets = [d for d in registry.datasets.values() if everything or d.id in lake_ids]
+    from warehouse import duck  # polars: when a model is built, not when the definitions load
+
     duck.refresh_sources(con, paths.lake, datasets)
     if sources & set(REGISTRY_SOURCES):
         refresh_registry_sources(con, kouiki.members(), registry.datasets.values(),
@@ -158,6 +169,8 @@ def _model_asset(model: Model, dataset_ids: list[str], sources: set[str]) -> Ass
         metadata={"sql_file": _sql_file(model), "materialized": model.materialized},
     )
     def _run(context: AssetExecutionContext, kouiki: KouikiHome) -> Iterator[MaterializeResult | AssetCheckResult]:
+        from warehouse import duck
+
         paths = kouiki.paths()
         registry = kouiki.registry()
         with duck.connect(paths.warehouse_db) as con:

@@ -9,8 +9,6 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from assets.models import WAREHOUSE_POOL, load_models, model_key
 from pipelines.resources import KouikiHome
-from publish.release import publish_dataset
-from warehouse import duck
 
 
 def conformed_models() -> list[str]:
@@ -25,6 +23,9 @@ def conformed_models() -> list[str]:
     pool=WAREHOUSE_POOL,
 )
 def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeResult:
+    from publish.release import publish_dataset  # polars, pyarrow: when the step runs
+    from warehouse import duck
+
     paths = kouiki.paths()
     registry = kouiki.registry()
     summary = {}

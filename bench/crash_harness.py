@@ -48,6 +48,11 @@ RESULTS = REPO / "bench" / "results"
 KOUIKI = [str(REPO / ".venv" / "bin" / "kouiki")]
 # Values that differ between two correct runs: when something happened, not what.
 TIMESTAMP_KEYS = {"published_at", "received_at", "validated_at", "updated_at", "generated_at", "at"}
+# Releases whose row order is random by design: an anonymised extract's rows are shuffled with a fresh secret seed
+# each time it is staged (README, kouiki anonymise). Two correct runs publish the same rows in another order, so
+# these are compared as row multisets, and their byte checksums are left out.
+SHUFFLED_SUFFIX = "_anonymised"
+CHECKSUM_KEYS = {"content_hash", "sha256", "bytes"}   # a compressed Parquet file's size depends on the order
 
 
 @dataclass
@@ -156,11 +161,11 @@ def snapshot(home: Path) -> dict[str, Any]:
     return {"releases": _releases(home / "releases"), "lake": _lake(home / "lake"), "catalog": _catalog(home)}
 
 
-def _strip(doc: Any) -> Any:
+def _strip(doc: Any, keys: set[str] = TIMESTAMP_KEYS) -> Any:
     if isinstance(doc, dict):
-        return {k: _strip(v) for k, v in doc.items() if k not in TIMESTAMP_KEYS}
+        return {k: _strip(v, keys) for k, v in doc.items() if k not in keys}
     if isinstance(doc, list):
-        return [_strip(v) for v in doc]
+        return [_strip(v, keys) for v in doc]
     return doc
 
 
@@ -174,11 +179,28 @@ def _releases(root: Path) -> dict[str, Any]:
             if path.name.startswith("."):
                 found[rel] = "leftover folder"
             continue
+        shuffled = rel.split("/", 1)[0].endswith(SHUFFLED_SUFFIX)
         if path.name in ("metadata.json", "latest.json"):
-            found[rel] = _strip(json.loads(path.read_text(encoding="utf-8")))
+            doc = _strip(json.loads(path.read_text(encoding="utf-8")))
+            found[rel] = _strip(doc, CHECKSUM_KEYS) if shuffled else doc
+        elif shuffled:
+            found[rel] = _rows_hash(path)
         else:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
+
+
+def _rows_hash(path: Path) -> str:
+    """The checksum of a release file's rows in sorted order (the header line stays first)."""
+    if path.suffix in (".parquet", ".json"):
+        import polars as pl
+
+        records = pl.read_parquet(path).to_dicts() if path.suffix == ".parquet" else json.loads(path.read_bytes())
+        lines = sorted(json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) for r in records)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest() + f" ({len(lines)} rows, any order)"
+    text = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    head, rows = text[:1], sorted(text[1:])
+    return hashlib.sha256("\n".join(head + rows).encode()).hexdigest() + f" ({len(rows)} lines, any order)"
 
 
 def _lake(root: Path) -> dict[str, Any]:
@@ -214,7 +236,7 @@ def _catalog(home: Path) -> dict[str, Any]:
     return {
         "uploads": [[*row[:10], {k: v for k, v in json.loads(row[10] or "{}").items() if k in keep}]
                     for row in uploads],
-        "releases": [list(r) for r in releases],
+        "releases": [[r[0], r[1], None if r[0].endswith(SHUFFLED_SUFFIX) else r[2], r[3]] for r in releases],
     }
 
 
@@ -262,7 +284,10 @@ def control(workdir: Path, expected: dict[str, Any], timeout: float) -> Case:
 
 def point_case(workdir: Path, expected: dict[str, Any], point: str, nth: int, timeout: float) -> Case:
     home = workdir / f"point-{point}-{nth}"
-    case = Case("point", f"{point}:{nth}", crash=run(home, timeout, KOUIKI_CRASH_AT=f"{point}:{nth}"))
+    # the trace counts the n-th occurrence over every process of the run, as the baseline's trace did
+    trace = home.parent / f"{home.name}.trace"
+    case = Case("point", f"{point}:{nth}", crash=run(home, timeout, KOUIKI_CRASH_AT=f"{point}:{nth}",
+                                                     KOUIKI_CRASH_TRACE=str(trace)))
     if case.crash and case.crash.returncode != 137:
         case.error = f"did not crash at {point}:{nth} (exit {case.crash.returncode})"
     return _rerun_and_compare(case, home, expected, timeout)
@@ -309,15 +334,24 @@ def pair_case(workdir: Path, expected: dict[str, Any], index: int, timeout: floa
 
 def boundary_cases(points: list[str], wanted: list[str] | None, rng: random.Random,
                    occurrences: str = "first,last,random") -> list[tuple[str, int]]:
-    """Every named point the baseline reached, at its first / last / a random occurrence."""
+    """Every named point the baseline reached, at its first / last / a random occurrence, or at ``all`` of
+    them; ``<prefix>.*=all`` (e.g. ``publish.*=all``) takes every occurrence of those points only."""
     counts = Counter(points)
     cases = []
     for name in sorted(counts):
         if wanted and name not in wanted:
             continue
         n = counts[name]
-        chosen = {"first": 1, "last": n, "random": rng.randint(1, n)}
-        cases += [(name, k) for k in sorted({chosen[o] for o in occurrences.split(",")})]
+        chosen: set[int] = set()
+        for option in occurrences.split(","):
+            prefix, _, how = option.rpartition("=")
+            if prefix and not name.startswith(prefix.rstrip("*")):
+                continue
+            if how == "all":
+                chosen |= set(range(1, n + 1))
+            else:
+                chosen.add({"first": 1, "last": n, "random": rng.randint(1, n)}[how])
+        cases += [(name, k) for k in sorted(chosen)]
     return cases
 
 
@@ -330,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", nargs="*", default=None, help="only these crash points (default: all)")
     parser.add_argument("--no-points", action="store_true", help="skip the step-boundary cases")
     parser.add_argument("--occurrences", default="first,last,random",
-                        help="which occurrences of each point (first,last,random)")
+                        help="which occurrences of each point: first,last,random or all; "
+                             "PREFIX*=all for some points only (e.g. first,last,publish.*=all)")
     parser.add_argument("--jobs", type=int, default=2, help="cases at a time (default 2)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 5 × baseline)")
@@ -367,9 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     delays = [rng.uniform(0.5, seconds) for _ in range(args.random)]
     random_jobs = [lambda i=i, d=d: random_case(workdir, expected, i, d, timeout) for i, d in enumerate(delays)]
     pair_jobs = [lambda i=i: pair_case(workdir, expected, i, timeout) for i in range(args.pairs)]
-    # kinds interleaved, so that a harness stopped early still has figures of each kind
-    jobs: list[Any] = [lambda: control(workdir, expected, timeout)]
-    jobs += [job for group in zip_longest(points_jobs, random_jobs, pair_jobs) for job in group if job]
+    # every step boundary first (a harness stopped early has still reached each of them: the last occurrences
+    # of a point used to wait behind random kills and pairs), then random kills and pairs interleaved
+    jobs: list[Any] = [lambda: control(workdir, expected, timeout), *points_jobs]
+    jobs += [job for group in zip_longest(random_jobs, pair_jobs) for job in group if job]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         cases = [first, *pool.map(lambda job: record(job()), jobs)]
     summary = summarise(cases, seconds, Counter(points))

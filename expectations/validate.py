@@ -27,7 +27,6 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
-from expectations import ge_duckdb
 from expectations.errors import (
     EMPTIED_TYPES,
     REFINES,
@@ -38,7 +37,7 @@ from expectations.errors import (
     severity_for,
 )
 from expectations.model import Dataset, Policy
-from expectations.suites import Check, build_checks, build_suite, quote
+from expectations.suites import Check, build_checks, build_suite, count_failing, quote
 
 Decision = Literal["accept", "quarantine", "reject"]
 ROW, LINE = "_row", "_source_line"
@@ -158,6 +157,7 @@ def validate_table(
     missing_required: Sequence[str] = (),
     ge_row_limit: int = 0,
     batch_column: str = "",
+    with_ge: bool = True,
 ) -> ValidationResult:
     """Validate ``table`` in the DuckDB file ``db_path`` against ``dataset`` (canonical variant).
 
@@ -166,9 +166,18 @@ def validate_table(
     for counts only, the fastest; any expectation with more failing rows than GE listed is a gap closed
     with SQL. ``batch_column`` (e.g. ``_upload_id``) validates several uploads at once: IDs must then be
     unique within each upload; split the result with :func:`split_batch`.
+
+    ``with_ge=False`` (``kouiki inspect``) counts and lists the failing rows of the same checks with their SQL
+    alone: the same findings and decision, without Great Expectations' start-up (seconds) or its result JSON.
     """
     checks = build_checks(dataset, batch_column=batch_column)
     row_count = _check_contract(db_path, table, raw_table, dataset)
+    if not with_ge:
+        return _validate_with_sql(db_path, table, dataset, checks, row_count, raw_table=raw_table,
+                                  upload_id=upload_id, labels=label_findings(missing_columns, extra_columns,
+                                                                             missing_required))
+    from expectations import ge_duckdb  # Great Expectations: imported when a validation runs
+
     ge_result = ge_duckdb.run_suite(db_path, table, build_suite(dataset, checks),
                                     result_format=ge_duckdb.result_format_for(ge_row_limit, ROW))
     by_id = {c.id: c for c in checks}
@@ -188,6 +197,28 @@ def validate_table(
         expectations=summaries, findings=findings, failing_rows=pl.Series(ROW, [], dtype=pl.Int64),
         decision="accept", decision_reason="", policy=dataset.policy, dataset=dataset, gaps=gaps,
         ge_success=bool(ge_result.success), ge_result=ge_result.to_json_dict())
+    return conclude(result, findings)
+
+
+def _validate_with_sql(db_path: Path, table: str, dataset: Dataset, checks: list[Check], row_count: int, *,
+                       raw_table: str | None, upload_id: str, labels: pl.DataFrame) -> ValidationResult:
+    """validate_table's findings from the checks' SQL predicates only (every failing row listed by SQL)."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        counts = count_failing(con, table, checks)
+        summaries = [ExpectationSummary(c.id, f"sql:{c.kind}", c.error_code, c.column,
+                                        error_type(c.error_code).severity, counts.get(c.id, 0) == 0,
+                                        counts.get(c.id, 0)) for c in checks if c.id in counts]
+        by_id = {c.id: c for c in checks}
+        cell_findings, _ = _cell_findings(con, table, raw_table, summaries, by_id, {})
+    finally:
+        con.close()
+    findings = pl.concat([labels, *cell_findings], how="vertical").with_columns(
+        pl.lit(upload_id, dtype=pl.String).alias("upload_id"))
+    result = ValidationResult(
+        upload_id=upload_id, dataset_id=dataset.id, table=table, row_count=row_count, expectations=summaries,
+        findings=findings, failing_rows=pl.Series(ROW, [], dtype=pl.Int64), decision="accept", decision_reason="",
+        policy=dataset.policy, dataset=dataset, ge_success=all(s.success for s in summaries))
     return conclude(result, findings)
 
 

@@ -3,21 +3,31 @@
 The data rows read are always reported (``rows``), whatever is decided about the dataset: a file whose header
 matches no dataset, or that has no data row, still says how many rows it holds, its header and its closest
 datasets, beside the error. Only a file that cannot be read as a table at all has ``rows: None``.
+
+It answers in about a second for a small file: the validation runs the dataset's checks as the SQL predicates
+they are defined with (:meth:`expectations.suites.Check.failing_sql`, the same checks, findings and decision as
+the pipeline's Great Expectations run), so neither Great Expectations nor the lake code is imported.
 """
 
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import duckdb
 
 from expectations.registry import Registry, default_registry
+from expectations.validate import ValidationResult, validate_table
 from intake.headers import detect, header_score
 from intake.mapping import proposals_json
 from intake.problems import IntakeError
 from intake.process import choose_dataset, stage_table
 from intake.read import SOURCE_LINE, RawTable, read_file
-from warehouse.load import validate_staged
+
+if TYPE_CHECKING:
+    from intake.process import StagedUpload
 
 
 def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool = True) -> dict[str, Any]:
@@ -61,8 +71,7 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
         "notices": [n.to_dict() for n in staged.notices],
     })
     if validate:
-        with tempfile.TemporaryDirectory(prefix="kouiki-inspect-") as tmp:
-            result = validate_staged(staged, staged.values, "inspect", Path(tmp))
+        result = validate_with_sql(staged)
         report["validation"] = {
             "decision": result.decision,
             "rows_accepted": result.n_accepted,
@@ -93,3 +102,21 @@ def _table_report(path: Path, raw: RawTable, registry: Registry) -> dict[str, An
                        for c in candidates],
         "notices": [n.to_dict() for n in raw.notices],
     }
+
+
+def validate_with_sql(staged: StagedUpload, *, with_ge: bool = False) -> ValidationResult:
+    """Validate a staged file as the pipeline does (warehouse.load.validate_staged: the staged values and raw
+    cells in a private DuckDB file), with the checks' SQL alone unless ``with_ge``."""
+    with tempfile.TemporaryDirectory(prefix="kouiki-inspect-") as tmp:
+        db = Path(tmp) / f"inspect-{uuid.uuid4().hex[:12]}.duckdb"
+        con = duckdb.connect(str(db))
+        try:
+            con.register("values_df", staged.values.to_arrow())
+            con.register("raw_df", staged.raw.to_arrow())
+            con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
+            con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
+        finally:
+            con.close()
+        return validate_table(db, "staged", staged.dataset, raw_table="raw", upload_id="inspect",
+                              missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
+                              missing_required=list(staged.match.missing_required), with_ge=with_ge)

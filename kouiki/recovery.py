@@ -1,9 +1,12 @@
 """What the start of every ``kouiki run`` repairs after a crash (and ``kouiki doctor --repair`` too):
 
 1. leftovers: temporary lake files, landing files and ``.incomplete-*`` release folders of dead processes;
-2. the catalog: landed uploads it lacks (lost or rebuilt catalog) from their manifests, releases it lacks from
+2. landed files changed after landing: an upload still to be processed whose bytes no longer match the
+   sha256 in their name is refused (never read), one line naming the file (``refuse_changed_uploads``; the lake
+   asset checks the uploads it is about to read the same way, so a daemon's run does too);
+3. the catalog: landed uploads it lacks (lost or rebuilt catalog) from their manifests, releases it lacks from
    the release folders, ``latest.json`` pointing to the newest complete release (``publish.recover``);
-3. Dagster: runs still marked started whose process is gone are marked failed, and the pool slots
+4. Dagster: runs still marked started whose process is gone are marked failed, and the pool slots
    (``duckdb_warehouse``) they or any finished run hold are freed, so later runs never wait for a dead one.
 
 Called under the run lock (``kouiki.runlock``), so no other ``kouiki run`` is writing meanwhile; the pieces
@@ -12,10 +15,13 @@ that could race with a live writer (a daemon's run, the upload service) only tou
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intake.landing import landing_leftovers, restore_uploads
+from intake.landing import landed_files, landing_leftovers, restore_uploads, sha256_of
+from kouiki import catalog
 from kouiki.runlock import pid_alive
 from kouiki.settings import Paths
 from publish.recover import recover_releases
@@ -36,7 +42,72 @@ def recover_files(paths: Paths) -> tuple[list[str], list[str]]:
         repaired.append(f"{tmp}: 中断された受付の残りを削除 / removed a leftover of an interrupted landing")
     repaired += restore_uploads(paths)
     releases = recover_releases(paths.releases, paths.catalog_url)
-    return repaired + releases.repaired, releases.problems
+    pending = [u for u in catalog.list_uploads(paths.catalog_url) if u.status == "landed"]
+    changed = refuse_changed_uploads(paths, pending)
+    changed += changed_landed_files(paths, skip={paths.home / u.stored_path for u in pending})
+    return repaired + releases.repaired, releases.problems + changed
+
+
+CHANGED_CODE = "landed-file-changed"
+VERIFIED = "landing-verified.json"   # under $KOUIKI_HOME/tmp: landed file → (size, mtime_ns) last verified
+
+
+def changed_landed_files(paths: Paths, skip: set[Path] | None = None) -> list[str]:
+    """Landed files (processed or refused ones: ``skip`` the ones just checked) whose bytes no longer match the
+    sha256 in their name, one line each, at every start until the file is restored.
+
+    A file is hashed again only when its size or modification time differs from when it was last verified, so a
+    run's start costs a stat per file; ``kouiki doctor`` hashes every file. A processed upload's rows were read
+    from the original bytes, so nothing published changes: the line says to restore the file from a backup."""
+    import json
+
+    state_file = paths.home / "tmp" / VERIFIED
+    try:
+        verified = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        verified = {}
+    now_ok: dict[str, list[int]] = {}
+    lines = []
+    for landed in landed_files(paths):
+        if skip and landed in skip:
+            continue
+        stat = landed.stat()
+        key, seen = str(landed.relative_to(paths.home)), [stat.st_size, stat.st_mtime_ns]
+        if verified.get(key) == seen or sha256_of(landed) == landed.name.split(".", 1)[0]:
+            now_ok[key] = seen
+            continue
+        lines.append(f"{landed}: 受付後に内容が変わっています（sha256 が名前と不一致）— バックアップから戻してください"
+                     f" / changed after landing (sha256 does not match its name): restore it from a backup")
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    staged = state_file.with_name(f".{VERIFIED}.{os.getpid()}")
+    staged.write_text(json.dumps(now_ok), encoding="utf-8")
+    staged.replace(state_file)
+    return lines
+
+
+def refuse_changed_uploads(paths: Paths, uploads: list[catalog.UploadRow]) -> list[str]:
+    """Refuse every upload in ``uploads`` whose landed file no longer has the bytes its name (sha256) says:
+    changed or damaged after landing, so it is not what the city sent. Its status becomes ``unreadable`` with
+    the reason, and it is never read; the file stays where it is for whoever looks into it. Restored from a
+    backup, ``kouiki upload rerun CITY`` puts it back to ``landed`` and the next run checks it again (so does a
+    rebuilt catalog: restored uploads are ``landed``). Returns one line per upload refused, naming the file."""
+    lines = []
+    for upload in uploads:
+        landed = paths.home / upload.stored_path
+        if not landed.is_file() or sha256_of(landed) == upload.sha256:
+            continue   # a missing file is kouiki doctor's to report (it cannot be read either way)
+        detail = {"error": {
+            "code": CHANGED_CODE,
+            "message_ja": "受付後にファイルの内容が変わっています（改ざん・破損）。使いません",
+            "message_en": "the landed file changed after it was received (tampered or damaged): not used",
+        }}
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable", detail=detail)
+        lines.append(f"{landed}: 受付後に内容が変わっています（sha256 が名前と不一致）。アップロード "
+                     f"{upload.upload_id} は使いません — バックアップから戻して kouiki upload rerun "
+                     f"{upload.city_code} / changed after landing (sha256 does not match its name): upload "
+                     f"{upload.upload_id} is not used; restore it from a backup, then kouiki upload rerun "
+                     f"{upload.city_code}")
+    return lines
 
 
 def dead_runs(instance: DagsterInstance) -> list[tuple[str, int]]:

@@ -26,8 +26,6 @@ from dagster import (
 from sqlalchemy import or_, select
 
 from assets.partitions import MEMBER_CITIES, member_cities
-from intake.inbox import inbox_folders
-from intake.landing import sha256_of, upload_id_for
 from kouiki import catalog
 from kouiki.members import Member
 from kouiki.settings import Paths
@@ -147,6 +145,10 @@ class InboxFile:
 def scan_inboxes(paths: Paths, members: list[Member], cursor: UploadCursor) -> list[InboxFile]:
     """Every file in the members' inbox folders with the upload id its bytes have; hashes only files that
     are new or changed (size or mtime) since the cursor saw them. Updates ``cursor.files``."""
+    # intake brings polars, pyarrow and numpy: imported at the first tick, not when the definitions load
+    from intake.inbox import inbox_folders
+    from intake.landing import sha256_of, upload_id_for
+
     seen: dict[str, tuple[int, int, str]] = {}
     found = []
     for member in members:

@@ -1,0 +1,86 @@
+"""Custom Great Expectations for the checks of :mod:`expectations.suites` that GE has no built-in for on a text
+column in DuckDB (see that module's docstring). Importing this module registers them with GE; it is imported
+with GE itself, by :meth:`expectations.suites.Check.expectation` and by the Data Docs renderer, so that loading
+the checks (``kouiki inspect``, the Dagster definitions) does not import Great Expectations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
+
+from expectations.suites import CHECK_DIGIT_WEIGHTS, DIGITS6
+from intake.phone import PHONE_DIGITS, PHONE_SHAPE
+
+# --- custom expectations ----------------------------------------------------------------------------
+
+class ColumnValuesJapanesePhone(ColumnMapMetricProvider):
+    """True where a value is a normalised Japanese phone number: its shape, and its digits for the prefix."""
+
+    condition_metric_name = "column_values.kouiki_japanese_phone"
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
+        without_extension = sa.func.regexp_replace(column, r" 内線[0-9]+$", "")
+        digits = sa.func.regexp_replace(without_extension, "[^0-9]", "", "g")
+        return sa.and_(sa.func.regexp_full_match(column, PHONE_SHAPE),
+                       sa.func.regexp_full_match(digits, PHONE_DIGITS))
+
+
+class ExpectColumnValuesToBeJapanesePhoneNumbers(ColumnMapExpectation):
+    """Expect each value to be a Japanese phone number as intake normalises it (see intake.phone)."""
+
+    map_metric = "column_values.kouiki_japanese_phone"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesLocalGovernmentCheckDigit(ColumnMapMetricProvider):
+    """True where a 6-digit value's last digit is the check digit of the first five (others: not ours)."""
+
+    condition_metric_name = "column_values.kouiki_local_government_check_digit"
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
+        def digit(position: int) -> Any:
+            return sa.try_cast(sa.func.substr(column, position, 1), sa.Integer)
+
+        weighted = sum((w * digit(i + 1) for i, w in enumerate(CHECK_DIGIT_WEIGHTS)), sa.literal(0))
+        six_digits = sa.func.regexp_full_match(column, DIGITS6)
+        # a value that is not 6 digits is format-error's business, so it passes here
+        return sa.or_(sa.not_(six_digits), digit(6) == (11 - weighted % 11) % 10)
+
+
+class ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(ColumnMapExpectation):
+    """Expect each 6-digit 全国地方公共団体コード to end in its check digit (JIS X 0401/0402 + 1 digit)."""
+
+    map_metric = "column_values.kouiki_local_government_check_digit"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesAsNumberBetween(ColumnMapMetricProvider):
+    """True where a text value read as a number lies in [min_value, max_value]; non-numbers pass."""
+
+    condition_metric_name = "column_values.kouiki_as_number_between"
+    condition_value_keys = ("min_value", "max_value")
+
+    @column_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column: Any, min_value: float, max_value: float, **kwargs: Any) -> Any:
+        number = sa.try_cast(column, sa.Double)
+        # text that is not a number is type-error's business, so it passes here
+        return sa.or_(number.is_(None), number.between(min_value, max_value))
+
+
+class ExpectColumnValuesAsNumberToBeBetween(ColumnMapExpectation):
+    """Expect text values that read as numbers to lie between min_value and max_value (inclusive)."""
+
+    min_value: float
+    max_value: float
+    map_metric = "column_values.kouiki_as_number_between"
+    success_keys = ("min_value", "max_value", "mostly")
