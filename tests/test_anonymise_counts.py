@@ -170,23 +170,38 @@ def test_the_audit_catches_the_old_line_rule_suppression(demo_policy: Policy) ->
 # --- the audit's attacker is exact: compare with brute force on small tables ---
 
 
-def brute_force_intervals(table: SuppressedTable, low: int) -> list[tuple[int, int]]:
-    """Every whole-number table (hidden cells >= `low`) with the published cells and all margins: the range of
-    each hidden cell, in the published table's row order. Interior hidden cells are enumerated, margins follow."""
+def brute_force_intervals(table: SuppressedTable, model: str) -> list[tuple[int, int]]:
+    """Every whole-number table with the published cells and all margins, hidden cells >= 0 (model a) or >= 1
+    unless inside a line whose total is hidden (model b: such a line may hold hidden zeros): the range of each
+    hidden cell, in the published table's row order. Interior hidden cells are enumerated, margins follow."""
     extended, hidden = table.counts, table.status != PUBLISHED
+    low = np.zeros(extended.shape, dtype=int) if model == "a" else 1 - inside_hidden_total_lines(hidden)
     interior = tuple(slice(0, -1) for _ in range(extended.ndim))
     free = np.argwhere(hidden[interior])
     seen: dict[int, set[int]] = {int(c): set() for c in np.flatnonzero(hidden.ravel())}
-    ranges = [range(low, smallest_published_total(extended, hidden, tuple(cell)) + 1) for cell in free]
+    ranges = [
+        range(low[tuple(cell)], smallest_published_total(extended, hidden, tuple(cell)) + 1) for cell in free
+    ]
     for candidate in itertools.product(*ranges):
         inner = extended[interior].copy()
         for cell, value in zip(free, candidate, strict=True):
             inner[tuple(cell)] = value
         full = with_margins(inner)
-        if np.array_equal(full[~hidden], extended[~hidden]) and (full[hidden] >= low).all():
+        if np.array_equal(full[~hidden], extended[~hidden]) and (full[hidden] >= low[hidden]).all():
             for index in seen:
                 seen[index].add(int(full.ravel()[index]))
     return [(min(values), max(values)) for _, values in sorted(seen.items())]
+
+
+def inside_hidden_total_lines(hidden: np.ndarray) -> np.ndarray:
+    """1 where a cell lies, not as the total, in a line (any axis) whose total (last index) is hidden."""
+    inside = np.zeros(hidden.shape, dtype=int)
+    for index in itertools.product(*(range(size) for size in hidden.shape)):
+        for axis, size in enumerate(hidden.shape):
+            total = index[:axis] + (size - 1,) + index[axis + 1 :]
+            if index[axis] != size - 1 and hidden[total]:
+                inside[index] = 1
+    return inside
 
 
 def smallest_published_total(extended: np.ndarray, hidden: np.ndarray, cell: tuple[int, ...]) -> int:
@@ -210,7 +225,7 @@ def test_the_interval_attack_equals_brute_force_enumeration(interior: np.ndarray
     labels = tuple(tuple(f"{axis}{i}" for i in range(size)) for axis, size in enumerate(interior.shape))
     table = SuppressedTable(tuple(f"d{axis}" for axis in range(interior.ndim)), labels, extended, status)
     found = attack_intervals(table.to_frame(), table.dims, model)
-    expected = brute_force_intervals(table, 0 if model == "a" else 1)
+    expected = brute_force_intervals(table, model)
     assert list(zip(found["low"].cast(int), found["high"].cast(int), strict=True)) == expected
 
 
