@@ -174,7 +174,7 @@ def _merge_for(labels: tuple[tuple[str, ...], ...], extended: np.ndarray, cell: 
     if not choices:
         return None
     _, axis, first = min(choices)
-    return axis, first
+    return int(axis), int(first)
 
 
 def _merge_categories(

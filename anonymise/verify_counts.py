@@ -521,12 +521,14 @@ def _inside_lines(part: pl.DataFrame, dims: list[str], totals: np.ndarray) -> np
     inside = np.zeros(part.height, dtype=bool)
     for dim in dims:
         others = [other for other in dims if other != dim]
-        totals = frame.filter(pl.col(dim) == TOTAL_LABEL).select(*others, pl.col("_small").alias("_total_small"))
+        line_totals = frame.filter(pl.col(dim) == TOTAL_LABEL).select(
+            *others, pl.col("_small").alias("_total_small")
+        )
         children = frame.filter(pl.col(dim) != TOTAL_LABEL)
         if others:
-            children = children.join(totals, on=others, how="left")
+            children = children.join(line_totals, on=others, how="left")
         else:
-            children = children.with_columns(pl.lit(bool(totals["_total_small"].any())).alias("_total_small"))
+            children = children.with_columns(pl.lit(bool(line_totals["_total_small"].any())).alias("_total_small"))
         rows = children.filter(pl.col("_total_small").fill_null(value=False))["_i"].to_numpy()
         inside[rows] = True
     return inside

@@ -257,7 +257,7 @@ def inside_hidden_total_lines(hidden: np.ndarray) -> np.ndarray:
     inside = np.zeros(hidden.shape, dtype=int)
     for index in itertools.product(*(range(size) for size in hidden.shape)):
         for axis, size in enumerate(hidden.shape):
-            total = index[:axis] + (size - 1,) + index[axis + 1 :]
+            total = (*index[:axis], size - 1, *index[axis + 1 :])
             if index[axis] != size - 1 and hidden[total]:
                 inside[index] = 1
     return inside
