@@ -250,10 +250,12 @@ def protect(
 
 
 def _primary_requirements(table: _Table) -> list[Requirement]:
-    """Down- and up-targets of every primary cell, strongest model first (its witnesses serve the weaker ones)."""
-    requirements = [Requirement(int(cell), "c", 1) for cell in np.flatnonzero(table.status == HIDDEN_ZERO)]
+    """Down- and up-targets of every primary cell, strongest model first (its witnesses serve the weaker ones).
+    A zero hidden with a small line gets the same targets: labelled like the primary cells, it must not stand out
+    by a narrower interval."""
+    requirements = []
     for model in ("c", "b", "a"):
-        for cell in np.flatnonzero(table.status == PRIMARY):
+        for cell in np.flatnonzero((table.status == PRIMARY) | (table.status == HIDDEN_ZERO)):
             value = int(table.values[cell])
             down, up = table.spec.targets(model, value)
             requirements += [Requirement(int(cell), model, target) for target in (up, down) if target != value]

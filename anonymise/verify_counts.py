@@ -329,7 +329,7 @@ class _Audit:
         """How far each hidden cell's interval must reach: a primary cell its protection, any cell two values."""
         need_low, need_high = np.full(size, -np.inf), np.full(size, np.inf)
         if labels is not None:
-            primary = (labels >= 1) & (labels < self.settings.min_cell)
+            primary = labels < self.settings.min_cell  # with the zeros hidden in small lines, labelled alike
             need_low[primary], need_high[primary] = _required(model, self.settings)
         return need_low, need_high
 
@@ -354,7 +354,7 @@ class _Audit:
         self.pinned[model] += int(pinned.sum())
         below = np.zeros(hidden.size, dtype=bool)
         if labels is not None:
-            primary = (labels >= 1) & (labels < settings.min_cell)
+            primary = labels < settings.min_cell  # primary, and the zeros hidden with them (same label)
             need_low, need_high = _required(model, settings)
             below = primary & ((low > need_low) | (high < need_high))
             if model == "a":
