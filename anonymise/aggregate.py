@@ -162,19 +162,20 @@ def _merge_for(labels: tuple[tuple[str, ...], ...], extended: np.ndarray, cell: 
     the cell's category has the fewest records (dimensions of three categories or more), with the neighbour that
     has fewer records. None when no dimension can be merged."""
     index = np.unravel_index(cell, extended.shape)
-    choices = []
-    for axis, position in enumerate(index):
+    choices: list[tuple[int, int, int]] = []
+    for axis, at in enumerate(index):
+        position = int(at)
         size = len(labels[axis])
         if position >= size or size < 3:  # a total, or merging would remove the dimension
             continue
         margin = extended.sum(axis=tuple(other for other in range(extended.ndim) if other != axis))[:size]
         neighbours = [other for other in (position - 1, position + 1) if 0 <= other < size]
-        partner = min(neighbours, key=lambda other: margin[other])
-        choices.append((int(margin[position]), axis, min(int(position), partner)))
+        partner = min(neighbours, key=lambda other: int(margin[other]))
+        choices.append((int(margin[position]), axis, min(position, partner)))
     if not choices:
         return None
     _, axis, first = min(choices)
-    return int(axis), int(first)
+    return axis, first
 
 
 def _merge_categories(
