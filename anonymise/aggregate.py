@@ -1,7 +1,8 @@
 """Count tables for publication with small-cell suppression (秘匿処理).
 
 Primary suppression hides the cells below the policy's threshold (1 … min_cell − 1), margins included; zeros
-are always published (an attacker then knows every hidden cell is >= 1, and the audit assumes so). Secondary
+are published, except inside a line whose total is small, where every cell is hidden (zeros too, so that the
+labels alone never pin a cell: see anonymise.protection). Secondary
 suppression (anonymise.protection) then hides the cheapest further cells so that, under every attacker model, each
 primary cell's feasible interval reaches its protection levels and no hidden cell is pinned. Every hidden cell is
 published with the same mark 秘匿: primary and secondary are never told apart.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,12 +25,30 @@ import polars as pl
 from anonymise.hierarchy import Hierarchy
 from anonymise.policy import Policy
 from anonymise.process import PolicyOutcome, prepare_records
-from anonymise.protection import PRIMARY, PUBLISHED, SECONDARY, ProtectionSpec, protect, protection_spec
+from anonymise.protection import (
+    HIDDEN_ZERO,
+    PRIMARY,
+    PUBLISHED,
+    SECONDARY,
+    ProtectionResult,
+    ProtectionSpec,
+    primary_status,
+    protect,
+    protection_spec,
+)
 
 TOTAL = "計"
 HIDDEN_MARK = "秘匿"
-STATUS_LABELS = {PUBLISHED: "", PRIMARY: HIDDEN_MARK, SECONDARY: HIDDEN_MARK}
-__all__ = ["PRIMARY", "PUBLISHED", "SECONDARY", "SuppressedTable", "publication_table", "suppress_small_cells"]
+STATUS_LABELS = {PUBLISHED: "", PRIMARY: HIDDEN_MARK, SECONDARY: HIDDEN_MARK, HIDDEN_ZERO: HIDDEN_MARK}
+__all__ = [
+    "HIDDEN_ZERO",
+    "PRIMARY",
+    "PUBLISHED",
+    "SECONDARY",
+    "SuppressedTable",
+    "publication_table",
+    "suppress_small_cells",
+]
 
 
 @dataclass
@@ -93,10 +113,17 @@ def suppress_small_cells(
     counts: np.ndarray, min_count: int = 3, spec: ProtectionSpec | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Primary and secondary suppression of an N-D count array: (counts with margins, status, figures)."""
-    extended = with_margins(counts)
-    status = np.where((extended >= 1) & (extended < min_count), PRIMARY, PUBLISHED).astype(np.int8)
-    result = protect(extended, status, spec or ProtectionSpec(min_count, upper=min_count))
+    extended, status, result = _suppress(counts, min_count, spec)
     return extended, status, result.figures()
+
+
+def _suppress(
+    counts: np.ndarray, min_count: int, spec: ProtectionSpec | None
+) -> tuple[np.ndarray, np.ndarray, ProtectionResult]:
+    extended = with_margins(counts)
+    status = primary_status(extended, min_count)
+    result = protect(extended, status, spec or ProtectionSpec(min_count, upper=min_count))
+    return extended, status, result
 
 
 def publication_table(
@@ -106,10 +133,67 @@ def publication_table(
     categories: Mapping[str, Sequence[str]] | None = None,
     spec: ProtectionSpec | None = None,
 ) -> SuppressedTable:
-    """Counts of `records` by `dims`, with margins, primary and secondary suppression."""
+    """Counts of `records` by `dims`, with margins, primary and secondary suppression.
+
+    When no suppression can protect some cell (its requirement has no witness: the labels, the published zeros
+    and the small totals leave it no room, typical of a very sparse table), the category of that cell with the
+    fewest records is merged with its smaller neighbour (global recoding, τ-Argus's first remedy) and the table
+    is suppressed again, until every requirement is met or no dimension has three categories left (then the
+    audit blocks the table). The merges are listed in the table's figures (`merged_categories`)."""
     labels, counts = count_array(records, dims, categories)
-    extended, status, figures = suppress_small_cells(counts, min_count, spec)
+    extended, status, result = _suppress(counts, min_count, spec)
+    merged: list[dict[str, Any]] = []
+    while result.unmet:
+        merge = _merge_for(labels, extended, result.unmet[0].cell)
+        if merge is None:
+            break
+        axis, first = merge
+        merged.append({"dimension": dims[axis], "categories": list(labels[axis][first : first + 2])})
+        labels, counts = _merge_categories(labels, counts, axis, first)
+        extended, status, result = _suppress(counts, min_count, spec)
+    figures = result.figures()
+    if merged:
+        figures["merged_categories"] = merged
     return SuppressedTable(tuple(dims), labels, extended, status, figures)
+
+
+def _merge_for(labels: tuple[tuple[str, ...], ...], extended: np.ndarray, cell: int) -> tuple[int, int] | None:
+    """(axis, first of the two adjacent categories to merge) for an unprotectable cell: along the dimension where
+    the cell's category has the fewest records (dimensions of three categories or more), with the neighbour that
+    has fewer records. None when no dimension can be merged."""
+    index = np.unravel_index(cell, extended.shape)
+    choices: list[tuple[int, int, int]] = []
+    for axis, at in enumerate(index):
+        position = int(at)
+        size = len(labels[axis])
+        if position >= size or size < 3:  # a total, or merging would remove the dimension
+            continue
+        margin = extended.sum(axis=tuple(other for other in range(extended.ndim) if other != axis))[:size]
+        neighbours = [other for other in (position - 1, position + 1) if 0 <= other < size]
+        partner = min(neighbours, key=lambda other: int(margin[other]))
+        choices.append((int(margin[position]), axis, min(position, partner)))
+    if not choices:
+        return None
+    _, axis, first = min(choices)
+    return axis, first
+
+
+def _merge_categories(
+    labels: tuple[tuple[str, ...], ...], counts: np.ndarray, axis: int, first: int
+) -> tuple[tuple[tuple[str, ...], ...], np.ndarray]:
+    """Categories `first` and `first + 1` of `axis` become one, labelled "A・B" (counts added)."""
+    pair = np.take(counts, [first, first + 1], axis=axis).sum(axis=axis, keepdims=True)
+    merged_counts = np.concatenate(
+        [
+            np.take(counts, range(first), axis=axis),
+            pair,
+            np.take(counts, range(first + 2, counts.shape[axis]), axis=axis),
+        ],
+        axis=axis,
+    )
+    axis_labels = labels[axis]
+    merged_labels = (*axis_labels[:first], f"{axis_labels[first]}・{axis_labels[first + 1]}", *axis_labels[first + 2 :])
+    return (*labels[:axis], merged_labels, *labels[axis + 1 :]), merged_counts
 
 
 def policy_tables(records: pl.DataFrame, policy: Policy) -> dict[str, SuppressedTable]:
@@ -150,9 +234,7 @@ def released_records(outcome: PolicyOutcome) -> pl.DataFrame:
     return kept
 
 
-def _tables(
-    table: pl.DataFrame, hierarchies: Mapping[str, Hierarchy], policy: Policy
-) -> dict[str, SuppressedTable]:
+def _tables(table: pl.DataFrame, hierarchies: Mapping[str, Hierarchy], policy: Policy) -> dict[str, SuppressedTable]:
     spec = protection_spec(policy)
     tables = {}
     for aggregate in policy.aggregate_tables:

@@ -208,6 +208,22 @@ def _office_decision(private_root: Path, policy: Policy, extract_csv: Path) -> d
     return {"file": str(path), "decided_by": decision.get("decided_by"), "reason": decision.get("reason")}
 
 
+def office_decision_for_counts(private_root: Path, policy: Policy, counts_csv: Path) -> dict[str, Any] | None:
+    """The office's written decision to publish this exact staged count table although, with an earlier
+    release, it shows a small change (``private/decisions/<policy>_counts.json``, the same form as the extract's:
+    ``approve_counts_sha256`` is one sha256 or a list, one per table). Only that hold can be decided away: a
+    table that fails its own audit is never published."""
+    path = private_root / "decisions" / f"{policy.name}_counts.json"
+    if not path.is_file():
+        return None
+    decision = json.loads(path.read_text(encoding="utf-8"))
+    approved = decision.get("approve_counts_sha256")
+    approved = approved if isinstance(approved, list) else [approved]
+    if file_sha256(counts_csv) not in approved or not decision.get("reason"):
+        return None
+    return {"file": str(path), "decided_by": decision.get("decided_by"), "reason": decision.get("reason")}
+
+
 def _generalisation_changed(number: int, cities: list[str]) -> Reason:
     names = ", ".join(cities)
     return Reason(

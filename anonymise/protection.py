@@ -8,16 +8,13 @@ satisfies those equations and what the attacker assumes about hidden cells:
     model b  hidden cells are >= 1 (zeros are published as 0)
     model c  the attacker knows which hidden cells are primary (1 .. min_cell-1) and which secondary (>= min_cell)
 
-A primary cell of value v is protected when, under every model, its feasible interval reaches down to `lower`
-and up to `upper` (the protection levels of τ-Argus / sdcTable: LPL = v - lower, UPL = upper - v), clipped to
-what the model allows a priori (model c: [1, min_cell-1]); a secondary cell is protected when it is not pinned.
-
-Each requirement is met by a *witness*: a perturbation d of the table with A·d = 0 that moves the cell to its
-target, keeps every cell within the model's bounds, and touches only hidden cells. Such a d exists exactly when
-the requirement holds, so the witness is found by a min-cost LP (published cells cost their suppression weight,
-hidden ones almost nothing) and the cells it touches are suppressed. Hiding more cells only widens intervals,
-so a requirement met once stays met; one witness also meets every other requirement it happens to reach.
-This is the classical single-cell protection approach (Fischetti & Salazar-González; Cox), solved cell by cell.
+Zeros are published as 0, except in a line whose total is itself hidden as small (1 .. min_cell-1, or a zero
+hidden by this rule): there every cell is hidden, zeros included (τ-Argus's "zero unsafe", sdcTable's
+`allowZeros`; status HIDDEN_ZERO, labelled with the primary cells). Without that, a labels-aware attacker pins a
+small total and its cells from the labels alone (a total of 2 over a man and a woman, both >= 1: each is 1),
+whatever else is hidden. With it, a hidden cell in such a line may be 0 for every attacker: model b's ">= 1" and
+model c's ">= 1" for primary cells hold only for hidden cells outside small lines (`may_be_zero`). The set of
+small lines is the same in every table the attacker cannot exclude, so the rule tells the attacker nothing more.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from scipy import sparse
 from anonymise.lp import WarmLP
 from anonymise.policy import Policy, PolicyError
 
-PUBLISHED, PRIMARY, SECONDARY = 0, 1, 2
+PUBLISHED, PRIMARY, SECONDARY, HIDDEN_ZERO = 0, 1, 2, 3
 MODELS = ("a", "b", "c")
 # Model c's feasible tables are a subset of b's, b's of a's: a witness for one model is a witness for the weaker.
 WEAKER_OR_EQUAL = {"a": ("a",), "b": ("a", "b"), "c": ("a", "b", "c")}
@@ -79,6 +76,43 @@ def protection_spec(policy: Policy) -> ProtectionSpec:
     return ProtectionSpec(policy.min_cell, upper, lower)
 
 
+def inside_lines_of(totals: np.ndarray) -> np.ndarray:
+    """Cells that lie, not as the total, in a line whose total is marked in `totals`."""
+    inside = np.zeros(totals.shape, dtype=bool)
+    for axis in range(totals.ndim):
+        line_total = np.broadcast_to(np.take(totals, [-1], axis=axis), totals.shape).copy()
+        line_total[(slice(None),) * axis + (-1,)] = False  # the total itself is not inside its own line
+        inside |= line_total
+    return inside
+
+
+def small_cells(extended: np.ndarray, min_cell: int) -> np.ndarray:
+    """The cells hidden as small: 1 .. min_cell-1, and every zero inside a line whose total is small (repeated:
+    a hidden zero total makes its line small too, so that its zeros may rise without showing). A zero inside a line
+    whose total is a published 0 stays published: that total shows it anyway."""
+    small = (extended >= 1) & (extended < min_cell)
+    zero = extended == 0
+    while True:
+        grown = small | (inside_lines_of(small) & zero & ~inside_lines_of(zero & ~small))
+        if (grown == small).all():
+            return small
+        small = grown
+
+
+def may_be_zero(extended: np.ndarray, min_cell: int) -> np.ndarray:
+    """Cells inside a small line: every such cell is hidden, a zero too, so an attacker who knows the rule must
+    allow 0 for it."""
+    return inside_lines_of(small_cells(extended, min_cell))
+
+
+def primary_status(extended: np.ndarray, min_cell: int) -> np.ndarray:
+    """Primary suppression: cells of 1 .. min_cell-1 (margins included), and the zeros of small lines
+    (HIDDEN_ZERO)."""
+    status = np.where((extended >= 1) & (extended < min_cell), PRIMARY, PUBLISHED).astype(np.int8)
+    status[(extended == 0) & small_cells(extended, min_cell)] = HIDDEN_ZERO
+    return status
+
+
 def line_matrix(shape: tuple[int, ...]) -> sparse.csr_matrix:
     """One row per line of the array with margins (the last index of every axis is the total): interior - total."""
     index = np.arange(int(np.prod(shape))).reshape(shape)
@@ -114,6 +148,7 @@ class ProtectionResult:
         return {
             "primary": int((self.status == PRIMARY).sum()),
             "secondary": int((self.status == SECONDARY).sum()),
+            "hidden_zero": int((self.status == HIDDEN_ZERO).sum()),
             "witness_problems_solved": self.witnesses_solved,
             "unmet_requirements": len(self.unmet),
         }
@@ -128,21 +163,25 @@ class _Table:
         self.spec = spec
         self.weights = weights.ravel()
         self.size = self.values.size
+        self.may_be_zero = may_be_zero(extended, spec.min_cell).ravel()
         # Variables: the rise and the fall of every cell (both >= 0); every line of the change sums to 0.
         equations = line_matrix(extended.shape)
         zeros = np.zeros(equations.shape[0])
-        self.lp = WarmLP(sparse.hstack([equations, -equations]), zeros, zeros, np.zeros(2 * self.size),
-                         np.zeros(2 * self.size))
+        self.lp = WarmLP(
+            sparse.hstack([equations, -equations]), zeros, zeros, np.zeros(2 * self.size), np.zeros(2 * self.size)
+        )
 
     def bounds(self, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bound of every cell were it hidden (zero cells stay 0: zeros are always published)."""
+        """Lower and upper bound of every cell were it hidden. Zeros outside small lines stay 0 (they are always
+        published); a cell inside a small line may be 0 under models b and c (see `may_be_zero`)."""
         low = np.full(self.size, 0.0 if model == "a" else 1.0)
         high = np.full(self.size, np.inf)
         if model == "c":
-            primary = self.status == PRIMARY
-            low[~primary] = self.spec.min_cell
-            high[primary] = self.spec.min_cell - 1
-        zero = self.values == 0
+            small = (self.status == PRIMARY) | (self.status == HIDDEN_ZERO)
+            low[~small] = self.spec.min_cell
+            high[small] = self.spec.min_cell - 1
+        low[self.may_be_zero & (low < self.spec.min_cell)] = 0.0
+        zero = (self.values == 0) & ~self.may_be_zero
         low[zero], high[zero] = 0.0, 0.0
         # A published cell that would break the model's bounds if hidden (e.g. a small count under model c that
         # is not primary) cannot take part in a witness: it stays at its value.
@@ -211,10 +250,12 @@ def protect(
 
 
 def _primary_requirements(table: _Table) -> list[Requirement]:
-    """Down- and up-targets of every primary cell, strongest model first (its witnesses serve the weaker ones)."""
+    """Down- and up-targets of every primary cell, strongest model first (its witnesses serve the weaker ones).
+    A zero hidden with a small line gets the same targets: labelled like the primary cells, it must not stand out
+    by a narrower interval."""
     requirements = []
     for model in ("c", "b", "a"):
-        for cell in np.flatnonzero(table.status == PRIMARY):
+        for cell in np.flatnonzero((table.status == PRIMARY) | (table.status == HIDDEN_ZERO)):
             value = int(table.values[cell])
             down, up = table.spec.targets(model, value)
             requirements += [Requirement(int(cell), model, target) for target in (up, down) if target != value]

@@ -13,9 +13,12 @@ The labels for attacker c come from the private table of true counts staged besi
 published); the audit checks that it agrees with every published cell and every total. The release is blocked
 when any hidden cell is pinned to one value, or any primary cell's interval does not reach its protection levels
 (a: down to `lower`, up to `upper`; b: up to `upper`; c: all of [1, min_cell-1]), or anything but one mark is
-published. Exception: under attacker c a cell can be pinned by the labels alone (a small margin whose small
-cells must each be 1); no suppression can prevent that, it is counted and reported, not blocked, and it is why
-the labels are never published.
+published. Zeros are published as 0 except inside a line whose total is small (1 … min_cell-1), where every
+cell is hidden: a hidden cell inside such a line may be 0 for attackers b and c (with the private counts the audit
+knows exactly which lines are small, more than an outsider; without them it assumes any line with a hidden total
+may be). A hidden zero elsewhere, or a 0 published inside a small line, breaks that rule and blocks. A cell that
+the labels alone pin (what the rule prevents) blocks like any other pinned cell; how many of the pinned cells
+the labels alone would pin is reported (`pinned_by_labels_alone`).
 
 Over time, a new table is audited with every earlier release of the same table: the change of a cell between
 two releases lies in [new_min - old_max, new_max - old_min]; when that interval excludes 0 and lies within
@@ -150,14 +153,15 @@ def attack_intervals(
     what an attacker learns, cell by cell."""
     cells = _cells(_load(table), list(dims), count_column, status_column, None).with_row_index("_row")
     hidden = cells.filter(pl.col("_hidden"))["_row"].to_numpy()
-    labels = None
+    labels, true_counts = None, None
     if truth is not None:
         true_counts, problems = _true_counts(cells.drop("_row"), truth, list(dims), count_column)
         if true_counts is None:
             raise ValueError(problems[0].en)
         labels = true_counts[hidden]
     equations, rhs = _equations(cells, list(dims), hidden)
-    attack = _Attack(equations, rhs, _bounds(model, hidden.size, labels, min_cell), labels)
+    zero_possible = _may_be_zero(cells, list(dims), true_counts, min_cell)[hidden]
+    attack = _Attack(equations, rhs, _bounds(model, labels, min_cell, zero_possible), labels)
     for unknown in range(hidden.size):
         attack.exact(unknown, 1.0)
         attack.exact(unknown, -1.0)
@@ -228,8 +232,7 @@ def _cell_reasons(cells: pl.DataFrame, min_cell: int) -> list[Reason]:
             cells.filter(pl.col("_hidden") & (pl.col("_mark") != HIDDEN_MARK)).height,
             "suppression_labels_published",
             f"秘匿セル {{n}} 個に「{HIDDEN_MARK}」以外の印があります（一次・二次の別は攻撃の手がかりです）。",
-            f"{{n}} hidden cells carry a mark other than '{HIDDEN_MARK}' (primary/secondary labels help an "
-            "attacker).",
+            f"{{n}} hidden cells carry a mark other than '{HIDDEN_MARK}' (primary/secondary labels help an attacker).",
         ),
     ]
     return [Reason(code, ja.format(n=n), en.format(n=n)) for n, code, ja, en in checks if n]
@@ -244,8 +247,13 @@ def _true_counts(
     true_frame = _load(truth)
     missing = [c for c in [*keys, count_column] if c not in true_frame.columns]
     if missing:
-        return None, [Reason("truth_unreadable", f"真の集計表に列がありません: {missing}",
-                             f"The table of true counts lacks columns {missing}")]
+        return None, [
+            Reason(
+                "truth_unreadable",
+                f"真の集計表に列がありません: {missing}",
+                f"The table of true counts lacks columns {missing}",
+            )
+        ]
     true_frame = true_frame.select(
         pl.concat_str([pl.col(key).fill_null("") for key in keys], separator="\x1f").alias("_key"),
         pl.col(count_column).cast(pl.Int64, strict=False).alias("_true"),
@@ -272,7 +280,7 @@ class _Audit:
         self.settings = settings
         self.dims = dims
         self.primary = self.secondary = self.unbalanced = 0
-        self.hidden_zero = 0
+        self.hidden_zero = self.zeros_hidden_by_rule = self.zero_shown_in_small_line = 0
         self.pinned = dict.fromkeys(MODELS, 0)
         self.below = dict.fromkeys(MODELS, 0)
         self.pinned_by_labels = 0
@@ -288,20 +296,27 @@ class _Audit:
         if truth is not None:
             self._check_balance(part, truth)
         labels = None if truth is None else truth[hidden]
+        inside_small = _may_be_zero(part, self.dims, truth, self.settings.min_cell)
+        zero_possible = inside_small[hidden]
         models = MODELS if labels is not None else ("a", "b")
         self.models_run |= set(models)
         intervals = Intervals(hidden, {}, {})
         if labels is not None:
             self.primary += int(((labels >= 1) & (labels < self.settings.min_cell)).sum())
             self.secondary += int((labels >= self.settings.min_cell).sum())
-            self.hidden_zero += int((labels == 0).sum())
+            self.hidden_zero += int(((labels == 0) & ~zero_possible).sum())
+            self.zeros_hidden_by_rule += int(((labels == 0) & zero_possible).sum())
+            shown = ~part["_hidden"].to_numpy()
+            # a zero inside a line whose total is a published 0 is shown by that total anyway
+            shown_zero_total = _inside_lines(part, self.dims, shown & (truth == 0))
+            self.zero_shown_in_small_line += int((shown & inside_small & (truth == 0) & ~shown_zero_total).sum())
         for model in models:
-            attack = _Attack(equations, rhs, _bounds(model, hidden.size, labels, self.settings.min_cell), labels)
+            attack = _Attack(equations, rhs, _bounds(model, labels, self.settings.min_cell, zero_possible), labels)
             attack.require(*self._needs(attack.size, model, labels))
             intervals.attacks[model] = attack
             low, high = attack.interval()
             intervals.low[model], intervals.high[model] = low, high
-            self._judge(part, hidden, model, low, high, labels, truth)
+            self._judge(part, hidden, model, low, high, labels, truth, inside_small)
         return intervals
 
     def _check_balance(self, part: pl.DataFrame, truth: np.ndarray) -> None:
@@ -314,7 +329,7 @@ class _Audit:
         """How far each hidden cell's interval must reach: a primary cell its protection, any cell two values."""
         need_low, need_high = np.full(size, -np.inf), np.full(size, np.inf)
         if labels is not None:
-            primary = (labels >= 1) & (labels < self.settings.min_cell)
+            primary = labels < self.settings.min_cell  # with the zeros hidden in small lines, labelled alike
             need_low[primary], need_high[primary] = _required(model, self.settings)
         return need_low, need_high
 
@@ -327,67 +342,91 @@ class _Audit:
         high: np.ndarray,
         labels: np.ndarray | None,
         truth: np.ndarray | None,
+        inside_small: np.ndarray,
     ) -> None:
         settings = self.settings
         pinned = low == high
-        inherent = np.zeros(hidden.size, dtype=bool)
-        if model == "c" and pinned.any() and truth is not None:
-            by_labels = _pinned_by_labels_alone(part, self.dims, truth, np.flatnonzero(pinned), hidden, settings)
-            inherent[np.flatnonzero(pinned)[by_labels]] = True
-            self.pinned_by_labels += int(inherent.sum())
-        pinned &= ~inherent
+        if model == "c" and pinned.any() and truth is not None:  # blocks all the same; says why
+            by_labels = _pinned_by_labels_alone(
+                part, self.dims, truth, np.flatnonzero(pinned), hidden, settings, inside_small
+            )
+            self.pinned_by_labels += int(by_labels.sum())
         self.pinned[model] += int(pinned.sum())
         below = np.zeros(hidden.size, dtype=bool)
         if labels is not None:
-            primary = (labels >= 1) & (labels < settings.min_cell)
+            primary = labels < settings.min_cell  # primary, and the zeros hidden with them (same label)
             need_low, need_high = _required(model, settings)
-            below = primary & ~inherent & ((low > need_low) | (high < need_high))
+            below = primary & ((low > need_low) | (high < need_high))
             if model == "a":
                 self.widths += list((high - low)[primary])
         self.below[model] += int(below.sum())
         for position in np.flatnonzero(pinned | below)[: 5 - len(self.examples)]:
             row = part.row(int(hidden[position]), named=True)
-            self.examples.append({
-                "model": model,
-                "cell": {dim: row[dim] for dim in self.dims},
-                "interval": [_number(low[position]), _number(high[position])],
-            })
+            self.examples.append(
+                {
+                    "model": model,
+                    "cell": {dim: row[dim] for dim in self.dims},
+                    "interval": [_number(low[position]), _number(high[position])],
+                }
+            )
 
     def reasons(self) -> list[Reason]:
         reasons = []
         for model in sorted(self.models_run):
             if self.pinned[model]:
-                reasons.append(Reason(
-                    "hidden_cell_pinned",
-                    f"攻撃者{model}（{MODEL_NAMES[model]}）は秘匿セル {self.pinned[model]} 個の値を特定できます。",
-                    f"Attacker {model} ({MODEL_NAMES[model]}) pins {self.pinned[model]} hidden cells exactly.",
-                ))
+                reasons.append(
+                    Reason(
+                        "hidden_cell_pinned",
+                        f"攻撃者{model}（{MODEL_NAMES[model]}）は秘匿セル {self.pinned[model]} 個の値を特定できます。",
+                        f"Attacker {model} ({MODEL_NAMES[model]}) pins {self.pinned[model]} hidden cells exactly.",
+                    )
+                )
             if self.below[model]:
-                reasons.append(Reason(
-                    "primary_cell_below_protection",
-                    f"攻撃者{model}（{MODEL_NAMES[model]}）は一次秘匿セル {self.below[model]} 個について保護水準"
-                    "より狭い範囲を示せます。",
-                    f"Attacker {model} ({MODEL_NAMES[model]}) narrows {self.below[model]} primary cells below "
-                    "their protection level.",
-                ))
+                reasons.append(
+                    Reason(
+                        "primary_cell_below_protection",
+                        f"攻撃者{model}（{MODEL_NAMES[model]}）は一次秘匿セル {self.below[model]} 個について保護水準"
+                        "より狭い範囲を示せます。",
+                        f"Attacker {model} ({MODEL_NAMES[model]}) narrows {self.below[model]} primary cells below "
+                        "their protection level.",
+                    )
+                )
         if "c" not in self.models_run:
-            reasons.append(Reason(
-                "truth_missing",
-                "真の集計表がないため、一次・二次の別を知る攻撃者の検証ができません。",
-                "Without the private table of true counts the labels-known attacker cannot be run.",
-            ))
+            reasons.append(
+                Reason(
+                    "truth_missing",
+                    "真の集計表がないため、一次・二次の別を知る攻撃者の検証ができません。",
+                    "Without the private table of true counts the labels-known attacker cannot be run.",
+                )
+            )
         if self.unbalanced:
-            reasons.append(Reason(
-                "totals_do_not_add_up",
-                f"合計と内訳が一致しない行・列が {self.unbalanced} 本あります。",
-                f"{self.unbalanced} lines of the true table do not add up to their totals.",
-            ))
+            reasons.append(
+                Reason(
+                    "totals_do_not_add_up",
+                    f"合計と内訳が一致しない行・列が {self.unbalanced} 本あります。",
+                    f"{self.unbalanced} lines of the true table do not add up to their totals.",
+                )
+            )
         if self.hidden_zero:
-            reasons.append(Reason(
-                "zero_cell_hidden",
-                f"0 のセル {self.hidden_zero} 個が秘匿されています（0 は公表する約束です）。",
-                f"{self.hidden_zero} zero cells are hidden (zeros are published by rule).",
-            ))
+            reasons.append(
+                Reason(
+                    "zero_cell_hidden",
+                    f"合計が小さい行・列の外で 0 のセル {self.hidden_zero} 個が秘匿されています"
+                    "（0 は公表する約束です）。",
+                    f"{self.hidden_zero} zero cells outside small lines are hidden (zeros are published by rule).",
+                )
+            )
+        if self.zero_shown_in_small_line:
+            reasons.append(
+                Reason(
+                    "zero_published_in_small_line",
+                    f"合計が小さい行・列の 0 が {self.zero_shown_in_small_line} 個公表されています（その行・列は 0 も"
+                    "含めすべて秘匿する約束です。0 が見えると残りの秘匿セルが 1 以上と分かります）。",
+                    f"{self.zero_shown_in_small_line} zeros are published inside lines whose total is small "
+                    "(every cell of such a line is hidden by rule: a visible 0 tells that the other hidden cells "
+                    "are >= 1).",
+                )
+            )
         return reasons
 
     def figures(self) -> dict[str, Any]:
@@ -399,6 +438,7 @@ class _Audit:
             "pinned": {model: self.pinned[model] for model in sorted(self.models_run)},
             "below_protection": {model: self.below[model] for model in sorted(self.models_run)},
             "pinned_by_labels_alone": self.pinned_by_labels,
+            "zeros_hidden_in_small_lines": self.zeros_hidden_by_rule,
             "min_primary_interval_width": _number(min(self.widths)) if self.widths else None,
         }
 
@@ -448,14 +488,50 @@ def _equations(part: pl.DataFrame, dims: list[str], hidden: np.ndarray) -> tuple
     return matrix, np.concatenate(rhs)
 
 
-def _bounds(model: str, size: int, labels: np.ndarray | None, min_cell: int) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(
+    model: str, labels: np.ndarray | None, min_cell: int, zero_possible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each attacker knows of every hidden cell a priori. `zero_possible`: inside a small line (may be 0)."""
+    size = zero_possible.size
     low = np.full(size, 0.0 if model == "a" else 1.0)
     high = np.full(size, np.inf)
     if model == "c" and labels is not None:
-        primary = labels < min_cell
-        low[~primary] = min_cell
-        high[primary] = min_cell - 1
+        small = labels < min_cell  # primary, or a zero hidden by the small-line rule: both labelled primary
+        low[~small] = min_cell
+        high[small] = min_cell - 1
+        low[zero_possible & small] = 0.0
+    else:
+        low[zero_possible] = 0.0
     return low, high
+
+
+def _may_be_zero(part: pl.DataFrame, dims: list[str], truth: np.ndarray | None, min_cell: int) -> np.ndarray:
+    """Per row of `part`: the cell lies (not as the total) in a line whose total is hidden as small, where every
+    cell is hidden and may be 0. Small: hidden with a true count below min_cell (primary, or a zero hidden by the
+    rule); without the true counts (an outsider): any hidden total."""
+    small = part["_hidden"].to_numpy()
+    if truth is not None:
+        small = small & (truth < min_cell)
+    return _inside_lines(part, dims, small)
+
+
+def _inside_lines(part: pl.DataFrame, dims: list[str], totals: np.ndarray) -> np.ndarray:
+    """Per row of `part`: the cell lies, not as the total, in a line whose total is marked in `totals`."""
+    frame = part.select(dims).with_columns(pl.Series("_small", totals), pl.int_range(pl.len()).alias("_i"))
+    inside = np.zeros(part.height, dtype=bool)
+    for dim in dims:
+        others = [other for other in dims if other != dim]
+        line_totals = frame.filter(pl.col(dim) == TOTAL_LABEL).select(
+            *others, pl.col("_small").alias("_total_small")
+        )
+        children = frame.filter(pl.col(dim) != TOTAL_LABEL)
+        if others:
+            children = children.join(line_totals, on=others, how="left")
+        else:
+            children = children.with_columns(pl.lit(bool(line_totals["_total_small"].any())).alias("_total_small"))
+        rows = children.filter(pl.col("_total_small").fill_null(value=False))["_i"].to_numpy()
+        inside[rows] = True
+    return inside
 
 
 class _Attack:
@@ -544,14 +620,16 @@ def _pinned_by_labels_alone(
     pinned: np.ndarray,
     hidden: np.ndarray,
     settings: AuditSettings,
+    inside_small: np.ndarray,
 ) -> np.ndarray:
     """Which of the `pinned` hidden cells (positions in `hidden`) attacker c would pin even if every non-zero cell of
     the table were hidden: only the labels (small or not) and the published zeros pin them."""
-    everything = np.flatnonzero(truth != 0)
-    all_hidden = part.with_columns(pl.Series("_hidden", truth != 0))
+    shown_zero = (truth == 0) & ~inside_small
+    everything = np.flatnonzero(~shown_zero)
+    all_hidden = part.with_columns(pl.Series("_hidden", ~shown_zero))
     equations, rhs = _equations(all_hidden, dims, everything)
     labels = truth[everything]
-    low, high = _bounds("c", everything.size, labels, settings.min_cell)
+    low, high = _bounds("c", labels, settings.min_cell, inside_small[everything])
     program = WarmLP(equations, rhs, rhs, low, high)
     column = {int(row): index for index, row in enumerate(everything)}
     result = np.zeros(pinned.size, dtype=bool)
@@ -601,14 +679,16 @@ def _history(
     if findings:
         total = sum(small.height for _, small in findings)
         names = ", ".join(name for name, _ in findings)
-        reasons.append(Reason(
-            "small_change_between_releases",
-            f"前回までの公表（{names}）との差から、{total} セルで {audit.settings.min_cell} 人未満の増減が"
-            "分かってしまいます。変化がたまるまで公表を保留します（事務局の判断で公表する場合は理由を記録）。",
-            f"Together with earlier releases ({names}) the table proves that 1 to {audit.settings.min_cell - 1} "
-            f"people entered or left {total} cells: the release is held until more changes accumulate (or the "
-            "office decides, with its reason).",
-        ))
+        reasons.append(
+            Reason(
+                "small_change_between_releases",
+                f"前回までの公表（{names}）との差から、{total} セルで {audit.settings.min_cell} 人未満の増減が"
+                "分かってしまいます。変化がたまるまで公表を保留します（事務局の判断で公表する場合は理由を記録）。",
+                f"Together with earlier releases ({names}) the table proves that 1 to {audit.settings.min_cell - 1} "
+                f"people entered or left {total} cells: the release is held until more changes accumulate (or the "
+                "office decides, with its reason).",
+            )
+        )
     return {"releases_compared": compared, "reasons": reasons}
 
 
@@ -617,9 +697,10 @@ def audit_without_labels(part: pl.DataFrame, dims: list[str]) -> Intervals:
     part = part.with_row_index("_row")
     hidden = part.filter(pl.col("_hidden"))["_row"].to_numpy()
     equations, rhs = _equations(part, dims, hidden)
+    zero_possible = _may_be_zero(part, dims, None, 0)[hidden]
     intervals = Intervals(hidden, {}, {})
     for model in ("a", "b"):
-        attack = _Attack(equations, rhs, _bounds(model, hidden.size, None, 0))
+        attack = _Attack(equations, rhs, _bounds(model, None, 0, zero_possible))
         attack.require(np.full(hidden.size, -np.inf), np.full(hidden.size, np.inf))
         intervals.attacks[model] = attack
         intervals.low[model], intervals.high[model] = attack.interval()

@@ -70,7 +70,10 @@ def test_the_demo_count_table_holds_against_all_three_attackers(demo_table: Supp
     assert figures["secondary_cells"] == int((demo_table.status == SECONDARY).sum()) > 0
     # attacker a: every primary cell may be anything from 0 to min_cell
     assert figures["min_primary_interval_width"] >= 3
-    assert demo_table.protection["unmet_requirements"] == figures["pinned_by_labels_alone"]
+    # every requirement met: no cell is left to the labels alone (39 were before zeros of small lines were hidden)
+    assert demo_table.protection["unmet_requirements"] == 0 == figures["pinned_by_labels_alone"]
+    assert figures["zeros_hidden_in_small_lines"] == demo_table.protection["hidden_zero"] > 0
+    assert "merged_categories" not in demo_table.protection
 
 
 def test_only_one_mark_is_published(demo_table: SuppressedTable) -> None:
@@ -100,7 +103,63 @@ def test_generated_tables_hold_against_all_three_attackers(city: str, rows: int,
     records = generate_care_records(city, rows, seed=seed).with_columns(decade)
     table = publication_table(records, list(dims), 3)
     assert (table.status == PRIMARY).any()
+    assert table.protection["unmet_requirements"] == 0
     assert_holds(audit(table))
+
+
+def test_a_cell_no_suppression_can_protect_merges_its_category() -> None:
+    """150 records over 40 町字 × sex × 7 care levels: some cell has no room under attacker c whatever is hidden;
+    its 町字 is merged with a neighbour (global recoding) and the table then holds."""
+    records = generate_care_records("132195", 150, seed=4)
+    table = publication_table(records, ["町字", "性別", "要介護度"], 3)
+    merged = table.protection["merged_categories"]
+    assert merged and {entry["dimension"] for entry in merged} == {"町字"}
+    assert any("・" in label for label in table.labels[0])
+    assert int(table.counts[-1, -1, -1]) == records.height  # merging loses nobody
+    assert_holds(audit(table))
+
+
+def small_line_table() -> SuppressedTable:
+    """Row r0 has a total of 2 (one in c0, one in c1, nobody in c2): a small line; every cell of it is hidden."""
+    counts = np.array([[1, 1, 0], [5, 6, 7], [4, 8, 9]])
+    extended = with_margins(counts)
+    status = np.zeros(extended.shape, dtype=np.int8)
+    status[0, :] = PRIMARY  # 1, 1, (the zero), 2
+    status[1, [0, 1, 2, 3]] = SECONDARY
+    labels = (("r0", "r1", "r2"), ("c0", "c1", "c2"))
+    return SuppressedTable(("r", "c"), labels, extended, status)
+
+
+def test_the_zero_of_a_small_line_must_be_hidden() -> None:
+    table = small_line_table()
+    assert_holds(audit(table))  # the 0 hidden with its line: r0's 1s may be 2 and 0 for every attacker
+    table.status[0, 2] = PUBLISHED  # the 0 shown: an attacker knowing the rule knows the other two are >= 1
+    result = audit(table)
+    assert not result.passed
+    assert "zero_published_in_small_line" in {reason.code for reason in result.reasons}
+
+
+def test_a_hidden_zero_outside_small_lines_blocks() -> None:
+    counts = np.array([[0, 4, 5], [5, 6, 7], [4, 8, 9]])
+    extended = with_margins(counts)
+    status = np.zeros(extended.shape, dtype=np.int8)
+    status[0, 0] = status[0, 1] = status[1, 0] = status[1, 1] = SECONDARY
+    result = audit(SuppressedTable(("r", "c"), (("r0", "r1", "r2"), ("c0", "c1", "c2")), extended, status))
+    assert "zero_cell_hidden" in {reason.code for reason in result.reasons} and not result.passed
+
+
+def test_a_cell_only_attacker_c_pins_blocks() -> None:
+    """A 1 and a 3 in a published row total of 4, in a rectangle of hidden cells: a and b see the 1 move from 0 (or
+    1) to 3 or 4; who knows the labels (the 1 is below 3, the 3 is not) pins both."""
+    counts = np.array([[1, 3, 5], [5, 6, 7], [4, 8, 9]])
+    extended = with_margins(counts)
+    status = np.zeros(extended.shape, dtype=np.int8)
+    status[0, 0] = PRIMARY
+    status[0, 1] = status[1, 0] = status[1, 1] = SECONDARY
+    result = audit(SuppressedTable(("r", "c"), (("r0", "r1", "r2"), ("c0", "c1", "c2")), extended, status))
+    assert result.figures["pinned"]["a"] == result.figures["pinned"]["b"] == 0
+    assert result.figures["pinned"]["c"] == 4 and result.figures["below_protection"]["c"] == 1
+    assert not result.passed and "hidden_cell_pinned" in {reason.code for reason in result.reasons}
 
 
 def test_a_stronger_protection_level_from_the_policy_is_met(demo_policy: Policy) -> None:
@@ -170,23 +229,38 @@ def test_the_audit_catches_the_old_line_rule_suppression(demo_policy: Policy) ->
 # --- the audit's attacker is exact: compare with brute force on small tables ---
 
 
-def brute_force_intervals(table: SuppressedTable, low: int) -> list[tuple[int, int]]:
-    """Every whole-number table (hidden cells >= `low`) with the published cells and all margins: the range of
-    each hidden cell, in the published table's row order. Interior hidden cells are enumerated, margins follow."""
+def brute_force_intervals(table: SuppressedTable, model: str) -> list[tuple[int, int]]:
+    """Every whole-number table with the published cells and all margins, hidden cells >= 0 (model a) or >= 1
+    unless inside a line whose total is hidden (model b: such a line may hold hidden zeros): the range of each
+    hidden cell, in the published table's row order. Interior hidden cells are enumerated, margins follow."""
     extended, hidden = table.counts, table.status != PUBLISHED
+    low = np.zeros(extended.shape, dtype=int) if model == "a" else 1 - inside_hidden_total_lines(hidden)
     interior = tuple(slice(0, -1) for _ in range(extended.ndim))
     free = np.argwhere(hidden[interior])
     seen: dict[int, set[int]] = {int(c): set() for c in np.flatnonzero(hidden.ravel())}
-    ranges = [range(low, smallest_published_total(extended, hidden, tuple(cell)) + 1) for cell in free]
+    ranges = [
+        range(low[tuple(cell)], smallest_published_total(extended, hidden, tuple(cell)) + 1) for cell in free
+    ]
     for candidate in itertools.product(*ranges):
         inner = extended[interior].copy()
         for cell, value in zip(free, candidate, strict=True):
             inner[tuple(cell)] = value
         full = with_margins(inner)
-        if np.array_equal(full[~hidden], extended[~hidden]) and (full[hidden] >= low).all():
+        if np.array_equal(full[~hidden], extended[~hidden]) and (full[hidden] >= low[hidden]).all():
             for index in seen:
                 seen[index].add(int(full.ravel()[index]))
     return [(min(values), max(values)) for _, values in sorted(seen.items())]
+
+
+def inside_hidden_total_lines(hidden: np.ndarray) -> np.ndarray:
+    """1 where a cell lies, not as the total, in a line (any axis) whose total (last index) is hidden."""
+    inside = np.zeros(hidden.shape, dtype=int)
+    for index in itertools.product(*(range(size) for size in hidden.shape)):
+        for axis, size in enumerate(hidden.shape):
+            total = (*index[:axis], size - 1, *index[axis + 1 :])
+            if index[axis] != size - 1 and hidden[total]:
+                inside[index] = 1
+    return inside
 
 
 def smallest_published_total(extended: np.ndarray, hidden: np.ndarray, cell: tuple[int, ...]) -> int:
@@ -210,7 +284,7 @@ def test_the_interval_attack_equals_brute_force_enumeration(interior: np.ndarray
     labels = tuple(tuple(f"{axis}{i}" for i in range(size)) for axis, size in enumerate(interior.shape))
     table = SuppressedTable(tuple(f"d{axis}" for axis in range(interior.ndim)), labels, extended, status)
     found = attack_intervals(table.to_frame(), table.dims, model)
-    expected = brute_force_intervals(table, 0 if model == "a" else 1)
+    expected = brute_force_intervals(table, model)
     assert list(zip(found["low"].cast(int), found["high"].cast(int), strict=True)) == expected
 
 

@@ -14,7 +14,9 @@ import pytest
 import yaml
 from dagster import instance_for_test
 
+from anonymise.documents import file_sha256
 from anonymise.personal import current_personal_file, personal_inbox, read_personal_text
+from anonymise.staging import staging_folder
 from assets.anonymise import run_anonymisation
 from pipelines.definitions import defs
 
@@ -56,7 +58,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             inbox = personal_inbox(private, KOMAE, "care_certification")
             changed_file(read_personal_text(current), inbox / "care_certification_132195_2025-05.csv")
             changed = run_anonymisation(job, instance, QUIET)
-        yield {"home": home, "first": first, "again": again, "changed": changed}
+            latest_when_held = json.loads((home / "releases" / COUNTS / "latest.json").read_text(encoding="utf-8"))
+            staged_counts = staging_folder(private, "care_certification") / f"{COUNTS}.csv"
+            decision = {"approve_counts_sha256": [file_sha256(staged_counts)], "decided_by": "事務局 山田",
+                        "reason": "年度末の定例公表。3人の増減は町字・年齢階級・性別の表では特定につながらないと判断"}
+            (private / "decisions").mkdir(exist_ok=True)
+            # the extract of the same change waits too (its own differencing check): the office decides both
+            staged_extract = staging_folder(private, "care_certification") / "care_certification_anonymised.csv"
+            (private / "decisions" / "care_certification_differencing.json").write_text(json.dumps(
+                {**decision, "approve_extract_sha256": file_sha256(staged_extract)}, ensure_ascii=False),
+                encoding="utf-8")
+            (private / "decisions" / "care_certification_counts.json").write_text(
+                json.dumps(decision, ensure_ascii=False), encoding="utf-8")
+            decided = run_anonymisation(job, instance, QUIET)
+        yield {"home": home, "first": first, "again": again, "changed": changed, "decided": decided,
+               "decision": decision, "latest_when_held": latest_when_held}
     finally:
         mp.undo()
 
@@ -81,10 +97,22 @@ def test_a_change_of_three_people_is_held_with_its_reason(runs: dict[str, Any]) 
     held = reasons["small_change_between_releases"]
     assert "release 1" in held["en"] and "保留" in held["ja"]
     assert COUNTS not in changed.releases  # the count table is held (the extract has its own verdict)
-    latest = json.loads((runs["home"] / "releases" / COUNTS / "latest.json").read_text(encoding="utf-8"))
-    assert latest["number"] == 1
+    assert runs["latest_when_held"]["number"] == 1  # (until the office decides, below)
     log = [json.loads(line) for line in (runs["home"] / "private" / "extract_log.jsonl").read_text().splitlines()]
     blocked = [entry for entry in log if "small_change_between_releases" in json.dumps(entry)]
     assert blocked, "the hold is in the extract log with its reason"
     published = [entry for entry in log if entry.get("dataset_id") == COUNTS and "counts_audit" in entry]
     assert published and published[0]["counts_audit"]["pinned"] == {"a": 0, "b": 0, "c": 0}
+
+
+def test_the_office_decision_publishes_that_exact_held_table_with_its_reason(runs: dict[str, Any]) -> None:
+    decided = runs["decided"]
+    assert counts_check(decided)["passed"] is True
+    assert COUNTS in decided.releases, (decided.releases, decided.checks, decided)
+    assert decided.releases[COUNTS]["release"] == 2
+    verdict = json.loads((runs["home"] / "private" / "staging" / "care_certification" / "verified_counts.json")
+                         .read_text(encoding="utf-8"))
+    recorded = verdict["tables"][COUNTS]["office_decision"]
+    assert recorded["reason"] == runs["decision"]["reason"] and recorded["decided_by"] == "事務局 山田"
+    # the hold is still measured and shown beside the decision: the decision does not hide what it overrode
+    assert any(r["code"] == "small_change_between_releases" for r in verdict["tables"][COUNTS]["reasons"])
