@@ -245,8 +245,12 @@ def date_hierarchy(attribute: str, values: Iterable[date | str]) -> Hierarchy:
 
 
 def parent_hierarchy(attribute: str, pairs: pl.DataFrame, level_names: Sequence[str] | None = None) -> Hierarchy:
-    """Leaf column followed by parent columns (e.g. 町字, 市区町村名), one row per distinct leaf."""
-    distinct = pairs.unique(maintain_order=True).cast(pl.String).fill_null("")
+    """Leaf column followed by parent columns (e.g. 町字, 市区町村名), one row per distinct leaf.
+
+    Sorted top level first, so the order of the categories (and which neighbours a count table merges) depends on
+    the values only, never on the order of the records: two releases of the same people must be grouped alike."""
+    distinct = pairs.cast(pl.String).fill_null("").unique()
+    distinct = distinct.sort(list(reversed(distinct.columns)))
     rows = [list(row) for row in distinct.iter_rows()]
     return make_hierarchy(attribute, rows, level_names)
 

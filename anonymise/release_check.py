@@ -38,7 +38,8 @@ from anonymise.verify import VerificationResult, verify_policy_release
 from anonymise.verify_counts import AuditSettings, verify_count_table
 
 CITY_COLUMN = "市区町村コード"
-OVER_TIME_HOLD = "small_change_between_releases"  # the one count-table hold the office may decide away
+# the count-table holds the office may decide away (with its reason): what only time and grouping reveal
+OVER_TIME_HOLDS = frozenset({"small_change_between_releases", "categories_changed_between_releases"})
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def verify_staged_counts(policy: Policy, private_root: Path, releases_root: Path
         earlier = _earlier_releases(releases_root, dataset_id)
         result = verify_count_table(csv, list(table.dims), settings, truth, earlier, layer=CITY_COLUMN)
         decision = _office_decides_small_changes(private_root, policy, csv, result.reasons)
-        table_reasons = [r for r in result.reasons if decision is None or r.code != OVER_TIME_HOLD]
+        table_reasons = [r for r in result.reasons if decision is None or r.code not in OVER_TIME_HOLDS]
         reasons += table_reasons + _totals_against_extract(csv, list(table.dims), released)
         tables[dataset_id] = {"table": table.name, **result.as_dict(), "office_decision": decision}
         for path in (csv, csv.with_suffix(".parquet"), truth):
@@ -182,8 +183,9 @@ def verify_staged_counts(policy: Policy, private_root: Path, releases_root: Path
 def _office_decides_small_changes(
     private_root: Path, policy: Policy, csv: Path, reasons: list[Reason]
 ) -> dict[str, Any] | None:
-    """The office's decision for this exact table, when the only thing holding it is a small change over time."""
-    if not reasons or any(reason.code != OVER_TIME_HOLD for reason in reasons):
+    """The office's decision for this exact table, when only changes over time hold it (small changes, regrouped
+    categories)."""
+    if not reasons or any(reason.code not in OVER_TIME_HOLDS for reason in reasons):
         return None
     return office_decision_for_counts(private_root, policy, csv)
 

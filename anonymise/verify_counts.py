@@ -646,6 +646,9 @@ def _pinned_by_labels_alone(
     return result
 
 
+CATEGORIES_CHANGED = "categories_changed_between_releases"
+
+
 def _history(
     cells: pl.DataFrame,
     per_layer: dict[str, Intervals],
@@ -658,10 +661,13 @@ def _history(
 ) -> dict[str, Any]:
     """Each earlier release against this one: cells whose change is proven to be 1 … min_cell-1 people."""
     new = _cell_intervals(cells, per_layer)
-    compared, findings = [], []
+    compared, findings, regrouped = [], [], []
     for name, table in earlier:
         frame = _load(table)
         old_cells = _cells(frame, keys, count_column, status_column, layer)
+        unmatched = _unmatched_cells(cells, old_cells)
+        if unmatched:   # merged or new categories: these cells cannot be compared, so nothing proves them safe
+            regrouped.append((name, unmatched))
         old_layers = {}
         for layer_name, part in old_cells.group_by("_layer", maintain_order=True):
             old_layers[str(layer_name[0])] = audit_without_labels(part, audit.dims)
@@ -689,7 +695,27 @@ def _history(
                 "office decides, with its reason).",
             )
         )
+    if regrouped:
+        total = sum(n for _, n in regrouped)
+        names = ", ".join(name for name, _ in regrouped)
+        reasons.append(
+            Reason(
+                CATEGORIES_CHANGED,
+                f"前回までの公表（{names}）とカテゴリの区分が異なるセルが {total} 個あります（統合・新設）。"
+                "区分の違う表どうしの差から人数が分かるおそれがあるため、公表を保留します"
+                "（事務局の判断で公表する場合は理由を記録）。",
+                f"{total} cells are grouped differently from earlier releases ({names}) (merged or new categories): "
+                "the difference of tables grouped differently can reveal people, so the release is held (or the "
+                "office decides, with its reason).",
+            )
+        )
     return {"releases_compared": compared, "reasons": reasons}
+
+
+def _unmatched_cells(new: pl.DataFrame, old: pl.DataFrame) -> int:
+    """Cells whose key is in one release and not the other (categories merged, split or added between them)."""
+    new_keys, old_keys = set(new["_key"].to_list()), set(old["_key"].to_list())
+    return len(new_keys ^ old_keys)
 
 
 def audit_without_labels(part: pl.DataFrame, dims: list[str]) -> Intervals:

@@ -345,6 +345,21 @@ def test_the_same_population_again_is_not_held(demo_policy: Policy) -> None:
     ]
 
 
+def test_a_table_grouped_differently_from_an_earlier_release_is_held(demo_policy: Policy) -> None:
+    """150 records need a merged 町字 ("A・B"); an earlier release of the same people with a bigger population
+    had A and B apart. Cells that exist in only one release cannot be compared, so the release is held."""
+    sparse = generate_care_records("132195", 150, seed=4)
+    merged = publication_table(sparse, ["町字", "性別", "要介護度"], 3)
+    assert merged.protection["merged_categories"]
+    earlier = merged.to_frame().with_columns(
+        pl.col("町字").str.split("・").list.first().alias("町字"))   # the same table, A and B not merged
+    result = audit(merged, earlier=[("release 1", earlier)])
+    assert not result.passed
+    [reason] = [reason for reason in result.reasons if reason.code == "categories_changed_between_releases"]
+    assert "release 1" in reason.en and "保留" in reason.ja
+    assert audit(merged, earlier=[("release 1", merged.to_frame())]).passed  # grouped alike: nothing to hold
+
+
 # --- counts beside the extract ---
 
 
