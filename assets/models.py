@@ -82,17 +82,27 @@ def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = N
     every dataset of the schema registry). Raises ``ModelError`` on a broken project, at load time."""
     registry = default_registry()
     if datasets is None:   # the project's own models: parsed once per process (sqlglot, seconds)
+        files = _model_files(root)
         cached = _PROJECT_MODELS.get(root)
-        if cached is None or cached[0] is not registry:
-            cached = _PROJECT_MODELS[root] = (registry, discover(root, sources=known_sources(registry.datasets),
-                                                                 datasets=registry.datasets.values()))
-        return dict(cached[1])
+        if cached is None or cached[0] is not registry or cached[1] != files:
+            cached = _PROJECT_MODELS[root] = (registry, files, discover(
+                root, sources=known_sources(registry.datasets), datasets=registry.datasets.values()))
+        return dict(cached[2])
     return discover(root, sources=known_sources(registry.datasets), datasets=datasets)
 
 
-# root → (the registry they were generated for, the models): the definitions ask twice at load (the model
-# assets, and the publish asset's dependencies), and every run's publish step asks again
-_PROJECT_MODELS: dict[Path, tuple[Registry, dict[str, Model]]] = {}
+# root → (the registry they were generated for, the files, the models): the definitions ask twice at load (the
+# model assets, and the publish asset's dependencies), and every run's publish step asks again. A model file
+# added, changed or removed (name, size, mtime) parses the folder again.
+_PROJECT_MODELS: dict[Path, tuple[Registry, tuple[tuple[str, int, int], ...], dict[str, Model]]] = {}
+
+
+def _model_files(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the cache of parsed models depends on: every file under ``root`` with its size and mtime."""
+    if not root.is_dir():
+        return ()
+    stats = ((path, path.stat()) for path in root.rglob("*") if path.is_file())
+    return tuple(sorted((str(path), stat.st_size, stat.st_mtime_ns) for path, stat in stats))
 
 
 def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = None) -> list[AssetsDefinition]:
