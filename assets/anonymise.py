@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -361,6 +360,8 @@ def _publish_table(
     """publish_dataset over the staged Parquet in a private in-memory DuckDB; `_city_code` (kept in the staging)
     gives each city's part, and `_upload_id` is empty: nothing published can point back at a personal file.
     The releases are personal datasets: changes.json lists totals only."""
+    import duckdb
+
     from publish.release import publish_dataset
 
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})

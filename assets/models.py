@@ -12,9 +12,8 @@ its two generated models: no Python changes.
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -31,9 +30,11 @@ from dagster import (
 
 from assets import scoreboard
 from expectations.model import Dataset
-from expectations.registry import Registry, default_registry
+from expectations.registry import Registry, default_registry, registry_inputs
+from kouiki import file_cache
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
+from warehouse import generated_models, sql_models
 from warehouse.sql_models import (
     ALL_FINDINGS,
     REGISTRY_SOURCES,
@@ -46,10 +47,13 @@ from warehouse.sql_models import (
     run_test,
 )
 
+if TYPE_CHECKING:
+    import duckdb  # imported by the steps that use it: the definitions load this module
+
 MODELS_ROOT = REPO_ROOT / "dbt_like_sql"
 WAREHOUSE_POOL = "duckdb_warehouse"
 # Extra metadata (charts, reports) for particular models, computed after the model is built.
-ModelReport = Callable[[duckdb.DuckDBPyConnection, Paths], dict[str, Any]]
+ModelReport = Callable[["duckdb.DuckDBPyConnection", Paths], dict[str, Any]]
 MODEL_REPORTS: dict[str, ModelReport] = {scoreboard.SCOREBOARD_MODEL: scoreboard.report_metadata}
 
 
@@ -85,8 +89,7 @@ def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = N
         files = _model_files(root)
         cached = _PROJECT_MODELS.get(root)
         if cached is None or cached[0] is not registry or cached[1] != files:
-            cached = _PROJECT_MODELS[root] = (registry, files, discover(
-                root, sources=known_sources(registry.datasets), datasets=registry.datasets.values()))
+            cached = _PROJECT_MODELS[root] = (registry, files, _discover_cached(root, registry))
         return dict(cached[2])
     return discover(root, sources=known_sources(registry.datasets), datasets=datasets)
 
@@ -95,6 +98,15 @@ def load_models(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | None = N
 # model assets, and the publish asset's dependencies), and every run's publish step asks again. A model file
 # added, changed or removed (name, size, mtime) parses the folder again.
 _PROJECT_MODELS: dict[Path, tuple[Registry, tuple[tuple[str, int, int], ...], dict[str, Model]]] = {}
+
+
+def _discover_cached(root: Path, registry: Registry) -> dict[str, Model]:
+    """The project's models, kept on disk between processes until a model file, a schema file or the code that
+    parses them changes (parsing dozens of models with sqlglot takes most of a definitions load)."""
+    code = [Path(sql_models.__file__), Path(generated_models.__file__)]
+    return file_cache.cached(
+        "models", [root, *registry_inputs(), *code],
+        lambda: discover(root, sources=known_sources(registry.datasets), datasets=registry.datasets.values()))
 
 
 def _model_files(root: Path) -> tuple[tuple[str, int, int], ...]:
@@ -126,7 +138,7 @@ def sources_read(model: Model, models: Mapping[str, Model]) -> set[str]:
     return sources
 
 
-def refresh_for(con: duckdb.DuckDBPyConnection, sources: set[str], paths: Paths, registry: Registry,
+def refresh_for(con: "duckdb.DuckDBPyConnection", sources: set[str], paths: Paths, registry: Registry,
                 kouiki: KouikiHome) -> None:
     """(Re)create the source views and tables in ``sources`` (and the few every build needs)."""
     everything = any(s.startswith("history.") or s == ALL_FINDINGS for s in sources)
@@ -197,7 +209,7 @@ def _model_asset(model: Model, dataset_ids: list[str], sources: set[str]) -> Ass
     return _run
 
 
-def _metadata(con: duckdb.DuckDBPyConnection, model: Model, rows: int) -> dict[str, Any]:
+def _metadata(con: "duckdb.DuckDBPyConnection", model: Model, rows: int) -> dict[str, Any]:
     columns = [TableColumn(name=c, type=t, description=model.column_descriptions.get(c))
                for c, t in relation_columns(con, model.relation)]
     return {
@@ -208,7 +220,7 @@ def _metadata(con: duckdb.DuckDBPyConnection, model: Model, rows: int) -> dict[s
     }
 
 
-def _check(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> AssetCheckResult:
+def _check(con: "duckdb.DuckDBPyConnection", model: Model, test: ColumnTest) -> AssetCheckResult:
     outcome = run_test(con, model, test)
     return AssetCheckResult(
         check_name=test.name,

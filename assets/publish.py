@@ -4,11 +4,15 @@ Every dataset of the schema registry has a conformed model (generated from its Y
 so every dataset with accepted rows is released; datasets nobody has sent rows for are listed, not released.
 """
 
-import duckdb
+from typing import TYPE_CHECKING
+
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.models import WAREHOUSE_POOL, load_models, model_key
 from pipelines.resources import KouikiHome
+
+if TYPE_CHECKING:
+    import duckdb  # imported by the step that uses it: the definitions load this module
 
 
 def conformed_models() -> list[str]:
@@ -56,7 +60,7 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
     })
 
 
-def _row_count(con: duckdb.DuckDBPyConnection, dataset_id: str) -> int:
+def _row_count(con: "duckdb.DuckDBPyConnection", dataset_id: str) -> int:
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'conformed' "
                          "AND table_name = ?", [dataset_id]).fetchone()
     if not exists or not exists[0]:

@@ -18,16 +18,19 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from dagster import MetadataValue
-from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from expectations.times import format_jst
 from kouiki.settings import Paths
+
+if TYPE_CHECKING:
+    import duckdb
+    from jinja2 import Environment
 
 SCOREBOARD_MODEL = "marts.conformance_scoreboard"
 REPORT_PATH = Path("office") / "scoreboard.html"      # under $KOUIKI_HOME/reports
@@ -324,7 +327,11 @@ Each cell: state of the newest upload (colour), share of valid rows, that share 
 </body></html>
 """
 
-_ENV = Environment(autoescape=True, undefined=StrictUndefined)
+@cache
+def _environment() -> Environment:
+    from jinja2 import Environment, StrictUndefined  # only when the report is written, not at definitions load
+
+    return Environment(autoescape=True, undefined=StrictUndefined)
 
 
 def render_html(rows: list[ScoreRow], generated: datetime | None = None) -> str:
@@ -335,7 +342,7 @@ def render_html(rows: list[ScoreRow], generated: datetime | None = None) -> str:
     for code, name in sorted({(r.city_code, r.city_name) for r in rows}):
         cities.append({"code": code, "name": name, "cells": [by_cell[(code, d)] for d, _ in datasets]})
     summary = headline(rows)
-    return _ENV.from_string(_TEMPLATE).render(
+    return _environment().from_string(_TEMPLATE).render(
         rows=rows, cities=cities, datasets=[{"id": d, "name": n} for d, n in datasets], summary=summary,
         share="n/a" if summary["share_valid"] is None else f"{summary['share_valid']:.1%}",
         generated=format_jst(generated or datetime.now(UTC)), colours=STATUS_COLOURS,

@@ -124,8 +124,23 @@ def default_registry() -> Registry:
     """The registry of this installation, loaded once per process: the built-in schemas plus the office's
     own dataset files in ``$KOUIKI_SCHEMAS`` (a folder), if set, plus the generated schemas of cities' own
     datasets (``$KOUIKI_HOME/schemas/own``, ``intake.own``)."""
+    from kouiki.file_cache import cached
+    from kouiki.settings import kouiki_home
+
+    extra = Path(os.environ["KOUIKI_SCHEMAS"]) if os.environ.get("KOUIKI_SCHEMAS") else None
+    own = kouiki_home() / "schemas" / "own"
+    # read again only when a schema file or the code that reads it changed (a second of YAML per process)
+    return cached("registry", registry_inputs(), lambda: with_own_datasets(load_registry(extra=extra), own))
+
+
+def registry_inputs() -> list[Path]:
+    """Every file the default registry is built from, and the code that builds it (for ``kouiki.file_cache``)."""
+    from kouiki.settings import kouiki_home
+
     extra = os.environ.get("KOUIKI_SCHEMAS")
-    return with_own_datasets(load_registry(extra=Path(extra) if extra else None))
+    here = Path(__file__).resolve().parent
+    return [SCHEMAS_DIR, kouiki_home() / "schemas" / "own", here / "registry.py", here / "model.py",
+            *([Path(extra)] if extra else [])]
 
 
 def with_own_datasets(registry: Registry, folder: Path | None = None) -> Registry:

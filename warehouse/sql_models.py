@@ -37,16 +37,17 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import sqlglot
 import yaml
-from sqlglot import exp
 
 from expectations.model import Dataset
 from kouiki.members import Member
 from warehouse.generated_models import GeneratedModel, generated_models
+
+if TYPE_CHECKING:
+    import duckdb
+    from sqlglot import exp
 
 MODEL_SCHEMAS = ("staging", "conformed", "marts")
 SOURCE_SCHEMAS = ("lake", "quarantine", "findings", "history", "reference")
@@ -328,6 +329,9 @@ def _merge_settings(path: Path, header: dict[str, str], doc: dict[str, Any]) -> 
 
 
 def _parse_query(sql: str, path: Path | str | None) -> exp.Query:
+    import sqlglot  # only when models are parsed (kouiki.file_cache keeps the result): a third of a second
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:
@@ -337,12 +341,10 @@ def _parse_query(sql: str, path: Path | str | None) -> exp.Query:
     return tree
 
 
-def table_references(sql: str, path: Path | str | None = None) -> set[str]:
-    """``schema.table`` names a query reads (CTE names and table functions excluded)."""
-    return _references(_parse_query(sql, path), path)
-
-
 def _references(tree: exp.Query, path: Path | str | None) -> set[str]:
+    """``schema.table`` names a query reads (CTE names and table functions excluded)."""
+    from sqlglot import exp
+
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: set[str] = set()
     for table in tree.find_all(exp.Table):
@@ -505,6 +507,8 @@ def materialize(con: duckdb.DuckDBPyConnection, model: Model) -> int:
 
     Runs in one transaction: a model whose tests name missing columns, or whose SQL fails, raises and leaves
     the previous version of the model in place."""
+    import duckdb  # imported where used: the definitions load this module
+
     con.execute("BEGIN TRANSACTION")
     try:
         _create(con, model)
@@ -538,6 +542,8 @@ def _create(con: duckdb.DuckDBPyConnection, model: Model) -> None:
 
 
 def _check_target(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> None:
+    import duckdb
+
     to = str(test.params["to"])
     try:
         columns = [c for c, _ in relation_columns(con, to)]
