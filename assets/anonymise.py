@@ -33,6 +33,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Definitions,
     ExecuteInProcessResult,
     Failure,
     MaterializeResult,
@@ -512,3 +513,9 @@ def _build_all() -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
 
 # Module-level lists: load_assets_from_modules / load_asset_checks_from_modules find them (personal_files too).
 policy_assets, policy_checks = _build_all()
+
+
+def definitions() -> Definitions:
+    """The anonymise stage: the personal files (office only) and, per policy, the staged extract with its
+    independent checks and the release made only when they pass."""
+    return Definitions(assets=[personal_files, *policy_assets], asset_checks=policy_checks)

@@ -1,6 +1,14 @@
 """Intake asset: a city's files land in the immutable landing zone and are recognised as a dataset."""
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Definitions,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets.partitions import member_cities
 from kouiki import catalog
@@ -43,3 +51,8 @@ def uploads(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeRe
         # partitions are keyed by bare codes: the names beside them, for the office reading the UI
         "city_names": MetadataValue.json({c: members[c].name for c in context.partition_keys if c in members}),
     })
+
+
+def definitions() -> Definitions:
+    """The intake stage: one partitioned asset that lands every city's new files."""
+    return Definitions(assets=[uploads])

@@ -18,6 +18,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -166,3 +167,8 @@ def _city_names(codes: list[str]) -> dict[str, str]:
 
 
 lake_assets = [build_lake_asset(ds) for ds in default_registry().datasets.values()]
+
+
+def definitions() -> Definitions:
+    """The lake stage: one city-partitioned asset per dataset of the schema registry, with its blocking check."""
+    return Definitions(assets=lake_assets)

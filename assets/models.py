@@ -21,6 +21,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -122,6 +123,11 @@ def build_model_assets(root: Path = MODELS_ROOT, datasets: Iterable[Dataset] | N
     dataset_ids = sorted(default_registry().datasets)
     models = load_models(root, datasets)
     return [_model_asset(m, dataset_ids, sources_read(m, models)) for m in models.values()]
+
+
+def definitions() -> Definitions:
+    """The models stage: every SQL model (files and generated) as an asset, its column tests as checks."""
+    return Definitions(assets=build_model_assets())
 
 
 def sources_read(model: Model, models: Mapping[str, Model]) -> set[str]:

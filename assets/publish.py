@@ -6,7 +6,7 @@ so every dataset with accepted rows is released; datasets nobody has sent rows f
 
 from typing import TYPE_CHECKING
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult, MetadataValue, asset
 
 from assets.models import WAREHOUSE_POOL, load_models, model_key
 from pipelines.resources import KouikiHome
@@ -67,3 +67,8 @@ def _row_count(con: "duckdb.DuckDBPyConnection", dataset_id: str) -> int:
         return 0          # its model has not been built yet (e.g. a dataset added since the last model run)
     row = con.execute(f'SELECT count(*) FROM conformed."{dataset_id}"').fetchone()
     return int(row[0]) if row else 0
+
+
+def definitions() -> Definitions:
+    """The publish stage: numbered releases of every conformed table whose data changed."""
+    return Definitions(assets=[releases])

@@ -26,6 +26,7 @@ from dagster import (
     AutomationCondition,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    Definitions,
     map_asset_specs,
 )
 
@@ -151,6 +152,11 @@ def with_automation(assets: Iterable[object]) -> list[Any]:
     items = list(assets)
     defined = [a for a in items if isinstance(a, AssetsDefinition)]
     return [*map_asset_specs(condition, defined), *(a for a in items if not isinstance(a, AssetsDefinition))]
+
+
+def automated(stage: Definitions) -> Definitions:
+    """A stage's definitions with each asset's automation condition (see ``with_automation``)."""
+    return Definitions(assets=with_automation(stage.assets or []), asset_checks=stage.asset_checks)
 
 
 def automation_sensors(settings: AutomationSettings) -> list[AutomationConditionSensorDefinition]:

@@ -1,33 +1,34 @@
 """The one place where kouiki's Dagster definitions are assembled (the code location of workspace.yaml).
 
+Each stage builds its own definitions in its module under ``assets/`` (intake, lake, models, publish, anonymise:
+``definitions()``); here they get their automation conditions and are merged with the jobs, sensors, resources
+and executor that span stages. ``tests/data/asset_graph.json`` is the reviewed snapshot of the result.
+
 Loading must stay fast (the daemon, the UI and every run load it): modules imported here import heavy
-libraries (Great Expectations, pandas, scipy) inside the functions that use them, not at module level.
+libraries (Great Expectations, DuckDB, sqlglot, pandas, scipy) inside the functions that use them, and the schema
+registry and parsed models come from ``kouiki.file_cache`` while their files are unchanged.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, in_process_executor
 
-from assets import anonymise as anonymise_assets
-from assets import intake as intake_assets
-from assets import lake as lake_assets
-from assets import publish as publish_assets
-from assets.models import build_model_assets
-from pipelines.automation import automation_sensors, load_settings, with_automation
+from assets import anonymise, intake, lake, models, publish
+from pipelines.automation import automated, automation_sensors, load_settings
 from pipelines.jobs import anonymise_personal, ingest_city, publish_region
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
-defs = Definitions(
-    assets=with_automation([
-        *load_assets_from_modules([intake_assets, lake_assets, publish_assets, anonymise_assets]),
-        *build_model_assets(),
-    ]),
-    asset_checks=load_asset_checks_from_modules([lake_assets, anonymise_assets]),
-    jobs=[ingest_city, publish_region, anonymise_personal],
-    sensors=[member_partitions_sensor, upload_sensor, *automation_sensors(load_settings())],
-    resources={"kouiki": KouikiHome()},
-    # one process per run, not one per step: each step process would load these definitions again (seconds),
-    # and a city's run has a step per dataset; runs are what the queue runs side by side
-    executor=in_process_executor,
+STAGES = (intake, lake, models, publish, anonymise)
+
+defs = Definitions.merge(
+    *(automated(stage.definitions()) for stage in STAGES),
+    Definitions(
+        jobs=[ingest_city, publish_region, anonymise_personal],
+        sensors=[member_partitions_sensor, upload_sensor, *automation_sensors(load_settings())],
+        resources={"kouiki": KouikiHome()},
+        # one process per run, not one per step: each step process would load these definitions again (seconds),
+        # and a city's run has a step per dataset; runs are what the queue runs side by side
+        executor=in_process_executor,
+    ),
 )
