@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,10 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
+from typer.core import TyperGroup
+from typer.main import get_group
 
 from kouiki.errors import friendly_errors
-from kouiki.members import city_label, load_members
-from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
 
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
@@ -53,8 +54,71 @@ def usage_error_line(error: click.ClickException) -> str:
     return (f"{command}: 引数の誤り / wrong arguments: {message} — 使い方は / usage: {command} --help")
 
 
+# The office's commands (kouiki/office_cli.py, kouiki/mappings_cli.py) import the catalog (SQLAlchemy), the
+# publication index and the mapping code: about a second that `kouiki inspect` must not pay. Each module is
+# imported when one of its commands is run or listed (`kouiki --help`). Command name → "module:Typer app";
+# tests/test_inspect_speed.py checks this list against the commands the modules define.
+LAZY_COMMANDS = {
+    **dict.fromkeys(("members", "tokens", "upload", "status", "rerun"), "kouiki.office_cli:office_app"),
+    "mappings": "kouiki.mappings_cli:mappings_app",
+}
+
+
+def lazy_commands(name: str) -> dict[str, click.Command]:
+    """The click commands of the Typer app that defines command ``name`` (see LAZY_COMMANDS): the app's own
+    commands, or the app itself as the group ``name`` when it is a group of its own (``mappings``)."""
+    module, _, attribute = LAZY_COMMANDS[name].partition(":")
+    group = get_group(getattr(importlib.import_module(module), attribute))
+    if name in group.commands:
+        return dict(group.commands)
+    group.name = name
+    return {name: group}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands where some are imported on first use: looking one up (or listing them all, as
+    ``--help`` does) imports its module; ``kouiki inspect`` imports none of them."""
+
+    def __init__(self, loaded: MutableMapping[str, click.Command], lazy: list[str],
+                 load: Callable[[str], dict[str, click.Command]]) -> None:
+        self.loaded = dict(loaded)
+        self.lazy = [name for name in lazy if name not in self.loaded]
+        self.load = load
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.loaded and name in self.lazy:
+            for found, command in self.load(name).items():
+                self.loaded.setdefault(found, command)
+            self.lazy = [n for n in self.lazy if n not in self.loaded]
+        return self.loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self.lazy = [n for n in self.lazy if n != name]
+        self.loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.loaded, *self.lazy])
+
+    def __len__(self) -> int:
+        return len(self.loaded) + len(self.lazy)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.loaded or name in self.lazy
+
+
+class KouikiGroup(TyperGroup):
+    """The ``kouiki`` group: its own commands at once, the office's ones (LAZY_COMMANDS) when used."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(self.commands, list(LAZY_COMMANDS), lazy_commands)
+
+
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
-           no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+           cls=KouikiGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -159,6 +223,7 @@ def uploads_table(outcome: MainOutcome) -> Table:
     """Per city and upload: where it stands (公開済み / 一部保留 / 受付不可 ...), rows read, published and withheld,
     the top reasons rows were withheld, and the release. "run failed" only for a city with uploads left
     waiting by a failed run: a city whose files were published reads 公開済み."""
+    from kouiki.office_cli import add_upload_row, upload_status_table
     from kouiki.publication import ReleaseIndex
 
     index = ReleaseIndex(outcome.paths.releases)
@@ -272,6 +337,7 @@ def inspect(
 ) -> None:
     """Read a file as intake would and show what kouiki sees, storing nothing. / ファイルを検査（保存しない）"""
     known_dataset_or_exit(dataset)
+    pyarrow_without_pandas()
     from kouiki.inspect import inspect_file
 
     report = inspect_file(file, dataset)
@@ -281,6 +347,32 @@ def inspect(
         _print_inspection(report)
     if not report["ok"]:
         raise typer.Exit(2)
+
+
+def pyarrow_without_pandas() -> None:
+    """Tell pyarrow, in this short-lived process, that pandas is not there: pyarrow imports pandas (half a
+    second) the first time it converts any Python value (``pa.array``, ``to_numpy``, a compute function's
+    scalar), only to check whether the value is a pandas object, and intake's reader converts many. Nothing
+    ``kouiki inspect`` does hands pandas objects to pyarrow; a pyarrow call that needs pandas
+    (``to_pandas``) still imports it, and so may any other library."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    refuse = _RefusePandas()
+    sys.meta_path.insert(0, refuse)
+    try:
+        pa.array([0])   # the first conversion: pyarrow tries pandas once and remembers it is not there
+    finally:
+        sys.meta_path.remove(refuse)
+
+
+class _RefusePandas:
+    """An import finder (sys.meta_path) under which ``import pandas`` fails, for one pyarrow call (above)."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname.split(".")[0] == "pandas":
+            raise ImportError("pandas is not imported by kouiki inspect", name=fullname)
 
 
 def known_dataset_or_exit(dataset: str | None) -> None:
@@ -340,6 +432,7 @@ def _print_inspection(r: dict[str, Any]) -> None:
 @app.command("sync-partitions")
 def sync_partitions_cmd() -> None:
     """Give every member city its Dagster partition (run before `make ui`)."""
+    from kouiki.members import city_label, load_members
     from kouiki.runlock import run_lock
     from pipelines.main_run import dagster_instance, sync_partitions
 
@@ -397,9 +490,6 @@ def ui(port: Annotated[int, typer.Option(help="port of the UI on 127.0.0.1")] = 
 
     exec_dagster(ui=True, port=port)
 
-
-# The office's commands: members add/list, tokens, upload, status, rerun (kouiki/office_cli.py).
-app.add_typer(office_app)
 
 if __name__ == "__main__":
     app()
