@@ -10,14 +10,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_path
 from typer.core import TyperGroup
+from typer.core import _TyperParameter as TyperParameter
 from typer.main import get_group
 
 from kouiki.errors import friendly_errors
@@ -117,10 +121,44 @@ class KouikiGroup(TyperGroup):
         self.commands = LazyCommands(self.commands, list(LAZY_COMMANDS), lazy_commands)
 
 
+# typer 0.29 converts every parameter it parses, the --help flag included, with a pydantic TypeAdapter: importing
+# pydantic and building them is about a sixth of `kouiki inspect`. Text, paths and flags need none of it: they
+# are converted here (a path with typer's own checks and messages), anything else by typer as before.
+@dataclass(frozen=True)
+class PlainConversion(RuntimeParam):
+    """typer's conversion of one parameter, without pydantic when the value is text, a path or a flag."""
+
+    descriptor: Any = None
+
+    def _coerce_value(self, value: Any, param: Any, ctx: click.Context) -> Any:
+        if self.annotation is Path and isinstance(value, str):
+            return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
+        if (self.annotation is str and isinstance(value, str)) or (self.annotation is bool
+                                                                     and isinstance(value, bool)):
+            return value
+        return build_runtime_param(self.descriptor).coerce(value, param=param, ctx=ctx)
+
+
+def _runtime_param(param: Any) -> RuntimeParam:
+    """Replaces typer's ``_TyperParameter.get_runtime_param``: PlainConversion for text, paths and flags."""
+    if param._runtime_param is None:
+        descriptor, info = param.type_descriptor, param.type_descriptor.parameter_info
+        plain = (descriptor.annotation in (str, Path, bool) and descriptor.file_annotation is None
+                 and getattr(info, "parser", None) is None)     # a custom parser is typer's to call
+        param._runtime_param = (PlainConversion(parameter_info=info, annotation=descriptor.annotation,
+                                                descriptor=descriptor) if plain
+                                else build_runtime_param(descriptor))
+    return cast(RuntimeParam, param._runtime_param)
+
+
+if hasattr(TyperParameter, "get_runtime_param"):   # typer's internals, as of the pinned version (uv.lock)
+    TyperParameter.get_runtime_param = _runtime_param  # type: ignore[method-assign,assignment]
+
+
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
            cls=KouikiGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 200, emoji=False)   # no :codes: (0.1 s to load)
 
 
 @app.command()

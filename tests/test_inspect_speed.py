@@ -15,7 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 KOMAE = REPO / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 # each costs from 0.15 s (openpyxl) to seconds (great_expectations) at start-up, and inspect needs none of them
-HEAVY = {"great_expectations", "pandas", "sqlalchemy", "dagster", "scipy", "openpyxl"}
+# (pydantic: typer 0.29 converts parameters with it; kouiki.cli converts text, paths and flags itself)
+HEAVY = {"great_expectations", "pandas", "sqlalchemy", "dagster", "scipy", "openpyxl", "pydantic"}
 OFFICE = {"kouiki.office_cli", "kouiki.mappings_cli", "kouiki.catalog", "kouiki.publication", "intake.mapping"}
 
 # The CLI in a fresh interpreter, as `kouiki inspect FILE --json` runs it; then what it imported, on stderr.
