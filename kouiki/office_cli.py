@@ -38,7 +38,7 @@ members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=T
 tokens_app = typer.Typer(help="API tokens of member cities / 構成団体のトークン", no_args_is_help=True)
 office_app.add_typer(members_app, name="members")
 office_app.add_typer(tokens_app, name="tokens")
-# `kouiki mappings` (kouiki/mappings_cli.py) is merged by kouiki/cli.py beside these commands.
+# `kouiki mappings` (kouiki/mappings_cli.py) is merged beside these commands by kouiki/cli_start.py.
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)

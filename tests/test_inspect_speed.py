@@ -71,10 +71,11 @@ def test_a_refused_file_and_a_named_dataset_import_no_heavy_module(two_lines: Pa
 
 
 def test_office_commands_are_loaded_when_used() -> None:
-    """The lazy list in kouiki/cli.py names exactly the commands the office modules define, and each one runs."""
+    """The lazy list in kouiki/cli_start.py names exactly the commands the office modules define, and each one runs."""
     from typer.main import get_command, get_group
 
-    from kouiki.cli import LAZY_COMMANDS, app
+    from kouiki.cli import app
+    from kouiki.cli_start import LAZY_COMMANDS
     from kouiki.mappings_cli import mappings_app
     from kouiki.office_cli import office_app
 
@@ -96,7 +97,7 @@ def test_members_list_still_runs() -> None:
 
 def test_pandas_still_works_after_inspect_told_pyarrow_it_is_absent() -> None:
     """The inspect process tells pyarrow pandas is absent; a later pandas user in that process is not broken."""
-    code = ("import sys; from kouiki.cli import pyarrow_without_pandas; pyarrow_without_pandas(); "
+    code = ("import sys; from kouiki.cli_start import pyarrow_without_pandas; pyarrow_without_pandas(); "
             "import pyarrow as pa; a = pa.array(['x', None]).to_numpy(zero_copy_only=False); "
             "assert 'pandas' not in sys.modules; "
             "import pandas as pd; t = pa.Table.from_pandas(pd.DataFrame({'a': [1, 2]})); "
