@@ -1,7 +1,7 @@
 """Benchmark of validation (issue 4): 1,000,000 staged AED rows × the AED suite, three ways.
 
 Data: bench_intake.py's generated CP932 AED file (mostly clean, ~0.1 % failing cells of each of 15 kinds),
-staged by intake once and stored as validate_staged stores it (DuckDB file, tables ``staged`` and ``raw``),
+staged by intake once and stored as the pipeline stores it (warehouse.staged_db: tables ``staged``, ``raw``),
 plus the staged values as a UTF-8 CSV for frictionless; both cached under bench/.data/validate.
 
 (a) kouiki: ``expectations.validate.validate_table`` — one Great Expectations run on DuckDB through
@@ -78,7 +78,7 @@ ROW, LINE = "_row", "_source_line"
 # --- staged data --------------------------------------------------------------------------------------
 
 def ensure_staged(files: AedFiles, data_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """The DuckDB file (staged + raw, as validate_staged builds it) and the values CSV, made once."""
+    """The DuckDB file (staged + raw, as warehouse.staged_db builds it) and the values CSV, made once."""
     stem = f"aed_{files.meta['rows']}_{files.meta['seed']}"
     db, csv, meta_path = data_dir / f"{stem}.duckdb", data_dir / f"{stem}.values.csv", data_dir / f"{stem}.json"
     wanted = {"source": files.meta, "stage_version": STAGE_VERSION}
@@ -95,20 +95,18 @@ def ensure_staged(files: AedFiles, data_dir: Path) -> tuple[Path, Path, dict[str
 
 
 def stage_into_duckdb(cp932: Path, db: Path, csv: Path) -> dict[str, Any]:
-    """Stage the file with intake and store it the way warehouse.load.validate_staged does."""
+    """Stage the file with intake and store it as the pipeline does (warehouse.staged_db.write_staged_db)."""
     import duckdb
 
     from expectations.registry import default_registry
     from intake.process import stage_file
+    from warehouse.staged_db import write_staged_db
 
     staged = stage_file(cp932, default_registry())
     columns = [c.name for c in staged.dataset.canonical.columns]
+    write_staged_db(db, staged.values, staged.raw)
     con = duckdb.connect(str(db))
     try:
-        con.register("values_df", staged.values.to_arrow())
-        con.register("raw_df", staged.raw.to_arrow())
-        con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
-        con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
         listed = ", ".join(_quote(c) for c in columns)
         target = str(csv).replace("'", "''")
         con.execute(f"COPY (SELECT {listed} FROM staged ORDER BY {ROW}) TO '{target}' (HEADER, DELIMITER ',')")

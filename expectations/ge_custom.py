@@ -10,10 +10,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine
-from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.expectation import ColumnMapExpectation, ColumnPairMapExpectation
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
+    ColumnPairMapMetricProvider,
     column_condition_partial,
+    column_pair_condition_partial,
 )
 
 from expectations.suites import CHECK_DIGIT_WEIGHTS, DIGITS6
@@ -84,3 +86,32 @@ class ExpectColumnValuesAsNumberToBeBetween(ColumnMapExpectation):
     max_value: float
     map_metric = "column_values.kouiki_as_number_between"
     success_keys = ("min_value", "max_value", "mostly")
+
+
+class ColumnPairValuesInOrderWhereReadable(ColumnPairMapMetricProvider):
+    """True where A comes after B (or equals it, with ``or_equal``), or where either value is not written in
+    ``pattern`` (a date intake could not read, 「令和5年13月1日」, is the date check's finding, not an order)."""
+
+    condition_metric_name = "column_pair_values.kouiki_in_order_where_readable"
+    condition_domain_keys = ("batch_id", "table", "column_A", "column_B", "row_condition", "condition_parser",
+                             "ignore_row_if")
+    condition_value_keys = ("or_equal", "pattern")
+
+    @column_pair_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column_A: Any, column_B: Any, or_equal: bool, pattern: str,
+                    **kwargs: Any) -> Any:
+        readable = sa.and_(sa.func.regexp_full_match(column_A, pattern),
+                           sa.func.regexp_full_match(column_B, pattern))
+        return sa.or_(sa.not_(readable), column_A >= column_B if or_equal else column_A > column_B)
+
+
+class ExpectColumnPairValuesToBeInOrderWhereReadable(ColumnPairMapExpectation):
+    """Expect column_A to come after column_B (終了日 after 開始日) in every row where both are written in
+    ``pattern``; a cell that is not (its format check's finding) takes no part in the comparison."""
+
+    or_equal: bool = False
+    pattern: str
+    ignore_row_if: str = "either_value_is_missing"
+    map_metric = "column_pair_values.kouiki_in_order_where_readable"
+    success_keys = ("column_A", "column_B", "ignore_row_if", "or_equal", "pattern", "mostly")
+    args_keys = ("column_A", "column_B", "or_equal", "pattern")

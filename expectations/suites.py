@@ -92,7 +92,7 @@ class Check:
     rule: str
     column: str
     other_column: str = ""                 # "after": the column this one must come after
-    regex: str = ""
+    regex: str = ""                        # "after": both cells must match it to be compared
     value_set: tuple[str, ...] = ()
     min_value: float = 0.0                 # "between"
     max_value: float = 0.0
@@ -113,6 +113,7 @@ class Check:
         import great_expectations as gx
 
         from expectations.ge_custom import (
+            ExpectColumnPairValuesToBeInOrderWhereReadable,
             ExpectColumnValuesAsNumberToBeBetween,
             ExpectColumnValuesToBeJapanesePhoneNumbers,
             ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit,
@@ -143,6 +144,10 @@ class Check:
                 return e.ExpectColumnValuesToBeUnique(column=col, meta=meta)
             case "check_digit":
                 return ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(column=col, meta=meta)
+            case "after" if self.regex:
+                return ExpectColumnPairValuesToBeInOrderWhereReadable(
+                    column_A=col, column_B=self.other_column, or_equal=self.or_equal, pattern=self.regex,
+                    ignore_row_if="either_value_is_missing", meta=meta)
             case "after":
                 return e.ExpectColumnPairValuesAToBeGreaterThanB(
                     column_A=col, column_B=self.other_column, or_equal=self.or_equal,
@@ -180,7 +185,11 @@ class Check:
             case "after":
                 other = quote(self.other_column)
                 op = ">=" if self.or_equal else ">"
-                return f"{col} IS NOT NULL AND {other} IS NOT NULL AND NOT ({col} {op} {other})"
+                # only cells written in the column's format are compared: one intake could not read
+                # (「令和5年13月1日」) is its format check's finding, never also an order finding
+                readable = (f" AND regexp_full_match({col}, {literal(self.regex)}) AND "
+                            f"regexp_full_match({other}, {literal(self.regex)})" if self.regex else "")
+                return f"{col} IS NOT NULL AND {other} IS NOT NULL{readable} AND NOT ({col} {op} {other})"
         raise ValueError(f"unknown check kind {self.kind!r}")
 
 
@@ -226,10 +235,13 @@ def build_checks(dataset: Dataset, *, batch_column: str = "") -> list[Check]:
                                 min_value=bounds[0], max_value=bounds[1]))
     if dataset.id_column in names:
         checks.append(Check("unique", "unique-error", "id", dataset.id_column, group_column=batch_column))
+    types = {c.name: c.type for c in columns}
     for start, end, rule in ORDERED_PAIRS:
         if start in names and end in names:
+            # compared only where both are written as their type (a date check's failure is not an order too)
+            readable = REGEX_BY_RULE.get(types[end], "") if types[end] == types[start] else ""
             checks.append(Check("after", "cross-column-error", rule, end, other_column=start,
-                                or_equal=rule == "date-order"))
+                                or_equal=rule == "date-order", regex=readable))
     ids = [c.id for c in checks]
     duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:

@@ -17,9 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
+from kouiki.cli_start import KouikiGroup, install_plain_conversion, pyarrow_without_pandas
 from kouiki.errors import friendly_errors
-from kouiki.members import city_label, load_members
-from kouiki.office_cli import add_upload_row, office_app, upload_status_table
 from kouiki.settings import get_paths
 
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
@@ -53,10 +52,12 @@ def usage_error_line(error: click.ClickException) -> str:
     return (f"{command}: 引数の誤り / wrong arguments: {message} — 使い方は / usage: {command} --help")
 
 
+install_plain_conversion()   # typer without pydantic for text, paths and flags (kouiki/cli_start.py)
+
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
-           no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+           cls=KouikiGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # A wide table even when piped (CI logs, `make run | tee`), where rich would assume 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 200, emoji=False)   # no :codes: (0.1 s to load)
 
 
 @app.command()
@@ -159,6 +160,7 @@ def uploads_table(outcome: MainOutcome) -> Table:
     """Per city and upload: where it stands (公開済み / 一部保留 / 受付不可 ...), rows read, published and withheld,
     the top reasons rows were withheld, and the release. "run failed" only for a city with uploads left
     waiting by a failed run: a city whose files were published reads 公開済み."""
+    from kouiki.office_cli import add_upload_row, upload_status_table
     from kouiki.publication import ReleaseIndex
 
     index = ReleaseIndex(outcome.paths.releases)
@@ -272,6 +274,7 @@ def inspect(
 ) -> None:
     """Read a file as intake would and show what kouiki sees, storing nothing. / ファイルを検査（保存しない）"""
     known_dataset_or_exit(dataset)
+    pyarrow_without_pandas()
     from kouiki.inspect import inspect_file
 
     report = inspect_file(file, dataset)
@@ -340,6 +343,7 @@ def _print_inspection(r: dict[str, Any]) -> None:
 @app.command("sync-partitions")
 def sync_partitions_cmd() -> None:
     """Give every member city its Dagster partition (run before `make ui`)."""
+    from kouiki.members import city_label, load_members
     from kouiki.runlock import run_lock
     from pipelines.main_run import dagster_instance, sync_partitions
 
@@ -397,9 +401,6 @@ def ui(port: Annotated[int, typer.Option(help="port of the UI on 127.0.0.1")] = 
 
     exec_dagster(ui=True, port=port)
 
-
-# The office's commands: members add/list, tokens, upload, status, rerun (kouiki/office_cli.py).
-app.add_typer(office_app)
 
 if __name__ == "__main__":
     app()

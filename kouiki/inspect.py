@@ -12,21 +12,18 @@ the pipeline's Great Expectations run), so neither Great Expectations nor the la
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from expectations.registry import Registry, default_registry
-from expectations.validate import ValidationResult, validate_table
 from intake.headers import detect, header_score
-from intake.mapping import proposals_json
 from intake.problems import IntakeError
 from intake.process import choose_dataset, stage_table
 from intake.read import SOURCE_LINE, RawTable, read_file
+from warehouse.staged_db import validate_staged
 
 if TYPE_CHECKING:
+    from expectations.validate import ValidationResult
     from intake.process import StagedUpload
 
 
@@ -43,6 +40,8 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
     except IntakeError as err:   # refused: the rows read are still reported
         refused: dict[str, Any] = {**report, "ok": False, "error": err.to_dict()}
         if err.code == "no-dataset-match":   # issue 15: what the office could map it onto (intake/mapping.py)
+            from intake.mapping import proposals_json
+
             refused["mapping_proposals"] = proposals_json(raw, registry, path.name)
         return refused
     except KeyError as err:      # --dataset names no dataset of the registry
@@ -105,18 +104,7 @@ def _table_report(path: Path, raw: RawTable, registry: Registry) -> dict[str, An
 
 
 def validate_with_sql(staged: StagedUpload, *, with_ge: bool = False) -> ValidationResult:
-    """Validate a staged file as the pipeline does (warehouse.load.validate_staged: the staged values and raw
-    cells in a private DuckDB file), with the checks' SQL alone unless ``with_ge``."""
+    """Validate a staged file as the pipeline does (warehouse.staged_db.validate_staged: the staged values and
+    raw cells in a private DuckDB file), with the checks' SQL alone unless ``with_ge``."""
     with tempfile.TemporaryDirectory(prefix="kouiki-inspect-") as tmp:
-        db = Path(tmp) / f"inspect-{uuid.uuid4().hex[:12]}.duckdb"
-        con = duckdb.connect(str(db))
-        try:
-            con.register("values_df", staged.values.to_arrow())
-            con.register("raw_df", staged.raw.to_arrow())
-            con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
-            con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
-        finally:
-            con.close()
-        return validate_table(db, "staged", staged.dataset, raw_table="raw", upload_id="inspect",
-                              missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
-                              missing_required=list(staged.match.missing_required), with_ge=with_ge)
+        return validate_staged(staged, staged.values, "inspect", Path(tmp), with_ge=with_ge)

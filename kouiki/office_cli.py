@@ -38,15 +38,7 @@ members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=T
 tokens_app = typer.Typer(help="API tokens of member cities / 構成団体のトークン", no_args_is_help=True)
 office_app.add_typer(members_app, name="members")
 office_app.add_typer(tokens_app, name="tokens")
-
-
-def _add_mappings_app() -> None:
-    from kouiki.mappings_cli import mappings_app
-
-    office_app.add_typer(mappings_app, name="mappings")
-
-
-_add_mappings_app()
+# `kouiki mappings` (kouiki/mappings_cli.py) is merged beside these commands by kouiki/cli_start.py.
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -71,6 +63,16 @@ def member_or_exit(code: str) -> Member:
         if m.code == code.strip():
             return m
     raise fail(not_a_member(code, members))   # suggests only a code that would work
+
+
+def city_on_record_or_exit(city: str | None, found: bool, members: list[Member] | None = None) -> None:
+    """``--city CODE`` naming no member, with nothing on record for it: one line saying so (and what would
+    work), not an empty table. A former member's uploads and tokens are still listed."""
+    if city is None or found:
+        return
+    members = load_members() if members is None else members
+    if all(m.code != city.strip() for m in members):
+        raise fail(not_a_member(city, members))
 
 
 # ------------------------------------------------------------------------------------------------ members
@@ -219,7 +221,9 @@ def tokens_list(city: Annotated[str | None, typer.Option(help="only this city")]
     for col in ("token id", "city / 市", "label", "issued / 発行 (JST)", "state / 状態"):
         table.add_column(col)
     members = load_members()
-    for t in tokens.list_tokens(get_paths().catalog_url, city):
+    listed = tokens.list_tokens(get_paths().catalog_url, city)
+    city_on_record_or_exit(city, bool(listed), members)
+    for t in listed:
         state = "active / 有効" if t.active else f"revoked / 無効 {format_jst(t.revoked_at)}"
         table.add_row(t.token_id, city_label(t.city_code, members), t.label, format_jst(t.issued_at), state)
     out.print(table)
@@ -299,6 +303,7 @@ def status(
     index = ReleaseIndex(paths.releases)
     if upload_id is None:
         ups = catalog.list_uploads(paths.catalog_url, city_code=city.strip() if city else None)
+        city_on_record_or_exit(city, bool(ups))
         if as_json:
             print_json([upload_status_json(paths, u, index) for u in ups])
             return

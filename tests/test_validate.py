@@ -423,7 +423,7 @@ def test_suite_meta_maps_every_expectation_to_a_code() -> None:
     assert all(m and m["error_code"] in ERROR_TYPES and m["column"] for m in metas)
     kinds = {type(e).__name__ for e in suite.expectations}
     assert {"ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit", "ExpectColumnValuesAsNumberToBeBetween",
-            "ExpectColumnValuesToBeUnique", "ExpectColumnPairValuesAToBeGreaterThanB"} <= kinds
+            "ExpectColumnValuesToBeUnique", "ExpectColumnPairValuesToBeInOrderWhereReadable"} <= kinds
 
 
 # --- the two GE-on-DuckDB fixes are both needed (a canary for GE upgrades) ---------------------------

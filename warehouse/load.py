@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from expectations.errors import describe, error_type
@@ -36,7 +34,6 @@ from expectations.validate import (
     problem_findings,
     published_values,
     split_batch,
-    validate_table,
 )
 from intake.localgov import lookup, other_municipality
 from intake.problems import IntakeError
@@ -44,6 +41,7 @@ from intake.process import StagedUpload, stage_file
 from kouiki import catalog
 from kouiki.settings import Paths
 from warehouse import lake
+from warehouse.staged_db import validate_staged as validate_staged  # shared with the service and inspect
 
 log = logging.getLogger(__name__)
 
@@ -246,31 +244,6 @@ def _with_provenance(values: pl.DataFrame, upload: catalog.UploadRow) -> pl.Data
         pl.lit(upload.upload_id).alias("_upload_id"),
         pl.lit(upload.original_name).alias("_source_file"),
     )
-
-
-def validate_staged(staged: StagedUpload, values: pl.DataFrame, upload_id: str, workdir: Path,
-                    *, batch_column: str = "") -> ValidationResult:
-    """Validate staged values with Great Expectations on a private, temporary DuckDB file in ``workdir``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / f"validate-{upload_id}-{uuid.uuid4().hex[:12]}.duckdb"   # unique: two runs may validate one upload
-    db.unlink(missing_ok=True)
-    try:
-        con = duckdb.connect(str(db))
-        try:
-            con.register("values_df", values.to_arrow())
-            con.register("raw_df", staged.raw.to_arrow())
-            con.execute("CREATE TABLE staged AS SELECT * FROM values_df")
-            con.execute("CREATE TABLE raw AS SELECT * FROM raw_df")
-        finally:
-            con.close()
-        return validate_table(
-            db, "staged", staged.dataset, raw_table="raw", upload_id=upload_id,
-            missing_columns=list(staged.match.missing), extra_columns=list(staged.match.unmatched),
-            missing_required=list(staged.match.missing_required), batch_column=batch_column,
-        )
-    finally:
-        db.unlink(missing_ok=True)
-        Path(str(db) + ".wal").unlink(missing_ok=True)
 
 
 def _history_row(upload: catalog.UploadRow, dataset_id: str, result: ValidationResult) -> pl.DataFrame:
