@@ -6,7 +6,7 @@ libraries (Great Expectations, pandas, scipy) inside the functions that use them
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from assets import anonymise as anonymise_assets
 from assets import intake as intake_assets
@@ -14,6 +14,7 @@ from assets import lake as lake_assets
 from assets import publish as publish_assets
 from assets.models import build_model_assets
 from pipelines.automation import automation_sensors, load_settings, with_automation
+from pipelines.executors import configured_executor
 from pipelines.jobs import anonymise_personal, ingest_city, publish_region
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
@@ -29,5 +30,5 @@ defs = Definitions(
     resources={"kouiki": KouikiHome()},
     # one process per run, not one per step: each step process would load these definitions again (seconds),
     # and a city's run has a step per dataset; runs are what the queue runs side by side
-    executor=in_process_executor,
+    executor=configured_executor(),   # that one, unless KOUIKI_EXECUTOR says otherwise (pipelines/executors.py)
 )
