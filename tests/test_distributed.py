@@ -111,10 +111,20 @@ def workers(demo_home: tuple[Path, Path]) -> Iterator[Workers]:
                 process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                            start_new_session=True)
             stack.callback(stop_group, process)
+            record_worker(process.pid)
             processes[f"{name}@{host}"] = process
         running = Workers(tuple(processes), {n: p.pid for n, p in processes.items()}, logs)
         wait_until_ready(running, processes)
         yield running
+
+
+def record_worker(pid: int) -> None:
+    """Append the worker's process group to $KOUIKI_TEST_WORKER_PIDS: `make test-distributed` stops those groups
+    even when pytest itself is killed before its fixtures can."""
+    listing = os.environ.get("KOUIKI_TEST_WORKER_PIDS")
+    if listing:
+        with open(listing, "a", encoding="utf-8") as out:
+            out.write(f"{pid}\n")
 
 
 def wait_until_ready(workers: Workers, processes: Mapping[str, subprocess.Popen[bytes]],
