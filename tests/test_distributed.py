@@ -5,10 +5,11 @@ These tests need a broker: ``make test-distributed`` starts a throwaway Redis se
 The module starts two Celery workers of its own (the command of ``pipelines.executors.celery_worker``), each
 in its own process group with a fresh kouiki home, and stops them afterwards, even when a test fails.
 
-The demo is run the way ``kouiki run`` runs it (landing and detection over the cities' partition range, then
-the lake assets of the datasets with uploads waiting, then ``publish_region``), by the operator's Dagster
-commands in their own processes, once with ``KOUIKI_EXECUTOR=celery`` and once with the default in-process
-executor; the two releases must be the same.
+The demo runs in the phases of ``kouiki run``: landing and detection (one run per city, the three side by side,
+as the daemon's upload sensor starts them), the lake assets of the datasets with uploads waiting over the
+cities' partition range, then ``publish_region``; each run is the operator's Dagster command in its own process,
+once with ``KOUIKI_EXECUTOR=celery`` and once with the default in-process executor; the releases must be the
+same.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def run_demo(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     """The phases of ``kouiki run`` (without the anonymisation) with the executor of ``env``; seconds per phase.
 
     Partitions and the datasets waiting are read in this process (as ``kouiki run`` does); each Dagster run is
-    the operator's command in its own process, which loads the definitions with ``env``'s executor."""
+    the operator's command in its own process, which loads the definitions with ``env``'s executor. Landing
+    runs per city, as the daemon's upload sensor does; the lake and the region run as in ``kouiki run``."""
     from kouiki.members import load_members
     from kouiki.settings import get_paths
     from pipelines.main_run import dagster_instance, datasets_waiting, sync_partitions
@@ -166,25 +168,29 @@ def run_demo(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     partition_range = f"{codes[0]}...{codes[-1]}"   # the members' order is the partitions' order
     seconds = {}
     started = time.monotonic()
-    dagster(env, "asset", "materialize", "--select", "intake/uploads", "--partition-range", partition_range)
+    # landing as the upload sensor starts it: one run per city partition, the three side by side
+    dagster(env, *[("asset", "materialize", "--select", "intake/uploads", "--partition", code) for code in codes])
     seconds["land"] = time.monotonic() - started
     waiting = datasets_waiting(paths, codes)
     assert waiting, "no upload of the demo was detected"
     started = time.monotonic()
-    dagster(env, "asset", "materialize", "--select", ",".join(f"lake/{d}" for d in waiting),
-            "--partition-range", partition_range)
+    dagster(env, ("asset", "materialize", "--select", ",".join(f"lake/{d}" for d in waiting),
+                  "--partition-range", partition_range))
     seconds["lake"] = time.monotonic() - started
     started = time.monotonic()
-    dagster(env, "job", "execute", "-j", "publish_region")
+    dagster(env, ("job", "execute", "-j", "publish_region"))
     seconds["publish"] = time.monotonic() - started
     return seconds
 
 
-def dagster(env: dict[str, str], *args: str) -> None:
-    """One of the operator's Dagster commands on kouiki's code location, in its own process."""
-    done = subprocess.run([DAGSTER, *args, "-m", "pipelines.definitions"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, f"dagster {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+def dagster(env: dict[str, str], *commands: tuple[str, ...]) -> None:
+    """The operator's Dagster commands on kouiki's code location, each in its own process, all at once."""
+    running = [(args, subprocess.Popen([DAGSTER, *args, "-m", "pipelines.definitions"], cwd=REPO_ROOT, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+               for args in commands]
+    for args, process in running:
+        output, _ = process.communicate(timeout=1800)
+        assert process.returncode == 0, f"dagster {' '.join(args)} failed:\n{output[-6000:]}"
 
 
 def releases(home: Path) -> dict[str, dict[str, object]]:
@@ -243,13 +249,17 @@ def test_the_demo_runs_on_two_celery_workers_and_publishes_what_in_process_does(
 
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 3 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, runs
+        assert len(runs) == 5 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, runs
         executed = step_workers(instance)
+        landing = {r.run_id: r.tags["dagster/partition"] for r in runs if "dagster/partition" in r.tags}
     # every step ran in one of the two workers' own processes, and both workers had steps
     assert {worker for worker, _ in executed.values()} == set(workers.names), executed
     for (_run, step), (worker, pid) in executed.items():
         assert pid == workers.pids[worker], (step, worker, pid, workers.pids)
     assert os.getpid() not in {pid for _, pid in executed.values()}
+    # the three cities' landing runs went side by side, and their steps to both workers
+    assert sorted(landing.values()) == sorted(p.name for p in DEMO.iterdir())
+    assert {worker for (run, _), (worker, _) in executed.items() if run in landing} == set(workers.names)
 
     published = releases(home)
     assert set(published) == {"aed", "evacuation_space", "population"}, published
