@@ -11,10 +11,11 @@ registry and parsed models come from ``kouiki.file_cache`` while their files are
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
 from assets import anonymise, intake, lake, models, publish
 from pipelines.automation import automated, automation_sensors, load_settings
+from pipelines.executors import configured_executor
 from pipelines.jobs import anonymise_personal, ingest_city, publish_region
 from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
@@ -29,6 +30,6 @@ defs = Definitions.merge(
         resources={"kouiki": KouikiHome()},
         # one process per run, not one per step: each step process would load these definitions again (seconds),
         # and a city's run has a step per dataset; runs are what the queue runs side by side
-        executor=in_process_executor,
+        executor=configured_executor(),   # that one, unless KOUIKI_EXECUTOR says otherwise (pipelines/executors.py)
     ),
 )
