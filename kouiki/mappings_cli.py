@@ -27,6 +27,7 @@ from intake.mapping import (
 from intake.problems import IntakeError
 from intake.read import RawTable, read_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths, get_paths
 
 mappings_app = typer.Typer(help="column mappings of cities' own layouts / 独自形式の列の対応", no_args_is_help=True)
@@ -103,9 +104,9 @@ def accept(
                       {"file": str(file), "dataset": chosen.dataset_id, "score": chosen.score})
     if revisitable(upload):
         reevaluate(paths, registry, upload, member, reason=f"mapping accepted ({file.name})")
-    elif upload.status != "landed":
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "landed", dataset_id=chosen.dataset_id,
-                                  variant=None)
+    elif upload.status != UploadStatus.LANDED:
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.LANDED,
+                                  dataset_id=chosen.dataset_id, variant=None)
     ok = run_city(paths, member) if run else None
     current = catalog.get_upload(paths.catalog_url, upload.upload_id)
     assert current is not None
