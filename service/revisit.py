@@ -34,7 +34,7 @@ from kouiki.members import Member
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
 
-REFUSED = "refused"                       # detail key, as in service.submit
+REFUSED = "refused"       # detail key: the service refused this upload (formula, another city's rows)
 # Statuses whose decision intake or the service made before anything was validated: evaluated again.
 REVISITABLE = (UploadStatus.UNREADABLE, UploadStatus.REJECTED)
 DECISION_ACTION = "upload.decision"

@@ -35,10 +35,10 @@ from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
+from service.revisit import REFUSED
 
 PROBLEM_LINES_SHOWN = 200      # line numbers listed per problem in the API answer (the report has all)
 PROBLEM_EXAMPLES_SHOWN = 5
-REFUSED = "refused"            # detail key: the service refused this upload (formula, another city's rows)
 
 _import_lock = threading.Lock()
 # Two requests with the same bytes for the same city must not land and validate them twice at once.
