@@ -123,11 +123,11 @@ def refusal_path(landed: Path) -> Path:
     return landed.with_name("." + landed.name.split(".", 1)[0] + REFUSAL_SUFFIX)
 
 
-def record_refusal(paths: Paths, stored_path: str, status: UploadStatus, detail: dict[str, Any]) -> None:
+def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str, Any]) -> None:
     """Keep the service's refusal beside the landed file, so a rebuilt catalog never lets the pipeline process
-    bytes the service refused."""
+    bytes the service refused. ``status`` is an :class:`UploadStatus` or its value (anything else raises)."""
     landed = paths.home / stored_path
-    _write_beside(landed, refusal_path(landed), {"status": status, "detail": detail})
+    _write_beside(landed, refusal_path(landed), {"status": UploadStatus(status).value, "detail": detail})
 
 
 def _write_beside(landed: Path, target: Path, doc: dict[str, Any]) -> None:
