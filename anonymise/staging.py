@@ -41,6 +41,7 @@ from anonymise.personal import PersonalFile
 from anonymise.policy import Policy
 from anonymise.process import PolicyOutcome, anonymise_records, prepare_records
 from anonymise.reasons import Reason
+from warehouse.sql import literal, quote
 
 CITY_CODE = "_city_code"
 # The same guard as publish.release: a text cell starting with one of these gets a leading quote (CSV injection).
@@ -344,20 +345,18 @@ def _write_csv(frame: pl.DataFrame, path: Path) -> None:
         con.execute("CREATE TABLE staged AS SELECT * FROM staged_input")
         columns = [(r[0], r[1]) for r in con.execute("DESCRIBE staged").fetchall() if not r[0].startswith("_")]
         select = ", ".join(_csv_cell(name, typ) for name, typ in columns)
-        con.execute(f"COPY (SELECT {select} FROM staged) TO {_literal(str(path))} (FORMAT csv, HEADER true)")
+        con.execute(f"COPY (SELECT {select} FROM staged) TO {literal(str(path))} (FORMAT csv, HEADER true)")
     finally:
         con.close()
 
 
 def _csv_cell(name: str, typ: str) -> str:
-    quoted = '"' + name.replace('"', '""') + '"'
+    quoted = quote(name)
     if typ != "VARCHAR":
         return quoted
     return f"CASE WHEN regexp_matches({quoted}, '{FORMULA_PREFIX}') THEN '''' || {quoted} ELSE {quoted} END AS {quoted}"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _stage_record(result: StageResult) -> dict[str, Any]:

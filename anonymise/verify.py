@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from anonymise.reasons import Reason
+from warehouse.sql import literal, quote
 
 if TYPE_CHECKING:  # the policy is only read, never run: verification imports no anonymiser code
     from anonymise.policy import Policy
@@ -146,10 +147,6 @@ def verify_policy_release(
     )
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.execute(sql).fetchone()
     return row[0] if row else None
@@ -227,8 +224,8 @@ def _scan_for_values(
         con.register("source_input", source.select(present).to_arrow())
         for column in present:
             con.execute(
-                f"INSERT INTO hits SELECT {_literal(column)}, piece, whole, in_class_column FROM candidates "
-                f"WHERE piece IN (SELECT CAST({_quote(column)} AS VARCHAR) FROM source_input)"
+                f"INSERT INTO hits SELECT {literal(column)}, piece, whole, in_class_column FROM candidates "
+                f"WHERE piece IN (SELECT CAST({quote(column)} AS VARCHAR) FROM source_input)"
             )
         con.unregister("source_input")
     rows = con.execute(
@@ -257,15 +254,15 @@ def _create_candidates(
     """Table `candidates`: every distinct published cell and header (whole), and the pieces of them that a
     long identifier could be (≥ 8 characters, or ≥ 3 in a cell with non-ASCII text). Near-unique columns
     (already a failure of their own) contribute whole cells only, which keeps this table small."""
-    casts = ", ".join(f"CAST({_quote(column)} AS VARCHAR)" for column in columns)
-    names = ", ".join(_literal(column) for column in columns)
+    casts = ", ".join(f"CAST({quote(column)} AS VARCHAR)" for column in columns)
+    names = ", ".join(literal(column) for column in columns)
     con.execute(
         f"CREATE TABLE cells AS SELECT DISTINCT source, cell FROM "
         f"(SELECT unnest([{names}]) AS source, unnest([{casts}]) AS cell FROM release) WHERE cell IS NOT NULL"
     )
     con.executemany("INSERT INTO cells VALUES ('(header)', ?)", [[column] for column in columns])
-    in_class = f"source IN ({', '.join(map(_literal, class_columns))})" if class_columns else "false"
-    scanned = f"source NOT IN ({', '.join(map(_literal, near_unique))})" if near_unique else "true"
+    in_class = f"source IN ({', '.join(map(literal, class_columns))})" if class_columns else "false"
+    scanned = f"source NOT IN ({', '.join(map(literal, near_unique))})" if near_unique else "true"
     con.execute(
         f"""
         CREATE TABLE candidates AS
@@ -281,15 +278,11 @@ def _create_candidates(
     )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _near_unique_columns(con: duckdb.DuckDBPyConnection, columns: list[str], records: int) -> list[str]:
     """Columns with more distinct values than NEAR_UNIQUE_SHARE of the records (and NEAR_UNIQUE_MIN)."""
     if not columns or records == 0:
         return []
-    counts = ", ".join(f"count(DISTINCT {_quote(column)})" for column in columns)
+    counts = ", ".join(f"count(DISTINCT {quote(column)})" for column in columns)
     row = con.execute(f"SELECT {counts} FROM release").fetchone()
     limit = max(NEAR_UNIQUE_MIN, NEAR_UNIQUE_SHARE * records)
     return [column for column, distinct in zip(columns, row or (), strict=True) if distinct > limit]
@@ -321,7 +314,7 @@ def _leak_reason(leaks: list[dict[str, Any]]) -> Reason:
 def _class_sizes(
     con: duckdb.DuckDBPyConnection, quasi_identifiers: Sequence[str], records: int, threshold: float
 ) -> dict[str, float]:
-    qis = ", ".join(_quote(column) for column in quasi_identifiers)
+    qis = ", ".join(quote(column) for column in quasi_identifiers)
     row = con.execute(
         f"""
         WITH classes AS (SELECT count(*) AS size FROM release GROUP BY {qis})
@@ -354,22 +347,22 @@ def _check_k(classes: dict[str, float], k: int) -> list[Reason]:
 
 
 def _min_distinct(con: duckdb.DuckDBPyConnection, quasi_identifiers: Sequence[str], attribute: str) -> int:
-    qis = ", ".join(_quote(column) for column in quasi_identifiers)
+    qis = ", ".join(quote(column) for column in quasi_identifiers)
     return int(
         _scalar(
             con,
-            f"SELECT min(d) FROM (SELECT count(DISTINCT {_quote(attribute)}) AS d FROM release GROUP BY {qis})",
+            f"SELECT min(d) FROM (SELECT count(DISTINCT {quote(attribute)}) AS d FROM release GROUP BY {qis})",
         )
     )
 
 
 def _min_entropy_l(con: duckdb.DuckDBPyConnection, quasi_identifiers: Sequence[str], attribute: str) -> float:
     """exp(minimum class entropy of the attribute): the largest l for which entropy l-diversity holds."""
-    qis = ", ".join(_quote(column) for column in quasi_identifiers)
+    qis = ", ".join(quote(column) for column in quasi_identifiers)
     entropy = _scalar(
         con,
         f"""
-        WITH counts AS (SELECT {qis}, {_quote(attribute)}, count(*) AS n FROM release GROUP BY ALL),
+        WITH counts AS (SELECT {qis}, {quote(attribute)}, count(*) AS n FROM release GROUP BY ALL),
         shares AS (SELECT {qis}, n / sum(n) OVER (PARTITION BY {qis}) AS p FROM counts)
         SELECT min(h) FROM (SELECT -sum(p * ln(p)) AS h FROM shares GROUP BY {qis})
         """,

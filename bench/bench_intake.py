@@ -417,11 +417,12 @@ def child_baseline(utf8: Path) -> dict[str, Any]:
     """(a) DuckDB read_csv, every column as text, into an in-memory table."""
     import duckdb
 
+    from warehouse.sql import literal
+
     con = duckdb.connect()
-    path = str(utf8).replace("'", "''")
     rss_before = rss_now_mib()
     started = time.perf_counter()
-    con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{path}', all_varchar = true, header = true)")
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv({literal(str(utf8))}, all_varchar = true, header = true)")
     seconds = time.perf_counter() - started
     row = con.execute("SELECT count(*) FROM t").fetchone()
     assert row is not None

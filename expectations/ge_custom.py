@@ -18,7 +18,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     column_pair_condition_partial,
 )
 
-from expectations.suites import CHECK_DIGIT_WEIGHTS, DIGITS6
+from expectations.suites import DIGITS6
+from intake.localgov import check_digit_of
 from intake.phone import PHONE_DIGITS, PHONE_SHAPE
 
 # --- custom expectations ----------------------------------------------------------------------------
@@ -53,10 +54,9 @@ class ColumnValuesLocalGovernmentCheckDigit(ColumnMapMetricProvider):
         def digit(position: int) -> Any:
             return sa.try_cast(sa.func.substr(column, position, 1), sa.Integer)
 
-        weighted = sum((w * digit(i + 1) for i, w in enumerate(CHECK_DIGIT_WEIGHTS)), sa.literal(0))
         six_digits = sa.func.regexp_full_match(column, DIGITS6)
         # a value that is not 6 digits is format-error's business, so it passes here
-        return sa.or_(sa.not_(six_digits), digit(6) == (11 - weighted % 11) % 10)
+        return sa.or_(sa.not_(six_digits), digit(6) == check_digit_of([digit(i) for i in range(1, 6)]))
 
 
 class ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(ColumnMapExpectation):

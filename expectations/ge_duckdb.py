@@ -39,7 +39,6 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
-CHECKED_ON = "great-expectations 1.24.1, duckdb 1.5.6, duckdb_engine 0.17.0, SQLAlchemy 2.1.9"
 INDEX_COLUMN = "_row"
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from intake.problems import IntakeError
 from intake.process import choose_for_city
 from intake.read import read_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.members import Member
 from kouiki.settings import Paths
 
@@ -38,7 +39,7 @@ def pick_up(paths: Paths, member: Member, registry: Registry) -> Pickup:
             landed.append(land_file(paths, member.code, file))
     detected = {}
     for up in catalog.list_uploads(paths.catalog_url, city_code=member.code):
-        if up.status == "landed" and up.dataset_id is None:
+        if up.status == UploadStatus.LANDED and up.dataset_id is None:
             detected[up.upload_id] = detect_upload(paths, registry, up)
     return Pickup(landed=landed, new=sum(1 for x in landed if x.is_new), detected=detected)
 
@@ -52,11 +53,11 @@ def detect_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow,
         match = choose_for_city(raw, registry, upload.city_code, dataset_hint=dataset_hint,
                                 file_name=upload.original_name)
     except IntakeError as err:
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable",
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE,
                                   detail={"error": err.to_dict()})
-        return "unreadable"
+        return UploadStatus.UNREADABLE
     catalog.set_upload_status(
-        paths.catalog_url, upload.upload_id, "landed", dataset_id=match.dataset_id, variant=match.variant,
+        paths.catalog_url, upload.upload_id, UploadStatus.LANDED, dataset_id=match.dataset_id, variant=match.variant,
         detail={"detection": {"score": round(match.score, 3), "unmatched": match.unmatched,
                               "missing": match.missing, "encoding": raw.encoding, "format": raw.format}},
     )

@@ -23,6 +23,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.crashpoints import crash_point
 from kouiki.settings import Paths
 from warehouse import lake
@@ -32,7 +33,6 @@ SAFE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}
 MANIFEST_SUFFIX = ".upload.json"
 REFUSAL_SUFFIX = ".refused.json"   # the upload service refused these bytes (status and reason)
 TMP_PREFIX = ".landing-"   # + the writer's pid: a leftover of a dead process is removed at the next run
-DECISION_STATUS = {"accept": "accepted", "quarantine": "quarantined", "reject": "rejected"}
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,9 @@ def refusal_path(landed: Path) -> Path:
 
 def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str, Any]) -> None:
     """Keep the service's refusal beside the landed file, so a rebuilt catalog never lets the pipeline process
-    bytes the service refused."""
+    bytes the service refused. ``status`` is an :class:`UploadStatus` or its value (anything else raises)."""
     landed = paths.home / stored_path
-    _write_beside(landed, refusal_path(landed), {"status": status, "detail": detail})
+    _write_beside(landed, refusal_path(landed), {"status": UploadStatus(status).value, "detail": detail})
 
 
 def _write_beside(landed: Path, target: Path, doc: dict[str, Any]) -> None:
@@ -156,7 +156,7 @@ def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
         "stored_path": manifest["stored_path"],
         "received_at": datetime.fromisoformat(manifest["received_at"]),
         "source": manifest.get("source", "inbox"),
-        "status": "landed",
+        "status": UploadStatus.LANDED,
     }
     refusal = paths.home / manifest["stored_path"]
     refused = read_refusal(refusal_path(refusal))
@@ -165,7 +165,7 @@ def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
     processed = lake.history_of(paths.lake, manifest["city_code"], manifest["upload_id"])
     if processed is not None:
         html = paths.reports / manifest["city_code"] / f"{manifest['upload_id']}.html"
-        row |= {"status": DECISION_STATUS.get(str(processed["decision"]), "rejected"),
+        row |= {"status": UploadStatus.of_decision(str(processed["decision"])),
                 "dataset_id": processed["dataset_id"],
                 "detail": {"rows": processed["rows"], "rows_accepted": processed["rows_accepted"],
                            "rows_quarantined": processed["rows_quarantined"], "restored": True,

@@ -16,12 +16,22 @@ import csv
 import functools
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import jaconv
 
-_WEIGHTS = (6, 5, 4, 3, 2)
+# d6 = (11 - ((6*d1 + 5*d2 + 4*d3 + 3*d4 + 2*d5) mod 11)) mod 10  (standards/_common.yaml)
+CHECK_DIGIT_WEIGHTS = (6, 5, 4, 3, 2)
+
+# Columns holding a 全国地方公共団体コード (_common.yaml local_government_code.columns).
+LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
+    "全国地方公共団体コード", "所在地_全国地方公共団体コード",
+    "市区町村コード", "都道府県コード又は市区町村コード",
+})
+
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 _DIGITS = re.compile(r"[0-9]{1,6}")
 _FLOAT_TEXT = re.compile(r"([0-9]+)\.0*")      # "122033.0": a numeric Excel cell written out as text
@@ -54,12 +64,21 @@ class LocalGovernment:
         return self.code[2:5] == "000"
 
 
+def check_digit_of(digits: Sequence[Any]) -> Any:
+    """The check-digit formula over the first five digits, written once for every engine that checks it.
+
+    ``digits`` are ints, polars expressions or SQLAlchemy column expressions (each overloads + * - %), so the
+    result is an int, or an expression of the same kind that computes the digit row by row.
+    """
+    weighted = sum(w * d for w, d in zip(CHECK_DIGIT_WEIGHTS, digits[:5], strict=True))
+    return (11 - weighted % 11) % 10
+
+
 def check_digit(code5: str) -> str:
-    """The 6th digit of a 5-digit JIS code: (11 - (6*d1+5*d2+4*d3+3*d4+2*d5) mod 11) mod 10."""
+    """The 6th digit of a 5-digit JIS code, e.g. '13219' → '5' (see :func:`check_digit_of`)."""
     if len(code5) != 5 or not code5.isascii() or not code5.isdigit():
         raise ValueError(f"expected 5 half-width digits, got {code5!r}")
-    total = sum(int(d) * w for d, w in zip(code5, _WEIGHTS, strict=True))
-    return str((11 - total % 11) % 10)
+    return str(check_digit_of([int(d) for d in code5]))
 
 
 def is_valid_code(code: str) -> bool:

@@ -111,13 +111,12 @@ _INTEGER = re.compile(r"^\d+$")
 _POSTAL = re.compile(r"^〒?\s*\d{3}-\d{4}$")
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff\u3000 ・ー]+$")
 
-# the column types each kind of value fits
-KIND_TYPES: dict[str, frozenset[str]] = {
-    "latitude": frozenset({"number"}), "longitude": frozenset({"number"}), "code": frozenset({"code"}),
-    "phone": frozenset({"phone"}), "postal_code": frozenset({"postal_code"}), "url": frozenset({"url"}),
-    "email": frozenset({"email"}), "date": frozenset({"date"}), "time": frozenset({"time"}),
-    "integer": frozenset({"integer", "number", "code", "string"}), "number": frozenset({"number"}),
-    "kana": frozenset({"kana", "string"}), "text": frozenset({"string", "kana"}),
+# the column types each kind of value fits, the type a column of that kind is given first (intake.own)
+KIND_TYPES: dict[str, tuple[str, ...]] = {
+    "latitude": ("number",), "longitude": ("number",), "code": ("code",), "phone": ("phone",),
+    "postal_code": ("postal_code",), "url": ("url",), "email": ("email",), "date": ("date",), "time": ("time",),
+    "integer": ("integer", "number", "code", "string"), "number": ("number",), "kana": ("kana", "string"),
+    "text": ("string", "kana"),
 }
 # kinds precise enough to map a column whose header says nothing
 DISTINCT_KINDS = ("latitude", "longitude", "phone", "postal_code", "email", "url")
@@ -249,7 +248,7 @@ def _fits(kind: str | None, column: Column, dataset: Dataset) -> bool | None:
         return column.name == (dataset.lat_column or "緯度")
     if kind == "longitude":
         return column.name == (dataset.lon_column or "経度")
-    return column.type in KIND_TYPES.get(kind, frozenset())
+    return column.type in KIND_TYPES.get(kind, ())
 
 
 def propose_for_dataset(header: list[str], kinds: list[str | None], dataset: Dataset, aliases: dict[str, str],
@@ -303,6 +302,11 @@ def names_dataset(dataset: Dataset, file_name: str | None) -> bool:
     name = header_key(Path(file_name).stem)
     words = {w for w in re.split(r"[^a-z0-9]+", name) if w}
     return any(slug.casefold() in words for slug in dataset.file_slugs) or header_key(dataset.name_ja) in name
+
+
+def type_of_kind(kind: str | None) -> str:
+    """The column type a column whose values are of ``kind`` is given (string for text, unknown or empty)."""
+    return KIND_TYPES[kind][0] if kind in KIND_TYPES else "string"
 
 
 def column_kinds(header: list[str], data: pl.DataFrame) -> list[str | None]:

@@ -30,7 +30,7 @@ import yaml
 from expectations.model import Dataset
 from intake.headers import header_key, normalise_header
 from intake.localgov import lookup
-from intake.mapping import column_kinds, header_signature
+from intake.mapping import column_kinds, header_signature, type_of_kind
 from intake.problems import Notice
 from intake.read import RawTable
 from kouiki.settings import kouiki_home
@@ -39,10 +39,6 @@ OWN_PREFIX = "own_"
 OWN_FOLDER = Path("schemas") / "own"
 ID_COLUMN = "ID"
 CODE_COLUMN = "全国地方公共団体コード"
-# the column type each value kind gets (intake.mapping.value_kind); text and unknown stay string
-KIND_TYPE = {"date": "date", "time": "time", "phone": "phone", "postal_code": "postal_code", "url": "url",
-             "email": "email", "integer": "integer", "number": "number", "latitude": "number",
-             "longitude": "number", "kana": "kana", "code": "code"}
 _LEADING_ZERO = re.compile(r"^0\d")
 
 
@@ -162,7 +158,7 @@ def infer_own_schema(raw: RawTable, city_code: str, dataset_id: str, file_name: 
     lat = lon = None
     for pos, (text, name) in enumerate(zip(raw.header, names, strict=True)):
         kind = kinds[pos]
-        col_type = KIND_TYPE.get(kind or "", "string")
+        col_type = type_of_kind(kind)
         if name == CODE_COLUMN:
             col_type = "code"
         elif name == ID_COLUMN:

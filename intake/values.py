@@ -73,12 +73,6 @@ HIRAGANA_TO_KATAKANA = "hiragana-to-katakana"  # こまえ in a カナ column
 KANA_LONG_VOWEL = "kana-long-vowel"            # センタ- in a カナ column: a hyphen after katakana is ー
 ADDRESS_PREFIX_ADDED = "address-prefix-added"  # 狛江市和泉本町… → 東京都狛江市和泉本町… (from the row's code)
 
-# Columns holding a 全国地方公共団体コード (_common.yaml local_government_code.columns).
-LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
-    "全国地方公共団体コード", "所在地_全国地方公共団体コード",
-    "市区町村コード", "都道府県コード又は市区町村コード",
-})
-
 # Characters that stand in for a hyphen/minus in real files (incl. the katakana long vowel ー).
 _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−ー－ｰ"})
 _NON_ASCII_DASHES = "‐‑‒–—―−ー－ｰ─━"   # the same, plus box-drawing look-alikes
@@ -556,8 +550,7 @@ def normalise_kana(text: str) -> tuple[str | None, str | None]:
 
 def _local_government_code_is_canonical(v: pl.Expr) -> pl.Expr:
     digit = [v.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(6)]
-    weighted = sum((d * w for d, w in zip(digit, (6, 5, 4, 3, 2), strict=False)), pl.lit(0))
-    return v.str.contains(r"^[0-9]{6}$") & (((11 - weighted % 11) % 10) == digit[5])
+    return v.str.contains(r"^[0-9]{6}$") & (localgov.check_digit_of(digit) == digit[5])
 
 
 # YYYY-MM-DD of a real day, as one regex (one pass over the column, 25% faster than a shape regex plus
@@ -678,7 +671,7 @@ def kind_for(col_type: str, column_name: str) -> _Kind:
 def is_local_government_code_column(column_name: str) -> bool:
     """True for the standard's code columns, also when a dash-like character replaced ー (コ―ド)."""
     name = re.sub(r"[‐‑‒–—―−－ｰ-]", "ー", unicodedata.normalize("NFKC", column_name).strip())
-    return name in LOCAL_GOVERNMENT_CODE_COLUMNS
+    return name in localgov.LOCAL_GOVERNMENT_CODE_COLUMNS
 
 
 def normalise_column(raw: pl.Series, col_type: str, *, column_name: str = "") -> ColumnResult:

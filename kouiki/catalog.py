@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -36,6 +37,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+
+class UploadStatus(StrEnum):
+    """Where an upload is in the pipeline, as the catalog stores it (the values are the stored and shown strings;
+    a StrEnum equals its string, so rows written before the enum read the same)."""
+
+    LANDED = "landed"            # stored; not processed yet (or put back for a rerun)
+    ACCEPTED = "accepted"        # validated; every row published
+    QUARANTINED = "quarantined"  # validated; rows with errors withheld, the others published
+    REJECTED = "rejected"        # validated or refused by the service: nothing of it is published
+    UNREADABLE = "unreadable"    # the file could not be read (encoding, layout, no dataset recognised)
+
+    @classmethod
+    def of_decision(cls, decision: str) -> UploadStatus:
+        """The status a validation decision (accept / quarantine / reject) leaves; anything else rejects."""
+        return {"accept": cls.ACCEPTED, "quarantine": cls.QUARANTINED}.get(decision, cls.REJECTED)
+
+
 metadata = MetaData()
 
 # JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
@@ -54,7 +72,7 @@ uploads = Table(
     Column("source", String(32), nullable=False, default="inbox"),  # inbox, api, cli
     Column("dataset_id", String(64), index=True),
     Column("variant", String(32)),
-    Column("status", String(32), nullable=False, default="landed"),
+    Column("status", String(32), nullable=False, default=UploadStatus.LANDED.value),
     Column("detail", Document),  # detection, counts, decision, report paths
     Column("updated_at", DateTime(timezone=True)),
 )
@@ -147,7 +165,7 @@ class UploadRow:
     source: str
     dataset_id: str | None
     variant: str | None
-    status: str
+    status: UploadStatus
     detail: dict[str, Any] | None
 
 
@@ -180,7 +198,8 @@ def add_upload(url: str, row: dict[str, Any]) -> bool:
             ).first()
             if exists:
                 return False
-            conn.execute(insert(uploads).values(**row, updated_at=row.get("received_at", now())))
+            status = UploadStatus(row.get("status", UploadStatus.LANDED)).value
+            conn.execute(insert(uploads).values(**row | {"status": status}, updated_at=row.get("received_at", now())))
             audit(conn, "system", "upload.landed", row["upload_id"], {"city": row["city_code"]})
     except IntegrityError:
         # Another process (a parallel run on a shared PostgreSQL catalog) landed the same bytes first.
@@ -191,6 +210,9 @@ def add_upload(url: str, row: dict[str, Any]) -> bool:
 
 
 def set_upload_status(url: str, upload_id: str, status: str, **fields: Any) -> None:
+    """Store ``status`` (an :class:`UploadStatus` or its value: anything else raises ValueError) and merge
+    ``detail`` into the upload's detail."""
+    stored = UploadStatus(status).value
     with begin(url) as conn:
         current = conn.execute(select(uploads.c.detail).where(uploads.c.upload_id == upload_id)).scalar()
         detail = dict(current or {})
@@ -198,7 +220,7 @@ def set_upload_status(url: str, upload_id: str, status: str, **fields: Any) -> N
         conn.execute(
             update(uploads)
             .where(uploads.c.upload_id == upload_id)
-            .values(status=status, detail=detail, updated_at=now(), **fields)
+            .values(status=stored, detail=detail, updated_at=now(), **fields)
         )
 
 
@@ -233,4 +255,5 @@ def release_numbers(url: str, dataset_id: str) -> set[int]:
 
 
 def _to_upload(row: Any) -> UploadRow:
-    return UploadRow(**{k: row[k] for k in UploadRow.__dataclass_fields__})
+    fields = {k: row[k] for k in UploadRow.__dataclass_fields__}
+    return UploadRow(**fields | {"status": UploadStatus(fields["status"])})

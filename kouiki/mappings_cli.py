@@ -27,6 +27,7 @@ from intake.mapping import (
 from intake.problems import IntakeError
 from intake.read import RawTable, read_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths, get_paths
 
 mappings_app = typer.Typer(help="column mappings of cities' own layouts / 独自形式の列の対応", no_args_is_help=True)
@@ -44,26 +45,29 @@ def proposals_for(paths: Paths, registry: Registry,
     return raw, propose_mapping(raw.header, raw.data, registry, file_name=upload.original_name)
 
 
-def _upload_or_exit(paths: Paths, upload_id: str) -> catalog.UploadRow:
+def _proposals_or_exit(paths: Paths, registry: Registry,
+                       upload_id: str) -> tuple[catalog.UploadRow, RawTable, list[MappingProposal]]:
+    """The upload, its file as read and its proposals; one line (ja / en) and exit 1 when there is no such upload
+    or its file does not read."""
     from kouiki.office_cli import fail
 
     upload = catalog.get_upload(paths.catalog_url, upload_id.strip())
     if upload is None:
         raise fail(f"受付番号 {upload_id} の登録はありません。", f"There is no upload {upload_id}.")
-    return upload
+    try:
+        raw, proposals = proposals_for(paths, registry, upload)
+    except IntakeError as err:
+        raise fail(err.message_ja, err.message_en) from None
+    return upload, raw, proposals
 
 
 @mappings_app.command("show")
 def show(upload_id: Annotated[str, typer.Argument(help="upload id, e.g. 222127-0a1b2c3d4e5f6789")]) -> None:
     """The mapping proposals for an upload, with scores, and the accepted mapping of its layout if any."""
-    from kouiki.office_cli import fail, print_json
+    from kouiki.office_cli import print_json
 
-    paths, registry = get_paths(), default_registry()
-    upload = _upload_or_exit(paths, upload_id)
-    try:
-        raw, proposals = proposals_for(paths, registry, upload)
-    except IntakeError as err:
-        raise fail(err.message_ja, err.message_en) from None
+    paths = get_paths()
+    upload, raw, proposals = _proposals_or_exit(paths, default_registry(), upload_id)
     accepted = find_mapping(upload.city_code, raw.header)
     print_json({"upload_id": upload.upload_id, "city_code": upload.city_code, "file": upload.original_name,
                 "rows": raw.data.height, "header": raw.header,
@@ -84,11 +88,7 @@ def accept(
     from service.revisit import reevaluate, revisitable
 
     paths, registry = get_paths(), default_registry()
-    upload = _upload_or_exit(paths, upload_id)
-    try:
-        raw, proposals = proposals_for(paths, registry, upload)
-    except IntakeError as err:
-        raise fail(err.message_ja, err.message_en) from None
+    upload, raw, proposals = _proposals_or_exit(paths, registry, upload_id)
     if dataset:
         proposals = [p for p in proposals if p.dataset_id == dataset] or _forced(raw, registry, dataset)
     if not proposals:
@@ -103,9 +103,9 @@ def accept(
                       {"file": str(file), "dataset": chosen.dataset_id, "score": chosen.score})
     if revisitable(upload):
         reevaluate(paths, registry, upload, member, reason=f"mapping accepted ({file.name})")
-    elif upload.status != "landed":
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "landed", dataset_id=chosen.dataset_id,
-                                  variant=None)
+    elif upload.status != UploadStatus.LANDED:
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.LANDED,
+                                  dataset_id=chosen.dataset_id, variant=None)
     ok = run_city(paths, member) if run else None
     current = catalog.get_upload(paths.catalog_url, upload.upload_id)
     assert current is not None

@@ -29,8 +29,9 @@ from rich.table import Table
 from expectations.times import format_jst
 from intake.localgov import is_valid_code, lookup
 from kouiki import catalog, tokens
+from kouiki.catalog import UploadStatus
 from kouiki.members import Member, RegistryError, city_label, load_members, member_by_code, not_a_member
-from kouiki.publication import ReleaseIndex, publication
+from kouiki.publication import PublicationState, ReleaseIndex, publication
 from kouiki.settings import Paths, get_paths, members_file
 
 office_app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -44,7 +45,11 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 # Statuses a rerun puts back to "landed" (refused and unreadable ones only if their re-evaluation passes).
-RERUNNABLE = ("accepted", "quarantined", "rejected", "unreadable", "landed")
+RERUNNABLE = (UploadStatus.ACCEPTED, UploadStatus.QUARANTINED, UploadStatus.REJECTED, UploadStatus.UNREADABLE,
+              UploadStatus.LANDED)
+# How `kouiki status` colours a publication state (the others are left plain).
+STATE_COLOURS = {PublicationState.PUBLISHED: "green", PublicationState.PARTLY_PUBLISHED: "yellow",
+                 PublicationState.REFUSED: "red", PublicationState.UNREADABLE: "red", PublicationState.WITHHELD: "red"}
 
 
 def fail(message_ja: str, message_en: str = "", code: int = 1) -> typer.Exit:
@@ -343,11 +348,10 @@ def upload_status_table(title: str) -> Table:
     return table
 
 
-def add_upload_row(table: Table, city: str, up: catalog.UploadRow, index: ReleaseIndex) -> str:
+def add_upload_row(table: Table, city: str, up: catalog.UploadRow, index: ReleaseIndex) -> PublicationState:
     """One upload's row; returns its publication state."""
     pub = publication(up, index)
-    colour = {"published": "green", "partly_published": "yellow", "refused": "red", "unreadable": "red",
-              "withheld": "red"}.get(pub.state)
+    colour = STATE_COLOURS.get(pub.state)
     label = f"{pub.label_ja}\n{pub.label_en}"
     reasons = "\n".join(f"{r.title_ja} / {r.title_en} ×{r.count}" for r in pub.reasons)
     table.add_row(city, up.original_name, up.dataset_id or "-", f"[{colour}]{label}[/{colour}]" if colour else label,
@@ -398,10 +402,10 @@ def mark_for_rerun(paths: Paths, city_code: str, dataset: str | None = None,
     marked = []
     for up in ups:
         if revisitable(up):
-            if reevaluate(paths, default_registry(), up, member).after == "landed":
+            if reevaluate(paths, default_registry(), up, member).after == UploadStatus.LANDED:
                 marked.append(up)
         else:
-            catalog.set_upload_status(paths.catalog_url, up.upload_id, "landed")
+            catalog.set_upload_status(paths.catalog_url, up.upload_id, UploadStatus.LANDED)
             marked.append(up)
         if progress is not None and task is not None:
             progress.advance(task)

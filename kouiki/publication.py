@@ -11,25 +11,44 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from expectations.errors import ERROR_TYPES
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 
 TOP_REASONS = 3
 OLDER_RELEASES_SEARCHED = 50   # how far back a replaced upload's last release is looked for
 
+
+
+class PublicationState(StrEnum):
+    """Where an upload stands for its city (the values are what the API and ``kouiki status --json`` show)."""
+
+    PUBLISHED = "published"                  # in the latest release of its dataset
+    PARTLY_PUBLISHED = "partly_published"    # in the latest release, some rows withheld
+    WAITING = "waiting"                      # landed, not processed yet
+    VALIDATED = "validated"                  # validated, waiting for the next release
+    WITHHELD = "withheld"                    # every row withheld: nothing to publish
+    REFUSED = "refused"                      # rejected (by validation or the upload service)
+    UNREADABLE = "unreadable"                # the file could not be read
+    SUPERSEDED = "superseded"                # only older releases list it: a newer upload replaced it
+
+
 # state → (Japanese, English); "{n}" is the release number.
-LABELS: dict[str, tuple[str, str]] = {
-    "published": ("公開済み（第{n}版）", "published (release {n})"),
-    "partly_published": ("一部保留・公開済み（第{n}版）", "published in part (release {n}), some rows withheld"),
-    "waiting": ("受付済み（処理待ち）", "received (waiting for processing)"),
-    "validated": ("検証済み（次の公開待ち）", "validated (waiting for the next release)"),
-    "withheld": ("全行保留（公開なし）", "every row withheld (nothing published)"),
-    "refused": ("受付不可", "not accepted"),
-    "unreadable": ("受付不可（読み込めません）", "not accepted (the file cannot be read)"),
-    "superseded": ("差し替え済み（第{n}版まで公開）", "replaced by a newer upload (published up to release {n})"),
+LABELS: dict[PublicationState, tuple[str, str]] = {
+    PublicationState.PUBLISHED: ("公開済み（第{n}版）", "published (release {n})"),
+    PublicationState.PARTLY_PUBLISHED: ("一部保留・公開済み（第{n}版）",
+                                        "published in part (release {n}), some rows withheld"),
+    PublicationState.WAITING: ("受付済み（処理待ち）", "received (waiting for processing)"),
+    PublicationState.VALIDATED: ("検証済み（次の公開待ち）", "validated (waiting for the next release)"),
+    PublicationState.WITHHELD: ("全行保留（公開なし）", "every row withheld (nothing published)"),
+    PublicationState.REFUSED: ("受付不可", "not accepted"),
+    PublicationState.UNREADABLE: ("受付不可（読み込めません）", "not accepted (the file cannot be read)"),
+    PublicationState.SUPERSEDED: ("差し替え済み（第{n}版まで公開）",
+                                  "replaced by a newer upload (published up to release {n})"),
 }
 
 
@@ -45,7 +64,7 @@ class Reason:
 class Publication:
     """The city's view of one upload."""
 
-    state: str
+    state: PublicationState
     release: int | None
     rows_read: int | None
     rows_published: int | None
@@ -116,22 +135,22 @@ def publication(upload: catalog.UploadRow, index: ReleaseIndex) -> Publication:
     withheld = _int(detail.get("rows_quarantined"))
     reasons, warnings = withheld_and_warnings(detail)
     warned = _int(detail.get("rows_with_warnings"))
-    if upload.status == "unreadable":
-        return Publication("unreadable", None, read, 0, read, _error_reason(detail))
-    if upload.status == "rejected":
-        return Publication("refused", None, read, 0, read, reasons or _error_reason(detail))
-    if upload.status == "landed" or upload.dataset_id is None:
-        return Publication("waiting", None, None, None, None)
+    if upload.status == UploadStatus.UNREADABLE:
+        return Publication(PublicationState.UNREADABLE, None, read, 0, read, _error_reason(detail))
+    if upload.status == UploadStatus.REJECTED:
+        return Publication(PublicationState.REFUSED, None, read, 0, read, reasons or _error_reason(detail))
+    if upload.status == UploadStatus.LANDED or upload.dataset_id is None:
+        return Publication(PublicationState.WAITING, None, None, None, None)
     found = index.find(upload.dataset_id, upload.upload_id)
     if found is None:
-        state = "withheld" if accepted == 0 and read else "validated"
-        return Publication(state, None, read, 0 if state == "withheld" else None, withheld, reasons, warned,
-                           warnings)
+        if accepted == 0 and read:
+            return Publication(PublicationState.WITHHELD, None, read, 0, withheld, reasons, warned, warnings)
+        return Publication(PublicationState.VALIDATED, None, read, None, withheld, reasons, warned, warnings)
     number, is_latest, rows_in_release = found
     published = rows_in_release if rows_in_release is not None else accepted
     if not is_latest:
-        return Publication("superseded", number, read, published, withheld, reasons, warned, warnings)
-    state = "partly_published" if withheld else "published"
+        return Publication(PublicationState.SUPERSEDED, number, read, published, withheld, reasons, warned, warnings)
+    state = PublicationState.PARTLY_PUBLISHED if withheld else PublicationState.PUBLISHED
     return Publication(state, number, read, published, withheld, reasons, warned, warnings)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from intake.landing import landed_files, landing_leftovers, restore_uploads, sha256_of
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.runlock import pid_alive
 from kouiki.settings import Paths
 from publish.recover import recover_releases
@@ -42,7 +43,7 @@ def recover_files(paths: Paths) -> tuple[list[str], list[str]]:
         repaired.append(f"{tmp}: 中断された受付の残りを削除 / removed a leftover of an interrupted landing")
     repaired += restore_uploads(paths)
     releases = recover_releases(paths.releases, paths.catalog_url)
-    pending = [u for u in catalog.list_uploads(paths.catalog_url) if u.status == "landed"]
+    pending = [u for u in catalog.list_uploads(paths.catalog_url) if u.status == UploadStatus.LANDED]
     changed = refuse_changed_uploads(paths, pending)
     changed += changed_landed_files(paths, skip={paths.home / u.stored_path for u in pending})
     return repaired + releases.repaired, releases.problems + changed
@@ -101,7 +102,7 @@ def refuse_changed_uploads(paths: Paths, uploads: list[catalog.UploadRow]) -> li
             "message_ja": "受付後にファイルの内容が変わっています（改ざん・破損）。使いません",
             "message_en": "the landed file changed after it was received (tampered or damaged): not used",
         }}
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable", detail=detail)
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE, detail=detail)
         lines.append(f"{landed}: 受付後に内容が変わっています（sha256 が名前と不一致）。アップロード "
                      f"{upload.upload_id} は使いません — バックアップから戻して kouiki upload rerun "
                      f"{upload.city_code} / changed after landing (sha256 does not match its name): upload "

@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from portal.errors import ValidationError
+from warehouse.sql import literal, quote
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 32000            # CKAN's ckan.datastore.search.rows_max default
@@ -45,10 +46,6 @@ CKAN_TYPES = {
     "DOUBLE": "float8", "FLOAT": "float4", "BOOLEAN": "bool", "DATE": "date", "TIME": "time",
     "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
 }
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def ckan_type(duckdb_type: str) -> str:
@@ -220,7 +217,7 @@ class Datastore:
         self.root = releases_root.resolve()
         self._con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                            "autoload_known_extensions": False})
-        self._con.execute(f"SET allowed_directories = [{_sql_text(str(self.root) + '/')}]")
+        self._con.execute(f"SET allowed_directories = [{literal(str(self.root) + '/')}]")
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
         # DuckDB imports pandas on the first bound parameter (seconds without bytecode): pay it at start-up,
@@ -328,10 +325,6 @@ class Datastore:
             raise ValidationError({"query": [_safe_message(exc, self.root)]}) from exc
         finally:
             cursor.close()
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _safe_message(exc: Exception, root: Path) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.duck import literal, quote
+from warehouse.sql import literal, quote
 
 SHOWN_KEYS = 100
 

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from expectations.model import Column, Dataset
-from warehouse.duck import literal, quote
+from warehouse.sql import literal, quote
 
 # Provenance columns of a published table that identify the city's cell a finding is about.
 ROW_KEY = ("_upload_id", "_source_line")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.duck import literal, quote
+from warehouse.sql import literal, quote
 
 
 def write_json(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], target: Path) -> Path:

@@ -39,7 +39,7 @@ from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
 from publish.recover import ReleaseStateError as ReleaseStateError
 from publish.recover import read_json_file, recover_dataset, write_pointer
-from warehouse.duck import literal, quote
+from warehouse.sql import literal, quote
 
 LICENCES = {
     "CC-BY-4.0": {"title": "クリエイティブ・コモンズ 表示 4.0 国際 (CC BY 4.0)",

@@ -29,13 +29,14 @@ from intake.landing import REFUSAL_SUFFIX, read_refusal, record_refusal, refusal
 from intake.problems import IntakeError
 from intake.process import stage_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.members import Member
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
 
-REFUSED = "refused"                       # detail key, as in service.submit
+REFUSED = "refused"       # detail key: the service refused this upload (formula, another city's rows)
 # Statuses whose decision intake or the service made before anything was validated: evaluated again.
-REVISITABLE = ("unreadable", "rejected")
+REVISITABLE = (UploadStatus.UNREADABLE, UploadStatus.REJECTED)
 DECISION_ACTION = "upload.decision"
 
 
@@ -44,8 +45,8 @@ class Reevaluation:
     """What one upload's evaluation decided, before and after."""
 
     upload_id: str
-    before: str
-    after: str                    # landed (will be processed), unreadable, rejected (refused)
+    before: UploadStatus
+    after: UploadStatus           # landed (will be processed), unreadable, rejected (refused)
     dataset_id: str | None
     error: dict[str, Any] | None
     changed: bool
@@ -57,7 +58,7 @@ class Reevaluation:
 
 def is_refused(upload: catalog.UploadRow) -> bool:
     """Refused by the service (formulas, only another city's rows) or unreadable to intake."""
-    return upload.status == "unreadable" or bool((upload.detail or {}).get(REFUSED))
+    return upload.status == UploadStatus.UNREADABLE or bool((upload.detail or {}).get(REFUSED))
 
 
 def revisitable(upload: catalog.UploadRow) -> bool:
@@ -74,26 +75,26 @@ def reevaluate(paths: Paths, registry: Registry, upload: catalog.UploadRow, memb
         staged = stage_file(landed, registry, original_name=upload.original_name, dataset_hint=dataset_hint,
                             city_code=upload.city_code)
     except IntakeError as err:
-        return _still_refused(paths, upload, err, "unreadable", refused=False, actor=actor, reason=reason,
+        return _still_refused(paths, upload, err, UploadStatus.UNREADABLE, refused=False, actor=actor, reason=reason,
                               before_error=before_error)
     refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, member.code, member.submits_for)
     if refusal is not None:
-        return _still_refused(paths, upload, refusal, "rejected", refused=True, actor=actor, reason=reason,
+        return _still_refused(paths, upload, refusal, UploadStatus.REJECTED, refused=True, actor=actor, reason=reason,
                               before_error=before_error)
     supersede_refusal(landed)
     match = staged.match
     catalog.set_upload_status(
-        paths.catalog_url, upload.upload_id, "landed", dataset_id=match.dataset_id, variant=match.variant,
+        paths.catalog_url, upload.upload_id, UploadStatus.LANDED, dataset_id=match.dataset_id, variant=match.variant,
         detail={REFUSED: False, "error": None,
                 "detection": {"score": round(match.score, 3), "unmatched": match.unmatched,
                               "missing": match.missing, "encoding": staged.raw_table.encoding,
                               "format": staged.raw_table.format}})
-    after = Reevaluation(upload.upload_id, upload.status, "landed", match.dataset_id, None, changed=True)
+    after = Reevaluation(upload.upload_id, upload.status, UploadStatus.LANDED, match.dataset_id, None, changed=True)
     record_decision(paths, after, actor=actor, reason=reason, before_error=before_error)
     return after
 
 
-def _still_refused(paths: Paths, upload: catalog.UploadRow, err: IntakeError, status: str, *, refused: bool,
+def _still_refused(paths: Paths, upload: catalog.UploadRow, err: IntakeError, status: UploadStatus, *, refused: bool,
                    actor: str, reason: str, before_error: Any) -> Reevaluation:
     error = err.to_dict()
     same = upload.status == status and isinstance(before_error, dict) and before_error.get("code") == error["code"] \

@@ -32,12 +32,13 @@ from intake.landing import Landed, land_file, record_refusal, safe_suffix, sha25
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
+from service.revisit import REFUSED
 
 PROBLEM_LINES_SHOWN = 200      # line numbers listed per problem in the API answer (the report has all)
 PROBLEM_EXAMPLES_SHOWN = 5
-REFUSED = "refused"            # detail key: the service refused this upload (formula, another city's rows)
 
 _import_lock = threading.Lock()
 # Two requests with the same bytes for the same city must not land and validate them twice at once.
@@ -114,12 +115,12 @@ def submit_upload(paths: Paths, registry: Registry, city_code: str, source: Path
         except IntakeError as err:
             upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
             _refuse_if_refused(upload)
-            _refuse(paths, upload, err, status="unreadable")   # detection passed, staging did not
+            _refuse(paths, upload, err, status=UploadStatus.UNREADABLE)   # detection passed, staging did not
         refusal = find_formula_cell(staged.raw_table) or find_other_city_row(staged, city_code, submits_for)
         step("landing")
         if refusal is not None:
             landed = _land(paths, city_code, source, original_name, via, sha)
-            _refuse(paths, _get(paths, landed.upload_id), refusal, status="rejected", refused=True)
+            _refuse(paths, _get(paths, landed.upload_id), refusal, status=UploadStatus.REJECTED, refused=True)
         upload = _land_and_detect(paths, registry, city_code, source, original_name, via, sha, dataset_hint)
         _refuse_if_refused(upload)
         step("validating")
@@ -130,13 +131,13 @@ def _land_and_detect(paths: Paths, registry: Registry, city_code: str, source: P
                      sha: str, dataset_hint: str | None) -> catalog.UploadRow:
     """land_file, then detect_upload (records the dataset, or ``unreadable``) unless it was detected before."""
     upload = _get(paths, _land(paths, city_code, source, name, via, sha).upload_id)
-    if upload.dataset_id is None and upload.status == "landed":
+    if upload.dataset_id is None and upload.status == UploadStatus.LANDED:
         detect_upload(paths, registry, upload, dataset_hint=dataset_hint)
         upload = _get(paths, upload.upload_id)
     return upload
 
 
-def _refuse(paths: Paths, upload: catalog.UploadRow, error: IntakeError, *, status: str,
+def _refuse(paths: Paths, upload: catalog.UploadRow, error: IntakeError, *, status: UploadStatus,
             refused: bool = False) -> NoReturn:
     detail: dict[str, Any] = {"error": error.to_dict()}
     if refused:
@@ -179,7 +180,7 @@ def _revisit_if_refused(paths: Paths, registry: Registry, upload: catalog.Upload
 
 def _refuse_if_refused(upload: catalog.UploadRow) -> None:
     detail = upload.detail or {}
-    if upload.status == "unreadable" or detail.get(REFUSED):
+    if upload.status == UploadStatus.UNREADABLE or detail.get(REFUSED):
         raise UploadRefused(dict(detail.get("error") or {"code": "unreadable"}), upload.upload_id)
 
 
@@ -230,12 +231,12 @@ def upload_json(up: catalog.UploadRow) -> dict[str, Any]:
         "upload_id": up.upload_id, "city_code": up.city_code, "file_name": up.original_name, "sha256": up.sha256,
         "size": up.size, "received_at": _utc(up.received_at).isoformat(), "source": up.source,
         "dataset_id": up.dataset_id, "variant": up.variant, "status": up.status,
-        "decision": (detail.get("validation") or {}).get("decision") if up.status == "landed" else None,
+        "decision": (detail.get("validation") or {}).get("decision") if up.status == UploadStatus.LANDED else None,
         "rows": detail.get("rows", (detail.get("validation") or {}).get("rows")),
         "rows_accepted": detail.get("rows_accepted", (detail.get("validation") or {}).get("rows_accepted")),
         "rows_quarantined": detail.get("rows_quarantined",
                                        (detail.get("validation") or {}).get("rows_quarantined")),
-        "error": detail.get("error") if up.status == "unreadable" or detail.get(REFUSED) else None,
+        "error": detail.get("error") if up.status == UploadStatus.UNREADABLE or detail.get(REFUSED) else None,
         "has_report": bool(detail.get("report_html")),
     }
 

@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -49,6 +50,18 @@ def test_verified_examples_from_the_common_rules() -> None:
     examples = rules["local_government_code"]["check_digit"]["verified_examples"]
     assert len(examples) >= 10
     assert all(is_valid_code(code) for code in examples)
+
+
+def test_local_government_code_columns_match_the_common_rules() -> None:
+    rules = yaml.safe_load(COMMON_YAML.read_text(encoding="utf-8"))
+    assert set(rules["local_government_code"]["columns"]) == localgov.LOCAL_GOVERNMENT_CODE_COLUMNS
+
+
+def test_the_check_digit_formula_as_a_polars_expression_agrees_with_the_scalar_one() -> None:
+    five = pl.Series("code5", [code[:5] for code in REFERENCE_CODES] + ["00000", "99999", "47999"])
+    digits = [pl.col("code5").str.slice(i, 1).cast(pl.Int32) for i in range(5)]
+    computed = pl.DataFrame([five]).select(localgov.check_digit_of(digits)).to_series().to_list()
+    assert computed == [int(check_digit(code5)) for code5 in five.to_list()]
 
 
 @pytest.mark.parametrize("bad", ["122034", "12203", "１２２０３３", "12203a", "1220330", "", "0", 122033])

@@ -10,24 +10,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from test_report import NORMALISATIONS, NOTICES
 from test_validate import aed_dataset, break_rows, komae_rows, write_staged
-from tools.axe import axe_violations, describe, horizontal_overflow
+from tools.axe import NEEDS_CHROMIUM, assert_accessible, chromium
 
 from assets.scoreboard import ScoreRow, write_report
 from expectations.report import build_data_docs, render_report
 from expectations.validate import ValidationResult, validate_table
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTHS = (1280, 390)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 def score_row(code: str, name: str, dataset: str, dataset_ja: str, **values: object) -> ScoreRow:
@@ -106,10 +100,8 @@ def pages(validation: ValidationResult, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_page(browser: Browser, path: Path, width: int) -> Page:
@@ -122,14 +114,7 @@ def open_page(browser: Browser, path: Path, width: int) -> Page:
 @pytest.mark.parametrize("kind", ["city report", "scoreboard", "data docs"])
 def test_page_is_accessible(pages: dict[str, Path], browser: Browser, kind: str, width: int) -> None:
     page = open_page(browser, pages[kind], width)
-    violations = axe_violations(page)
-    assert violations == [], f"{kind} at {width} px:\n{describe(violations)}"
-    assert page.locator("h1").count() == 1
-    assert page.locator("main#main").count() == 1
-    assert page.locator("a").first.get_attribute("href") == "#main"     # the skip link comes first
-    assert horizontal_overflow(page) == 0, f"{kind} scrolls sideways at {width} px"
-    page.set_viewport_size({"width": 320, "height": 800})
-    assert horizontal_overflow(page) == 0, f"{kind} scrolls sideways at 320 px"
+    assert_accessible(page, f"{kind} at {width} px")
     page.context.close()
 
 

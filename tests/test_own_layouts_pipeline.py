@@ -35,10 +35,9 @@ from own_layouts import (
     write_csv,
     write_members,
 )
-from typer.testing import CliRunner
+from tools.cli import kouiki
 
 from kouiki import catalog
-from kouiki.cli import app
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
 from pipelines.sensors import upload_sensor
@@ -49,13 +48,6 @@ def office(kouiki_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KOUIKI_MEMBERS", str(write_members(tmp_path / "members.yaml")))
     monkeypatch.setenv("KOUIKI_MAPPINGS", str(tmp_path / "mappings"))
     return Paths(kouiki_home).ensure()
-
-
-def kouiki(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _latest(paths: Paths, dataset: str) -> pl.DataFrame:

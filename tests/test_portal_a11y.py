@@ -16,24 +16,16 @@ from typing import Any
 
 import polars as pl
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
-from tools.axe import axe_violations, describe, horizontal_overflow
+from playwright.sync_api import Browser, BrowserContext, Page, Route
+from tools.axe import NEEDS_CHROMIUM, accessibility_problems, chromium, reflow_problems
 
 from portal.app import create_app
 from portal.settings import GSI_TILES, PortalSettings
 from portal.testing import build_sample_tree, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TILE_HOST = "cyberjapandata.gsi.go.jp"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's chromium is not installed (/usr/bin/chromium); "
-                              "install it with: apt-get install -y chromium"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 # Every kind of page the portal serves as HTML: (name, path).
 PAGES = [
@@ -87,10 +79,8 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def offline_context(browser: Browser, outside: list[str], **options: Any) -> BrowserContext:
@@ -126,8 +116,8 @@ def _open(page: Page, url: str) -> None:
         page.wait_for_selector("#map[data-ready]", state="attached", timeout=10_000)
 
 
-def _check_structure(page: Page, name: str) -> None:
-    assert page.locator("h1").count() == 1, f"{name}: {page.locator('h1').count()} h1"
+def _check_landmarks(page: Page, name: str) -> None:
+    """The portal's own layout (base.html): its skip link, header, navigation and footer."""
     skip = page.locator("a.skip-link")
     assert skip.count() == 1 and skip.get_attribute("href") == "#main", f"{name}: no skip link to #main"
     for landmark in ("header", "main#main", "footer", "nav"):
@@ -140,17 +130,10 @@ def test_every_page_kind_passes_axe_and_reflows(portal: Portal, page: Page) -> N
         page.set_viewport_size({"width": width, "height": height})
         for name, path in PAGES:
             _open(page, portal.url + path)
-            _check_structure(page, name)
-            violations = axe_violations(page)
-            if violations:
-                problems.append(f"{name} at {width} px:\n{describe(violations)}")
+            _check_landmarks(page, name)
+            problems += accessibility_problems(page, f"{name} at {width} px")
             if width < 1000:
-                for narrow in (390, 320):
-                    page.set_viewport_size({"width": narrow, "height": height})
-                    overflow = horizontal_overflow(page)
-                    if overflow:
-                        problems.append(f"{name}: scrolls sideways by {overflow} px at {narrow} px")
-                page.set_viewport_size({"width": width, "height": height})
+                problems += reflow_problems(page, name, (390, 320))
     assert not problems, "\n".join(problems)
 
 

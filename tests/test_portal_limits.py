@@ -5,7 +5,6 @@ quickly without delaying anybody else's request."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tools.raw_http import HugeHeader, request_with_headers, send_huge_header
 
 from kouiki.settings import REPO_ROOT
 from service.testing import free_port
@@ -49,29 +49,8 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def _address(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").split(":")
-    return host, int(port)
-
-
-def _status_line(sock: socket.socket) -> str:
-    data = b""
-    try:
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except (ConnectionResetError, TimeoutError):
-        pass
-    return data.split(b"\r\n", 1)[0].decode("latin-1")
-
-
 def _request_with_headers(url: str, headers: list[tuple[str, str]]) -> str:
-    with socket.create_connection(_address(url), timeout=10) as sock:
-        head = f"GET {STATUS} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
-        sock.sendall((head + "\r\n").encode("ascii"))
-        return _status_line(sock)
+    return request_with_headers(url, STATUS, headers)
 
 
 def test_ordinary_requests_pass_and_too_many_or_too_large_headers_get_431(portal: str) -> None:
@@ -81,22 +60,8 @@ def test_ordinary_requests_pass_and_too_many_or_too_large_headers_get_431(portal
 
 
 def test_a_200_mb_header_is_refused_quickly_and_delays_nobody(portal: str) -> None:
-    outcome: dict[str, object] = {}
-
-    def huge_header() -> None:
-        started = time.monotonic()
-        with socket.create_connection(_address(portal), timeout=30) as sock:
-            try:
-                sock.sendall(f"GET {STATUS} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".encode())
-                chunk = b"a" * (1 << 20)
-                for _ in range(200):
-                    sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                outcome["cut_after_s"] = time.monotonic() - started
-            outcome["answer"] = _status_line(sock)
-            outcome["seconds"] = time.monotonic() - started
-
-    sender = threading.Thread(target=huge_header)
+    outcome: list[HugeHeader] = []
+    sender = threading.Thread(target=lambda: outcome.append(send_huge_header(portal, STATUS, 200)))
     sender.start()
     latencies: list[float] = []
     with httpx.Client(timeout=10) as client:
@@ -107,7 +72,8 @@ def test_a_200_mb_header_is_refused_quickly_and_delays_nobody(portal: str) -> No
             time.sleep(0.05)
     sender.join(timeout=60)
     # refused (431) or cut off long before 200 MB were read; the portal answered everyone else meanwhile
-    assert str(outcome.get("answer", "")).startswith("HTTP/1.1 431") or "cut_after_s" in outcome, outcome
-    assert float(outcome["seconds"]) < 10, outcome  # type: ignore[arg-type]
+    [huge] = outcome
+    assert huge.answer.startswith("HTTP/1.1 431") or huge.cut_after_s is not None, huge
+    assert huge.seconds < 10, huge
     assert max(latencies) < 2.0, latencies
 

@@ -142,9 +142,9 @@ def test_status_detail_is_jsonb_and_merges(tmp_path: Path, monkeypatch: pytest.M
     aed = next(u for u in catalog.list_uploads(pg_url) if u.dataset_id == "aed")
     decision = {"decision": "quarantine", "rows": {"accepted": 80, "quarantined": 2},
                 "message": "電話番号の形式が正しくない行があります / Some phone numbers are malformed"}
-    catalog.set_upload_status(pg_url, aed.upload_id, "validated", detail=decision)
+    catalog.set_upload_status(pg_url, aed.upload_id, "quarantined", detail=decision)
     after = catalog.get_upload(pg_url, aed.upload_id)
-    assert after is not None and after.status == "validated" and after.detail is not None
+    assert after is not None and after.status == "quarantined" and after.detail is not None
     assert after.detail["detection"] == (aed.detail or {})["detection"]    # merged, not replaced
     assert after.detail["message"] == decision["message"]
     # The server itself can query inside the document (JSONB operators).

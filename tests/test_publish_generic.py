@@ -22,8 +22,7 @@ import pytest
 from assets.models import MODELS_ROOT
 from expectations.model import Column, Dataset
 from expectations.registry import default_registry
-from expectations.suites import LOCAL_GOVERNMENT_CODE_COLUMNS
-from intake.localgov import with_address_prefix
+from intake.localgov import LOCAL_GOVERNMENT_CODE_COLUMNS, with_address_prefix
 from intake.values import FULL_ADDRESS_COLUMNS
 from kouiki.settings import REPO_ROOT
 from portal.app import create_app

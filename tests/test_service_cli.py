@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 from sqlalchemy import select
-from typer.testing import CliRunner
+from tools.cli import kouiki
 
 from assets.partitions import MEMBER_CITIES
 from intake.localgov import check_digit, lookup
 from kouiki import catalog, tokens
-from kouiki.cli import app
 from kouiki.members import load_members
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
@@ -36,13 +35,6 @@ def office(kouiki_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     members.write_text(text.replace("inbox: demo/uploads/", "# inbox: demo/uploads/"), encoding="utf-8")
     monkeypatch.setenv("KOUIKI_MEMBERS", str(members))
     return Paths(kouiki_home).ensure()
-
-
-def kouiki(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 # ------------------------------------------------------------------------------------------------- tokens

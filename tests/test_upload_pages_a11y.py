@@ -15,15 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from tools.axe import axe_violations, describe, horizontal_overflow
+from playwright.sync_api import Browser, Page, expect
+from tools.axe import NEEDS_CHROMIUM, assert_accessible, chromium
 
 from kouiki.tokens import issue_token
 from service.testing import RunningService, catalog_url, run_service, write_members
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 KOMAE = "132195"
 WIDTHS = (1280, 390)
@@ -35,8 +32,7 @@ EVENTS = ("都道府県コード又は市区町村コード,NO,都道府県名,�
           "132195,3,東京都,狛江市,講演会,コウエンカイ,2023/4/1,未定,10:00,12:00,市役所,狛江市和泉本町\n")
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)"),
+    *NEEDS_CHROMIUM,
     pytest.mark.skipif(not KOMAE_AED.exists(), reason="needs demo/uploads"),
 ]
 
@@ -71,10 +67,8 @@ def uploaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uploaded]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def new_page(browser: Browser, width: int) -> Page:
@@ -87,22 +81,6 @@ def log_in(page: Page, up: Uploaded) -> None:
     page.fill("#token", up.token)
     page.click("#login-button")
     expect(page.locator("#city-name")).to_have_text("狛江市")
-
-
-def assert_accessible(page: Page, what: str) -> None:
-    """0 axe violations, one h1, a skip link that leads to <main>, no sideways scrolling (here and at 320 px)."""
-    violations = axe_violations(page)
-    assert violations == [], f"{what}:\n{describe(violations)}"
-    assert page.locator("h1").count() == 1, what
-    assert page.locator("main").count() == 1, what
-    first_link = page.locator("a").first
-    assert first_link.get_attribute("href") == "#main", f"{what}: the first link is not the skip link"
-    assert page.locator("#main").evaluate("m => m.tagName") == "MAIN"
-    assert horizontal_overflow(page) == 0, f"{what}: scrolls sideways"
-    width = page.viewport_size["width"] if page.viewport_size else 0
-    page.set_viewport_size({"width": 320, "height": 800})
-    assert horizontal_overflow(page) == 0, f"{what}: scrolls sideways at 320 px"
-    page.set_viewport_size({"width": width, "height": 900})
 
 
 @pytest.mark.parametrize("width", WIDTHS)

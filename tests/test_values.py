@@ -507,14 +507,6 @@ def test_local_government_code_name_comes_from_the_series_when_not_given() -> No
     assert result.values.to_list() == ["092011"]
 
 
-def test_local_government_code_columns_match_the_common_rules() -> None:
-    import yaml
-
-    path = Path(__file__).resolve().parents[1] / "expectations" / "standards" / "_common.yaml"
-    rules = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert set(rules["local_government_code"]["columns"]) == V.LOCAL_GOVERNMENT_CODE_COLUMNS
-
-
 def test_us_order_is_read_only_when_the_column_proves_it() -> None:
     proven = normalise_column(pl.Series(["7/13/2020", "7/1/2020", "12/11/2020"]), "date")
     assert proven.values.to_list() == ["2020-07-13", "2020-07-01", "2020-12-11"]

@@ -15,6 +15,7 @@ import duckdb
 from expectations.model import Dataset
 from kouiki.settings import REPO_ROOT
 from warehouse import lake
+from warehouse.sql import literal, quote
 
 REFERENCE_CSV = REPO_ROOT / "kouiki" / "data" / "local_governments.csv"
 FINDINGS_COLUMNS = {"_city_code": "VARCHAR", "upload_id": "VARCHAR", "source_line": "BIGINT",
@@ -47,14 +48,6 @@ def connect(db_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDB
         yield con
     finally:
         con.close()
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: Path, datasets: Iterable[Dataset]) -> None:

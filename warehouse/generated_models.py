@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from expectations.model import Column, Dataset
+from warehouse.sql import quote
 
 GENERATED_SCHEMAS = ("staging", "conformed")
 # The SQL type a column of the standard is published as; types not listed stay text (VARCHAR).
@@ -58,10 +59,6 @@ class GeneratedModel:
     description: str
     tests: tuple[GeneratedTest, ...]
     column_descriptions: dict[str, str]
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def generated_models(datasets: Iterable[Dataset]) -> dict[str, GeneratedModel]:
