@@ -364,10 +364,11 @@ def _publish_table(
     import duckdb
 
     from publish.release import publish_dataset
+    from warehouse.sql import literal
 
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
-        source = "'" + str(parquet).replace("'", "''") + "'"
+        source = literal(str(parquet))
         con.execute(
             f"CREATE TABLE release AS SELECT *, CAST(NULL AS VARCHAR) AS _upload_id FROM read_parquet({source})"
         )

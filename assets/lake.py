@@ -28,13 +28,14 @@ from assets.partitions import member_cities
 from expectations.model import Dataset
 from expectations.registry import default_registry
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths
 from pipelines.resources import KouikiHome
 
 if TYPE_CHECKING:  # warehouse.load brings Great Expectations (seconds): imported by the asset body, not at load
     from warehouse.load import LoadOutcome
 
-PENDING = ("landed",)
+PENDING = (UploadStatus.LANDED,)
 USABLE = ("accept", "quarantine")   # decisions whose rows are written to the lake
 
 def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
@@ -90,7 +91,7 @@ def pending_uploads(paths: Paths, dataset_id: str, cities: list[str]) -> list[ca
     waiting = {u.city_code for u in pending}
     newest_good: dict[str, catalog.UploadRow] = {}
     for u in ups:
-        if u.status in ("accepted", "quarantined"):
+        if u.status in (UploadStatus.ACCEPTED, UploadStatus.QUARANTINED):
             newest_good[u.city_code] = u
     for city, upload in newest_good.items():
         if city not in waiting and not lake.partition_exists(paths.lake, "staged", dataset_id, city):

@@ -35,7 +35,7 @@ from expectations.registry import Registry, default_registry, registry_inputs
 from kouiki import file_cache
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.resources import KouikiHome
-from warehouse import generated_models, sql_models
+from warehouse import sql_models
 from warehouse.sql_models import (
     ALL_FINDINGS,
     REGISTRY_SOURCES,
@@ -104,9 +104,9 @@ _PROJECT_MODELS: dict[Path, tuple[Registry, tuple[tuple[str, int, int], ...], di
 def _discover_cached(root: Path, registry: Registry) -> dict[str, Model]:
     """The project's models, kept on disk between processes until a model file, a schema file or the code that
     parses them changes (parsing dozens of models with sqlglot takes most of a definitions load)."""
-    code = [Path(sql_models.__file__), Path(generated_models.__file__)]
+    code = Path(sql_models.__file__).parent   # warehouse/: the parser, the generated models, the quoting
     return file_cache.cached(
-        "models", [root, *registry_inputs(), *code],
+        "models", [root, *registry_inputs(), code],
         lambda: discover(root, sources=known_sources(registry.datasets), datasets=registry.datasets.values()))
 
 

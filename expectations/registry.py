@@ -134,13 +134,13 @@ def default_registry() -> Registry:
 
 
 def registry_inputs() -> list[Path]:
-    """Every file the default registry is built from, and the code that builds it (for ``kouiki.file_cache``)."""
+    """Every file the default registry is built from, and the code that builds it (for ``kouiki.file_cache``):
+    the whole of ``expectations/`` (schemas and code) and ``intake/`` (header names), not a list to keep right."""
     from kouiki.settings import kouiki_home
 
     extra = os.environ.get("KOUIKI_SCHEMAS")
     here = Path(__file__).resolve().parent
-    return [SCHEMAS_DIR, kouiki_home() / "schemas" / "own", here / "registry.py", here / "model.py",
-            *([Path(extra)] if extra else [])]
+    return [here, here.parent / "intake", kouiki_home() / "schemas" / "own", *([Path(extra)] if extra else [])]
 
 
 def with_own_datasets(registry: Registry, folder: Path | None = None) -> Registry:

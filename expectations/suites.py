@@ -28,6 +28,7 @@ import duckdb
 
 from expectations.errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
 from expectations.model import Column, Dataset
+from intake.localgov import CHECK_DIGIT_WEIGHTS, LOCAL_GOVERNMENT_CODE_COLUMNS, check_digit_of
 from intake.phone import PHONE_DIGITS, PHONE_SHAPE, phone_digits_sql
 
 if TYPE_CHECKING:
@@ -36,18 +37,12 @@ if TYPE_CHECKING:
 # Great Expectations (seconds to import) is imported by the functions that build a GE suite; the checks and their
 # SQL (``kouiki inspect``, the gap-closing queries) do without it. Its custom expectations: expectations.ge_custom.
 
-# --- the 全国地方公共団体コード check digit ---------------------------------------------------------
-# d6 = (11 - ((6*d1 + 5*d2 + 4*d3 + 3*d4 + 2*d5) mod 11)) mod 10  (standards/_common.yaml)
-CHECK_DIGIT_WEIGHTS = (6, 5, 4, 3, 2)
-LOCAL_GOVERNMENT_CODE_COLUMNS = frozenset({
-    "全国地方公共団体コード", "所在地_全国地方公共団体コード", "市区町村コード",
-    "都道府県コード又は市区町村コード"})
+# --- the 全国地方公共団体コード check digit (the formula and the code columns live in intake.localgov) --------
 
 
 def local_government_check_digit(first_five: str) -> int:
     """The check digit of a 5-digit JIS local government code, e.g. '13219' → 5."""
-    weighted = sum(w * int(d) for w, d in zip(CHECK_DIGIT_WEIGHTS, first_five, strict=True))
-    return (11 - weighted % 11) % 10
+    return int(check_digit_of([int(d) for d in first_five]))
 
 
 # --- formats: anchored (^…$) because DuckDB 2.0's ~ matches partially -----------------------------

@@ -15,6 +15,7 @@ from dagster import AssetKey, DagsterInstance
 
 from assets.partitions import MEMBER_CITIES
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.members import Member, load_members
 from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, get_paths
@@ -134,8 +135,8 @@ def datasets_waiting(paths: Paths, cities: list[str]) -> list[str]:
     """Datasets with uploads to load for these cities (or a lake partition to rebuild)."""
     waiting = set()
     for up in catalog.list_uploads(paths.catalog_url, city_codes=cities):
-        if up.dataset_id and (up.status == "landed" or (
-                up.status in ("accepted", "quarantined")
+        if up.dataset_id and (up.status == UploadStatus.LANDED or (
+                up.status in (UploadStatus.ACCEPTED, UploadStatus.QUARANTINED)
                 and not lake.partition_exists(paths.lake, "staged", up.dataset_id, up.city_code))):
             waiting.add(up.dataset_id)
     return sorted(waiting)
@@ -196,4 +197,4 @@ def _refused(uploads: list[catalog.UploadRow]) -> bool:
     newest: dict[str, catalog.UploadRow] = {}
     for up in uploads:
         newest[up.dataset_id or up.upload_id] = up
-    return any(up.status in ("rejected", "unreadable") for up in newest.values())
+    return any(up.status in (UploadStatus.REJECTED, UploadStatus.UNREADABLE) for up in newest.values())

@@ -27,6 +27,7 @@ from sqlalchemy import or_, select
 
 from assets.partitions import MEMBER_CITIES, member_cities
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.members import Member
 from kouiki.settings import Paths
 from pipelines.automation import CITY_TAG, TRIGGER_TAG, load_settings
@@ -34,7 +35,7 @@ from pipelines.jobs import ingest_city
 from pipelines.resources import KouikiHome
 
 SETTINGS = load_settings()
-WAITING = "landed"   # an upload the pipeline has not processed yet
+WAITING = UploadStatus.LANDED   # an upload the pipeline has not processed yet
 NOT_FINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                 DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 

@@ -39,6 +39,7 @@ from intake.localgov import lookup, other_municipality
 from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog
+from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths
 from warehouse import lake
 from warehouse.staged_db import validate_staged as validate_staged  # shared with the service and inspect
@@ -64,11 +65,6 @@ class LoadOutcome:
 Item = tuple[catalog.UploadRow, StagedUpload]
 # A batch validated in one Great Expectations run holds at most this many rows (memory stays bounded).
 BATCH_ROWS = 400_000
-
-
-def load_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow) -> LoadOutcome:
-    """Take one landed upload through staging and validation into the lake (see :func:`load_uploads`)."""
-    return load_uploads(paths, registry, [upload])[0]
 
 
 def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadRow],
@@ -152,7 +148,8 @@ def _data_docs(paths: Paths, dataset_id: str, result: ValidationResult, run_name
 
 
 def _unreadable(paths: Paths, upload: catalog.UploadRow, err: IntakeError) -> LoadOutcome:
-    catalog.set_upload_status(paths.catalog_url, upload.upload_id, "unreadable", detail={"error": err.to_dict()})
+    catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE,
+                              detail={"error": err.to_dict()})
     return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0, {err.code: 1}, None,
                        [err.to_dict()])
 
@@ -221,8 +218,7 @@ def _write(paths: Paths, upload: catalog.UploadRow, staged: StagedUpload, result
         errors_by_code=_errors_by_code(result),
     )
     catalog.set_upload_status(
-        paths.catalog_url, upload.upload_id, {"accept": "accepted", "quarantine": "quarantined"}.get(
-            result.decision, "rejected"),
+        paths.catalog_url, upload.upload_id, UploadStatus.of_decision(result.decision),
         dataset_id=dataset_id, variant=staged.match.variant,
         detail={"rows": outcome.rows, "rows_accepted": outcome.rows_accepted,
                 "rows_quarantined": outcome.rows_quarantined, "failures_by_code": outcome.failures_by_code,

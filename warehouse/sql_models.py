@@ -44,6 +44,7 @@ import yaml
 from expectations.model import Dataset
 from kouiki.members import Member
 from warehouse.generated_models import GeneratedModel, generated_models
+from warehouse.sql import literal, quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -151,7 +152,7 @@ class Model:
     @property
     def relation(self) -> str:
         """The quoted DuckDB name of the model's view or table."""
-        return f"{self.schema}.{_quote(self.stem)}"
+        return f"{self.schema}.{quote(self.stem)}"
 
 
 @dataclass(frozen=True)
@@ -489,14 +490,6 @@ def build_order(models: Mapping[str, Model]) -> list[str]:
 # --- building -----------------------------------------------------------------------------------------------
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
     """(name, type) of a table or view's columns."""
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
@@ -556,7 +549,7 @@ def _check_target(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest
 
 def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> CheckOutcome:
     """Run a column test on the built model: how many rows break it, and a few examples."""
-    col = _quote(test.column)
+    col = quote(test.column)
     target = model.relation
     if test.kind == "not_null":
         failing_rows = f"SELECT * FROM {target} WHERE {col} IS NULL"
@@ -564,12 +557,12 @@ def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> 
         failing_rows = (f"SELECT * FROM {target} WHERE {col} IN "
                         f"(SELECT {col} FROM {target} WHERE {col} IS NOT NULL GROUP BY ALL HAVING count(*) > 1)")
     elif test.kind == "accepted_values":
-        values = ", ".join(_literal(str(v)) for v in test.params["values"])
+        values = ", ".join(literal(str(v)) for v in test.params["values"])
         failing_rows = f"SELECT * FROM {target} WHERE {col} IS NOT NULL AND CAST({col} AS VARCHAR) NOT IN ({values})"
     else:  # relationships
-        to = ".".join(_quote(p) for p in str(test.params["to"]).split("."))
+        to = ".".join(quote(p) for p in str(test.params["to"]).split("."))
         failing_rows = (f"SELECT * FROM {target} AS t WHERE t.{col} IS NOT NULL AND NOT EXISTS "
-                        f"(SELECT 1 FROM {to} AS r WHERE r.{_quote(test.target_field)} = t.{col})")
+                        f"(SELECT 1 FROM {to} AS r WHERE r.{quote(test.target_field)} = t.{col})")
     counted = con.execute(f"SELECT count(*) FROM ({failing_rows})").fetchone()
     failing = int(counted[0]) if counted else 0
     return CheckOutcome(failing=failing, examples=_examples(con, model, test, failing_rows) if failing else [],
@@ -578,7 +571,7 @@ def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> 
 
 def _examples(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest, failing_rows: str) -> list[str]:
     if test.kind != "not_null":
-        sql = f"SELECT DISTINCT CAST({_quote(test.column)} AS VARCHAR) AS v FROM ({failing_rows}) ORDER BY v LIMIT 5"
+        sql = f"SELECT DISTINCT CAST({quote(test.column)} AS VARCHAR) AS v FROM ({failing_rows}) ORDER BY v LIMIT 5"
         return [str(r[0]) for r in con.execute(sql).fetchall()]
     # a NULL says nothing: point at the rows instead when the model carries provenance
     columns = {c for c, _ in relation_columns(con, model.relation)}
@@ -621,11 +614,11 @@ def _all_findings_view(con: duckdb.DuckDBPyConnection, dataset_ids: list[str]) -
     """One fixed set of columns whatever each dataset's findings view has (an empty one has fewer)."""
     parts = []
     for dataset_id in dataset_ids:
-        view = f"findings.{_quote(dataset_id)}"
+        view = f"findings.{quote(dataset_id)}"
         have = {c for c, _ in relation_columns(con, view)}
-        cols = [_quote(c) if c in have else f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in FINDINGS_COLUMNS.items()]
-        parts.append(f"SELECT {_literal(dataset_id)} AS dataset_id, {', '.join(cols)} FROM {view}")
+        cols = [quote(c) if c in have else f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in FINDINGS_COLUMNS.items()]
+        parts.append(f"SELECT {literal(dataset_id)} AS dataset_id, {', '.join(cols)} FROM {view}")
     if not parts:
-        cols = [f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in FINDINGS_COLUMNS.items()]
+        cols = [f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in FINDINGS_COLUMNS.items()]
         parts.append(f"SELECT CAST(NULL AS VARCHAR) AS dataset_id, {', '.join(cols)} WHERE false")
     con.execute(f"CREATE OR REPLACE VIEW {ALL_FINDINGS} AS {' UNION ALL '.join(parts)}")
