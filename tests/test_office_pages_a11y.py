@@ -128,7 +128,8 @@ def test_wide_tables_scroll_in_a_focusable_labelled_region(pages: dict[str, Path
         assert region.evaluate("r => r.scrollWidth > r.clientWidth")     # the table is wider: it scrolls here
         region.focus()
         page.keyboard.press("ArrowRight")
-        assert region.evaluate("r => r.scrollLeft") > 0                   # …by keyboard too
+        # …by keyboard too (the browser may animate the scroll: wait for it, up to 5 s on a busy machine)
+        page.wait_for_function("r => r.scrollLeft > 0", arg=region.element_handle(), timeout=5000)
     page.context.close()
 
 

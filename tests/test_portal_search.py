@@ -202,9 +202,12 @@ def test_parser_is_linear_and_capped() -> None:
     timings = []
     for size in (20_000, 80_000):                      # 4× the text: about 4× the time, never 16×
         text = "x" * size
-        started = time.perf_counter()
-        solr_query.parse(text)
-        timings.append(time.perf_counter() - started)
+        runs = []
+        for _ in range(3):                             # the fastest of three: another process's burst is not ours
+            started = time.perf_counter()
+            solr_query.parse(text)
+            runs.append(time.perf_counter() - started)
+        timings.append(min(runs))
     assert timings[1] < 0.5 and timings[1] < 10 * max(timings[0], 1e-3)
 
 
