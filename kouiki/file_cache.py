@@ -19,6 +19,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar, cast
@@ -32,6 +33,7 @@ T = TypeVar("T")
 LOCK_FILE = REPO_ROOT / "uv.lock"
 # KOUIKI_FILE_CACHE=0 turns the cache off (e.g. to time a cold load).
 _DISABLED = ("0", "false", "no", "off")
+STALE_TMP_SECONDS = 600   # writing an entry takes milliseconds
 
 
 def cached(kind: str, inputs: Iterable[Path], build: Callable[[], T], folder: Path | None = None) -> T:
@@ -105,3 +107,8 @@ def _write(folder: Path, kind: str, entry: Path, result: object) -> None:
         if old != entry:
             with contextlib.suppress(OSError):
                 old.unlink()
+    # a process killed while writing leaves its temporary file: gone once no writer can still own it
+    for left in folder.glob(f".{kind}-*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - left.stat().st_mtime > STALE_TMP_SECONDS:
+                left.unlink()

@@ -68,6 +68,17 @@ def test_a_broken_entry_is_built_again_and_an_unwritable_cache_only_costs_time(i
     assert build.calls == 3
 
 
+def test_a_killed_writer_s_temporary_file_is_removed_later(inputs: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    stale, fresh = cache_dir / ".things-dead.tmp", cache_dir / ".things-writing.tmp"
+    stale.write_bytes(b"half an entry")
+    fresh.write_bytes(b"another process is writing this one")
+    os.utime(stale, (1, 1))
+    file_cache.cached("things", [inputs], Builder(inputs), cache_dir)
+    assert not stale.exists() and fresh.exists()
+
+
 def test_the_cache_can_be_turned_off(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOUIKI_FILE_CACHE", "0")
     build = Builder(inputs)
