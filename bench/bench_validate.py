@@ -63,6 +63,8 @@ from common import (  # noqa: E402
     write_result,
 )
 
+from warehouse.sql import literal, quote  # noqa: E402
+
 NAME = "validate"
 STAGE_VERSION = 1
 DATASET = "aed"
@@ -107,18 +109,13 @@ def stage_into_duckdb(cp932: Path, db: Path, csv: Path) -> dict[str, Any]:
     write_staged_db(db, staged.values, staged.raw)
     con = duckdb.connect(str(db))
     try:
-        listed = ", ".join(_quote(c) for c in columns)
-        target = str(csv).replace("'", "''")
-        con.execute(f"COPY (SELECT {listed} FROM staged ORDER BY {ROW}) TO '{target}' (HEADER, DELIMITER ',')")
+        listed = ", ".join(quote(c) for c in columns)
+        target = literal(str(csv))
+        con.execute(f"COPY (SELECT {listed} FROM staged ORDER BY {ROW}) TO {target} (HEADER, DELIMITER ',')")
     finally:
         con.close()
     return {"rows": staged.values.height, "columns": len(columns), "variant": staged.match.variant,
             "missing_columns": list(staged.match.missing), "extra_columns": list(staged.match.unmatched)}
-
-
-def _quote(identifier: str) -> str:
-    # expectations.suites.quote, without importing great_expectations (seconds) into this process
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 # --- (a) kouiki and (b) plain SQL --------------------------------------------------------------------
@@ -158,7 +155,7 @@ def plain_sql_validation(db: Path) -> dict[str, Any]:
             where = check.failing_sql("staged")
             if where is None or not counts.get(check.id):
                 continue
-            col = _quote(check.column)
+            col = quote(check.column)
             sql = (f"WITH f AS (SELECT {ROW} AS row, {LINE} AS source_line, CAST({col} AS VARCHAR) AS value "
                    f"FROM staged WHERE {where}) SELECT f.source_line, f.row, CAST(r.{col} AS VARCHAR) AS "
                    f"raw_value, f.value FROM f LEFT JOIN raw r ON r.{ROW} = f.row ORDER BY f.row")

@@ -30,6 +30,7 @@ from expectations.errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
 from expectations.model import Column, Dataset
 from intake.localgov import CHECK_DIGIT_WEIGHTS, LOCAL_GOVERNMENT_CODE_COLUMNS, check_digit_of
 from intake.phone import PHONE_DIGITS, PHONE_SHAPE, phone_digits_sql
+from warehouse.sql import literal, quote  # a leaf: imports nothing
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -187,15 +188,6 @@ class Check:
                 return f"{col} IS NOT NULL AND {other} IS NOT NULL{readable} AND NOT ({col} {op} {other})"
         raise ValueError(f"unknown check kind {self.kind!r}")
 
-
-def quote(identifier: str) -> str:
-    """A DuckDB identifier in double quotes (column names are Japanese, with brackets and spaces)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """A DuckDB string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _check_digit_ok_sql(col: str) -> str:
