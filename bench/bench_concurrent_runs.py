@@ -178,17 +178,21 @@ def inspect_instance(home: Path) -> tuple[int, int, bool]:
         with DagsterInstance.from_config(str(home / "dagster")) as instance:
             failed_steps = len(instance.get_event_records(EventRecordsFilter(DagsterEventType.STEP_FAILURE)))
             records = instance.get_run_records()
-            spans: dict[str, list[tuple[float, float]]] = {}
+            spans: dict[str, list[tuple[float, float, str]]] = {}
             for rec in records:
                 if rec.start_time is None or rec.end_time is None:
                     continue
-                lane = rec.dagster_run.tags.get("dagster/partition") or (
-                    "warehouse" if rec.dagster_run.job_name == "publish_region" else None)
+                run = rec.dagster_run
+                lane = run.tags.get("dagster/partition") or (
+                    "warehouse" if run.job_name == "publish_region" else None)
                 if lane:
-                    spans.setdefault(lane, []).append((rec.start_time, rec.end_time))
-            overlaps = sum(1 for lane in spans.values() for i, a in enumerate(sorted(lane))
-                           for b in sorted(lane)[i + 1:] if b[0] < a[1])
-            return failed_steps, overlaps, True
+                    who = f"{run.run_id[:8]} {run.job_name} {sorted(run.tags.items())}"
+                    spans.setdefault(lane, []).append((rec.start_time, rec.end_time, who))
+            pairs = [(a, b) for lane in spans.values() for i, a in enumerate(sorted(lane))
+                     for b in sorted(lane)[i + 1:] if b[0] < a[1]]
+            for a, b in pairs:   # which runs: the queue's tags decide, so they are printed with their tags
+                print(f"overlap: {a[2]}\n     and {b[2]}", file=sys.stderr)
+            return failed_steps, len(pairs), True
     except Exception as exc:  # storage that does not open is the finding, not a crash of the bench
         print(f"Dagster storage does not open: {exc}", file=sys.stderr)
         return -1, -1, False
