@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from intake.problems import IntakeError
+from intake.problems import IntakeError, Problem
 
 if TYPE_CHECKING:
     from expectations.model import Column, Dataset, Variant
@@ -288,15 +288,5 @@ def no_match_error(matches: list[HeaderMatch], registry: Registry) -> IntakeErro
     best = [m for m in matches[:3] if m.score >= MIN_CLOSE_SCORE]   # "close" at 0 % would mislead
     closest_ja = "、".join(f"{registry.get(m.dataset_id).name_ja}（{m.score:.0%}）" for m in best)
     closest_en = ", ".join(f"{registry.get(m.dataset_id).name_en} ({m.score:.0%})" for m in best)
-    return IntakeError(
-        "no-dataset-match",
-        "見出し行がどの標準データセットにも十分に一致しません。"
-        + (f"近いもの: {closest_ja}" if best else "近いデータセットもありません。"),
-        "The header row does not match any standard dataset well. "
-        + (f"Closest: {closest_en}" if best else "No dataset comes close."),
-        hint_ja=("見出し行を自治体標準オープンデータセットの項目名にするか、"
-                 "アップロード時にデータセットを指定してください。"),
-        hint_en=("Use the column names of the standard dataset in the header row, "
-                 "or name the dataset when uploading."),
-        line=None,
-    )
+    return IntakeError(Problem.of("no-dataset-match", "close" if best else "none", closest_ja=closest_ja,
+                                  closest_en=closest_en))

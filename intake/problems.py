@@ -1,13 +1,125 @@
-"""Problems intake can meet, each with a stable code and a message a city clerk can act on (ja + en).
+"""Every problem kouiki reports, in one shape: a :class:`Problem` (code, ja, en, hint, where) from one catalogue.
 
-Codes follow the spirit of Frictionless (``encoding-error``, ``blank-row``, ``extra-label`` …) so that the
-same problem always has the same name in reports, the API and the tests.
+Reading a file (:class:`IntakeError`, :class:`Notice`), validating its rows (``expectations.errors``), the upload
+service's refusals (``service.errors.ApiError``) and the portal's API errors (``portal.errors.ActionError``) all
+take their codes and words from ``problems.yaml`` beside this module. Codes follow the spirit of Frictionless
+(``encoding-error``, ``blank-row``, ``extra-label`` …) so that the same problem always has the same name in
+reports, the API and the tests. This module is a leaf: it imports no other package of the project.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+CATALOGUE_FILE = Path(__file__).with_name("problems.yaml")
+DEFAULT_STATUS = 422   # the upload service's answer for a file it cannot read, unless the entry says otherwise
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Words(_Frozen):
+    """The same words in Japanese and English (may be str.format templates)."""
+
+    ja: str
+    en: str
+
+
+class Variant(_Frozen):
+    """Other words for the same code, where the case differs (a 0-byte file, a workbook with no data …)."""
+
+    message: Words
+    hint: Words | None = None
+
+
+class ValidationTraits(_Frozen):
+    """What validation needs beyond the words: how heavy the problem is and where it applies."""
+
+    explanation: Words
+    severity: Literal["error", "warning"]
+    weight: int
+    scope: Literal["file", "row", "cell"]
+
+
+class Entry(_Frozen):
+    """One code of the catalogue."""
+
+    title: Words
+    message: Words | None = None
+    hint: Words | None = None
+    variants: dict[str, Variant] = {}
+    status: int = DEFAULT_STATUS
+    validation: ValidationTraits | None = None
+    notice: bool = False
+
+
+@cache
+def catalogue() -> dict[str, Entry]:
+    """Every code and its entry, from ``problems.yaml`` (read once)."""
+    loaded = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    return {str(code): Entry.model_validate(entry) for code, entry in loaded.items()}
+
+
+def entry(code: str) -> Entry:
+    """The catalogue entry of ``code``; KeyError names the unknown code."""
+    try:
+        return catalogue()[code]
+    except KeyError:
+        raise KeyError(f"unknown problem code {code!r}: add it to {CATALOGUE_FILE.name}") from None
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a problem is: the file, the 1-based physical line (or sheet row), the byte offset, the column."""
+
+    file: str | None = None
+    line: int | None = None
+    byte_offset: int | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem, in words a city clerk can act on: what went wrong (ja, en), what to do (hint), where."""
+
+    code: str
+    ja: str
+    en: str
+    hint_ja: str = ""
+    hint_en: str = ""
+    where: Where = Where()
+
+    @classmethod
+    def of(cls, code: str, variant: str | None = None, /, *, where: Where | None = None,
+           **fields: Any) -> Problem:
+        """The problem ``code`` (in the words of ``variant``), its templates filled with ``fields``."""
+        known = entry(code)
+        chosen = known.variants[variant] if variant else None
+        message = chosen.message if chosen else known.message
+        hint = chosen.hint if chosen and chosen.hint else known.hint
+        if message is None:
+            raise KeyError(f"problem code {code!r} has no message of its own: name one of {sorted(known.variants)}")
+        return cls(code, message.ja.format(**fields), message.en.format(**fields),
+                   hint.ja.format(**fields) if hint else "", hint.en.format(**fields) if hint else "",
+                   where or Where())
+
+    @property
+    def status(self) -> int:
+        """The HTTP status the upload service answers this problem with."""
+        return entry(self.code).status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as intake has always stored and answered it (catalog detail, API body)."""
+        return {"code": self.code, "message_ja": self.ja, "message_en": self.en, "hint_ja": self.hint_ja,
+                "hint_en": self.hint_en, "line": self.where.line, "byte_offset": self.where.byte_offset,
+                "column": self.where.column}
 
 
 @dataclass(frozen=True)
@@ -27,38 +139,46 @@ class Notice:
 
 
 class IntakeError(Exception):
-    """A file that cannot be read at all. Says what, where and how to fix it, in Japanese and English."""
+    """A file that cannot be read at all: carries the :class:`Problem` saying what, where and how to fix it."""
 
-    def __init__(
-        self,
-        code: str,
-        message_ja: str,
-        message_en: str,
-        *,
-        hint_ja: str = "",
-        hint_en: str = "",
-        line: int | None = None,
-        byte_offset: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        super().__init__(message_en)
-        self.code = code
-        self.message_ja = message_ja
-        self.message_en = message_en
-        self.hint_ja = hint_ja
-        self.hint_en = hint_en
-        self.line = line
-        self.byte_offset = byte_offset
-        self.column = column
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.en)
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:   # pickles (a run's worker process) with its problem
+        return (IntakeError, (self.problem,))
+
+    @property
+    def code(self) -> str:
+        return self.problem.code
+
+    @property
+    def message_ja(self) -> str:
+        return self.problem.ja
+
+    @property
+    def message_en(self) -> str:
+        return self.problem.en
+
+    @property
+    def hint_ja(self) -> str:
+        return self.problem.hint_ja
+
+    @property
+    def hint_en(self) -> str:
+        return self.problem.hint_en
+
+    @property
+    def line(self) -> int | None:
+        return self.problem.where.line
+
+    @property
+    def byte_offset(self) -> int | None:
+        return self.problem.where.byte_offset
+
+    @property
+    def column(self) -> str | None:
+        return self.problem.where.column
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message_ja": self.message_ja,
-            "message_en": self.message_en,
-            "hint_ja": self.hint_ja,
-            "hint_en": self.hint_en,
-            "line": self.line,
-            "byte_offset": self.byte_offset,
-            "column": self.column,
-        }
+        return self.problem.to_dict()

@@ -28,7 +28,7 @@ from intake.headers import (
     no_match_error,
     normalise_header,
 )
-from intake.problems import IntakeError, Notice
+from intake.problems import IntakeError, Notice, Problem, Where
 from intake.read import RawTable, read_file
 from intake.values import ADDRESS_PREFIX_ADDED, normalise_column, prefix_full_addresses
 
@@ -83,14 +83,7 @@ def refuse_without_rows(raw: RawTable, file_name: str | None = None) -> None:
     if raw.data.height:
         return
     name = file_name or "ファイル"
-    raise IntakeError(
-        "no-data-rows",
-        f"「{name}」には見出し行だけがあり、データの行がありません。",
-        f"'{name}' has a header row but no data rows.",
-        hint_ja="データの行が入ったファイルを登録してください（空の行や見出しだけのファイルは受け付けません）。",
-        hint_en="Upload the file with its data rows (a header alone, or only blank rows, cannot be published).",
-        line=len(raw.preamble) + 1,
-    )
+    raise IntakeError(Problem.of("no-data-rows", name=name, where=Where(line=len(raw.preamble) + 1)))
 
 
 def _hinted_match(header: list[str], registry: Registry, dataset_hint: str | None,
@@ -406,16 +399,9 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
 
 def proposal_error(err: IntakeError, proposal: Any) -> IntakeError:
     """The no-match error, telling the city which dataset its layout could be mapped onto and what happens next."""
-    return IntakeError(
-        err.code,
-        f"{err.message_ja} 列の対応の候補: {proposal.name_ja}（一致度 {proposal.score:.0%}）。",
-        f"{err.message_en} Proposed mapping: {proposal.dataset_id} (score {proposal.score:.0%}).",
-        hint_ja=("データ推進室が列の対応を確認します。承認されると、このファイルは登録し直さなくても公開されます"
-                 f"（データセット「{proposal.dataset_id}」を指定して登録し直すこともできます）。"),
-        hint_en=("The data office reviews the proposed mapping; once it is accepted this file is published without "
-                 f"uploading it again (or upload it again naming the dataset {proposal.dataset_id})."),
-        line=err.line,
-    )
+    return IntakeError(Problem.of(err.code, "proposed", message_ja=err.message_ja, message_en=err.message_en,
+                                  name_ja=proposal.name_ja, dataset=proposal.dataset_id, score=proposal.score,
+                                  where=err.problem.where))
 
 
 def own_layout_if_nothing_fits(raw: RawTable, standard: Registry, city_code: str | None, file_name: str | None,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from expectations.registry import Registry, default_registry
 from intake.headers import detect, header_score
-from intake.problems import IntakeError
+from intake.problems import IntakeError, Problem
 from intake.process import choose_dataset, stage_table
 from intake.read import SOURCE_LINE, RawTable, read_file
 from warehouse.staged_db import validate_staged
@@ -45,10 +45,7 @@ def inspect_file(path: Path, dataset_hint: str | None = None, *, validate: bool 
             refused["mapping_proposals"] = proposals_json(raw, registry, path.name)
         return refused
     except KeyError as err:      # --dataset names no dataset of the registry
-        unknown = IntakeError("unknown-dataset", f"データセット「{dataset_hint}」はありません: {err.args[0]}",
-                              f"There is no dataset {dataset_hint!r}: {err.args[0]}",
-                              hint_ja="--dataset には登録されたデータセットのIDを指定してください。",
-                              hint_en="Give --dataset the id of a dataset of the registry.")
+        unknown = IntakeError(Problem.of("unknown-dataset", "cli", dataset=dataset_hint, detail=err.args[0]))
         return {**report, "ok": False, "error": unknown.to_dict()}
     staged = stage_table(raw, registry.get(match.dataset_id), match)
     report.update({

@@ -17,7 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from intake.localgov import lookup, other_municipality
-from intake.problems import IntakeError
+from intake.problems import IntakeError, Problem, Where
 from intake.process import StagedUpload
 from intake.read import SOURCE_LINE, RawTable
 
@@ -41,18 +41,8 @@ def find_formula_cell(raw: RawTable) -> IntakeError | None:
     line, column, value, _ = min(hits)
     total = sum(h[3] for h in hits)
     shown = value[:SHOWN_CHARS] + ("…" if len(value) > SHOWN_CHARS else "")
-    return IntakeError(
-        "formula-injection",
-        f"{line} 行目の列「{column}」の値「{shown}」は、表計算ソフトで開くと数式として実行されます"
-        f"（このような値が全部で {total} 個あります）。公開データに含められないため、ファイルを受け付けません。",
-        f"The value {shown!r} in column {column!r} on line {line} would run as a formula when the file is opened "
-        f"in a spreadsheet ({total} such value(s) in total). Published data must not contain formulas, so the file "
-        "is refused.",
-        hint_ja="セルの先頭の「=」「+」「-」「@」を削除するか、数式ではなく値として保存し直してください。",
-        hint_en="Remove the leading =, +, - or @ from those cells, or save the values instead of formulas.",
-        line=line,
-        column=column,
-    )
+    return IntakeError(Problem.of("formula-injection", line=line, column=column, value=shown, total=total,
+                                  where=Where(line=line, column=column)))
 
 
 def _header_name(raw: RawTable, column: str, position: int) -> str:
@@ -78,16 +68,6 @@ def find_other_city_row(staged: StagedUpload, city_code: str,
     line, code = others[0]
     known = lookup(code)
     name = known.name if known else code
-    return IntakeError(
-        "other-city-data",
-        f"{line} 行目の「{column}」が {code}（{name}）です。登録できるのは自団体（{city_code}）のデータだけです"
-        f"（ほかの団体のコードの行が {len(others)} 行あります）。",
-        f"Line {line} has {column} {code} ({name}); a city can upload only its own data ({city_code}), and "
-        f"{len(others)} row(s) name another municipality.",
-        hint_ja=f"「{column}」を自団体のコード {city_code} にするか、その団体のデータは団体ごとに登録してください。",
-        hint_en=f"Set {column} to your own code {city_code}; another municipality's data is uploaded by that "
-                "municipality.",
-        line=line,
-        column=column,
-    )
+    return IntakeError(Problem.of("other-city-data", line=line, column=column, code=code, name=name,
+                                  city_code=city_code, count=len(others), where=Where(line=line, column=column)))
 

@@ -22,8 +22,6 @@ PROBE_BYTES = 1 << 20                  # bytes decoded to choose the encoding an
 _BLANK_CHARS = " \t\r\n\v\f\u3000\u00a0\ufeff"
 _HEADER_STRIP_CHARS = string.whitespace + "\u3000\u00a0\ufeff"
 
-_RESAVE_HINT_JA = "Excelで『CSV UTF-8 (コンマ区切り)』形式で保存し直してください。"
-_RESAVE_HINT_EN = "Re-save the file from Excel as 'CSV UTF-8 (Comma delimited)'."
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from intake.problems import IntakeError
-from intake.read.common import _RESAVE_HINT_EN, _RESAVE_HINT_JA, _UTF8_BOM, PROBE_BYTES
+from intake.problems import IntakeError, Problem, Where
+from intake.read.common import _UTF8_BOM, PROBE_BYTES
 from intake.read.sniff import _line_at
 
 UTF8_EVIDENCE_CHARS = 4                # this many valid non-ASCII UTF-8 characters prove a file is UTF-8
@@ -44,17 +44,8 @@ def _encoding_error(data: bytes, offset: int, encoding: str) -> IntakeError:
     line = _line_at(data, offset)
     shown = " ".join(f"0x{byte:02X}" for byte in data[offset : offset + 2])
     label = _ENCODING_LABEL[encoding]
-    return IntakeError(
-        "encoding-error",
-        f"{line} 行目（先頭から {offset} バイトの位置）のバイト {shown} を文字として読めません"
-        f"（{label}として読めたのはそこまでです）。文字コードが混在しているか、ファイルが壊れています。",
-        f"The byte(s) {shown} at line {line} (byte offset {offset}) cannot be decoded "
-        f"(read as {label} up to there). The file mixes encodings or is damaged.",
-        hint_ja=_RESAVE_HINT_JA,
-        hint_en=_RESAVE_HINT_EN,
-        line=line,
-        byte_offset=offset,
-    )
+    return IntakeError(Problem.of("encoding-error", "undecodable", line=line, offset=offset, shown=shown, label=label,
+                                  where=Where(line=line, byte_offset=offset)))
 
 
 _ENCODING_LABEL = {"utf-8-sig": "UTF-8 (BOM付き)", "utf-8": "UTF-8", "cp932": "Shift_JIS (CP932)"}

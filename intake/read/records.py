@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from intake.problems import IntakeError
-from intake.read.common import _BLANK_CHARS, _HEADER_STRIP_CHARS, _RESAVE_HINT_EN, _RESAVE_HINT_JA
+from intake.problems import IntakeError, Problem, Where
+from intake.read.common import _BLANK_CHARS, _HEADER_STRIP_CHARS
 
 
 @dataclass
@@ -81,14 +81,8 @@ def _iter_records(text: str, start: int, first_line: int, delimiter: str) -> Ite
         except StopIteration:
             return
         except csv.Error as err:
-            raise IntakeError(
-                "parse-error",
-                f"{record_line} 行目をCSVとして読めません（{err}）。",
-                f"Line {record_line} cannot be parsed as CSV ({err}).",
-                hint_ja=_RESAVE_HINT_JA,
-                hint_en=_RESAVE_HINT_EN,
-                line=record_line,
-            ) from None
+            raise IntakeError(Problem.of("parse-error", line=record_line, detail=err,
+                                         where=Where(line=record_line))) from None
         if feeder.ran_out_inside_record:
             raise _unclosed_quote(record_line)
         raw = text[record_start : feeder.offset].rstrip("\r\n")
@@ -96,16 +90,7 @@ def _iter_records(text: str, start: int, first_line: int, delimiter: str) -> Ite
 
 
 def _unclosed_quote(line: int) -> IntakeError:
-    return IntakeError(
-        "unclosed-quote",
-        f"{line} 行目で始まる「\"」（ダブルクォート）が閉じられていないため、"
-        "そこから最後までが一つのセルになってしまいます。",
-        f'The double quote (") opened on line {line} is never closed, so the rest of the file would '
-        "become one cell.",
-        hint_ja="そのセルの「\"」を確認し、閉じる「\"」を補うか削除して保存し直してください。",
-        hint_en='Check that cell: add the closing " or remove the stray one, then save again.',
-        line=line,
-    )
+    return IntakeError(Problem.of("unclosed-quote", line=line, where=Where(line=line)))
 
 
 def _detect_delimiter(text_head: str, name: str) -> str:

@@ -6,8 +6,8 @@ import io
 import re
 import zipfile
 
-from intake.problems import IntakeError
-from intake.read.common import _RESAVE_HINT_EN, _RESAVE_HINT_JA, _UTF8_BOM
+from intake.problems import IntakeError, Problem, Where
+from intake.read.common import _UTF8_BOM
 
 _NON_SPACE = re.compile(rb"[^ \t\r\n\v\f]")
 
@@ -38,52 +38,19 @@ def _is_xlsx(data: bytes) -> bool:
 def _refuse_non_text(data: bytes, name: str) -> None:
     """Raise for anything that is not a text table: empty, old Excel, images, archives, binary."""
     if _NON_SPACE.search(data, len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0) is None:
-        raise IntakeError(
-            "empty-file",
-            f"ファイル「{name}」は空です（データがありません）。",
-            f"The file '{name}' is empty.",
-            hint_ja="データが入ったファイルを選び直してください。",
-            hint_en="Choose the file that holds the data.",
-        )
+        raise IntakeError(Problem.of("empty-file", "zero-bytes", name=name))
     if data.startswith(_OLE2_MAGIC):
-        raise IntakeError(
-            "unsupported-format",
-            f"「{name}」は古いExcel形式(.xls)かパスワード付きのファイルで、読み込めません。",
-            f"'{name}' is an old Excel workbook (.xls) or a password-protected file, which cannot be read.",
-            hint_ja="Excelで「Excelブック(.xlsx)」か『CSV UTF-8 (コンマ区切り)』形式で保存し直してください。",
-            hint_en="Re-save it from Excel as 'Excel Workbook (.xlsx)' or 'CSV UTF-8 (Comma delimited)'.",
-        )
+        raise IntakeError(Problem.of("unsupported-format", "old-excel", name=name))
     kind = _known_binary_kind(data)
     if kind is not None:
-        raise IntakeError(
-            "unsupported-format",
-            f"「{name}」は{kind[0]}で、表（CSV・Excel）ではありません。",
-            f"'{name}' is {kind[1]}, not a table (CSV or Excel).",
-            hint_ja="CSVファイルかExcelブック(.xlsx)を選んでください。",
-            hint_en="Choose a CSV file or an Excel workbook (.xlsx).",
-        )
+        raise IntakeError(Problem.of("unsupported-format", "not-a-table", name=name, kind_ja=kind[0], kind_en=kind[1]))
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise IntakeError(
-            "encoding-error",
-            f"「{name}」はUTF-16（Excelの「Unicode テキスト」）で保存されていて、読み込めません。",
-            f"'{name}' is saved as UTF-16 (Excel's 'Unicode Text'), which is not supported.",
-            hint_ja=_RESAVE_HINT_JA,
-            hint_en=_RESAVE_HINT_EN,
-        )
+        raise IntakeError(Problem.of("encoding-error", "utf16", name=name))
     nul_at = data.find(b"\x00")
     if nul_at >= 0:
         line = _line_at(data, nul_at)
-        raise IntakeError(
-            "binary-content",
-            f"「{name}」の {line} 行目（先頭から {nul_at} バイトの位置）にNULバイトがあります。"
-            "テキストの表ではないようです。",
-            f"'{name}' contains a NUL byte at line {line} (byte offset {nul_at}); "
-            "it does not look like a text table.",
-            hint_ja="CSVファイルかExcelブック(.xlsx)を選んでください。" + _RESAVE_HINT_JA,
-            hint_en="Choose a CSV file or an Excel workbook (.xlsx). " + _RESAVE_HINT_EN,
-            line=line,
-            byte_offset=nul_at,
-        )
+        raise IntakeError(Problem.of("binary-content", name=name, line=line, offset=nul_at,
+                                     where=Where(line=line, byte_offset=nul_at)))
 
 
 def _known_binary_kind(data: bytes) -> tuple[str, str] | None:

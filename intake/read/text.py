@@ -7,7 +7,7 @@ import re
 import pyarrow as pa
 
 from intake.header_rows import MAX_HEADER_ROWS
-from intake.problems import IntakeError
+from intake.problems import IntakeError, Problem
 from intake.read.assemble import _assemble
 from intake.read.body import _Body, _count_line_breaks, _parse_body_fast, _parse_body_slow, _total_breaks
 from intake.read.common import HEADER_SEARCH_LINES, PROBE_BYTES, HeaderScorer, RawTable
@@ -43,13 +43,7 @@ def _read_text(data: bytes, name: str, scorer: HeaderScorer | None) -> RawTable:
             break
         size *= 4
     if choice is None:
-        raise IntakeError(
-            "empty-file",
-            f"「{name}」には見出し行もデータもありません（空行か「#」で始まる行だけです）。",
-            f"'{name}' holds no header and no data (only blank lines or lines starting with '#').",
-            hint_ja="データが入ったファイルを選び直してください。",
-            hint_en="Choose the file that holds the data.",
-        )
+        raise IntakeError(Problem.of("empty-file", "no-header", name=name))
     first_line = records[choice.data_index - 1].last_line + 1
     body = _parse_text_body(data, full_text, encoding, delimiter, first_line, records, choice)
     fmt = "tsv" if delimiter == "\t" else "csv"

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from intake.header_rows import MAX_HEADER_ROWS, Merge
-from intake.problems import IntakeError
+from intake.problems import IntakeError, Problem
 from intake.read.assemble import _assemble
 from intake.read.body import _blank_mask, _Body
 from intake.read.common import _HEADER_STRIP_CHARS, HeaderScorer, RawTable
@@ -50,15 +50,7 @@ def _check_zip_size(data: bytes, name: str, limit: int) -> None:
         default=0.0,
     )
     if total > limit or worst > MAX_ZIP_RATIO:
-        raise IntakeError(
-            "file-too-large",
-            f"「{name}」は展開すると {total / 1e6:,.0f} MB（圧縮率 {worst:,.0f} 倍）になり、"
-            "大きすぎるため読み込みません。",
-            f"'{name}' would expand to {total / 1e6:,.0f} MB (compression ratio {worst:,.0f}x); "
-            "it is too large to read.",
-            hint_ja="不要なシートや書式を削除するか、CSVで保存して分割してください。",
-            hint_en="Remove unneeded sheets or formatting, or save as CSV and split it.",
-        )
+        raise IntakeError(Problem.of("file-too-large", name=name, megabytes=total / 1e6, ratio=worst))
 
 
 @dataclass
@@ -79,13 +71,7 @@ def _read_xlsx(data: bytes, name: str, scorer: HeaderScorer | None, limit: int) 
     except fastexcel.FastExcelError as err:
         raise _corrupt_workbook(name, err) from None
     if picked is None:
-        raise IntakeError(
-            "empty-file",
-            f"「{name}」のどのシートにもデータがありません。",
-            f"No sheet of '{name}' holds any data.",
-            hint_ja="データが入ったファイルを選び直してください。",
-            hint_en="Choose the file that holds the data.",
-        )
+        raise IntakeError(Problem.of("empty-file", "no-sheet-data", name=name))
     sheet, choice, others = picked
     head = _grid_records(sheet.grid.slice(0, choice.data_index + MAX_HEADER_ROWS))
     choice = _with_header_rows(head, choice, _header_merges(data, sheet.name, head, choice))
@@ -181,13 +167,7 @@ def _first_column_offset(data: bytes, sheet_name: str, sheet_row: int, grid_cell
 
 
 def _corrupt_workbook(name: str, err: Exception) -> IntakeError:
-    return IntakeError(
-        "corrupt-file",
-        f"「{name}」はExcelブックとして読めません（壊れている可能性があります）: {err}",
-        f"'{name}' cannot be read as an Excel workbook (it may be damaged): {err}",
-        hint_ja="Excelで開けるか確認し、「Excelブック(.xlsx)」として保存し直してください。",
-        hint_en="Check that it opens in Excel and save it again as 'Excel Workbook (.xlsx)'.",
-    )
+    return IntakeError(Problem.of("corrupt-file", name=name, detail=err))
 
 
 def _pick_sheet(
