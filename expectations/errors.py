@@ -1,4 +1,7 @@
-"""The catalogue of problems validation reports, each with a stable code a city clerk can act on.
+"""The problems validation reports, each with a stable code a city clerk can act on.
+
+The codes, their words and weights are entries of the one problem catalogue (``intake/problems.yaml``, loaded by
+:mod:`intake.problems`): those with ``validation`` traits become :data:`ERROR_TYPES`.
 
 Codes follow the spirit of Frictionless (``missing-label``, ``type-error``, ``unique-error`` …) so that one
 problem has one name in the reports, the API, the lake and the tests. Every entry says what went wrong
@@ -25,6 +28,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from intake.problems import Entry, catalogue
 
 if TYPE_CHECKING:
     from expectations.model import Dataset
@@ -79,173 +84,16 @@ class Description:
     hint_en: str
 
 
-def _e(code: str, titles: tuple[str, str], explanations: tuple[str, str], message_ja: str, message_en: str,
-       hint_ja: str, hint_en: str, severity: Severity, weight: int, scope: Scope) -> ErrorType:
-    return ErrorType(code, *titles, *explanations, message_ja, message_en, hint_ja, hint_en, severity, weight,
-                     scope)
+def _error_type(code: str, entry: Entry) -> ErrorType:
+    traits, message, hint = entry.validation, entry.message, entry.hint
+    assert traits is not None and message is not None and hint is not None, code
+    return ErrorType(code, entry.title.ja, entry.title.en, traits.explanation.ja, traits.explanation.en,
+                     message.ja, message.en, hint.ja, hint.en, traits.severity, traits.weight, traits.scope)
 
 
-ERROR_TYPES: dict[str, ErrorType] = {e.code: e for e in (
-    _e("encoding-error", ("文字コードの誤り", "Encoding error"),
-       ("ファイルの文字コードが読み取れないため、内容を取り込めません。",
-        "The file's encoding cannot be read, so nothing can be loaded."),
-       "ファイルの文字コードを読み取れませんでした。", "The file's character encoding could not be read.",
-       "CSV は UTF-8 か Shift_JIS で保存してください。"
-       "Excel では「CSV UTF-8（コンマ区切り）」を選んで保存します。",
-       "Save the CSV as UTF-8 or Shift_JIS (in Excel: 'CSV UTF-8 (Comma delimited)').",
-       "error", 100, "file"),
-    _e("missing-required-label", ("必須の列がない", "Required column missing"),
-       ("必須の項目の列がありません（行は公開し、この項目は空欄として扱いました）。",
-        "A required column is missing (rows are published with the item empty)."),
-       "必須項目「{column}」の列がありません。", 'The required column "{column}" is missing.',
-       "見出し行に「{column}」の列を追加し、すべての行に記入してください。項目名が標準の表記（全角・半角、"
-       "括弧、スペース）と同じか確認してください。",
-       'Add a column headed "{column}" and fill it in on every row; check the header is spelled exactly '
-       "as in the standard.",
-       "warning", 90, "file"),
-    _e("missing-cell", ("必須項目が空欄", "Required value missing"),
-       ("必ず記入する項目が空欄になっている行があります（行は公開しています）。",
-        "Some rows leave a required item empty (the rows are published)."),
-       "必須項目「{column}」が空欄です。", 'The required value "{column}" is empty.',
-       "「{column}」は必須項目です。この行の「{column}」を記入してください。",
-       'Fill in "{column}" on this row: it is required.',
-       "warning", 80, "cell"),
-    _e("unique-error", ("IDの重複", "Duplicate ID"),
-       ("ほかの行と同じIDが使われています。IDは行ごとに別の値にします。",
-        "Some IDs are used on more than one row; every row needs its own."),
-       "「{column}」の「{value}」がほかの行と重複しています。",
-       '"{value}" in "{column}" appears on more than one row.',
-       "「{column}」は行ごとに別の値にしてください。同じ施設を二重に登録していないか確認し、"
-       "重複していれば片方の行を削除してください。",
-       'Give every row its own "{column}". If the same place is listed twice, delete one of the rows.',
-       "error", 75, "cell"),
-    _e("key-error", ("キー項目が空欄", "Key value missing"),
-       ("行を見分けるキー項目（IDや名称）が空欄のため、その行は公開していません。",
-        "A key item (ID or name) that tells rows apart is empty, so the row is not published."),
-       "キー項目「{column}」が空欄です。", 'The key "{column}" is empty.',
-       "「{column}」は行を見分けるための項目です。この行の「{column}」を記入してください。",
-       'Fill in "{column}" on this row: it tells the rows apart.',
-       "error", 85, "cell"),
-    _e("coordinate-error", ("座標が日本の範囲外", "Coordinates outside Japan"),
-       ("緯度・経度が日本の範囲外のため、地図上で誤った場所を示さないよう、その行は公開していません。",
-        "The latitude or longitude lies outside Japan; the row is not published, so no map shows a wrong "
-        "place."),
-       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
-       "緯度は北緯20〜46度、経度は東経122〜154度の10進数で記入してください（例：35.634940, 139.578776）。"
-       "緯度と経度が入れ替わっていないか確認してください。",
-       "Write latitude (20 to 46) and longitude (122 to 154) in decimal degrees, e.g. 35.634940, 139.578776; "
-       "check they are not swapped.",
-       "error", 72, "cell"),
-    _e("swapped-coordinates-fixed", ("緯度と経度の入れ替わりを修正", "Swapped coordinates fixed"),
-       ("ファイルのほぼすべての行で緯度と経度が入れ替わっていたため、入れ替えて公開しました。",
-        "Latitude and longitude were swapped in (nearly) every row of the file; they were swapped back and "
-        "published."),
-       "「{column}」の「{value}」は経度と緯度が逆でした。入れ替えて公開しました。",
-       '"{value}" in "{column}" had latitude and longitude swapped; they were swapped back.',
-       "次回から「緯度」の列に緯度（例：35.634940）、「経度」の列に経度（例：139.578776）を記入してください。",
-       "Next time, put the latitude (e.g. 35.634940) in 緯度 and the longitude (e.g. 139.578776) in 経度.",
-       "warning", 40, "cell"),
-    _e("swapped-coordinates", ("緯度と経度が逆", "Latitude and longitude swapped"),
-       ("一部の行で緯度と経度が入れ替わっています。推測では直さず、座標を空欄にして公開しました。",
-        "Some rows have latitude and longitude swapped; they were not guessed back, the rows are published "
-        "without coordinates."),
-       "「{column}」の「{value}」は緯度と経度が逆のようです（座標を空欄にして公開しました）。",
-       '"{value}" in "{column}" looks swapped (published without coordinates).',
-       "この行の緯度と経度を入れ替えて、もう一度アップロードしてください。",
-       "Swap latitude and longitude on this row and upload again.",
-       "warning", 42, "cell"),
-    _e("other-municipality", ("他団体の行", "Another municipality's row"),
-       ("ほかの団体のコードが書かれた行は、その団体の分を登録する権限がないため受け付けません。",
-        "Rows carrying another municipality's code are refused: this member may not submit for it."),
-       "「{column}」が「{value}」（ほかの団体）です。この団体の分は登録できません。",
-       '"{column}" is "{value}", another municipality; this member may not submit its rows.',
-       "自団体の行だけを残すか、「{column}」を自団体のコードにしてください。ほかの団体の分を代わりに登録する場合は、"
-       "データ推進室に構成団体名簿（submits_for）への追加を依頼してください。",
-       'Keep only your own rows, or set "{column}" to your own code. To submit for another municipality, ask '
-       "the data office to add it to your submits_for list in the member registry.",
-       "error", 90, "cell"),
-    _e("check-digit-error", ("検査数字の誤り", "Wrong check digit"),
-       ("全国地方公共団体コードの最後の桁（検査数字）が合っていません。",
-        "The last digit (check digit) of a local government code is wrong."),
-       "「{column}」の「{value}」は6桁目の検査数字が正しくありません。",
-       '"{value}" in "{column}" has a wrong check digit (6th digit).',
-       "全国地方公共団体コードの6桁目は検査数字です。総務省の「全国地方公共団体コード」一覧で"
-       "正しい6桁のコードを確認して記入してください（例：狛江市は 132195）。",
-       "The 6th digit of a local government code is a check digit: copy the full 6-digit code from the "
-       "official list (e.g. Komae: 132195).",
-       "warning", 70, "cell"),
-    _e("type-error", ("数値になっていない", "Not a number"),
-       ("数値を入れる項目に、数値として読めない値があります（行は公開し、この値は空欄にしました）。",
-        "A numeric column holds values that are not numbers (rows are published with the cell empty)."),
-       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
-       "半角数字で記入してください。", "Write the value with half-width digits.",
-       "warning", 60, "cell"),
-    _e("format-error", ("書式の誤り", "Wrong format"),
-       ("決められた書き方（書式）になっていない値があります（行は公開しています）。",
-        "Some values are not written in the required format (the rows are published)."),
-       "「{column}」の「{value}」は{expected}の書式になっていません。",
-       '"{value}" in "{column}" is not written as {expected}.',
-       "定められた書式で記入してください。値がない場合は空欄にしてください。",
-       "Write the value in the standard format, or leave the cell empty if there is none.",
-       "warning", 50, "cell"),
-    _e("date-error", ("存在しない日付", "Date that does not exist"),
-       ("暦にない日付（2月30日、13月など）があります（行は公開し、この日付は空欄にしました）。",
-        "Some dates do not exist in the calendar (30 February, month 13 …); the rows are published with the "
-        "date empty."),
-       "「{column}」の「{value}」は存在しない日付です。", '"{value}" in "{column}" is not a real date.',
-       "正しい日付を 2024-04-01 のように西暦の年-月-日で記入してください。",
-       "Write the real date as year-month-day, e.g. 2024-04-01.",
-       "warning", 52, "cell"),
-    _e("constraint-error", ("値が範囲外・選択肢外", "Value not allowed"),
-       ("選べる値の一覧や、ありうる範囲から外れた値があります（行は公開しています）。",
-        "Some values are outside the allowed list or range (the rows are published)."),
-       "「{column}」の「{value}」は{expected}ではありません。", '"{value}" in "{column}" is not {expected}.',
-       "決められた値を記入してください。", "Write one of the allowed values.",
-       "warning", 45, "cell"),
-    _e("cross-column-error", ("項目間の矛盾", "Columns contradict each other"),
-       ("関係する項目どうしの値が食い違っています。",
-        "Related columns contradict each other."),
-       "「{column}」の「{value}」は{expected}。", '"{value}" in "{column}" {expected}.',
-       "関係する項目どうしの値を見直してください。", "Check the related columns against each other.",
-       "warning", 30, "cell"),
-    _e("format-warning", ("推奨の書き方と違う", "Not in the recommended form"),
-       ("推奨の書き方と違う値があります（行は受け付けています）。",
-        "Some values differ from the recommended form (rows are accepted)."),
-       "「{column}」の「{value}」は{expected}になっていません。",
-       '"{value}" in "{column}" is not in {expected}.',
-       "推奨の書き方に直してください（この行は受け付けています）。",
-       "Please rewrite it in the recommended form (the row is accepted).",
-       "warning", 25, "cell"),
-    _e("duplicate-label", ("同じ見出しが複数", "Duplicate column header"),
-       ("同じ見出しの列が複数あります。",
-        "Several columns have the same header."),
-       "見出し「{column}」が複数あります。", 'The header "{column}" appears more than once.',
-       "同じ項目の列は1つにまとめてください。", "Keep one column per item.",
-       "warning", 22, "file"),
-    _e("missing-label", ("列がない", "Column missing"),
-       ("標準の項目の列がありません（空欄として扱いました）。",
-        "A standard column is missing (treated as empty)."),
-       "標準の項目「{column}」の列がありません。", 'The standard column "{column}" is missing.',
-       "「{column}」の列を追加してください。値がない場合は見出しだけの空の列で構いません。",
-       'Add a column headed "{column}"; if there are no values, an empty column is fine.',
-       "warning", 20, "file"),
-    _e("extra-label", ("標準にない列", "Column not in the standard"),
-       ("標準にない列がありました（独自の列として、そのまま公開します）。",
-        "A column is not part of the standard (kept and published as an extra column)."),
-       "「{column}」は標準の項目ではないため、独自の列として書かれたとおりに取り込みました。",
-       '"{column}" is not a standard column; it was kept as an extra column, as written.',
-       "標準の項目名の書き間違いでないか確認してください。独自の項目であればそのままで構いません"
-       "（独自の列として公開データに含まれます）。",
-       "Check it is not a misspelt standard column; a column of your own may stay (it is published as an "
-       "extra column).",
-       "warning", 15, "file"),
-    _e("blank-row", ("空の行", "Blank row"),
-       ("空の行がありました（取り込んでいません）。",
-        "Blank rows were found (skipped)."),
-       "空の行がありました。", "A blank row was found.",
-       "空の行は取り込んでいません。削除して構いません。", "Blank rows are skipped; you may delete them.",
-       "warning", 10, "row"),
-)}
+# The codes validation reports, with their words and weights: the catalogue entries that have validation traits.
+ERROR_TYPES: dict[str, ErrorType] = {
+    code: _error_type(code, entry) for code, entry in catalogue().items() if entry.validation is not None}
 
 
 RULES: dict[str, RuleText] = {

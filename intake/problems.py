@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 CATALOGUE_FILE = Path(__file__).with_name("problems.yaml")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the catalogue is read at import
 DEFAULT_STATUS = 422   # the upload service's answer for a file it cannot read, unless the entry says otherwise
 
 
@@ -63,7 +64,7 @@ class Entry(_Frozen):
 @cache
 def catalogue() -> dict[str, Entry]:
     """Every code and its entry, from ``problems.yaml`` (read once)."""
-    loaded = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    loaded = yaml.load(CATALOGUE_FILE.read_text(encoding="utf-8"), Loader=_LOADER)
     return {str(code): Entry.model_validate(entry) for code, entry in loaded.items()}
 
 
