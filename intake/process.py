@@ -399,7 +399,7 @@ def choose_layout(raw: RawTable, registry: Registry, city_code: str | None, *, d
 
 def proposal_error(err: IntakeError, proposal: Any) -> IntakeError:
     """The no-match error, telling the city which dataset its layout could be mapped onto and what happens next."""
-    return IntakeError(Problem.of(err.code, "proposed", message_ja=err.message_ja, message_en=err.message_en,
+    return IntakeError(Problem.of("no-dataset-match", "proposed", message_ja=err.message_ja, message_en=err.message_en,
                                   name_ja=proposal.name_ja, dataset=proposal.dataset_id, score=proposal.score,
                                   where=err.problem.where))
 

@@ -1,20 +1,33 @@
-"""Errors of the Action API, in CKAN's shape: ``{"success": false, "error": {"__type", "message"}}``."""
+"""Errors of the Action API, in CKAN's shape: ``{"success": false, "error": {"__type", "message"}}``.
+
+Each kind is a code of the one problem catalogue (``intake/problems.yaml``), which gives its HTTP status and its
+words; :attr:`ActionError.problem` is the error as a :class:`~intake.problems.Problem`. The body CKAN clients
+read keeps CKAN's ``__type`` and English ``message``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from intake.problems import Problem, entry
+
 
 class ActionError(Exception):
     """An error CKAN clients understand. ``status`` is the HTTP code CKAN uses for it."""
 
-    status = 400
+    code = "bad-request"
+    variant: str | None = None     # the catalogue's words for this kind, where the code's own are another's
+    status = entry(code).status
     type_name = "Bad request"
 
     def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+
+    @property
+    def problem(self) -> Problem:
+        return Problem.of(self.code, self.variant, detail=self.message)
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"__type": self.type_name, "message": self.message}
@@ -23,19 +36,23 @@ class ActionError(Exception):
 
 
 class BadRequest(ActionError):
-    status = 400
+    code = "bad-request"
+    status = entry(code).status
     type_name = "Bad request"
 
 
 class NotFound(ActionError):
-    status = 404
+    code = "not-found"
+    variant = "api"
+    status = entry(code).status
     type_name = "Not Found Error"
 
 
 class ValidationError(ActionError):
     """A parameter is wrong; ``fields`` names it: ``{"sort": ['field "x" not in table']}``."""
 
-    status = 409
+    code = "invalid-parameter"
+    status = entry(code).status
     type_name = "Validation Error"
 
     def __init__(self, fields: dict[str, list[str]]) -> None:
@@ -46,5 +63,6 @@ class ValidationError(ActionError):
 class SearchQueryError(ActionError):
     """The query cannot be parsed or answered: a 400, as CKAN's API answers a Search Query Error."""
 
-    status = 400
+    code = "search-query-error"
+    status = entry(code).status
     type_name = "Search Query Error"
