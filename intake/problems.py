@@ -9,38 +9,37 @@ reports, the API and the tests. This module is a leaf: it imports no other packa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 
 CATALOGUE_FILE = Path(__file__).with_name("problems.yaml")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the catalogue is read at import
 DEFAULT_STATUS = 422   # the upload service's answer for a file it cannot read, unless the entry says otherwise
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Words(_Frozen):
+@dataclass(frozen=True)
+class Words:
     """The same words in Japanese and English (may be str.format templates)."""
 
     ja: str
     en: str
 
 
-class Variant(_Frozen):
+@dataclass(frozen=True)
+class Variant:
     """Other words for the same code, where the case differs (a 0-byte file, a workbook with no data …)."""
 
     message: Words
     hint: Words | None = None
 
 
-class ValidationTraits(_Frozen):
+@dataclass(frozen=True)
+class ValidationTraits:
     """What validation needs beyond the words: how heavy the problem is and where it applies."""
 
     explanation: Words
@@ -49,13 +48,14 @@ class ValidationTraits(_Frozen):
     scope: Literal["file", "row", "cell"]
 
 
-class Entry(_Frozen):
+@dataclass(frozen=True)
+class Entry:
     """One code of the catalogue."""
 
     title: Words
     message: Words | None = None
     hint: Words | None = None
-    variants: dict[str, Variant] = {}
+    variants: Mapping[str, Variant] = field(default_factory=dict)
     status: int = DEFAULT_STATUS
     validation: ValidationTraits | None = None
     notice: bool = False
@@ -63,9 +63,50 @@ class Entry(_Frozen):
 
 @cache
 def catalogue() -> dict[str, Entry]:
-    """Every code and its entry, from ``problems.yaml`` (read once)."""
+    """Every code and its entry, from ``problems.yaml`` (read once; a malformed entry names its code)."""
     loaded = yaml.load(CATALOGUE_FILE.read_text(encoding="utf-8"), Loader=_LOADER)
-    return {str(code): Entry.model_validate(entry) for code, entry in loaded.items()}
+    entries = {}
+    for code, raw in loaded.items():
+        try:
+            entries[str(code)] = _entry(raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{CATALOGUE_FILE}: entry {code!r}: {err!r}") from None
+    return entries
+
+
+# A plain reader rather than pydantic: every command imports this module, and `kouiki inspect` must stay light
+# (tests/test_inspect_speed.py). A typo in a key fails the unknown-key check below, not silently.
+def _entry(raw: dict[str, Any]) -> Entry:
+    _known_keys(raw, {"title", "message", "hint", "variants", "status", "validation", "notice"})
+    validation = raw.get("validation")
+    if validation is not None:
+        _known_keys(validation, {"explanation", "severity", "weight", "scope"})
+        if validation["severity"] not in ("error", "warning") or validation["scope"] not in ("file", "row", "cell"):
+            raise ValueError(f"severity or scope not known: {validation}")
+        validation = ValidationTraits(_words(validation["explanation"]), validation["severity"],
+                                      int(validation["weight"]), validation["scope"])
+    variants = {}
+    for name, variant in (raw.get("variants") or {}).items():
+        _known_keys(variant, {"message", "hint"})
+        variants[str(name)] = Variant(_words(variant["message"]), _optional_words(variant.get("hint")))
+    return Entry(_words(raw["title"]), _optional_words(raw.get("message")), _optional_words(raw.get("hint")), variants,
+                 int(raw.get("status", DEFAULT_STATUS)), validation, bool(raw.get("notice", False)))
+
+
+def _optional_words(raw: dict[str, Any] | None) -> Words | None:
+    return None if raw is None else _words(raw)
+
+
+def _words(raw: dict[str, Any]) -> Words:
+    _known_keys(raw, {"ja", "en"})
+    if not isinstance(raw["ja"], str) or not isinstance(raw["en"], str):
+        raise ValueError(f"ja and en must be text: {raw}")
+    return Words(raw["ja"], raw["en"])
+
+
+def _known_keys(raw: dict[str, Any], keys: set[str]) -> None:
+    if not isinstance(raw, dict) or set(raw) - keys:
+        raise ValueError(f"expected a mapping with keys among {sorted(keys)}, got {raw!r}")
 
 
 def entry(code: str) -> Entry:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from expectations.errors import ERROR_TYPES
+from intake import problems
 from intake.problems import CATALOGUE_FILE, IntakeError, Problem, Where, catalogue, entry
 from intake.read import read_bytes
 from portal import errors as portal_errors
@@ -178,3 +179,19 @@ def test_service_and_portal_errors_take_status_and_words_from_the_catalogue() ->
     invalid = portal_errors.ValidationError({"sort": ['field "x" not in table']})
     assert (invalid.status, invalid.problem.code, invalid.body()["__type"]) == (409, "invalid-parameter",
                                                                                  "Validation Error")
+
+
+def test_a_misspelt_key_in_the_catalogue_is_refused_naming_the_code(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "problems.yaml"
+    broken.write_text('blank-row:\n  title: {ja: "空の行", en: "Blank row"}\n  hnit: {ja: "削除", en: "Delete"}\n',
+                      encoding="utf-8")
+    monkeypatch.setattr(problems, "CATALOGUE_FILE", broken)
+    catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"entry 'blank-row'.*hnit"):
+            catalogue()
+    finally:
+        monkeypatch.undo()
+        catalogue.cache_clear()
+    assert "blank-row" in catalogue()
