@@ -3,13 +3,11 @@ and the releases from whatever every city has in the lake."""
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.partitions import member_cities
 from pipelines.automation import WAREHOUSE_TAG
 
 ingest_city = define_asset_job(
     name="ingest_city",
-    selection=AssetSelection.groups("intake", "lake"),
-    partitions_def=member_cities,
+    selection=AssetSelection.groups("intake", "lake"),   # partitioned by city: Dagster infers it from the assets
     description="一都市分: 受付 → 読込・正規化 → 検証 → レイク / one city: land → read → validate → lake",
 )
 
