@@ -14,7 +14,9 @@ ingest_city = define_asset_job(
 publish_region = define_asset_job(
     name="publish_region",
     selection=AssetSelection.groups("staging", "conformed", "marts", "publish"),
-    run_tags={WAREHOUSE_TAG: "writer"},   # queued: one run writing the DuckDB warehouse at a time
+    # queued: one run writing the DuckDB warehouse at a time. `tags`, not `run_tags`: a run launched from the UI
+    # or its GraphQL API gets the job's tags only (run_tags were missing there, so two such runs wrote at once)
+    tags={WAREHOUSE_TAG: "writer"},
     description="地域全体: SQLモデル → 公開 / region: SQL models → releases",
 )
 
