@@ -80,9 +80,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dcat": ("DCAT（JSON-LD）", "DCAT (JSON-LD)"),
     "catalogue_dcat": ("カタログ全体のDCAT（JSON-LD）", "Catalogue as DCAT (JSON-LD)"),
     "back": ("データセット一覧へ戻る", "Back to the dataset list"),
-    "not_found": ("ページが見つかりません", "Page not found"),
-    "not_found_note": ("指定されたページまたはファイルはありません。",
-                       "The page or file you asked for does not exist."),
     "datasets": ("データセット", "Datasets"),
     "download": ("ダウンロード", "Download"),
     "skip": ("本文へ移動", "Skip to main content"),
@@ -125,10 +122,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "map_dataset_link": ("データセットのページ", "Dataset page"),
     "preview_label": ("プレビュー（横にスクロールできます）", "Preview (scrolls sideways)"),
     "time_zone_note": ("時刻はすべて日本時間（JST）です。", "All times are Japan Standard Time (JST)."),
-    "error": ("エラーが発生しました", "An error occurred"),
-    "error_note": ("このページを表示できませんでした（{status}）。", "This page could not be shown ({status})."),
-    "server_error": ("内部エラーが発生しました", "Internal error"),
-    "server_error_note": ("時間をおいて再度お試しください。", "Please try again later."),
 }
 
 

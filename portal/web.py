@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from intake.problems import Problem
 from portal import catalogue, dcat, geo, glossary, i18n, quality
 from portal.catalogue import DatasetEntry
 from portal.datastore import SearchRequest
@@ -311,5 +312,13 @@ def download(request: Request, dataset_id: str, number: str, file_path: str) -> 
 
 
 def error_page(request: Request, status: int) -> HTMLResponse:
-    """The error page (404, 405, 500 …) in the visitor's language."""
-    return _page(request, "error.html", _language(request), status_code=status, status=status)
+    """The error page (404, 405, 500 …) in the visitor's language, in the words of the problem catalogue."""
+    lang = _language(request)
+    if status == 404:
+        problem = Problem.of("not-found", "page")
+    elif status >= 500:
+        problem = Problem.of("internal-error", "page")
+    else:
+        problem = Problem.of("http-error", "page", status=status)
+    heading, note = (problem.en, problem.hint_en) if lang == "en" else (problem.ja, problem.hint_ja)
+    return _page(request, "error.html", lang, status_code=status, status=status, heading=heading, note=note)
