@@ -22,7 +22,7 @@ from typing import Any, NoReturn, get_args
 import yaml
 
 from expectations.model import Column, ColumnType, Dataset, Level, Policy, Variant
-from intake.headers import header_key
+from intake.header_names import header_key
 
 try:  # the C loader is ~10x faster; both behave the same here
     from yaml import CSafeLoader as _BaseLoader
