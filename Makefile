@@ -14,7 +14,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 
 help:
 	@echo "make run   – set up (first time) and run the main job on the embedded default"
-	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, pytest)"
+	@echo "make test  – set up (first time) and run the test suite (ruff, mypy, import layers, pytest)"
 	@echo "make test-postgres – the catalog and Dagster's storage on a throwaway PostgreSQL server"
 	@echo "make test-distributed – the demo's steps on two Celery workers through a throwaway Redis broker"
 	@echo "make ui    – Dagster UI and daemon for the data office on http://127.0.0.1:3000 (automation on)"
@@ -43,6 +43,7 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # The PostgreSQL variant: Debian's postgresql (installed when missing; needs root), a throwaway server from
@@ -81,6 +82,7 @@ test-distributed: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 # dagster dev runs the daemon: sensors and declarative automation take each upload to its release
 # (config/automation.yaml); kouiki writes the run queue into $(DAGSTER_HOME)/dagster.yaml first.

@@ -19,6 +19,7 @@ import yaml
 
 from anonymise.lattice import PrivacyModel
 from anonymise.quality import QualityModel
+from kouiki.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parents[1] / "config" / "anonymisation"
 
@@ -27,8 +28,10 @@ DERIVE_KINDS = ("age",)
 SPECIAL_KINDS = ("at_least", "rare_values")
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A policy file that cannot be used as written."""
+
+    kind = "匿名加工ポリシーの誤り / anonymisation policy error"
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ from dagster import (
     asset_check,
 )
 
+from assets.resources import KouikiHome
 from expectations.model import Dataset
 from kouiki.members import Member, anonymisation_policies
 from kouiki.settings import Paths
-from pipelines.resources import KouikiHome
 
 if TYPE_CHECKING:
     from anonymise.policy import Policy

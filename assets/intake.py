@@ -11,8 +11,8 @@ from dagster import (
 )
 
 from assets.partitions import member_cities
+from assets.resources import KouikiHome
 from kouiki import catalog
-from pipelines.resources import KouikiHome
 
 
 @asset(

@@ -25,12 +25,12 @@ from dagster import (
 )
 
 from assets.partitions import member_cities
+from assets.resources import KouikiHome
 from expectations.model import Dataset
 from expectations.registry import default_registry
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.settings import Paths
-from pipelines.resources import KouikiHome
 
 if TYPE_CHECKING:  # warehouse.load brings Great Expectations (seconds): imported by the asset body, not at load
     from warehouse.load import LoadOutcome

@@ -30,11 +30,11 @@ from dagster import (
 )
 
 from assets import scoreboard
+from assets.resources import KouikiHome
 from expectations.model import Dataset
 from expectations.registry import Registry, default_registry, registry_inputs
 from kouiki import file_cache
 from kouiki.settings import REPO_ROOT, Paths
-from pipelines.resources import KouikiHome
 from warehouse import sql_models
 from warehouse.sql_models import (
     ALL_FINDINGS,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult, MetadataValue, asset
 
 from assets.models import WAREHOUSE_POOL, load_models, model_key
-from pipelines.resources import KouikiHome
+from assets.resources import KouikiHome
 
 if TYPE_CHECKING:
     import duckdb  # imported by the step that uses it: the definitions load this module

@@ -22,7 +22,8 @@ from typing import Any, NoReturn, get_args
 import yaml
 
 from expectations.model import Column, ColumnType, Dataset, Level, Policy, Variant
-from intake.headers import header_key
+from intake.header_names import header_key
+from kouiki.errors import ConfigError
 
 try:  # the C loader is ~10x faster; both behave the same here
     from yaml import CSafeLoader as _BaseLoader
@@ -54,8 +55,11 @@ COLUMN_INFO_KEYS = {"example"}
 POLICY_KEYS = {"on_error", "on_warning", "reject_above", "fix_swapped_coordinates", "strict_columns"}
 
 
-class SchemaError(ValueError):
+class SchemaError(ConfigError):
     """A registry file is wrong; ``file`` and ``key`` say where (``variants[legacy].columns[住所]``)."""
+
+    kind = "データセット定義の誤り / dataset schema error"
+    fix = "ファイルを直してください / fix the file"
 
     def __init__(self, file: Path, key: str, problem: str) -> None:
         super().__init__(f"{file}: {key}: {problem}")

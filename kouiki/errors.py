@@ -13,13 +13,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 DEBUG_ENV = "KOUIKI_DEBUG"
 CONFIG_EXIT = 2
 
 
 class ConfigError(ValueError):
-    """A problem in configuration or environment the office fixes; its message is the one line to print."""
+    """A problem in configuration or environment the office fixes; its message is the one line to print.
+
+    The configuration errors of other packages (a schema, an anonymisation policy, a release file) derive from
+    it, so every entry point prints them without importing those packages (kouiki's base is the lowest layer,
+    docs/architecture.md): ``kind`` is printed before the message, ``fix`` after it.
+    """
+
+    kind: ClassVar[str] = ""
+    fix: ClassVar[str] = ""
 
 
 def where(file: Path | str, line: int | None = None) -> str:
@@ -39,17 +48,9 @@ def one_line(exc: BaseException) -> str | None:
     """The one line for a known configuration / environment error, or None for anything else."""
     from yaml import MarkedYAMLError
 
-    from anonymise.policy import PolicyError
-    from expectations.registry import SchemaError
-    from publish.recover import ReleaseStateError
-
     text = " ".join(str(exc).split())
-    if isinstance(exc, ConfigError | ReleaseStateError):
-        return text
-    if isinstance(exc, SchemaError):
-        return f"データセット定義の誤り / dataset schema error: {text} — ファイルを直してください / fix the file"
-    if isinstance(exc, PolicyError):
-        return f"匿名加工ポリシーの誤り / anonymisation policy error: {text}"
+    if isinstance(exc, ConfigError):
+        return (f"{exc.kind}: {text}" if exc.kind else text) + (f" — {exc.fix}" if exc.fix else "")
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark
         place = f"{mark.name}:{mark.line + 1}" if mark else "YAML"

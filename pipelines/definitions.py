@@ -14,10 +14,10 @@ from __future__ import annotations
 from dagster import Definitions
 
 from assets import anonymise, intake, lake, models, publish
+from assets.resources import KouikiHome
 from pipelines.automation import automated, automation_sensors, load_settings
 from pipelines.executors import configured_executor
 from pipelines.jobs import anonymise_personal, ingest_city, publish_region
-from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
 STAGES = (intake, lake, models, publish, anonymise)

@@ -26,13 +26,13 @@ from dagster import (
 from sqlalchemy import or_, select
 
 from assets.partitions import MEMBER_CITIES, member_cities
+from assets.resources import KouikiHome
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.members import Member
 from kouiki.settings import Paths
 from pipelines.automation import CITY_TAG, TRIGGER_TAG, load_settings
 from pipelines.jobs import ingest_city
-from pipelines.resources import KouikiHome
 
 SETTINGS = load_settings()
 WAITING = UploadStatus.LANDED   # an upload the pipeline has not processed yet

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from kouiki import catalog
+from kouiki.errors import ConfigError
 from kouiki.runlock import pid_alive
 
 INCOMPLETE = re.compile(r"^\.incomplete-(?P<number>\d+)-(?P<pid>\d+)$")
 
 
-class ReleaseStateError(ValueError):
+class ReleaseStateError(ConfigError):
     """A release file that does not read (one line naming the file)."""
 
 

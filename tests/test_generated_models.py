@@ -17,8 +17,8 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from assets.models import MODELS_ROOT, build_model_assets, load_models
 from assets.publish import releases
+from assets.resources import KouikiHome
 from expectations.registry import default_registry
-from pipelines.resources import KouikiHome
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.testing import serve

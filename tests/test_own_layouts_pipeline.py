@@ -37,9 +37,9 @@ from own_layouts import (
 )
 from tools.cli import kouiki
 
+from assets.resources import KouikiHome
 from kouiki import catalog
 from kouiki.settings import REPO_ROOT, Paths
-from pipelines.resources import KouikiHome
 from pipelines.sensors import upload_sensor
 
 

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from assets.partitions import MEMBER_CITIES
+from assets.resources import KouikiHome
 from expectations.registry import default_registry
 from intake import landing
 from intake.inbox import pick_up
@@ -30,7 +31,6 @@ from kouiki.settings import Paths
 from pipelines import sensors
 from pipelines.automation import AutomationConfigError, AutomationSettings, load_settings
 from pipelines.definitions import defs
-from pipelines.resources import KouikiHome
 from service.testing import write_members
 
 REPO = Path(__file__).resolve().parents[1]

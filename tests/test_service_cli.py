@@ -15,11 +15,11 @@ from sqlalchemy import select
 from tools.cli import kouiki
 
 from assets.partitions import MEMBER_CITIES
+from assets.resources import KouikiHome
 from intake.localgov import check_digit, lookup
 from kouiki import catalog, tokens
 from kouiki.members import load_members
 from kouiki.settings import REPO_ROOT, Paths
-from pipelines.resources import KouikiHome
 from pipelines.sensors import member_partitions_sensor, upload_sensor
 
 KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"

@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
 
 from assets.models import MODELS_ROOT, build_model_assets
-from pipelines.resources import KouikiHome
+from assets.resources import KouikiHome
 from warehouse import lake
 from warehouse.sql_models import ColumnTest, ModelError, discover, load_model
 from warehouse.sql_models import materialize as build_model

@@ -1,0 +1,94 @@
+"""The layers of docs/architecture.md are enforced (issue 18 item 3): ``lint-imports`` (in ``make test``) fails when
+an import crosses a layer upwards, an import inside a function included, and when a module of ``kouiki/`` is in
+no layer. Each case edits a copy of the project's packages and runs the real ``lint-imports`` on it; the last
+checks the project itself has no cycle between its layers (scripts/import_cycles.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("kouiki", "intake", "expectations", "warehouse", "publish", "anonymise", "portal", "service", "assets",
+            "pipelines")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def python_only(folder: str, names: list[str]) -> list[str]:
+    """copytree's ignore: keep sub-folders and .py files (grimp reads nothing else)."""
+    return [n for n in names if not (n.endswith(".py") or (Path(folder) / n).is_dir()) or n == "__pycache__"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("layers")
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, root / package, ignore=python_only)
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    # the copy comes first on the path, before the installed project
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def append_function(file: Path, body: str) -> str:
+    """Add a function to ``file``; returns the original text to put back."""
+    original = file.read_text()
+    file.write_text(original + "\n\ndef _added_by_the_test():\n" + body)
+    return original
+
+
+@pytest.mark.parametrize(("file", "body", "broken"), [
+    # the lake step reaching up to the code location, from inside a function
+    ("intake/landing.py", "    from pipelines.main_run import run_main\n    return run_main\n",
+     ["1. Layers", "intake is not allowed to import pipelines", "intake.landing -> pipelines.main_run"]),
+    # kouiki's base (settings) importing the CLI at the top
+    ("kouiki/settings.py", "    import kouiki.cli\n    return kouiki.cli\n",
+     ["1. Layers", "kouiki.settings is not allowed to import kouiki.cli", "3. Every module of kouiki/"]),
+    # a shared module importing a step library
+    ("intake/localgov.py", "    from intake.values import normalise_phone\n    return normalise_phone\n",
+     ["2. Shared modules", "intake.localgov is not allowed to import intake.values"]),
+    # a library importing Dagster
+    ("warehouse/load.py", "    import dagster\n    return dagster\n",
+     ["4. Libraries do not import Dagster", "warehouse is not allowed to import dagster", "warehouse.load -> dagster"]),
+])
+def test_an_import_across_a_layer_fails_lint_imports(project: Path, file: str, body: str, broken: list[str]) -> None:
+    original = append_function(project / file, body)
+    try:
+        done = lint_imports(project)
+    finally:
+        (project / file).write_text(original)
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = done.stdout[done.stdout.index("Broken contracts"):]
+    for words in broken:
+        assert words in report, report
+
+
+def test_a_kouiki_module_in_no_layer_fails_lint_imports(project: Path) -> None:
+    new = project / "kouiki" / "unplaced.py"
+    new.write_text("from kouiki.settings import REPO_ROOT\n")
+    try:
+        done = lint_imports(project)
+    finally:
+        new.unlink()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "kouiki.unplaced" in done.stdout and "3. Every module of kouiki/" in done.stdout, done.stdout
+
+
+def test_the_project_keeps_every_contract_and_has_no_cycle_between_layers(project: Path) -> None:
+    done = lint_imports(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Contracts: 4 kept, 0 broken." in done.stdout
+    cycles = subprocess.run([sys.executable, str(REPO / "scripts" / "import_cycles.py")], capture_output=True,
+                            text=True, timeout=120)
+    assert cycles.returncode == 0, cycles.stdout + cycles.stderr
+    assert "0 two-way pairs; groups of nodes on a cycle: none" in cycles.stdout
