@@ -134,6 +134,7 @@ def test_the_same_pipeline_publishes_the_same_rows_on_each_lake(storage: str, lo
     assert {k.split("/")[0] for k in lake_keys} == set(AREAS)
     assert "staged/aed/city=132195/data.parquet" in lake_keys
     assert "staged/evacuation_space/city=222127/data.parquet" in lake_keys
+    assert not [k for k in keys if k.endswith(".tmp")]                   # written in place: no temporary objects
     landed = sorted(p.relative_to(run.paths.landing).as_posix() for p in run.paths.landing.glob("*/*"))
     assert len([p for p in landed if not p.split("/")[1].startswith(".")]) == 3        # three uploads, manifests
     assert sorted(k.removeprefix("landing/") for k in keys if k.startswith("landing/")) == landed
@@ -185,3 +186,36 @@ def test_the_dagster_resource_builds_the_same_settings(tmp_path: Path, monkeypat
     assert resolved.paths().lake == "memory://kouiki-settings-test/lake"
     explicit = KouikiHome(home=str(tmp_path / "other"))        # a field given in code wins over the environment
     assert explicit.settings().home == tmp_path / "other"
+
+
+@pytest.mark.parametrize("kind", ["folder", "memory"])
+def test_copies_are_written_once_whole_and_metadata_last(kind: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copies of landing and releases (``lake.put_tree``/``put_file``/``put_bytes``) on a local folder given
+    as KOUIKI_LAKE_URL and on another fsspec filesystem: missing files only, ``last`` after the rest."""
+    import fsspec
+
+    from warehouse import lake
+
+    release = tmp_path / "release"
+    (release / "cities").mkdir(parents=True)
+    for name, text in {"metadata.json": "{}", "aed.csv": "名称\n狛江市役所\n", "cities/132195_aed.csv": "x\n"}.items():
+        (release / name).write_text(text, encoding="utf-8")
+    root = str(tmp_path / "remote") if kind == "folder" else f"memory://kouiki-copies-{tmp_path.name}"
+    order: list[str] = []
+    real_put_file = lake.put_file
+
+    def recording_put_file(r: str, key: str, source: Path) -> bool:
+        order.append(key)
+        return real_put_file(r, key, source)
+
+    monkeypatch.setattr(lake, "put_file", recording_put_file)
+    assert lake.put_tree(root, "aed/1", release, last="metadata.json") == 3
+    assert order[-1] == "aed/1/metadata.json" and len(order) == 3
+    (release / "aed.csv").write_text("changed", encoding="utf-8")
+    assert lake.put_tree(root, "aed/1", release, last="metadata.json") == 0      # a release never changes
+    lake.put_bytes(root, "aed/latest.json", b'{"number": 1}')
+    fs, base = fsspec.core.url_to_fs(root)
+    found = sorted(p.removeprefix(base.rstrip("/") + "/") for p in fs.find(base))
+    assert found == ["aed/1/aed.csv", "aed/1/cities/132195_aed.csv", "aed/1/metadata.json", "aed/latest.json"]
+    assert fs.cat_file(f"{base}/aed/1/aed.csv").decode("utf-8") == "名称\n狛江市役所\n"

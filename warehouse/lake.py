@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,14 +193,33 @@ def put_file(root: str, key: str, source: Path) -> bool:
     target = f"{base}/{key}"
     if fs.exists(target):
         return False
-    fs.put_file(str(source), target)
+    _put(fs, target, lambda to: fs.put_file(str(source), to))
     return True
 
 
 def put_bytes(root: str, key: str, data: bytes) -> None:
     """Write (or replace) ``<root>/<key>`` in one PUT, e.g. a release's ``latest.json``."""
     fs, base = _fs(root)
-    fs.pipe_file(f"{base}/{key}", data)
+    target = f"{base}/{key}"
+    _put(fs, target, lambda to: fs.pipe_file(to, data))
+
+
+def _put(fs: AbstractFileSystem, target: str, write: Callable[[str], object]) -> None:
+    """``write(target)`` on object storage (one PUT is atomic there); on a local disk (``KOUIKI_LAKE_URL`` a
+    folder) into a temporary file beside it, renamed into place, so a reader never sees half a file."""
+    if not is_local(fs):
+        write(target)
+        return
+    folder, name = target.rsplit("/", 1)
+    fs.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/.{name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        fs.mv(tmp, target)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
 
 
 def put_tree(root: str, key: str, folder: Path, last: str | None = None) -> int:
