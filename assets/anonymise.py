@@ -373,7 +373,7 @@ def _publish_table(
             f"CREATE TABLE release AS SELECT *, CAST(NULL AS VARCHAR) AS _upload_id FROM read_parquet({source})"
         )
         return publish_dataset(con, dataset, "release", paths.releases, paths.catalog_url, licence=licence,
-                               personal=True, inspect=inspect)
+                               personal=True, inspect=inspect, remote_root=paths.remote_releases)
     finally:
         con.close()
 

@@ -47,7 +47,7 @@ def releases(context: AssetExecutionContext, kouiki: KouikiHome) -> MaterializeR
                 waiting.append(dataset_id)
                 continue
             result = publish_dataset(con, dataset, f'conformed."{dataset_id}"', paths.releases,
-                                     paths.catalog_url, licence=dataset.licence)
+                                     paths.catalog_url, licence=dataset.licence, remote_root=paths.remote_releases)
             summary[dataset_id] = {"release": result.number, "rows": result.rows,
                                    "new": result.published, "path": str(result.path)}
             context.log.info(f"{dataset_id}: release {result.number} "

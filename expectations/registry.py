@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,9 +128,9 @@ def default_registry() -> Registry:
     own dataset files in ``$KOUIKI_SCHEMAS`` (a folder), if set, plus the generated schemas of cities' own
     datasets (``$KOUIKI_HOME/schemas/own``, ``intake.own``)."""
     from kouiki.file_cache import cached
-    from kouiki.settings import kouiki_home
+    from kouiki.settings import Settings, kouiki_home
 
-    extra = Path(os.environ["KOUIKI_SCHEMAS"]) if os.environ.get("KOUIKI_SCHEMAS") else None
+    extra = Settings.from_env().schemas
     own = kouiki_home() / "schemas" / "own"
     # read again only when a schema file or the code that reads it changed (a second of YAML per process)
     return cached("registry", registry_inputs(), lambda: with_own_datasets(load_registry(extra=extra), own))
@@ -140,11 +139,11 @@ def default_registry() -> Registry:
 def registry_inputs() -> list[Path]:
     """Every file the default registry is built from, and the code that builds it (for ``kouiki.file_cache``):
     the whole of ``expectations/`` (schemas and code) and ``intake/`` (header names), not a list to keep right."""
-    from kouiki.settings import kouiki_home
+    from kouiki.settings import Settings, kouiki_home
 
-    extra = os.environ.get("KOUIKI_SCHEMAS")
+    extra = Settings.from_env().schemas
     here = Path(__file__).resolve().parent
-    return [here, here.parent / "intake", kouiki_home() / "schemas" / "own", *([Path(extra)] if extra else [])]
+    return [here, here.parent / "intake", kouiki_home() / "schemas" / "own", *([extra] if extra else [])]
 
 
 def with_own_datasets(registry: Registry, folder: Path | None = None) -> Registry:

@@ -8,6 +8,10 @@ city, original name, size, source and, above all, when it was first received. Th
 rebuilt from these (``restore_uploads``): each upload gets back its first ``received_at`` (so an old inbox file
 picked up again never becomes "newer" than a later correction) and, when the lake's history says it was already
 processed, its decision, so nothing is processed or published again.
+
+With ``KOUIKI_LAKE_URL`` set, every landed file and its manifest are also copied to ``<url>/landing/<city>/``
+(:func:`copy_to_remote`, before the catalog records the upload): the durable copy lives on object storage, the
+folder in the home is what the readers open.
 """
 
 from __future__ import annotations
@@ -87,9 +91,20 @@ def land_file(paths: Paths, city_code: str, source: Path, original_name: str | N
         }
         write_manifest(target, manifest)
         crash_point("landing.manifest_written")
+    copy_to_remote(paths, target)
     is_new = catalog.add_upload(paths.catalog_url, upload_row(paths, manifest))
     return Landed(upload_id=manifest["upload_id"], sha256=sha, path=target, size=target.stat().st_size,
                   is_new=is_new)
+
+
+def copy_to_remote(paths: Paths, landed: Path) -> int:
+    """Copy a landed file and its manifest to ``<KOUIKI_LAKE_URL>/landing/<city>/`` (what is there already is
+    left alone: content-addressed names never change). Returns the number of objects written."""
+    if paths.remote_landing is None:
+        return 0
+    city = landed.parent.name
+    return sum(lake.put_file(paths.remote_landing, f"{city}/{p.name}", p)
+               for p in (landed, manifest_path(landed)) if p.exists())
 
 
 def manifest_path(landed: Path) -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -42,7 +41,7 @@ from intake import localgov
 from intake.headers import HeaderMatch, header_key, match_dataset
 from intake.problems import Notice
 from intake.values import normalise_date, normalise_phone, normalise_time
-from kouiki.settings import REPO_ROOT
+from kouiki.settings import REPO_ROOT, Settings
 
 MAPPINGS_ENV = "KOUIKI_MAPPINGS"
 VOCABULARY_FILE = "_vocabulary.yaml"
@@ -61,7 +60,7 @@ MAPPED_VARIANT_PREFIX = "mapped-"
 
 def mappings_dir() -> Path:
     """Where accepted mappings live: ``$KOUIKI_MAPPINGS`` or ``config/mappings`` of the repository."""
-    return Path(os.environ.get(MAPPINGS_ENV) or REPO_ROOT / "config" / "mappings")
+    return Settings.from_env().mappings
 
 
 # ------------------------------------------------------------------------------------------ vocabulary

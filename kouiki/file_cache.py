@@ -24,22 +24,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar, cast
 
-from kouiki.settings import REPO_ROOT, kouiki_home
+from kouiki.settings import REPO_ROOT, Settings, kouiki_home
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # The library versions (sqlglot's parse, PyYAML's) are part of every key: a new lock file is a new key.
 LOCK_FILE = REPO_ROOT / "uv.lock"
-# KOUIKI_FILE_CACHE=0 turns the cache off (e.g. to time a cold load).
-_DISABLED = ("0", "false", "no", "off")
 STALE_TMP_SECONDS = 600   # writing an entry takes milliseconds
 
 
 def cached(kind: str, inputs: Iterable[Path], build: Callable[[], T], folder: Path | None = None) -> T:
     """``build()``, or the result stored for the same ``inputs`` (files, or folders taken with every file under
     them) by an earlier process. ``kind`` names the result (one entry per kind is kept)."""
-    if os.environ.get("KOUIKI_FILE_CACHE", "1").strip().lower() in _DISABLED:
+    if not Settings.from_env().file_cache:
         return build()
     folder = folder if folder is not None else kouiki_home() / "cache"
     key = input_key(kind, inputs)

@@ -8,7 +8,6 @@ silently become another code, so it is refused with the quoted form to write.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 
 from intake.localgov import check_digit, is_valid_code, lookup
 from kouiki.errors import ConfigError
-from kouiki.settings import REPO_ROOT, members_file
+from kouiki.settings import REPO_ROOT, Settings, members_file
 
 CODE_KEYS = ("code", "submits_for")
 INT_TAG = "tag:yaml.org,2002:int"
@@ -24,7 +23,7 @@ INT_TAG = "tag:yaml.org,2002:int"
 
 def anonymisation_policies() -> Path:
     """Where the 匿名加工 policies are: config/anonymisation, or ``KOUIKI_ANONYMISATION_POLICIES``."""
-    return Path(os.environ.get("KOUIKI_ANONYMISATION_POLICIES", REPO_ROOT / "config" / "anonymisation"))
+    return Settings.from_env().policies
 
 
 class RegistryError(ConfigError):

@@ -11,7 +11,6 @@ warehouse (the ``kouiki/warehouse`` tag of region runs, and the ``duckdb_warehou
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +29,7 @@ from dagster import (
     map_asset_specs,
 )
 
-from kouiki.settings import REPO_ROOT
+from kouiki.settings import Settings
 
 AUTOMATION_ENV = "KOUIKI_AUTOMATION"
 LAKE_GROUPS = ("lake",)
@@ -64,7 +63,7 @@ class AutomationSettings:
 
 
 def automation_file() -> Path:
-    return Path(os.environ.get(AUTOMATION_ENV) or REPO_ROOT / "config" / "automation.yaml")
+    return Settings.from_env().automation
 
 
 @cache

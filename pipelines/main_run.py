@@ -18,7 +18,7 @@ from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.members import Member, load_members
 from kouiki.runlock import storage_init_lock
-from kouiki.settings import Paths, get_paths
+from kouiki.settings import Paths, Settings, get_paths
 from publish.release import latest_release
 from warehouse import lake
 
@@ -60,7 +60,7 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     with storage_init_lock(home):   # storage created / migrated by one process at a time
-        write_dagster_yaml(home / "dagster.yaml", os.environ.get(DAGSTER_PG_URL_ENV) or None)
+        write_dagster_yaml(home / "dagster.yaml", Settings.from_env().dagster_pg_url)
         return DagsterInstance.get()
 
 

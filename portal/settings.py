@@ -40,7 +40,7 @@ class PortalSettings:
 
     @property
     def findings(self) -> Path:
-        return Paths(self.home).lake / "findings"
+        return Paths(self.home).local_lake / "findings"   # read on local disk only (docs/settings.md)
 
     @classmethod
     def from_env(cls) -> PortalSettings:

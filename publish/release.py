@@ -14,6 +14,10 @@ A release is written into a hidden temporary folder and renamed into place only 
 previous release the complete latest, and the next publication first completes or removes what a crash left
 (``publish.recover``).
 A run whose data equals the latest release's publishes nothing (idempotent).
+
+With ``KOUIKI_LAKE_URL`` set, the latest release is then copied to ``<url>/releases/<dataset>/<n>/``
+(``metadata.json`` last) and ``latest.json`` after it (:func:`copy_to_remote`); every publication checks the copy,
+so one a crash or a network failure interrupted is completed by the next run, even when nothing changed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
 from publish.recover import ReleaseStateError as ReleaseStateError
 from publish.recover import read_json_file, recover_dataset, write_pointer
+from warehouse import lake
 from warehouse.sql import literal, quote
 
 LICENCES = {
@@ -163,6 +168,7 @@ def publish_dataset(
     fail_after_files: int | None = None,
     personal: bool = False,
     inspect: Callable[[Path], None] | None = None,
+    remote_root: str | None = None,
 ) -> ReleaseResult:
     """Publish ``table`` (a conformed model) as the next release of ``dataset`` unless nothing changed.
 
@@ -170,6 +176,7 @@ def publish_dataset(
     ``personal`` (an anonymised extract of personal data): changes.json gives totals, never row keys or hashes.
     ``inspect`` is called on the complete release folder before it is renamed into place; raising stops the
     publication (the previous release stays latest).
+    ``remote_root`` (``Paths.remote_releases``): where the latest release is copied to, if anywhere.
     """
     if licence not in LICENCES:
         raise PublishError(f"unknown licence {licence!r}; choose one of {', '.join(LICENCES)}")
@@ -181,10 +188,26 @@ def publish_dataset(
     shutil.rmtree(work, ignore_errors=True)
     (work / "cities").mkdir(parents=True)
     try:
-        return _publish_into(con, dataset, table, dataset_root, work, number, catalog_url, licence,
-                             fail_after_files, personal, inspect)
+        result = _publish_into(con, dataset, table, dataset_root, work, number, catalog_url, licence,
+                               fail_after_files, personal, inspect)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if remote_root is not None:
+        copy_to_remote(releases_root, dataset.id, remote_root)
+    return result
+
+
+def copy_to_remote(releases_root: Path, dataset_id: str, remote_root: str) -> int:
+    """Copy the dataset's latest release to ``<remote_root>/<dataset>/<n>/`` (files already there are kept:
+    a release never changes), ``metadata.json`` last, then its ``latest.json``. Returns the files copied."""
+    latest = latest_release(releases_root, dataset_id)
+    if latest is None:
+        return 0
+    number = str(latest["number"])
+    copied = lake.put_tree(remote_root, f"{dataset_id}/{number}", releases_root / dataset_id / number,
+                           last="metadata.json")
+    lake.put_bytes(remote_root, f"{dataset_id}/latest.json", (releases_root / dataset_id / "latest.json").read_bytes())
+    return copied
 
 
 def recover_committed(dataset_root: Path, catalog_url: str) -> None:

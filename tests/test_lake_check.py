@@ -71,6 +71,6 @@ def test_a_refused_upload_is_a_warning_and_the_run_succeeds(kouiki_home: Path, t
         assert isinstance(refused, dict) and KOMAE in refused
     else:   # refused at intake: the lake never saw it, nothing to report for the run
         assert evaluation.passed
-    assert (paths.lake / "staged" / "aed" / f"city={YAIZU}").is_dir()
+    assert (paths.local_lake / "staged" / "aed" / f"city={YAIZU}").is_dir()
     assert evaluation.metadata["city_names"].value == {YAIZU: "焼津市"}     # names beside the partitions' codes
     shutil.rmtree(paths.tmp, ignore_errors=True)

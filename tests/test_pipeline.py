@@ -51,7 +51,7 @@ def test_row_counts_per_city(demo_run: dict) -> None:
 
 
 def _quarantined(paths: Paths, dataset: str, city: str) -> int:
-    f = paths.lake / "quarantine" / dataset / f"city={city}" / "data.parquet"
+    f = paths.local_lake / "quarantine" / dataset / f"city={city}" / "data.parquet"
     return pl.read_parquet(f).height if f.exists() else 0
 
 

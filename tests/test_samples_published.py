@@ -80,7 +80,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
             detect_upload(paths, registry, upload)
             uploads.append(catalog.get_upload(paths.catalog_url, landed.upload_id))
         outcomes = load_uploads(paths, registry, [u for u in uploads if u is not None])
-        return {u.original_name: _what_reached_the_lake(paths.lake, u, o)
+        return {u.original_name: _what_reached_the_lake(paths.local_lake, u, o)
                 for u, o in zip(uploads, outcomes, strict=True) if u is not None}
     finally:
         mp.undo()

@@ -156,5 +156,5 @@ def test_rerun_processes_the_city_again_through_ingest_city(office: Paths, tmp_p
     row = catalog.get_upload(office.catalog_url, upload_id)
     assert row is not None and row.status == "accepted" and row.detail is not None
     assert row.detail["rows_accepted"] == 57 and row.detail["rows_with_warnings"] == 1
-    assert (office.lake / "staged" / "aed" / f"city={KOMAE}").is_dir()
+    assert (office.local_lake / "staged" / "aed" / f"city={KOMAE}").is_dir()
     assert json.loads(kouiki("rerun", KOMAE)[1])["uploads"][0]["status"] == "accepted"

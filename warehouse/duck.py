@@ -50,9 +50,11 @@ def connect(db_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDB
         con.close()
 
 
-def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: Path, datasets: Iterable[Dataset]) -> None:
+def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: lake.LakeRoot, datasets: Iterable[Dataset]) -> None:
     """(Re)create the source views ``lake.<dataset>``, ``quarantine.<dataset>``, ``findings.<dataset>`` and
-    ``reference.local_governments``. A dataset with no files yet gets an empty view with its columns."""
+    ``reference.local_governments``. A dataset with no files yet gets an empty view with its columns. A remote
+    lake's filesystem is registered on ``con`` first (the views read it whenever this connection queries them)."""
+    lake.register_with(con, lake_root)
     for schema in ("lake", "quarantine", "findings", "history", "reference"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for ds in datasets:
@@ -69,7 +71,7 @@ def refresh_sources(con: duckdb.DuckDBPyConnection, lake_root: Path, datasets: I
     )
 
 
-def _view_over_parquet(con: duckdb.DuckDBPyConnection, name: str, lake_root: Path, area: str, dataset_id: str,
+def _view_over_parquet(con: duckdb.DuckDBPyConnection, name: str, lake_root: lake.LakeRoot, area: str, dataset_id: str,
                        empty_columns: dict[str, str]) -> None:
     """A view over one lake area's Parquet files, or, while there are none, an empty view with the columns
     the models expect (so a dataset nobody has uploaded yet still builds)."""
