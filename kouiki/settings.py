@@ -12,7 +12,7 @@ Layout (the embedded default; every path is derived from the home so tests can u
 
 Every entry point (the pipeline, the CLI, the portal, the upload service) reads its settings from the environment
 through one object, :class:`Settings` (``Settings.from_env()``); the pipeline gets the same values as a Dagster
-resource with ``EnvVar`` fields (``pipelines.resources.KouikiHome``), which builds this object. It lives here, not
+resource with ``EnvVar`` fields (``assets.resources.KouikiHome``), which builds this object. It lives here, not
 in a new module, because every entry point already imports this one and it must stay light: ``kouiki inspect``
 imports neither Dagster nor pydantic (tests/test_inspect_speed.py). docs/settings.md lists every variable.
 

@@ -27,7 +27,7 @@ defs = Definitions.merge(
     Definitions(
         jobs=[ingest_city, publish_region, anonymise_personal],
         sensors=[member_partitions_sensor, upload_sensor, *automation_sensors(load_settings())],
-        resources={"kouiki": KouikiHome.from_env()},   # the settings, as EnvVar fields (pipelines/resources.py)
+        resources={"kouiki": KouikiHome.from_env()},   # the settings, as EnvVar fields (assets/resources.py)
         # one process per run, not one per step: each step process would load these definitions again (seconds),
         # and a city's run has a step per dataset; runs are what the queue runs side by side
         executor=configured_executor(),   # that one, unless KOUIKI_EXECUTOR says otherwise (pipelines/executors.py)

@@ -173,7 +173,7 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
 def test_the_dagster_resource_builds_the_same_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster import EnvVar
 
-    from pipelines.resources import KouikiHome
+    from assets.resources import KouikiHome
 
     monkeypatch.setenv("KOUIKI_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KOUIKI_LAKE_URL", "memory://kouiki-settings-test")
