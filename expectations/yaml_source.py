@@ -92,13 +92,14 @@ def parse(text: str, loader: type[Any] = StrictLoader) -> YamlDocument:
     return YamlDocument(data=data, root=root)
 
 
-def key_path(data: Any, loc: Loc) -> str:
-    """``loc`` as the office reads it: ``variants[current].columns[名称].type``, ``policy.strict_columns[0]``."""
+def key_path(data: Any, loc: Loc, *, named: bool = True) -> str:
+    """``loc`` as the office reads it: ``variants[current].columns[名称].type``, ``policy.strict_columns[0]``
+    (``named=False``: list items by their index, ``members[0]``)."""
     text, value = "", data
     for part in loc:
         if isinstance(part, int) and not isinstance(part, bool):
             item = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
-            label = _item_label(item)
+            label = _item_label(item) if named else None
             text += f"[{label if label is not None else part}]"
             value = item
         else:
@@ -160,29 +161,30 @@ def problem_words(found: Any, model: type[BaseModel], templates: dict[str, str])
     loc = list(clean_loc(found["loc"]))
     field_name = next((p for p in reversed(loc) if isinstance(p, str)), "")
     if kind == "missing":
-        return "missing (required key)"
+        return "キーがありません / missing (required key) — 書き足してください / add it"
     if kind == "extra_forbidden":
         allowed = allowed_keys(model, loc[:-1])
-        return f"unknown key; allowed: {', '.join(sorted(allowed))}"
+        return (f"使えないキーです / unknown key; allowed: {', '.join(sorted(allowed))} — 綴りを確かめてください / "
+                "check the spelling")
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", found["msg"]))
     if kind in ("literal_error", "enum"):
         choices = ", ".join(str(c).strip("'") for c in str(ctx.get("expected", "")).replace(" or ", ", ")
                             .split(", "))
         template = templates.get(field_name, "{input!r}: use one of {choices}")
-        return template.format(input=value, choices=choices)
+        return f"使えない値です / {template.format(input=value, choices=choices)}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {value!r}"
+        return f"true か false で書いてください / expected true or false, got {value!r}"
     if kind in ("list_type", "tuple_type"):
-        return "expected a list, e.g. [a, b]"
+        return "一覧で書いてください / expected a list, e.g. [a, b]"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping (key: value), got {type(value).__name__}"
+        return f"「キー: 値」で書いてください / expected a mapping (key: value), got {type(value).__name__}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, got {value!r}"
+        return f"整数で書いてください / expected a whole number, got {value!r}"
     if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {value!r}"
+        return f"数値で書いてください / expected a number, got {value!r}"
     if kind in ("string_type",):
-        return f"expected text, got {value!r}; quote it"
+        return f"文字列にしてください / expected text, got {value!r}; quote it"
     return str(found["msg"])
 
 
