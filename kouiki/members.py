@@ -92,7 +92,9 @@ def _validated(path: Path, doc: YamlDocument) -> MembersFile:
     key = key_path(doc.data, entry, named=False)
     if inside and not problem.startswith(str(inside[0])):   # the field, unless the words name it already
         key += key_path(doc.data, loc, named=False)[len(key):]
-    raise RegistryError(f"{_at(path, doc.line_of(loc))}: {key}: {problem}")
+    if not inside:   # an entry's check ("name '…' does not match …"): the line of the key it names
+        inside = (problem.split(" ", 1)[0],)
+    raise RegistryError(f"{_at(path, doc.line_of((*entry, *inside)))}: {key}: {problem}")
 
 
 def _read_text(path: Path) -> str:
