@@ -3,12 +3,16 @@
 :func:`build_checks` reads the canonical variant of a :class:`~expectations.model.Dataset` and lists one
 :class:`Check` per rule (required value present, format by anchored regex, value set, coordinate bounds, ID
 unique, check digit of the 全国地方公共団体コード, end after start). Each check renders two ways from the same
-fields:
+fields, through its kind's entry of :data:`RULE_FORMS` (both forms side by side: a kind cannot have one only):
 
 * :meth:`Check.expectation` — a GE expectation whose ``meta`` carries ``check_id``, ``error_code`` and
   ``column`` so results map back to the error catalogue (:mod:`expectations.errors`);
 * :meth:`Check.failing_sql` — a DuckDB predicate true on the rows that fail, used to list *every* failing
   row (GE on SQL returns at most ``partial_unexpected_count`` of them) and to cross-check GE's counts.
+
+The conditions GE has no built-in for are SQL texts here (``phone_ok_sql``, ``check_digit_ok_sql``,
+``number_between_sql``, ``in_order_sql``), written once: the failing-row predicate is made of them, and the
+custom expectations of :mod:`expectations.ge_custom` evaluate the very same text.
 
 Three checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
 ``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL),
