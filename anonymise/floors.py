@@ -183,8 +183,10 @@ def _name_matches(name: str, patterns: Sequence[str]) -> bool:
 def _value_kinds(values: pl.Series, records: int, floors: Floors) -> list[str]:
     raw = values.cast(pl.String).drop_nulls()
     distinct = raw.n_unique()
-    # the shape of the values is judged on a sample of distinct ones (a million-row file stays fast)
-    sample = [v for v in (_normalise(value) for value in raw.unique().head(5000).to_list()) if v]
+    # the shape of the values is judged on a sample of distinct ones (a million-row file stays fast): the first
+    # 5,000 in file order, so the same file always gets the same floors (an unordered unique() drew another
+    # sample on each run once a column had more distinct values than that)
+    sample = [v for v in (_normalise(value) for value in raw.unique(maintain_order=True).head(5000).to_list()) if v]
     if not sample:
         return []
     kinds = []

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,15 @@ def one_round(port: int, home: Path, timeout: float) -> dict[str, Any]:
             "unfinished_runs": sum(1 for s in statuses.values() if s not in FINISHED)}
 
 
+def lanes_of(job_name: str, tags: Mapping[str, str]) -> list[str]:
+    """The queues a run must wait in: its city (any run of a city partition, the bench's or the automation's)
+    and the warehouse (any run carrying the writer tag: publish_region and the region automation's runs)."""
+    lanes = [f"city {tags['dagster/partition']}"] if "dagster/partition" in tags else []
+    if "kouiki/warehouse" in tags or job_name == "publish_region":
+        lanes.append("warehouse")
+    return lanes
+
+
 def inspect_instance(home: Path) -> tuple[int, int, bool]:
     """Failed steps over every run, overlapping pairs that the queue should have kept apart, storage opens."""
     from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
@@ -183,10 +193,8 @@ def inspect_instance(home: Path) -> tuple[int, int, bool]:
                 if rec.start_time is None or rec.end_time is None:
                     continue
                 run = rec.dagster_run
-                lane = run.tags.get("dagster/partition") or (
-                    "warehouse" if run.job_name == "publish_region" else None)
-                if lane:
-                    who = f"{run.run_id[:8]} {run.job_name} {sorted(run.tags.items())}"
+                who = f"{run.run_id[:8]} {run.job_name} {sorted(run.tags.items())}"
+                for lane in lanes_of(run.job_name, run.tags):
                     spans.setdefault(lane, []).append((rec.start_time, rec.end_time, who))
             pairs = [(a, b) for lane in spans.values() for i, a in enumerate(sorted(lane))
                      for b in sorted(lane)[i + 1:] if b[0] < a[1]]

@@ -178,3 +178,28 @@ def test_a_bad_automation_file_is_one_line_naming_the_setting(tmp_path: Path) ->
     bad.write_text("runs:\n  max_paralel: 2\n", encoding="utf-8")
     with pytest.raises(AutomationConfigError, match="unknown setting max_paralel"):
         load_settings(bad)
+
+
+def test_a_publish_run_launched_from_the_ui_carries_the_warehouse_tag(tmp_path: Path) -> None:
+    """The UI and its GraphQL API create a run with the job's tags: without the writer tag two publish runs
+    started from the UI ran at once (seen by bench/bench_concurrent_runs.py). Launched on a queued instance,
+    the run waits in the queue, so its tags are read without running it."""
+    from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    from pipelines.automation import WAREHOUSE_TAG
+    from pipelines.main_run import write_dagster_yaml
+
+    write_dagster_yaml(tmp_path / "dagster.yaml")
+    definitions = REPO / "pipelines" / "definitions.py"
+    with DagsterInstance.from_config(str(tmp_path)) as inst, \
+            define_out_of_process_context(str(definitions), None, inst) as context:
+        location = next(iter(context.code_location_names))
+        selector = {"repositoryLocationName": location, "repositoryName": "__repository__",
+                    "pipelineName": "publish_region"}
+        result = execute_dagster_graphql(context, LAUNCH_PIPELINE_EXECUTION_MUTATION,
+                                         {"executionParams": {"selector": selector, "runConfigData": {}}})
+        launched = result.data["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run = inst.get_run_by_id(launched["run"]["runId"])
+        assert run is not None and run.tags.get(WAREHOUSE_TAG) == "writer"
