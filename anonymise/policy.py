@@ -13,19 +13,18 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from anonymise.lattice import PrivacyModel
-from anonymise.quality import QualityModel
+from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
 from kouiki.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).parents[1] / "config" / "anonymisation"
+if TYPE_CHECKING:   # pydantic is imported when a policy is read
+    from anonymise.policy_file import KeepSpec
 
-HIERARCHY_KINDS = ("interval", "date", "parents", "arx_csv", "flat")
-DERIVE_KINDS = ("age",)
-SPECIAL_KINDS = ("at_least", "rare_values")
+CONFIG_DIR = Path(__file__).parents[1] / "config" / "anonymisation"
 
 
 class PolicyError(ConfigError):
@@ -98,138 +97,88 @@ def load_policy(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> Poli
     if not path.is_file():
         raise PolicyError(f"ポリシーファイルがありません / policy file not found: {path}")
     text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
+    try:
+        doc = parse(text)
+    except yaml.MarkedYAMLError as exc:
+        line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise PolicyError(f"{path}{line}: YAML の書き方が誤っています / YAML syntax error: {exc.problem} — "
+                          "その行を直してください / fix that line") from None
+    if not isinstance(doc.data, dict):
         raise PolicyError(f"{path}: the policy must be a mapping")
-    policy = policy_from_dict(data, path.parent)
+    policy = policy_from_dict(doc.data, path.parent, _Source(path, doc))
     return Policy(**{**policy.__dict__, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})
 
 
-def policy_from_dict(data: dict[str, Any], base_dir: Path) -> Policy:
-    """Build and check a policy from its parsed YAML."""
-    _require(data, ["name", "direct_identifiers", "quasi_identifiers", "privacy"], "policy")
-    quasi = tuple(_quasi_identifier(column, spec) for column, spec in dict(data["quasi_identifiers"]).items())
-    sensitive = {column: _order(spec) for column, spec in dict(data.get("sensitive") or {}).items()}
-    keep = tuple(_keep_rule(column, spec) for column, spec in dict(data.get("keep") or {}).items())
-    special = tuple(_special_rule(rule) for rule in data.get("special_descriptions") or [])
-    aggregate = dict(data.get("aggregate") or {})
+@dataclass(frozen=True)
+class _Source:
+    """The file a policy was read from, for messages with its line."""
+
+    file: Path
+    doc: YamlDocument
+
+
+def _fail(source: _Source | None, data: dict[str, Any], loc: tuple[str | int, ...], problem: str) -> NoReturn:
+    key = key_path(data, loc)
+    if source is None:
+        raise PolicyError(f"{key}: {problem}" if key else problem)
+    line = source.doc.line_of(loc)
+    raise PolicyError(f"{source.file}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{problem}")
+
+
+def policy_from_dict(data: dict[str, Any], base_dir: Path, source: _Source | None = None) -> Policy:
+    """Build and check a policy from its parsed YAML (``anonymise.policy_file`` says what it may hold)."""
+    from pydantic import ValidationError
+
+    from anonymise.policy_file import PolicyFile
+
+    try:
+        spec = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        _fail(source, data, *first_problem(exc, PolicyFile))
+    aggregate = spec.aggregate
     policy = Policy(
-        name=str(data["name"]),
-        title=str(data.get("title", data["name"])),
-        reference_date=_as_date(data.get("reference_date", date.today())),
-        direct_identifiers=tuple(str(column) for column in data["direct_identifiers"]),
-        quasi_identifiers=quasi,
-        sensitive=sensitive,
-        keep=keep,
-        special_descriptions=special,
-        model=_privacy_model(dict(data["privacy"])),
-        risk_threshold=float(data.get("risk_threshold", 0.2)),
-        min_cell=int(aggregate.get("min_cell", 3)),
-        aggregate_tables=tuple(_aggregate_spec(spec) for spec in aggregate.get("tables") or []),
+        name=spec.name,
+        title=spec.title or spec.name,
+        reference_date=spec.reference_date or date.today(),
+        direct_identifiers=tuple(spec.direct_identifiers),
+        quasi_identifiers=tuple(
+            QuasiIdentifierRule(column, qi.hierarchy.model_dump(exclude_unset=True),
+                                qi.derive.model_dump(by_alias=True) if qi.derive else None)
+            for column, qi in spec.quasi_identifiers.items()),
+        sensitive={column: tuple(s.order) if s and s.order else None for column, s in spec.sensitive.items()},
+        keep=tuple(_keep_rule(column, k) for column, k in spec.keep.items()),
+        special_descriptions=tuple(rule.model_dump(exclude_unset=True) for rule in spec.special_descriptions),
+        model=spec.privacy.model(),
+        risk_threshold=spec.risk_threshold,
+        min_cell=aggregate.min_cell if aggregate else 3,
+        aggregate_tables=tuple(AggregateSpec(t.name, dict(t.dims)) for t in (aggregate.tables if aggregate else [])),
         base_dir=base_dir,
         raw=data,
     )
-    _check_overlaps(policy)
+    _check_overlaps(policy, source, data)
     return policy
 
 
-def _quasi_identifier(column: str, spec: Any) -> QuasiIdentifierRule:
-    if not isinstance(spec, dict) or "hierarchy" not in spec:
-        raise PolicyError(f"quasi_identifiers.{column}: needs a 'hierarchy'")
-    hierarchy = dict(spec["hierarchy"])
-    if hierarchy.get("kind") not in HIERARCHY_KINDS:
-        raise PolicyError(f"quasi_identifiers.{column}: hierarchy kind must be one of {HIERARCHY_KINDS}")
-    if hierarchy["kind"] == "arx_csv" and "path" not in hierarchy:
-        raise PolicyError(f"quasi_identifiers.{column}: arx_csv hierarchy needs a 'path'")
-    if hierarchy["kind"] == "parents" and not hierarchy.get("columns"):
-        raise PolicyError(f"quasi_identifiers.{column}: parents hierarchy needs 'columns'")
-    derive = spec.get("derive")
-    if derive is not None:
-        derive = dict(derive)
-        if derive.get("kind") not in DERIVE_KINDS or "from" not in derive:
-            raise PolicyError(f"quasi_identifiers.{column}: derive needs kind in {DERIVE_KINDS} and 'from'")
-    return QuasiIdentifierRule(column, hierarchy, derive)
+def _keep_rule(column: str, spec: KeepSpec | None) -> KeepRule:
+    top = spec.top_coding if spec else None
+    return KeepRule(column, top_at=top.at if top else None, top_percentile=top.percentile if top else None,
+                    rounding=spec.rounding if spec and spec.rounding else None)
 
 
-def _order(spec: Any) -> tuple[str, ...] | None:
-    if spec and isinstance(spec, dict) and spec.get("order"):
-        return tuple(str(value) for value in spec["order"])
-    return None
-
-
-def _keep_rule(column: str, spec: Any) -> KeepRule:
-    spec = dict(spec or {})
-    top = dict(spec.get("top_coding") or {})
-    return KeepRule(
-        column,
-        top_at=float(top["at"]) if "at" in top else None,
-        top_percentile=float(top["percentile"]) if "percentile" in top else None,
-        rounding=int(spec["rounding"]) if spec.get("rounding") else None,
-    )
-
-
-def _special_rule(rule: Any) -> dict[str, Any]:
-    rule = dict(rule)
-    if rule.get("kind") not in SPECIAL_KINDS:
-        raise PolicyError(f"special_descriptions: kind must be one of {SPECIAL_KINDS}, got {rule.get('kind')!r}")
-    if rule["kind"] == "at_least":
-        _require(rule, ["column", "threshold"], "special_descriptions.at_least")
-    else:
-        _require(rule, ["columns", "min_count"], "special_descriptions.rare_values")
-    return rule
-
-
-def _aggregate_spec(spec: Any) -> AggregateSpec:
-    spec = dict(spec)
-    _require(spec, ["name", "dims"], "aggregate.tables")
-    return AggregateSpec(str(spec["name"]), {str(column): int(level) for column, level in dict(spec["dims"]).items()})
-
-
-def _privacy_model(spec: dict[str, Any]) -> PrivacyModel:
-    _require(spec, ["k"], "privacy")
-    try:
-        return PrivacyModel(
-            k=int(spec["k"]),
-            l=int(spec["l"]) if spec.get("l") is not None else None,
-            l_variant=str(spec.get("l_variant", "distinct")),
-            t=float(spec["t"]) if spec.get("t") is not None else None,
-            max_suppression=float(spec.get("max_suppression", 0.0)),
-            quality=QualityModel(
-                name=str(spec.get("quality_model", "loss")),
-                gs_factor=float(spec.get("gs_factor", 0.5)),
-                aggregate=str(spec.get("quality_aggregate") or ""),
-            ),
-            suppression=str(spec.get("suppression", "records")),
-        )
-    except ValueError as error:
-        raise PolicyError(f"privacy: {error}") from error
-
-
-def _check_overlaps(policy: Policy) -> None:
+def _check_overlaps(policy: Policy, source: _Source | None, data: dict[str, Any]) -> None:
+    """What needs the whole policy: each column in one role, no identifier published, aggregate dimensions."""
     published = list(policy.released_columns)
     repeated = {column for column in published if published.count(column) > 1}
     if repeated:
-        raise PolicyError(f"columns listed in more than one role: {sorted(repeated)}")
+        _fail(source, data, (), f"columns listed in more than one role: {sorted(repeated)} — "
+              "一つの役割にしてください / keep each column in one role")
     leaked = set(published) & set(policy.direct_identifiers)
     if leaked:
-        raise PolicyError(f"direct identifiers cannot also be published: {sorted(leaked)}")
+        _fail(source, data, ("direct_identifiers",), f"direct identifiers cannot also be published: {sorted(leaked)}")
     if policy.model.needs_sensitive and not policy.sensitive:
-        raise PolicyError("privacy.l / privacy.t need at least one sensitive attribute")
-    for table in policy.aggregate_tables:
+        _fail(source, data, ("privacy",), "privacy.l / privacy.t need at least one sensitive attribute")
+    for i, table in enumerate(policy.aggregate_tables):
         unknown = set(table.dims) - set(policy.qi_columns)
         if unknown:
-            raise PolicyError(
-                f"aggregate table {table.name}: dimensions must be quasi-identifiers, not {sorted(unknown)}"
-            )
-
-
-def _require(mapping: dict[str, Any], keys: list[str], where: str) -> None:
-    missing = [key for key in keys if key not in mapping]
-    if missing:
-        raise PolicyError(f"{where}: missing {missing}")
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
+            _fail(source, data, ("aggregate", "tables", i, "dims"),
+                  f"aggregate table {table.name}: dimensions must be quasi-identifiers, not {sorted(unknown)}")

@@ -2,6 +2,9 @@
 column in DuckDB (see that module's docstring). Importing this module registers them with GE; it is imported
 with GE itself, by :meth:`expectations.suites.Check.expectation` and by the Data Docs renderer, so that loading
 the checks (``kouiki inspect``, the Dagster definitions) does not import Great Expectations.
+
+Each metric's condition is the SQL text of :mod:`expectations.suites` (``phone_ok_sql`` …) that the check's
+failing-row predicate is made of, so a rule is written once and GE and the SQL count the same rows.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     column_pair_condition_partial,
 )
 
-from expectations.suites import DIGITS6
-from intake.localgov import check_digit_of
-from intake.phone import PHONE_DIGITS, PHONE_SHAPE
+from expectations.suites import check_digit_ok_sql, in_order_sql, number_between_sql, phone_ok_sql
+from warehouse.sql import quote
+
+
+def _condition(sql: str) -> Any:
+    """A SQL condition text as a SQLAlchemy boolean (parenthesised: GE negates it)."""
+    return sa.literal_column(f"({sql})", sa.Boolean)
+
 
 # --- custom expectations ----------------------------------------------------------------------------
 
@@ -31,10 +39,7 @@ class ColumnValuesJapanesePhone(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=SqlAlchemyExecutionEngine)
     def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
-        without_extension = sa.func.regexp_replace(column, r" 内線[0-9]+$", "")
-        digits = sa.func.regexp_replace(without_extension, "[^0-9]", "", "g")
-        return sa.and_(sa.func.regexp_full_match(column, PHONE_SHAPE),
-                       sa.func.regexp_full_match(digits, PHONE_DIGITS))
+        return _condition(phone_ok_sql(quote(column.name)))
 
 
 class ExpectColumnValuesToBeJapanesePhoneNumbers(ColumnMapExpectation):
@@ -51,12 +56,8 @@ class ColumnValuesLocalGovernmentCheckDigit(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=SqlAlchemyExecutionEngine)
     def _sqlalchemy(cls, column: Any, **kwargs: Any) -> Any:
-        def digit(position: int) -> Any:
-            return sa.try_cast(sa.func.substr(column, position, 1), sa.Integer)
-
-        six_digits = sa.func.regexp_full_match(column, DIGITS6)
         # a value that is not 6 digits is format-error's business, so it passes here
-        return sa.or_(sa.not_(six_digits), digit(6) == check_digit_of([digit(i) for i in range(1, 6)]))
+        return _condition(check_digit_ok_sql(quote(column.name)))
 
 
 class ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(ColumnMapExpectation):
@@ -74,9 +75,8 @@ class ColumnValuesAsNumberBetween(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=SqlAlchemyExecutionEngine)
     def _sqlalchemy(cls, column: Any, min_value: float, max_value: float, **kwargs: Any) -> Any:
-        number = sa.try_cast(column, sa.Double)
         # text that is not a number is type-error's business, so it passes here
-        return sa.or_(number.is_(None), number.between(min_value, max_value))
+        return _condition(number_between_sql(quote(column.name), float(min_value), float(max_value)))
 
 
 class ExpectColumnValuesAsNumberToBeBetween(ColumnMapExpectation):
@@ -100,9 +100,8 @@ class ColumnPairValuesInOrderWhereReadable(ColumnPairMapMetricProvider):
     @column_pair_condition_partial(engine=SqlAlchemyExecutionEngine)
     def _sqlalchemy(cls, column_A: Any, column_B: Any, or_equal: bool, pattern: str,
                     **kwargs: Any) -> Any:
-        readable = sa.and_(sa.func.regexp_full_match(column_A, pattern),
-                           sa.func.regexp_full_match(column_B, pattern))
-        return sa.or_(sa.not_(readable), column_A >= column_B if or_equal else column_A > column_B)
+        return _condition(in_order_sql(quote(column_A.name), quote(column_B.name), or_equal=or_equal,
+                                       pattern=pattern))
 
 
 class ExpectColumnPairValuesToBeInOrderWhereReadable(ColumnPairMapExpectation):

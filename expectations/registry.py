@@ -9,49 +9,34 @@ file and the key, so the office sees at once what to fix. Datasets whose definit
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import yaml
 
-from expectations.model import Column, ColumnType, Dataset, Level, Policy, Variant
+from expectations.model import Column, Dataset, Policy, Variant
+from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
 from intake.header_names import header_key
 from kouiki.errors import ConfigError
 
-try:  # the C loader is ~10x faster; both behave the same here
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+if TYPE_CHECKING:   # pydantic is imported when the registry is built, not by its readers (kouiki inspect)
+    from pydantic import BaseModel
+
+    from expectations.schema_files import ColumnFile, PolicyFile, VariantFile
+
+    _M = TypeVar("_M", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 ALIASES_FILE = "_aliases.yaml"
 
-COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
-LEVELS: tuple[str, ...] = get_args(Level)
-ON_ERROR = ("quarantine", "reject")
-ON_WARNING = ("publish", "withhold")
 # the name column a dataset's keys default to (with its id_column), first one the canonical variant has
 NAME_COLUMNS = ("名称", "施設名称", "介護サービス事業所名称", "イベント名", "データセット_タイトル", "地域名")
-DATASET_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-
-# Keys each level of a file may hold. "info" keys are for people (provenance, notes) and are not loaded.
-DATASET_KEYS = {"dataset_id", "version", "name_ja", "name_en", "variants", "description_ja", "description_en",
-                "file_slugs", "id_column", "code_column", "key_columns", "coordinates", "policy", "licence"}
-LICENCES = {"CC-BY-4.0", "PDL-1.0"}   # publish.release.LICENCES describes them
-DATASET_INFO_KEYS = {"number", "source", "notes"}
-VARIANT_KEYS = {"variant", "columns"}
-VARIANT_INFO_KEYS = {"standard", "confidence", "notes"}
-COLUMN_KEYS = {"name", "type", "required", "level", "format", "enum", "description", "maps_to", "aliases"}
-COLUMN_INFO_KEYS = {"example"}
-POLICY_KEYS = {"on_error", "on_warning", "reject_above", "fix_swapped_coordinates", "strict_columns"}
 
 
 class SchemaError(ConfigError):
@@ -60,11 +45,12 @@ class SchemaError(ConfigError):
     kind = "データセット定義の誤り / dataset schema error"
     fix = "ファイルを直してください / fix the file"
 
-    def __init__(self, file: Path, key: str, problem: str) -> None:
-        super().__init__(f"{file}: {key}: {problem}")
+    def __init__(self, file: Path, key: str, problem: str, line: int | None = None) -> None:
+        super().__init__(f"{file}{f':{line}' if line else ''}: {key}: {problem}")
         self.file = file
         self.key = key
         self.problem = problem
+        self.line = line
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +95,7 @@ def load_registry(path: Path | None = None, extra: Path | None = None) -> Regist
     datasets: dict[str, Dataset] = {}
     skipped: dict[str, str] = {}
     for file in files:
-        parsed = _parse_dataset(_Place(file), _read_yaml(file))
+        parsed = _parse_dataset(file, _read_yaml(file))
         if isinstance(parsed, Dataset):
             datasets[parsed.id] = parsed
         else:
@@ -118,7 +104,7 @@ def load_registry(path: Path | None = None, extra: Path | None = None) -> Regist
     aliases_file = folder / ALIASES_FILE
     aliases: dict[str, str] = {}
     if aliases_file.exists():
-        aliases = _parse_aliases(_Place(aliases_file), _read_yaml(aliases_file), datasets)
+        aliases = _parse_aliases(aliases_file, _read_yaml(aliases_file), datasets)
     return Registry(datasets=datasets, aliases=aliases, skipped=skipped)
 
 
@@ -167,7 +153,7 @@ def with_own_datasets(registry: Registry, folder: Path | None = None) -> Registr
 
 def load_own_schema(file: Path) -> Dataset:
     """One generated own-dataset schema file (same format and checks as the built-in ones)."""
-    parsed = _parse_dataset(_Place(file), _read_yaml(file))
+    parsed = _parse_dataset(file, _read_yaml(file))
     if not isinstance(parsed, Dataset):
         raise SchemaError(file, "variants", parsed)
     return parsed
@@ -176,291 +162,163 @@ def load_own_schema(file: Path) -> Dataset:
 # ------------------------------------------------------------------------------------------------ reading
 
 
-class _StrictLoader(_BaseLoader):
-    """Safe YAML loader that refuses duplicate keys (plain PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def _read_yaml(file: Path) -> Any:
+def _read_yaml(file: Path) -> YamlDocument:
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SchemaError(file, "(file)", f"not UTF-8 text: {exc}") from exc
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a safe loader (see _StrictLoader)
+        return parse(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
-        raise SchemaError(file, where, f"YAML syntax: {exc.problem}") from exc
+        raise SchemaError(file, where, f"YAML syntax: {exc.problem}",
+                          line=mark.line + 1 if mark else None) from exc
 
 
 @dataclass(frozen=True)
 class _Place:
-    """Where we are in a file, for error messages."""
+    """A file and its YAML, for error messages that name the key and its line."""
 
     file: Path
-    key: str = ""
+    doc: YamlDocument
 
-    def at(self, key: str) -> _Place:
-        joiner = "" if not self.key or key.startswith("[") else "."
-        return _Place(self.file, f"{self.key}{joiner}{key}")
-
-    def fail(self, problem: str) -> NoReturn:
-        raise SchemaError(self.file, self.key or "(top level)", problem)
+    def fail(self, loc: tuple[str | int, ...], problem: str) -> NoReturn:
+        raise SchemaError(self.file, key_path(self.doc.data, loc) or "(top level)", problem,
+                          line=self.doc.line_of(loc))
 
 
-def _mapping(place: _Place, value: Any, allowed: set[str], info: set[str] | None = None) -> dict[str, Any]:
-    info = info or set()
-    if not isinstance(value, dict):
-        place.fail(f"expected a mapping (key: value), got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            place.at(str(key)).fail(_not_text(key))
-        if key not in allowed and key not in info:
-            place.at(key).fail(f"unknown key; allowed: {', '.join(sorted(allowed | info))}")
-    return value
+def _checked(place: _Place, model: type[_M]) -> _M:
+    """The file as ``model`` (expectations.schema_files), or its first problem as a SchemaError."""
+    from pydantic import ValidationError
 
+    from expectations.schema_files import CHOICE_WORDS
 
-def _text(place: _Place, value: Any, *, required: bool = True) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float | dt.date):
-        if value is None and not required:
-            return ""
-        place.fail("missing" if value is None else _not_text(value))
-    text = value.isoformat() if isinstance(value, dt.date) else str(value)
-    if required and not text.strip():
-        place.fail("must not be empty")
-    return text
-
-
-def _not_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return (f"read as {value}: YAML turns unquoted NO/YES/ON/OFF into true/false; quote it, "
-                f'e.g. "NO"')
-    return f"expected text, got {value!r}; quote it"
-
-
-def _texts(place: _Place, value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        place.fail("expected a list, e.g. [a, b]")
-    return tuple(_text(place.at(f"[{i}]"), v, required=not allow_empty) for i, v in enumerate(value))
-
-
-def _flag(place: _Place, value: Any) -> bool:
-    if not isinstance(value, bool):
-        place.fail(f"expected true or false, got {value!r}")
-    return value
+    try:
+        return model.model_validate(place.doc.data if place.doc.data is not None else {})
+    except ValidationError as exc:
+        loc, problem = first_problem(exc, model, CHOICE_WORDS)
+        place.fail(loc, problem)
 
 
 # ------------------------------------------------------------------------------------------------ datasets
 
 
-def _parse_dataset(place: _Place, raw: Any) -> Dataset | str:
+def _parse_dataset(file: Path, doc: YamlDocument) -> Dataset | str:
     """The dataset of one file, or the reason it is skipped (no columns)."""
-    raw = _mapping(place, raw, DATASET_KEYS, DATASET_INFO_KEYS)
-    for key in ("dataset_id", "version", "name_ja", "name_en", "variants"):
-        if key not in raw:
-            place.at(key).fail("missing (required key)")
-    dataset_id = _text(place.at("dataset_id"), raw["dataset_id"])
-    if not DATASET_ID.match(dataset_id):
-        place.at("dataset_id").fail(f"{dataset_id!r}: use lower-case letters, digits and _ only")
-    if dataset_id != place.file.stem:
-        place.at("dataset_id").fail(f"{dataset_id!r} differs from the file name {place.file.name!r}")
-    if not isinstance(raw["variants"], list):
-        place.at("variants").fail("expected a list of variants")
-    if not raw["variants"]:
-        notes = raw.get("notes") or []
+    from expectations.schema_files import DatasetFile
+
+    place = _Place(file, doc)
+    raw = _checked(place, DatasetFile)
+    if raw.dataset_id != file.stem:
+        place.fail(("dataset_id",), f"{raw.dataset_id!r} differs from the file name {file.name!r}")
+    if not raw.variants:
+        notes = raw.notes or []
         return str(notes[0]) if notes else "no columns are defined (variants: [])"
-    variants = _parse_variants(place.at("variants"), raw["variants"])
+    variants = _variants(place, raw.variants)
     canonical = next((v for v in variants if v.name == "current"), variants[0])   # = Dataset.canonical
-    _check_maps_to(place.at("variants"), variants, canonical)
-    lat, lon = _parse_coordinates(place.at("coordinates"), raw.get("coordinates"), canonical)
-    id_column = _canonical_column(place.at("id_column"), raw.get("id_column", "ID"), canonical)
+    _check_maps_to(place, variants, canonical)
+    column_of = partial(_canonical_column, place, canonical)
+    lat, lon = ((column_of(("coordinates", "lat"), raw.coordinates.lat),
+                 column_of(("coordinates", "lon"), raw.coordinates.lon)) if raw.coordinates else (None, None))
+    id_column = column_of(("id_column",), raw.id_column)
     return Dataset(
-        id=dataset_id,
-        name_ja=_text(place.at("name_ja"), raw["name_ja"]),
-        name_en=_text(place.at("name_en"), raw["name_en"]),
-        version=_text(place.at("version"), raw["version"]),
-        variants=variants,
+        id=raw.dataset_id, name_ja=raw.name_ja, name_en=raw.name_en, version=raw.version, variants=variants,
         id_column=id_column,
-        key_columns=_key_columns(place.at("key_columns"), raw.get("key_columns"), canonical, id_column),
-        code_column=_canonical_column(place.at("code_column"),
-                                      raw.get("code_column", "全国地方公共団体コード"), canonical),
-        lat_column=lat,
-        lon_column=lon,
-        policy=_parse_policy(place.at("policy"), raw.get("policy", {}), canonical),
-        file_slugs=_texts(place.at("file_slugs"), raw.get("file_slugs", [dataset_id])),
-        description_ja=_text(place.at("description_ja"), raw.get("description_ja"), required=False),
-        description_en=_text(place.at("description_en"), raw.get("description_en"), required=False),
-        licence=_licence(place.at("licence"), raw.get("licence", "CC-BY-4.0")),
+        key_columns=_key_columns(place, raw.key_columns, canonical, id_column),
+        code_column=column_of(("code_column",), raw.code_column),
+        lat_column=lat, lon_column=lon,
+        policy=_policy(place, raw.policy, canonical),
+        file_slugs=tuple(raw.file_slugs if raw.file_slugs is not None else [raw.dataset_id]),
+        description_ja=raw.description_ja or "", description_en=raw.description_en or "",
+        licence=raw.licence,
     )
 
 
-def _licence(place: _Place, value: Any) -> str:
-    text = _text(place, value)
-    if text not in LICENCES:
-        place.fail(f"{text!r}: choose one of {', '.join(sorted(LICENCES))}")
-    return text
-
-
-def _canonical_column(place: _Place, value: Any, canonical: Variant) -> str:
-    name = _text(place, value)
+def _canonical_column(place: _Place, canonical: Variant, loc: tuple[str | int, ...], name: str) -> str:
     if canonical.column(name) is None:
-        place.fail(f"{name!r} is not a column of the {canonical.name!r} variant")
+        place.fail(loc, f"{name!r} is not a column of the {canonical.name!r} variant")
     return name
 
 
-def _parse_coordinates(place: _Place, raw: Any, canonical: Variant) -> tuple[str | None, str | None]:
-    if raw is None:
-        return None, None
-    raw = _mapping(place, raw, {"lat", "lon"})
-    if set(raw) != {"lat", "lon"}:
-        place.fail("give both lat and lon, e.g. {lat: 緯度, lon: 経度}")
-    return (_canonical_column(place.at("lat"), raw["lat"], canonical),
-            _canonical_column(place.at("lon"), raw["lon"], canonical))
-
-
-def _key_columns(place: _Place, raw: Any, canonical: Variant, id_column: str) -> tuple[str, ...]:
+def _key_columns(place: _Place, names: list[str] | None, canonical: Variant, id_column: str) -> tuple[str, ...]:
     """The dataset's key columns: as listed, or by default its ID column and its name column."""
-    if raw is None:
+    if names is None:
         name = next((n for n in NAME_COLUMNS if canonical.column(n) is not None), None)
         return tuple(c for c in (id_column, name) if c is not None)
-    names = _texts(place, raw)
-    for i, name in enumerate(names):
-        _canonical_column(place.at(f"[{i}]"), name, canonical)
-    return names
+    return tuple(_canonical_column(place, canonical, ("key_columns", i), n) for i, n in enumerate(names))
 
 
-def _parse_policy(place: _Place, raw: Any, canonical: Variant) -> Policy:
-    raw = _mapping(place, raw, POLICY_KEYS)
-    defaults = Policy()
-    on_error = raw.get("on_error", defaults.on_error)
-    if on_error not in ON_ERROR:
-        place.at("on_error").fail(f"{on_error!r}: use one of {', '.join(ON_ERROR)}")
-    on_warning = raw.get("on_warning", defaults.on_warning)
-    if on_warning not in ON_WARNING:
-        place.at("on_warning").fail(f"{on_warning!r}: use one of {', '.join(ON_WARNING)}")
-    strict = _texts(place.at("strict_columns"), raw.get("strict_columns", []))
-    for i, name in enumerate(strict):
-        _canonical_column(place.at("strict_columns").at(f"[{i}]"), name, canonical)
-    reject_above = raw.get("reject_above", defaults.reject_above)
-    is_number = isinstance(reject_above, int | float) and not isinstance(reject_above, bool)
-    if not is_number or not 0 <= reject_above <= 1:
-        place.at("reject_above").fail(f"{reject_above!r}: use a share between 0 and 1, e.g. 0.5")
-    fix = _flag(place.at("fix_swapped_coordinates"),
-                raw.get("fix_swapped_coordinates", defaults.fix_swapped_coordinates))
-    return Policy(on_error=on_error, on_warning=on_warning, reject_above=float(reject_above),
-                  fix_swapped_coordinates=fix, strict_columns=strict)
+def _policy(place: _Place, raw: PolicyFile, canonical: Variant) -> Policy:
+    strict = tuple(_canonical_column(place, canonical, ("policy", "strict_columns", i), name)
+                   for i, name in enumerate(raw.strict_columns))
+    return Policy(on_error=raw.on_error, on_warning=raw.on_warning, reject_above=float(raw.reject_above),
+                  fix_swapped_coordinates=raw.fix_swapped_coordinates, strict_columns=strict)
 
 
-def _parse_variants(place: _Place, raw: list[Any]) -> tuple[Variant, ...]:
+def _variants(place: _Place, raw: list[VariantFile]) -> tuple[Variant, ...]:
     variants: list[Variant] = []
     for i, item in enumerate(raw):
-        here = place.at(f"[{i}]")
-        item = _mapping(here, item, VARIANT_KEYS, VARIANT_INFO_KEYS)
-        name = _text(here.at("variant"), item.get("variant"))
-        here = place.at(f"[{name}]")
-        if any(v.name == name for v in variants):
-            here.at("variant").fail(f"variant {name!r} is defined twice")
-        variants.append(Variant(name=name, columns=_parse_columns(here.at("columns"), item.get("columns"))))
+        if any(v.name == item.variant for v in variants):
+            place.fail(("variants", i, "variant"), f"variant {item.variant!r} is defined twice")
+        variants.append(Variant(name=item.variant, columns=_columns(place, i, item.columns)))
     return tuple(variants)
 
 
-def _parse_columns(place: _Place, raw: Any) -> tuple[Column, ...]:
-    if not isinstance(raw, list) or not raw:
-        place.fail("expected a non-empty list of columns")
+def _columns(place: _Place, variant_index: int, raw: list[ColumnFile]) -> tuple[Column, ...]:
     columns: list[Column] = []
     seen: dict[str, str] = {}   # header key (normalised, case-folded) → declared name
     for i, item in enumerate(raw):
-        column = _parse_column(place, i, item)
-        key = header_key(column.name)
+        key = header_key(item.name)
         if key in seen:
-            place.at(f"[{column.name}]").fail(
-                f"duplicate column: {column.name!r} is the same header as {seen[key]!r}")
-        seen[key] = column.name
-        columns.append(column)
+            place.fail(("variants", variant_index, "columns", i),
+                       f"duplicate column: {item.name!r} is the same header as {seen[key]!r}")
+        seen[key] = item.name
+        columns.append(Column(
+            name=item.name, type=item.type, required=item.required, level=item.level, format=item.format,
+            enum=tuple(item.enum) if item.enum is not None else None, description=item.description or "",
+            maps_to=item.maps_to, aliases=tuple(item.aliases)))
     return tuple(columns)
-
-
-def _parse_column(columns_place: _Place, index: int, raw: Any) -> Column:
-    named = isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip()
-    place = columns_place.at(f"[{raw['name'] if named else index}]")
-    raw = _mapping(place, raw, COLUMN_KEYS, COLUMN_INFO_KEYS)
-    name = _text(place.at("name"), raw.get("name"))
-    col_type = raw.get("type", "string")
-    if col_type not in COLUMN_TYPES:
-        place.at("type").fail(f"unknown type {col_type!r}; use one of {', '.join(COLUMN_TYPES)}")
-    level = raw.get("level", "unknown")
-    if level not in LEVELS:
-        place.at("level").fail(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-    enum = _texts(place.at("enum"), raw["enum"], allow_empty=True) if raw.get("enum") is not None else None
-    maps_to = _text(place.at("maps_to"), raw["maps_to"]) if raw.get("maps_to") is not None else None
-    return Column(
-        name=name,
-        type=col_type,
-        required=_flag(place.at("required"), raw.get("required", False)),
-        level=level,
-        format=_text(place.at("format"), raw["format"]) if raw.get("format") is not None else None,
-        enum=enum,
-        description=_text(place.at("description"), raw.get("description"), required=False),
-        maps_to=maps_to,
-        aliases=_texts(place.at("aliases"), raw.get("aliases", [])),
-    )
 
 
 def _check_maps_to(place: _Place, variants: tuple[Variant, ...], canonical: Variant) -> None:
     """maps_to only outside the canonical variant, naming one of its columns, at most once per variant."""
-    for variant in variants:
+    for v, variant in enumerate(variants):
         targets: dict[str, str] = {}
-        for column in variant.columns:
+        for c, column in enumerate(variant.columns):
             if column.maps_to is None:
                 continue
-            here = place.at(f"[{variant.name}]").at(f"columns[{column.name}]").at("maps_to")
+            loc = ("variants", v, "columns", c, "maps_to")
             if variant is canonical:
-                here.fail(f"the canonical variant {canonical.name!r} must not use maps_to")
+                place.fail(loc, f"the canonical variant {canonical.name!r} must not use maps_to")
             if canonical.column(column.maps_to) is None:
-                here.fail(f"{column.maps_to!r} is not a column of the canonical variant {canonical.name!r}")
+                place.fail(loc, f"{column.maps_to!r} is not a column of the canonical variant {canonical.name!r}")
             if column.maps_to in targets:
-                here.fail(f"{targets[column.maps_to]!r} already maps to {column.maps_to!r}")
+                place.fail(loc, f"{targets[column.maps_to]!r} already maps to {column.maps_to!r}")
             targets[column.maps_to] = column.name
 
 
 # ------------------------------------------------------------------------------------------------ aliases
 
 
-def _parse_aliases(place: _Place, raw: Any, datasets: Mapping[str, Dataset]) -> dict[str, str]:
+def _parse_aliases(file: Path, doc: YamlDocument, datasets: Mapping[str, Dataset]) -> dict[str, str]:
     """spelling → column name; no chains, no spelling with two meanings, every target a known column."""
-    raw = _mapping(place, raw, {"aliases"}, {"version"})
-    table = raw.get("aliases") or {}
-    if not isinstance(table, dict):
-        place.at("aliases").fail("expected a mapping of spelling: column name")
+    from expectations.schema_files import AliasesFile
+
+    place = _Place(file, doc)
+    table = _checked(place, AliasesFile).aliases or {}
     known = {header_key(c.name) for d in datasets.values() for v in d.variants for c in v.columns}
     aliases: dict[str, str] = {}
     by_key: dict[str, str] = {}
     for spelling, target in table.items():
-        here = place.at("aliases").at(str(spelling))
-        if not isinstance(spelling, str):
-            here.fail(_not_text(spelling))
-        target = _text(here, target)
+        loc = ("aliases", spelling)
         if target in table:
-            here.fail(f"{target!r} is itself an alias; point to the column name directly")
+            place.fail(loc, f"{target!r} is itself an alias; point to the column name directly")
         key = header_key(spelling)
         if key in by_key and by_key[key] != target:
-            here.fail(f"same header as the alias {key!r} but a different column ({by_key[key]!r})")
+            place.fail(loc, f"same header as the alias {key!r} but a different column ({by_key[key]!r})")
         if header_key(target) not in known:
-            here.fail(f"{target!r} is not a column of any dataset")
+            place.fail(loc, f"{target!r} is not a column of any dataset")
         by_key[key] = target
         aliases[spelling] = target
     return aliases

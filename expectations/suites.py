@@ -3,12 +3,16 @@
 :func:`build_checks` reads the canonical variant of a :class:`~expectations.model.Dataset` and lists one
 :class:`Check` per rule (required value present, format by anchored regex, value set, coordinate bounds, ID
 unique, check digit of the 全国地方公共団体コード, end after start). Each check renders two ways from the same
-fields:
+fields, through its kind's entry of :data:`RULE_FORMS` (both forms side by side: a kind cannot have one only):
 
 * :meth:`Check.expectation` — a GE expectation whose ``meta`` carries ``check_id``, ``error_code`` and
   ``column`` so results map back to the error catalogue (:mod:`expectations.errors`);
 * :meth:`Check.failing_sql` — a DuckDB predicate true on the rows that fail, used to list *every* failing
   row (GE on SQL returns at most ``partial_unexpected_count`` of them) and to cross-check GE's counts.
+
+The conditions GE has no built-in for are SQL texts here (``phone_ok_sql``, ``check_digit_ok_sql``,
+``number_between_sql``, ``in_order_sql``), written once: the failing-row predicate is made of them, and the
+custom expectations of :mod:`expectations.ge_custom` evaluate the very same text.
 
 Three checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
 ``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL),
@@ -20,7 +24,7 @@ INTEGER_LITERAL"; ours compares ``TRY_CAST(column AS DOUBLE)``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -108,98 +112,115 @@ class Check:
         """The GE expectation of this check (meta maps its result back here)."""
         import great_expectations as gx
 
-        from expectations.ge_custom import (
-            ExpectColumnPairValuesToBeInOrderWhereReadable,
-            ExpectColumnValuesAsNumberToBeBetween,
-            ExpectColumnValuesToBeJapanesePhoneNumbers,
-            ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit,
-        )
+        from expectations import ge_custom
 
-        e, meta = gx.expectations, self.meta
-        col = self.column
-        match self.kind:
-            case "exists":
-                return e.ExpectColumnToExist(column=col, meta=meta)
-            case "not_null":
-                return e.ExpectColumnValuesToNotBeNull(column=col, meta=meta)
-            case "regex":
-                return e.ExpectColumnValuesToMatchRegex(column=col, regex=self.regex, meta=meta)
-            case "phone":
-                return ExpectColumnValuesToBeJapanesePhoneNumbers(column=col, meta=meta)
-            case "in_set":
-                return e.ExpectColumnValuesToBeInSet(column=col, value_set=list(self.value_set), meta=meta)
-            case "between":
-                return ExpectColumnValuesAsNumberToBeBetween(
-                    column=col, min_value=self.min_value, max_value=self.max_value, meta=meta)
-            case "unique" if self.group_column:
-                # several uploads validated in one batch: an ID must be unique within its own upload;
-                # rows without an ID are not compared (ID is optional in most datasets)
-                return e.ExpectCompoundColumnsToBeUnique(
-                    column_list=[self.group_column, col], ignore_row_if="any_value_is_missing", meta=meta)
-            case "unique":
-                return e.ExpectColumnValuesToBeUnique(column=col, meta=meta)
-            case "check_digit":
-                return ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit(column=col, meta=meta)
-            case "after" if self.regex:
-                return ExpectColumnPairValuesToBeInOrderWhereReadable(
-                    column_A=col, column_B=self.other_column, or_equal=self.or_equal, pattern=self.regex,
-                    ignore_row_if="either_value_is_missing", meta=meta)
-            case "after":
-                return e.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A=col, column_B=self.other_column, or_equal=self.or_equal,
-                    ignore_row_if="either_value_is_missing", meta=meta)
-        raise ValueError(f"unknown check kind {self.kind!r}")
+        name, arguments = RULE_FORMS[self.kind].expectation(self)
+        expectation_class = getattr(ge_custom, name, None) or getattr(gx.expectations, name)
+        return expectation_class(**arguments, meta=self.meta)
 
     def failing_sql(self, table: str) -> str | None:
-        """A DuckDB predicate over ``table``'s rows, true where this check fails (None for 'exists')."""
-        col = quote(self.column)
-        match self.kind:
-            case "exists":
-                return None
-            case "not_null":
-                return f"{col} IS NULL"
-            case "regex":
-                return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {literal(self.regex)})"
-            case "phone":
-                return f"{col} IS NOT NULL AND NOT ({_phone_ok_sql(col)})"
-            case "in_set":
-                allowed = ", ".join(literal(v) for v in self.value_set)
-                return f"{col} IS NOT NULL AND {col} NOT IN ({allowed})"
-            case "between":
-                number = f"TRY_CAST({col} AS DOUBLE)"
-                bounds = f"{self.min_value} AND {self.max_value}"
-                return f"{number} IS NOT NULL AND NOT ({number} BETWEEN {bounds})"
-            case "unique" if self.group_column:
-                group = quote(self.group_column)
-                return (f"{col} IS NOT NULL AND ({group}, {col}) IN (SELECT ({group}, {col}) FROM {quote(table)} "
-                        f"WHERE {col} IS NOT NULL GROUP BY {group}, {col} HAVING count(*) > 1)")
-            case "unique":
-                return (f"{col} IN (SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL "
-                        f"GROUP BY {col} HAVING count(*) > 1)")
-            case "check_digit":
-                return f"regexp_full_match({col}, '{DIGITS6}') AND NOT ({_check_digit_ok_sql(col)})"
-            case "after":
-                other = quote(self.other_column)
-                op = ">=" if self.or_equal else ">"
-                # only cells written in the column's format are compared: one intake could not read
-                # (「令和5年13月1日」) is its format check's finding, never also an order finding
-                readable = (f" AND regexp_full_match({col}, {literal(self.regex)}) AND "
-                            f"regexp_full_match({other}, {literal(self.regex)})" if self.regex else "")
-                return f"{col} IS NOT NULL AND {other} IS NOT NULL{readable} AND NOT ({col} {op} {other})"
-        raise ValueError(f"unknown check kind {self.kind!r}")
+        """A DuckDB predicate over ``table``'s rows, true where this check fails (None for 'exists': a column
+        check, no row fails it)."""
+        return RULE_FORMS[self.kind].failing_sql(self, table)
 
 
+# --- the conditions a value must meet, as SQL: one text each, used by the failing-row predicates below *and* by
+# the custom GE expectations (expectations.ge_custom evaluates these very texts), so GE and SQL cannot differ
 
-def _check_digit_ok_sql(col: str) -> str:
-    # TRY_CAST: DuckDB may evaluate this on rows the regex guard excludes
+def check_digit_ok_sql(col: str) -> str:
+    """True where a value is not 6 digits (format-error's business) or ends in its check digit."""
+    # TRY_CAST: DuckDB may evaluate the sum on rows the regex guard excludes
     weighted = " + ".join(f"{w} * TRY_CAST(substr({col}, {i + 1}, 1) AS INTEGER)"
                           for i, w in enumerate(CHECK_DIGIT_WEIGHTS))
-    return f"TRY_CAST(substr({col}, 6, 1) AS INTEGER) = (11 - ({weighted}) % 11) % 10"
+    return (f"NOT regexp_full_match({col}, '{DIGITS6}') OR "
+            f"TRY_CAST(substr({col}, 6, 1) AS INTEGER) = (11 - ({weighted}) % 11) % 10")
 
 
-def _phone_ok_sql(col: str) -> str:
+def phone_ok_sql(col: str) -> str:
+    """True where a value is a Japanese phone number as intake writes it: its shape, and its digits for the
+    prefix (intake.phone)."""
     return (f"regexp_full_match({col}, {literal(PHONE_SHAPE)}) AND "
             f"regexp_full_match({phone_digits_sql(col)}, {literal(PHONE_DIGITS)})")
+
+
+def number_between_sql(col: str, min_value: float, max_value: float) -> str:
+    """True where a text value read as a number lies in [min, max]; text that is no number is type-error's."""
+    number = f"TRY_CAST({col} AS DOUBLE)"
+    return f"{number} IS NULL OR {number} BETWEEN {min_value} AND {max_value}"
+
+
+def in_order_sql(col_a: str, col_b: str, *, or_equal: bool, pattern: str) -> str:
+    """True where A comes after B (or equals it), or where either is not written in ``pattern``: a cell intake
+    could not read (「令和5年13月1日」) is its format check's finding, never also an order finding."""
+    readable = f"regexp_full_match({col_a}, {literal(pattern)}) AND regexp_full_match({col_b}, {literal(pattern)})"
+    return f"NOT ({readable}) OR {col_a} {'>=' if or_equal else '>'} {col_b}"
+
+
+# --- each kind of check in its two forms, side by side: the GE expectation (class, arguments) and the SQL
+# predicate of its failing rows. A kind exists only as an entry here, so it cannot have one form only.
+
+@dataclass(frozen=True)
+class RuleForms:
+    expectation: Callable[[Check], tuple[str, dict[str, Any]]]   # GE class name (built-in or ge_custom), arguments
+    failing_sql: Callable[[Check, str], str | None]              # (check, table) → predicate on the failing rows
+
+
+def _fails_where_not(ok: Callable[[Check, str], str]) -> Callable[[Check, str], str]:
+    """A column-map check fails on the written cells that do not meet its condition (empty cells pass, as GE's
+    map expectations skip NULL)."""
+    return lambda c, table: f"{quote(c.column)} IS NOT NULL AND NOT ({ok(c, quote(c.column))})"
+
+
+def _unique_sql(c: Check, table: str) -> str:
+    col = quote(c.column)
+    if c.group_column:   # several uploads validated in one batch: unique within each upload
+        group = quote(c.group_column)
+        return (f"{col} IS NOT NULL AND ({group}, {col}) IN (SELECT ({group}, {col}) FROM {quote(table)} "
+                f"WHERE {col} IS NOT NULL GROUP BY {group}, {col} HAVING count(*) > 1)")
+    return (f"{col} IN (SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL "
+            f"GROUP BY {col} HAVING count(*) > 1)")
+
+
+def _unique_expectation(c: Check) -> tuple[str, dict[str, Any]]:
+    if c.group_column:   # rows without an ID are not compared (ID is optional in most datasets)
+        return "ExpectCompoundColumnsToBeUnique", {"column_list": [c.group_column, c.column],
+                                                   "ignore_row_if": "any_value_is_missing"}
+    return "ExpectColumnValuesToBeUnique", {"column": c.column}
+
+
+def _after_expectation(c: Check) -> tuple[str, dict[str, Any]]:
+    pair = {"column_A": c.column, "column_B": c.other_column, "or_equal": c.or_equal,
+            "ignore_row_if": "either_value_is_missing"}
+    if c.regex:
+        return "ExpectColumnPairValuesToBeInOrderWhereReadable", {**pair, "pattern": c.regex}
+    return "ExpectColumnPairValuesAToBeGreaterThanB", pair
+
+
+def _after_sql(c: Check, table: str) -> str:
+    col, other = quote(c.column), quote(c.other_column)
+    ok = (in_order_sql(col, other, or_equal=c.or_equal, pattern=c.regex) if c.regex
+          else f"{col} {'>=' if c.or_equal else '>'} {other}")
+    return f"{col} IS NOT NULL AND {other} IS NOT NULL AND NOT ({ok})"
+
+
+RULE_FORMS: dict[CheckKind, RuleForms] = {
+    "exists": RuleForms(lambda c: ("ExpectColumnToExist", {"column": c.column}), lambda c, table: None),
+    "not_null": RuleForms(lambda c: ("ExpectColumnValuesToNotBeNull", {"column": c.column}),
+                          lambda c, table: f"{quote(c.column)} IS NULL"),
+    "regex": RuleForms(lambda c: ("ExpectColumnValuesToMatchRegex", {"column": c.column, "regex": c.regex}),
+                       _fails_where_not(lambda c, col: f"regexp_full_match({col}, {literal(c.regex)})")),
+    "phone": RuleForms(lambda c: ("ExpectColumnValuesToBeJapanesePhoneNumbers", {"column": c.column}),
+                       _fails_where_not(lambda c, col: phone_ok_sql(col))),
+    "in_set": RuleForms(lambda c: ("ExpectColumnValuesToBeInSet", {"column": c.column, "value_set": list(c.value_set)}),
+                        _fails_where_not(lambda c, col: f"{col} IN ({', '.join(literal(v) for v in c.value_set)})")),
+    "between": RuleForms(lambda c: ("ExpectColumnValuesAsNumberToBeBetween",
+                                    {"column": c.column, "min_value": c.min_value, "max_value": c.max_value}),
+                         _fails_where_not(lambda c, col: number_between_sql(col, c.min_value, c.max_value))),
+    "unique": RuleForms(_unique_expectation, _unique_sql),
+    "check_digit": RuleForms(lambda c: ("ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit", {"column": c.column}),
+                             _fails_where_not(lambda c, col: check_digit_ok_sql(col))),
+    "after": RuleForms(_after_expectation, _after_sql),
+}
 
 
 # --- from a dataset to its checks ------------------------------------------------------------------

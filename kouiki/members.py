@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
 from intake.localgov import check_digit, is_valid_code, lookup
 from kouiki.errors import ConfigError
 from kouiki.settings import REPO_ROOT, Settings, members_file
+
+if TYPE_CHECKING:   # pydantic: imported when the registry is read, not by every command that imports this
+    from kouiki.member_file import MemberEntry, MembersFile
 
 CODE_KEYS = ("code", "submits_for")
 INT_TAG = "tag:yaml.org,2002:int"
@@ -50,28 +55,45 @@ class Member:
 
 
 def load_members(path: Path | None = None) -> list[Member]:
-    """Read and verify the member registry."""
+    """Read and verify the member registry (``kouiki.member_file`` says what an entry may hold)."""
     path = path or members_file()
     text = _read_text(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text) or {}
+        doc = parse(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise RegistryError(f"{_at(path, line)}: YAML の書き方が誤っています / YAML syntax error: {exc.problem} — "
                             "その行を直してください / fix that line") from None
-    entries = doc.get("members") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("members"), list):
         raise RegistryError(f"{path}: 'members' に市の一覧を書いてください / key 'members' must be a list of cities")
-    lines = _entry_lines(root)
-    _refuse_unquoted_codes(path, root)
-    members = [_parse_member(_at(path, lines.get(i)), i, entry) for i, entry in enumerate(entries)]
-    _check_unique(path, members)
+    _refuse_unquoted_codes(path, doc.root)
+    entries = _validated(path, doc).members
+    members = [_member(path, doc, i, entry) for i, entry in enumerate(entries)]
+    _check_unique(path, doc, members)
     return members
 
 
 def _at(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line else str(path)
+
+
+def _validated(path: Path, doc: YamlDocument) -> MembersFile:
+    """The file as the pydantic model, or its first problem: ``members.yaml:7: members[1]: code '122034' …``."""
+    from pydantic import ValidationError
+
+    from kouiki.member_file import MembersFile
+
+    try:
+        return MembersFile.model_validate(doc.data)
+    except ValidationError as exc:
+        loc, problem = first_problem(exc, MembersFile)
+    entry, inside = loc[:2], loc[2:]
+    key = key_path(doc.data, entry, named=False)
+    if inside and not problem.startswith(str(inside[0])):   # the field, unless the words name it already
+        key += key_path(doc.data, loc, named=False)[len(key):]
+    if not inside:   # an entry's check ("name '…' does not match …"): the line of the key it names
+        inside = (problem.split(" ", 1)[0],)
+    raise RegistryError(f"{_at(path, doc.line_of((*entry, *inside)))}: {key}: {problem}")
 
 
 def _read_text(path: Path) -> str:
@@ -86,16 +108,6 @@ def _read_text(path: Path) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise RegistryError(f"{path}:{line}: UTF-8 ではありません / not UTF-8 text — UTF-8 で保存し直してください / "
                             "save the file as UTF-8") from None
-
-
-def _entry_lines(root: yaml.Node | None) -> dict[int, int]:
-    """Line (1-based) of each entry of ``members``, for messages."""
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    for key, value in root.value:
-        if key.value == "members" and isinstance(value, yaml.SequenceNode):
-            return {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
-    return {}
 
 
 def _refuse_unquoted_codes(path: Path, node: yaml.Node | None) -> None:
@@ -117,50 +129,31 @@ def _refuse_unquoted_codes(path: Path, node: yaml.Node | None) -> None:
             _refuse_unquoted_codes(path, value)
 
 
-def _parse_member(path: str, index: int, entry: object) -> Member:
-    where = f"{path}: members[{index}]"
-    if not isinstance(entry, dict):
-        raise RegistryError(f"{where}: each member must be a mapping with code and name")
-    code = str(entry.get("code", "")).strip()
-    if not is_valid_code(code):
-        raise RegistryError(f"{where}: code {code!r} is not a valid 6-digit 全国地方公共団体コード (check digit)")
-    known = lookup(code)
-    if known is None:
-        raise RegistryError(f"{where}: code {code} is not in the national list of local governments")
-    name = str(entry.get("name") or known.city or known.prefecture)
-    if name not in (known.city, known.prefecture, known.name):
-        raise RegistryError(f"{where}: name {name!r} does not match code {code} ({known.name})")
-    inbox = entry.get("inbox")
-    inbox_path = None
-    if inbox:
-        inbox_path = Path(inbox) if Path(inbox).is_absolute() else REPO_ROOT / inbox
-    datasets = tuple(str(d) for d in entry.get("datasets") or ())
-    personal = tuple(str(d) for d in entry.get("personal_datasets") or ())
+def _member(path: Path, doc: YamlDocument, index: int, entry: MemberEntry) -> Member:
+    """The checked entry as the code uses it; its personal datasets must each have a policy file."""
+    known = lookup(entry.code)
+    name = entry.name or (known.city or known.prefecture if known else "")
     policies = anonymisation_policies()
-    unknown = [d for d in personal if not d.isidentifier() or not (policies / f"{d}.yaml").is_file()]
+    unknown = [d for d in entry.personal_datasets if not d.isidentifier() or not (policies / f"{d}.yaml").is_file()]
     if unknown:
-        raise RegistryError(f"{where}: 匿名加工ポリシーがありません / personal_datasets {unknown} have no policy "
-                            f"in {policies}")
-    submits_for = tuple(str(c).strip() for c in entry.get("submits_for") or ())
-    bad = [c for c in submits_for if not is_valid_code(c) or lookup(c) is None]
-    if bad:
-        raise RegistryError(f"{where}: submits_for {bad} are not valid 全国地方公共団体コード in the national list")
-    return Member(code=code, name=name, datasets=datasets, inbox=inbox_path, personal_datasets=personal,
-                  synthetic_personal_rows=int(entry.get("synthetic_personal_rows") or 0), submits_for=submits_for,
-                  own_datasets=_own_datasets_flag(where, entry.get("own_datasets", True)))
+        where = _at(path, doc.line_of(("members", index, "personal_datasets")))
+        raise RegistryError(f"{where}: members[{index}]: 匿名加工ポリシーがありません / personal_datasets "
+                            f"{unknown} have no policy in {policies}")
+    inbox = Path(entry.inbox) if entry.inbox else None
+    if inbox is not None and not inbox.is_absolute():
+        inbox = REPO_ROOT / inbox
+    return Member(code=entry.code, name=name, datasets=tuple(entry.datasets), inbox=inbox,
+                  personal_datasets=tuple(entry.personal_datasets),
+                  synthetic_personal_rows=entry.synthetic_personal_rows, submits_for=tuple(entry.submits_for),
+                  own_datasets=entry.own_datasets)
 
 
-def _own_datasets_flag(where: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise RegistryError(f"{where}: own_datasets must be true or false, got {value!r}")
-    return value
-
-
-def _check_unique(path: Path, members: list[Member]) -> None:
+def _check_unique(path: Path, doc: YamlDocument, members: list[Member]) -> None:
     seen: set[str] = set()
-    for m in members:
+    for i, m in enumerate(members):
         if m.code in seen:
-            raise RegistryError(f"{path}: member {m.code} ({m.name}) is listed twice")
+            raise RegistryError(f"{_at(path, doc.line_of(('members', i)))}: member {m.code} ({m.name}) is listed "
+                                "twice — 一つにまとめてください / keep one entry")
         seen.add(m.code)
 
 
