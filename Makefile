@@ -34,7 +34,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 # The project's own modules are compiled once here: where PYTHONDONTWRITEBYTECODE is set (containers, CI), every
 # process would otherwise compile them again (a quarter of a second for each Dagster process and CLI call).
 setup: $(VENV)/.synced
-	@$(VENV)/bin/python -m compileall -q -j 0 kouiki intake expectations warehouse publish assets pipelines \
+	@$(VENV)/bin/python -m compileall -q -j 0 commands recovery kouiki intake expectations warehouse publish assets pipelines \
 	  anonymise service portal >/dev/null
 
 run: setup

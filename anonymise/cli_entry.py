@@ -1,6 +1,6 @@
 """`kouiki anonymise INPUT.csv --qi COL=HIERARCHY.csv … [--sensitive COL] --k K [--l L]
 [--max-suppression PCT] --out OUT.csv --report REPORT.json`, as plain functions (the CLI wiring
-lives in kouiki.cli).
+lives in commands.cli).
 
 Only the quasi-identifiers (generalised) and the sensitive columns are written; every other column
 is dropped. The platform floors (anonymise.floors) apply as they do in the pipeline. Rows are shuffled

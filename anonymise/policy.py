@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from anonymise.lattice import PrivacyModel
-from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
 from kouiki.errors import ConfigError
+from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic is imported when a policy is read
     from anonymise.policy_file import KeepSpec

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from anonymise.lattice import PrivacyModel
 from anonymise.quality import QualityModel
-from expectations.yaml_source import as_text
+from kouiki.yaml_source import as_text
 
 Text = Annotated[str, BeforeValidator(as_text)]
 

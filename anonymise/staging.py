@@ -41,7 +41,7 @@ from anonymise.personal import PersonalFile
 from anonymise.policy import Policy
 from anonymise.process import PolicyOutcome, anonymise_records, prepare_records
 from anonymise.reasons import Reason
-from warehouse.sql import literal, quote
+from kouiki.sql import literal, quote
 
 CITY_CODE = "_city_code"
 # The same guard as publish.release: a text cell starting with one of these gets a leading quote (CSV injection).

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from anonymise.reasons import Reason
-from warehouse.sql import literal, quote
+from kouiki.sql import literal, quote
 
 if TYPE_CHECKING:  # the policy is only read, never run: verification imports no anonymiser code
     from anonymise.policy import Policy

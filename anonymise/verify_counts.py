@@ -43,7 +43,7 @@ from scipy import sparse
 
 from anonymise.lp import INTEGRAL, WarmLP
 from anonymise.reasons import Reason
-from warehouse.sql import literal
+from kouiki.sql import literal
 
 TOTAL_LABEL = "計"
 HIDDEN_MARK = "秘匿"

@@ -43,8 +43,8 @@ from dagster import (
 )
 
 from assets.resources import KouikiHome
-from expectations.model import Dataset
 from kouiki.members import Member, anonymisation_policies
+from kouiki.model import Dataset
 from kouiki.settings import Paths
 
 if TYPE_CHECKING:
@@ -363,8 +363,8 @@ def _publish_table(
     The releases are personal datasets: changes.json lists totals only."""
     import duckdb
 
+    from kouiki.sql import literal
     from publish.release import publish_dataset
-    from warehouse.sql import literal
 
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:

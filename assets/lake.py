@@ -26,10 +26,10 @@ from dagster import (
 
 from assets.partitions import member_cities
 from assets.resources import KouikiHome
-from expectations.model import Dataset
 from expectations.registry import default_registry
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
+from kouiki.model import Dataset
 from kouiki.settings import Paths
 
 if TYPE_CHECKING:  # warehouse.load brings Great Expectations (seconds): imported by the asset body, not at load
@@ -58,8 +58,8 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
         paths = kouiki.paths()
         cities = list(context.partition_keys)
         pending = pending_uploads(paths, dataset.id, cities)
-        if pending:   # bytes changed since landing are never read (kouiki.recovery)
-            from kouiki.recovery import refuse_changed_uploads
+        if pending:   # bytes changed since landing are never read (recovery.start)
+            from recovery.start import refuse_changed_uploads
 
             for line in refuse_changed_uploads(paths, pending):
                 context.log.error(line)
@@ -84,7 +84,7 @@ def build_lake_asset(dataset: Dataset) -> AssetsDefinition:
 def pending_uploads(paths: Paths, dataset_id: str, cities: list[str]) -> list[catalog.UploadRow]:
     """Uploads of these cities not yet loaded; plus, for a city whose lake partition is gone (e.g. cleaned),
     its newest accepted upload, so the partition is rebuilt."""
-    from warehouse import lake  # polars: when a step runs, not when the definitions load
+    from kouiki import lake  # polars: when a step runs, not when the definitions load
 
     ups = catalog.list_uploads(paths.catalog_url, dataset_id=dataset_id, city_codes=cities)
     pending = [u for u in ups if u.status in PENDING]
@@ -117,7 +117,7 @@ def _metadata(outcomes: list["LoadOutcome"], cities: int) -> dict[str, Any]:
 
 def missing_partitions(paths: Paths, dataset_id: str, outcomes: list["LoadOutcome"]) -> list[str]:
     """Cities whose newest upload was accepted (wholly or partly) but have no lake partition of the dataset."""
-    from warehouse import lake
+    from kouiki import lake
 
     usable = {o.upload_id.split("-", 1)[0] for o in outcomes if o.decision in USABLE}
     return sorted(c for c in usable if not lake.partition_exists(paths.lake, "staged", dataset_id, c))
@@ -158,7 +158,7 @@ def _check(key: AssetKey, outcomes: list["LoadOutcome"], missing: list[str]) -> 
 
 def _city_names(codes: list[str]) -> dict[str, str]:
     """``{"132195": "狛江市"}`` for the codes in a check's metadata (partitions are keyed by bare codes)."""
-    from intake.localgov import lookup
+    from kouiki.localgov import lookup
 
     names = {}
     for code in sorted(set(codes)):

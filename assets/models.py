@@ -31,9 +31,9 @@ from dagster import (
 
 from assets import scoreboard
 from assets.resources import KouikiHome
-from expectations.model import Dataset
 from expectations.registry import Registry, default_registry, registry_inputs
 from kouiki import file_cache
+from kouiki.model import Dataset
 from kouiki.settings import REPO_ROOT, Paths
 from warehouse import sql_models
 from warehouse.sql_models import (

@@ -154,7 +154,7 @@ def cli_timings(data: Path, work: Path) -> dict[str, Any]:
     report = anonymise_csv(data / "adult.csv", qis, [], 5, None, 5.0, work / "cli.csv", work / "cli.json",
                            quality=QualityModel("precision"))
     in_process = time.perf_counter() - started
-    argv = [*python_cmd(), "-m", "kouiki.cli", "anonymise", str(data / "adult.csv"),
+    argv = [*python_cmd(), "-m", "commands.cli", "anonymise", str(data / "adult.csv"),
             *(f"--qi={column}={path}" for column, path in qis.items()), "--k", "5", "--max-suppression", "5",
             "--quality-model", "precision", "--out", str(work / "cli2.csv"), "--report", str(work / "cli2.json")]
     child = run_child(argv, timeout=600)

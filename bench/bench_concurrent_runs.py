@@ -95,7 +95,7 @@ class ui_server:
         self.home.mkdir(parents=True, exist_ok=True)
         self.log = self.home / "ui.log"
         with self.log.open("wb") as sink:
-            self.process = subprocess.Popen([sys.executable, "-m", "kouiki.cli", "ui", "--port", str(self.port)],
+            self.process = subprocess.Popen([sys.executable, "-m", "commands.cli", "ui", "--port", str(self.port)],
                                             stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                                             cwd=BENCH_DIR.parent)
         return self.log
@@ -138,7 +138,7 @@ def graphql(port: int) -> Any:
 
 
 def one_round(port: int, home: Path, timeout: float) -> dict[str, Any]:
-    from kouiki.office_cli import mark_for_rerun
+    from commands.office_cli import mark_for_rerun
     from kouiki.settings import Paths
 
     mark_for_rerun(Paths(home), CITY)

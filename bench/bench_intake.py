@@ -417,7 +417,7 @@ def child_baseline(utf8: Path) -> dict[str, Any]:
     """(a) DuckDB read_csv, every column as text, into an in-memory table."""
     import duckdb
 
-    from warehouse.sql import literal
+    from kouiki.sql import literal
 
     con = duckdb.connect()
     rss_before = rss_now_mib()

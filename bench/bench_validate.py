@@ -63,7 +63,7 @@ from common import (  # noqa: E402
     write_result,
 )
 
-from warehouse.sql import literal, quote  # noqa: E402
+from kouiki.sql import literal, quote  # noqa: E402
 
 NAME = "validate"
 STAGE_VERSION = 1
@@ -141,9 +141,9 @@ def plain_sql_validation(db: Path) -> dict[str, Any]:
     import duckdb
     import polars as pl
 
-    from expectations.errors import error_type
     from expectations.registry import default_registry
     from expectations.suites import build_checks, count_failing
+    from kouiki.validation_errors import error_type
 
     checks = build_checks(default_registry().get(DATASET))
     con = duckdb.connect(str(db), read_only=True)

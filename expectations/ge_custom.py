@@ -22,7 +22,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 
 from expectations.suites import check_digit_ok_sql, in_order_sql, number_between_sql, phone_ok_sql
-from warehouse.sql import quote
+from kouiki.sql import quote
 
 
 def _condition(sql: str) -> Any:
@@ -43,7 +43,7 @@ class ColumnValuesJapanesePhone(ColumnMapMetricProvider):
 
 
 class ExpectColumnValuesToBeJapanesePhoneNumbers(ColumnMapExpectation):
-    """Expect each value to be a Japanese phone number as intake normalises it (see intake.phone)."""
+    """Expect each value to be a Japanese phone number as intake normalises it (see kouiki.phone)."""
 
     map_metric = "column_values.kouiki_japanese_phone"
     success_keys = ("mostly",)

@@ -1,7 +1,7 @@
 """The schema registry: every standard dataset, loaded from ``expectations/schemas/*.yaml`` and checked.
 
 The YAML files are the source of truth (format: docs/schemas.md); this module turns them into the
-dataclasses of ``expectations.model`` and refuses a broken file with a :class:`SchemaError` that names the
+dataclasses of ``kouiki.model`` and refuses a broken file with a :class:`SchemaError` that names the
 file and the key, so the office sees at once what to fix. Datasets whose definition has no columns yet
 (``variants: []``) cannot be validated: they are skipped with a logged reason and listed in
 :attr:`Registry.skipped`.
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import yaml
 
-from expectations.model import Column, Dataset, Policy, Variant
-from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
-from intake.header_names import header_key
 from kouiki.errors import ConfigError
+from kouiki.header_names import header_key
+from kouiki.model import Column, Dataset, Policy, Variant
+from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic is imported when the registry is built, not by its readers (kouiki inspect)
     from pydantic import BaseModel

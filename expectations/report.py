@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from expectations.errors import ERROR_TYPES, ErrorType, error_type
 from expectations.times import format_jst
+from kouiki.validation_errors import ERROR_TYPES, ErrorType, error_type
 
 if TYPE_CHECKING:  # importing validate would import GE (seconds): rendering a report does not need it
     from expectations.validate import ValidationResult
@@ -341,7 +341,7 @@ def _dataset_name(dataset_id: str) -> str:
 
 def _city_names(run_name: str) -> str:
     """The city an upload id or a batch id names, as ``狛江市 132195`` (empty when it names none)."""
-    from intake.localgov import lookup
+    from kouiki.localgov import lookup
 
     code = city_code_of(run_name.removeprefix("batch-"))
     if code is None:

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictBool, field_validator
 
-from expectations.model import ColumnType, Level
-from expectations.yaml_source import as_text
+from kouiki.model import ColumnType, Level
+from kouiki.yaml_source import as_text
 
 DATASET_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # a choice error's words by field name (others: "'hide': use one of publish, withhold")

@@ -1,12 +1,12 @@
 """From a dataset definition to the checks it implies, as a Great Expectations suite and as plain SQL.
 
-:func:`build_checks` reads the canonical variant of a :class:`~expectations.model.Dataset` and lists one
+:func:`build_checks` reads the canonical variant of a :class:`~kouiki.model.Dataset` and lists one
 :class:`Check` per rule (required value present, format by anchored regex, value set, coordinate bounds, ID
 unique, check digit of the 全国地方公共団体コード, end after start). Each check renders two ways from the same
 fields, through its kind's entry of :data:`RULE_FORMS` (both forms side by side: a kind cannot have one only):
 
 * :meth:`Check.expectation` — a GE expectation whose ``meta`` carries ``check_id``, ``error_code`` and
-  ``column`` so results map back to the error catalogue (:mod:`expectations.errors`);
+  ``column`` so results map back to the error catalogue (:mod:`kouiki.validation_errors`);
 * :meth:`Check.failing_sql` — a DuckDB predicate true on the rows that fail, used to list *every* failing
   row (GE on SQL returns at most ``partial_unexpected_count`` of them) and to cross-check GE's counts.
 
@@ -16,7 +16,7 @@ custom expectations of :mod:`expectations.ge_custom` evaluate the very same text
 
 Three checks need custom expectations because GE has no built-in for them on a text column in DuckDB:
 ``ExpectColumnValuesToHaveValidLocalGovernmentCheckDigit`` (check digit computed in SQL),
-``ExpectColumnValuesToBeJapanesePhoneNumbers`` (the digit count depends on the prefix, see intake.phone) and
+``ExpectColumnValuesToBeJapanesePhoneNumbers`` (the digit count depends on the prefix, see kouiki.phone) and
 ``ExpectColumnValuesAsNumberToBeBetween`` (GE's ``expect_column_values_to_be_between`` compares the
 VARCHAR column with a number, which DuckDB refuses: "Cannot compare values of type VARCHAR and type
 INTEGER_LITERAL"; ours compares ``TRY_CAST(column AS DOUBLE)``).
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
-from expectations.errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
-from expectations.model import Column, Dataset
-from intake.localgov import CHECK_DIGIT_WEIGHTS, LOCAL_GOVERNMENT_CODE_COLUMNS, check_digit_of
-from intake.phone import PHONE_DIGITS, PHONE_SHAPE, phone_digits_sql
-from warehouse.sql import literal, quote  # a leaf: imports nothing
+from kouiki.localgov import CHECK_DIGIT_WEIGHTS, LOCAL_GOVERNMENT_CODE_COLUMNS, check_digit_of
+from kouiki.model import Column, Dataset
+from kouiki.phone import PHONE_DIGITS, PHONE_SHAPE, phone_digits_sql
+from kouiki.sql import literal, quote  # a leaf: imports nothing
+from kouiki.validation_errors import JAPAN_LATITUDE, JAPAN_LONGITUDE
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # Great Expectations (seconds to import) is imported by the functions that build a GE suite; the checks and their
 # SQL (``kouiki inspect``, the gap-closing queries) do without it. Its custom expectations: expectations.ge_custom.
 
-# --- the 全国地方公共団体コード check digit (the formula and the code columns live in intake.localgov) --------
+# --- the 全国地方公共団体コード check digit (the formula and the code columns live in kouiki.localgov) --------
 
 
 def local_government_check_digit(first_five: str) -> int:
@@ -57,7 +57,7 @@ REGEX_BY_RULE: dict[str, str] = {
     "number": r"^-?[0-9]+(\.[0-9]+)?$",
     "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
     "time": r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",     # 24:00 closes a round-the-clock day
-    # the shape only: the kind "phone" also counts the digits for the prefix (intake.phone)
+    # the shape only: the kind "phone" also counts the digits for the prefix (kouiki.phone)
     "phone": PHONE_SHAPE,
     "postal_code": r"^[0-9]{7}$",
     "url": r"^https?://[^\s/?#]+[^\s]*$",
@@ -138,7 +138,7 @@ def check_digit_ok_sql(col: str) -> str:
 
 def phone_ok_sql(col: str) -> str:
     """True where a value is a Japanese phone number as intake writes it: its shape, and its digits for the
-    prefix (intake.phone)."""
+    prefix (kouiki.phone)."""
     return (f"regexp_full_match({col}, {literal(PHONE_SHAPE)}) AND "
             f"regexp_full_match({phone_digits_sql(col)}, {literal(PHONE_DIGITS)})")
 

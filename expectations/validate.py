@@ -10,10 +10,10 @@ Steps: one GE run of the dataset's suite (:mod:`expectations.suites`) gives, per
 the number of failing rows. GE on SQL lists at most ``partial_unexpected_count`` failing rows; for every
 expectation whose list is short (a *gap*) the rows come from one SQL query derived from the same check
 (:meth:`~expectations.suites.Check.failing_sql`), and the number found is compared with GE's count.
-Each finding's severity comes from :func:`~expectations.errors.severity_for` (the dataset's keys and policy;
+Each finding's severity comes from :func:`~kouiki.validation_errors.severity_for` (the dataset's keys and policy;
 :func:`settle`). Rows with an error-severity finding are withheld (quarantined); rows with warnings only are
 published, a typed cell that cannot hold its value published empty (:func:`published_values`). The dataset's
-:class:`~expectations.model.Policy` turns the withheld share into a decision: accept, quarantine or reject.
+:class:`~kouiki.model.Policy` turns the withheld share into a decision: accept, quarantine or reject.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
-from expectations.errors import (
+from expectations.suites import Check, build_checks, build_suite, count_failing, quote
+from kouiki.model import Dataset, Policy
+from kouiki.validation_errors import (
     EMPTIED_TYPES,
     REFINES,
     UNREADABLE_CODES,
@@ -36,8 +38,6 @@ from expectations.errors import (
     impossible_date,
     severity_for,
 )
-from expectations.model import Dataset, Policy
-from expectations.suites import Check, build_checks, build_suite, count_failing, quote
 
 Decision = Literal["accept", "quarantine", "reject"]
 ROW, LINE = "_row", "_source_line"
@@ -240,7 +240,7 @@ def add_findings(result: ValidationResult, more: pl.DataFrame) -> ValidationResu
 
 
 def settle(findings: pl.DataFrame, dataset: Dataset, row_count: int) -> pl.DataFrame:
-    """Every finding's severity under the dataset's keys and policy (:func:`~expectations.errors.severity_for`).
+    """Every finding's severity under the dataset's keys and policy (:func:`~kouiki.validation_errors.severity_for`).
 
     A key column left empty in *every* row (or absent) tells no row apart, so it withholds none: a file is never
     withheld whole for one empty column. Its key-errors become the standard's own finding, ``missing-cell``

@@ -24,12 +24,12 @@ from functools import lru_cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from intake.header_names import header_key, normalise_header
-from intake.problems import IntakeError, Problem
+from kouiki.header_names import header_key, normalise_header
+from kouiki.problems import IntakeError, Problem
 
 if TYPE_CHECKING:
-    from expectations.model import Column, Dataset, Variant
     from expectations.registry import Registry
+    from kouiki.model import Column, Dataset, Variant
 
 # Scores run from 0 to 1. On the sample files the true layout scores 1.0, the best wrong dataset 0.05-0.84
 # (public_facility legacy for an AED file: they share 20 of 22 columns), and a city's own layout (高松市 0012,

@@ -8,12 +8,12 @@ from pathlib import Path
 from expectations.registry import Registry
 from intake.headers import header_score
 from intake.landing import Landed, land_file
-from intake.problems import IntakeError
 from intake.process import choose_for_city
 from intake.read import read_file
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.members import Member
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths
 
 

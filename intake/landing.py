@@ -26,11 +26,10 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
 from kouiki.crashpoints import crash_point
 from kouiki.settings import Paths
-from warehouse import lake
 
 _CHUNK = 1 << 20
 SAFE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}

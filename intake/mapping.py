@@ -13,7 +13,7 @@ for the closest dataset column by column, from two kinds of evidence:
 The office accepts a proposal with ``kouiki mappings accept UPLOAD_ID``: it is stored as YAML under
 ``config/mappings/<city>/<signature>.yaml`` (data, reviewed like any configuration change), where
 ``signature`` is a digest of the normalised header row. A mapping is a per-member layout (a
-``expectations.model.Variant`` whose columns ``maps_to`` the canonical ones): the city's next file with the same
+``kouiki.model.Variant`` whose columns ``maps_to`` the canonical ones): the city's next file with the same
 header row is read through it automatically (:func:`accepted_match`), and normalised, validated and published
 like any standard file.
 """
@@ -35,12 +35,12 @@ import jaconv
 import polars as pl
 import yaml
 
-from expectations.model import Column, Dataset, Variant
 from expectations.registry import Registry
-from intake import localgov
 from intake.headers import HeaderMatch, header_key, match_dataset
-from intake.problems import Notice
 from intake.values import normalise_date, normalise_phone, normalise_time
+from kouiki import localgov
+from kouiki.model import Column, Dataset, Variant
+from kouiki.problems import Notice
 from kouiki.settings import REPO_ROOT, Settings
 
 MAPPINGS_ENV = "KOUIKI_MAPPINGS"
@@ -480,8 +480,8 @@ def proposed_for_hint(raw: Any, registry: Registry, dataset_hint: str | None
 def proposals_for_file(path: Path, registry: Registry, *, limit: int = 3) -> list[dict[str, Any]]:
     """The mapping proposals for a file, as JSON; empty when it cannot be read."""
     from intake.headers import header_score
-    from intake.problems import IntakeError
     from intake.read import read_file
+    from kouiki.problems import IntakeError
 
     try:
         raw = read_file(path, header_scorer=lambda h: header_score(h, registry))

@@ -27,12 +27,12 @@ import jaconv
 import polars as pl
 import yaml
 
-from expectations.model import Dataset
 from intake.headers import header_key, normalise_header
-from intake.localgov import lookup
 from intake.mapping import column_kinds, header_signature, type_of_kind
-from intake.problems import Notice
 from intake.read import RawTable
+from kouiki.localgov import lookup
+from kouiki.model import Dataset
+from kouiki.problems import Notice
 from kouiki.settings import kouiki_home
 
 OWN_PREFIX = "own_"

@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 
-from expectations.model import Column, Dataset
 from expectations.registry import Registry
 from intake.headers import (
     HeaderMatch,
@@ -28,9 +27,10 @@ from intake.headers import (
     no_match_error,
     normalise_header,
 )
-from intake.problems import IntakeError, Notice, Problem, Where
 from intake.read import RawTable, read_file
 from intake.values import ADDRESS_PREFIX_ADDED, normalise_column, prefix_full_addresses
+from kouiki.model import Column, Dataset
+from kouiki.problems import IntakeError, Notice, Problem, Where
 
 CELL_PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "source_line": pl.Int64(), "column": pl.String(), "raw_value": pl.String(),

@@ -1,6 +1,6 @@
 """Value normalisers of the intake stage: turn what cities write into the standard's canonical text.
 
-Every declared column type (``expectations.model.ColumnType``) has a single-value helper
+Every declared column type (``kouiki.model.ColumnType``) has a single-value helper
 (``normalise_date`` …) that returns ``(normalised text or None, rule name or None)``: None as the value
 means the text cannot be read as that type; the rule names the repair (``"wareki-date"``,
 ``"excel-serial-date"`` …) and is None exactly when the output equals the input.
@@ -12,7 +12,7 @@ means the text cannot be read as that type; the rule names the repair (``"wareki
 Each changed cell is counted under exactly one rule (its most specific repair), so
 ``sum(rule_counts.values()) == changed.sum()``. A lone dash (``-``, ``－``, ``―`` …) in a typed column
 (:data:`PLACEHOLDER_TYPES`) stands for "none": it becomes empty (``placeholder-emptied``), not unreadable.
-Phone numbers are read by :mod:`intake.phone`.
+Phone numbers are read by :mod:`kouiki.phone`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import jaconv
 import polars as pl
 
-from intake import localgov, phone
+from kouiki import localgov, phone
 
 Reader = Callable[[str], tuple[str | None, str | None]]
 
@@ -52,7 +52,7 @@ KANJI_TIME = "kanji-time"                      # 8時30分, 午後5時
 AMPM_TIME = "ampm-time"                        # 5:30 PM, 午後5:30
 EXCEL_SERIAL_TIME = "excel-serial-time"        # 0.375
 COMPACT_TIME = "compact-time"                  # 0830
-PHONE_LABEL_REMOVED = phone.PHONE_LABEL_REMOVED  # TEL:03-… (more phone rules in intake.phone)
+PHONE_LABEL_REMOVED = phone.PHONE_LABEL_REMOVED  # TEL:03-… (more phone rules in kouiki.phone)
 PHONE_SPACES = phone.PHONE_SPACES                # 03 3430 1111, (047) 325-4758
 PLACEHOLDER_EMPTIED = "placeholder-emptied"      # '-', '－', '―' alone in a typed cell: "none", made empty
 POSTAL_MARK_REMOVED = "postal-mark-removed"    # 〒272-8501
@@ -337,10 +337,10 @@ def normalise_time(text: str) -> tuple[str | None, str | None]:
     return _apply(text, _read_time)
 
 
-# --- phone numbers (intake.phone) --------------------------------------------------------------------
+# --- phone numbers (kouiki.phone) --------------------------------------------------------------------
 
 def normalise_phone(text: str) -> tuple[str | None, str | None]:
-    """(phone in half-width as written, or None, rule); None for なし, 554-4111, two numbers (intake.phone)."""
+    """(phone in half-width as written, or None, rule); None for なし, 554-4111, two numbers (kouiki.phone)."""
     return _apply(text, phone.read_phone)
 
 
@@ -477,7 +477,7 @@ def _read_code(text: str) -> tuple[str | None, str | None]:
 
 
 def _read_local_government_code(text: str) -> tuple[str | None, str | None]:
-    """A 6-digit 全国地方公共団体コード with a correct check digit (see intake.localgov.normalise_code)."""
+    """A 6-digit 全国地方公共団体コード with a correct check digit (see kouiki.localgov.normalise_code)."""
     return localgov.normalise_code(text)
 
 
@@ -678,7 +678,7 @@ def normalise_column(raw: pl.Series, col_type: str, *, column_name: str = "") ->
     """Normalise a whole column to the canonical text of ``col_type`` (see the module docstring).
 
     A ``code`` column named like a 全国地方公共団体コード column (``column_name``, or the series' name)
-    is read with :func:`intake.localgov.normalise_code` and is invalid without a correct check digit.
+    is read with :func:`kouiki.localgov.normalise_code` and is invalid without a correct check digit.
     """
     kind = kind_for(col_type, column_name or raw.name)
     text = raw if raw.dtype == pl.String else raw.cast(pl.String)
@@ -789,7 +789,7 @@ def prefix_full_addresses(values: pl.DataFrame, code_columns: list[str],
 
     The code is the first valid one of ``code_columns`` (所在地_全国地方公共団体コード first: where the
     facility is), else ``city_code`` (the uploader). Returns the frame, the address column and how many cells
-    changed; see :func:`intake.localgov.with_address_prefix` for what is left as written."""
+    changed; see :func:`kouiki.localgov.with_address_prefix` for what is left as written."""
     column = next((c for c in FULL_ADDRESS_COLUMNS if c in values.columns), "")
     if not column:
         return values, column, 0

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from expectations.yaml_source import as_text
-from intake.localgov import is_valid_code, lookup
+from kouiki.localgov import is_valid_code, lookup
+from kouiki.yaml_source import as_text
 
 Text = Annotated[str, BeforeValidator(as_text)]
 

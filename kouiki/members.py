@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from expectations.yaml_source import YamlDocument, first_problem, key_path, parse
-from intake.localgov import check_digit, is_valid_code, lookup
 from kouiki.errors import ConfigError
+from kouiki.localgov import check_digit, is_valid_code, lookup
 from kouiki.settings import REPO_ROOT, Settings, members_file
+from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic: imported when the registry is read, not by every command that imports this
     from kouiki.member_file import MemberEntry, MembersFile

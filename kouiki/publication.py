@@ -15,9 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from expectations.errors import ERROR_TYPES
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
+from kouiki.validation_errors import ERROR_TYPES
 
 TOP_REASONS = 3
 OLDER_RELEASES_SEARCHED = 50   # how far back a replaced upload's last release is looked for

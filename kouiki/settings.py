@@ -145,7 +145,7 @@ class Paths:
 
     @property
     def lake(self) -> Path | str:
-        """The lake root for ``warehouse.lake``: the home's folder, or ``<KOUIKI_LAKE_URL>/lake``."""
+        """The lake root for ``kouiki.lake``: the home's folder, or ``<KOUIKI_LAKE_URL>/lake``."""
         return f"{self.lake_url}/lake" if self.lake_url else self.local_lake
 
     @property

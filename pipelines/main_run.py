@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 from dagster import AssetKey, DagsterInstance
 
 from assets.partitions import MEMBER_CITIES
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
 from kouiki.members import Member, load_members
 from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, Settings, get_paths
 from publish.release import latest_release
-from warehouse import lake
 
 if TYPE_CHECKING:
     from assets.anonymise import AnonymisationRun
@@ -184,9 +183,9 @@ def run_main(paths: Paths | None = None, members: list[Member] | None = None,
 
 
 def recover_after_crash(paths: Paths, instance: DagsterInstance) -> None:
-    """Repair what an interrupted run left (kouiki.recovery: leftovers, catalog, releases, dead runs and their
+    """Repair what an interrupted run left (recovery.start: leftovers, catalog, releases, dead runs and their
     pool slots) before starting; one line each on stderr."""
-    from kouiki.recovery import recover_before_run
+    from recovery.start import recover_before_run
 
     for line in recover_before_run(paths, instance):
         print(f"kouiki: {line}", file=sys.stderr)

@@ -53,7 +53,7 @@ def run_daemon(home: Path, members_file: Path, automation_file: Path) -> Iterato
     home.mkdir(parents=True, exist_ok=True)
     log = home / "daemon.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "kouiki.cli", "daemon"], cwd=REPO_ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "commands.cli", "daemon"], cwd=REPO_ROOT,
                                    env=daemon_env(home, members_file, automation_file), stdout=sink,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -17,8 +17,8 @@ from functools import cached_property
 
 import jaconv
 
-from expectations.model import Dataset
-from intake.localgov import lookup
+from kouiki.localgov import lookup
+from kouiki.model import Dataset
 from portal.readings import with_readings
 from portal.store import Release, ReleaseStore
 from portal.themes import Theme, theme_of

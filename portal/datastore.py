@@ -25,8 +25,8 @@ from typing import Any
 
 import duckdb
 
+from kouiki.sql import literal, quote
 from portal.errors import ValidationError
-from warehouse.sql import literal, quote
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 32000            # CKAN's ckan.datastore.search.rows_max default

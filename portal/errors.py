@@ -1,7 +1,7 @@
 """Errors of the Action API, in CKAN's shape: ``{"success": false, "error": {"__type", "message"}}``.
 
-Each kind is a code of the one problem catalogue (``intake/problems.yaml``), which gives its HTTP status and its
-words; :attr:`ActionError.problem` is the error as a :class:`~intake.problems.Problem`. The body CKAN clients
+Each kind is a code of the one problem catalogue (``kouiki/problems.yaml``), which gives its HTTP status and its
+words; :attr:`ActionError.problem` is the error as a :class:`~kouiki.problems.Problem`. The body CKAN clients
 read keeps CKAN's ``__type`` and English ``message``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from intake.problems import Problem, entry
+from kouiki.problems import Problem, entry
 
 
 class ActionError(Exception):

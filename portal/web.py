@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from intake.problems import Problem
+from kouiki.problems import Problem
 from portal import catalogue, dcat, geo, glossary, i18n, quality
 from portal.catalogue import DatasetEntry
 from portal.datastore import SearchRequest

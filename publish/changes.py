@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.sql import literal, quote
+from kouiki.sql import literal, quote
 
 SHOWN_KEYS = 100
 

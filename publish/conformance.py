@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
-from expectations.model import Column, Dataset
-from warehouse.sql import literal, quote
+from kouiki.model import Column, Dataset
+from kouiki.sql import literal, quote
 
 # Provenance columns of a published table that identify the city's cell a finding is about.
 ROW_KEY = ("_upload_id", "_source_line")

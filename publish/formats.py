@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.sql import literal, quote
+from kouiki.sql import literal, quote
 
 
 def write_json(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], target: Path) -> Path:

@@ -35,16 +35,15 @@ from typing import Any
 
 import duckdb
 
-from expectations.model import Dataset
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.crashpoints import crash_point
+from kouiki.model import Dataset
+from kouiki.sql import literal, quote
 from publish.changes import compare
 from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
 from publish.recover import ReleaseStateError as ReleaseStateError
 from publish.recover import read_json_file, recover_dataset, write_pointer
-from warehouse import lake
-from warehouse.sql import literal, quote
 
 LICENCES = {
     "CC-BY-4.0": {"title": "クリエイティブ・コモンズ 表示 4.0 国際 (CC BY 4.0)",

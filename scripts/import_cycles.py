@@ -5,8 +5,8 @@ TYPE_CHECKING included: an import moved into a function is still a dependency).
     .venv/bin/python scripts/import_cycles.py --packages # between top-level packages
 
 By layers, a node is a layer of the "Layers" contract (its ``:``-joined modules together, each ``|``-joined
-package alone) and each shared module of the second contract is a node of its own (it imports only kouiki's base,
-so it cannot close a cycle). Each cycle is printed as the pair (or group) of nodes with the imports that form it.
+package alone); each layer is a whole top-level package now, so both ways give the same answer unless a layer
+is split again. Each cycle is printed as the pair (or group) of nodes with the imports that form it.
 Exit status 1 when there is a cycle.
 """
 
@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def nodes_by_layer(config: dict) -> dict[str, str]:
     """Module (or package) name → the node it belongs to."""
-    layers, shared = config["contracts"][0]["layers"], config["contracts"][1]["source_modules"]
+    layers = config["contracts"][0]["layers"]
     node = {}
     for layer in layers:
         names = [n.strip() for n in layer.replace("|", ":").split(":")]
         for name in names:
             node[name] = " : ".join(names) if ":" in layer else name
-    return node | {name: name for name in shared}
+    return node
 
 
 def node_of(module: str, nodes: dict[str, str] | None) -> str:

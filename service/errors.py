@@ -2,7 +2,7 @@
 
     {"error": {"code", "message_ja", "message_en", "hint_ja", "hint_en", ...}}
 
-Every code, its words and its HTTP status are in the one problem catalogue (``intake/problems.yaml``): the codes
+Every code, its words and its HTTP status are in the one problem catalogue (``kouiki/problems.yaml``): the codes
 of files intake cannot read (``encoding-error`` …) and the service's own for requests (``upload-too-large``,
 ``bad-file-name``, ``forbidden-city`` …). Readable files whose
 rows fail validation are not errors: they are answered 201 with the validation result.
@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from intake.problems import DEFAULT_STATUS, Problem, catalogue
+from kouiki.problems import DEFAULT_STATUS, Problem, catalogue
 
 
 class ApiError(Exception):
-    """A refusal: a :class:`~intake.problems.Problem` with its HTTP status (the catalogue's, unless given)."""
+    """A refusal: a :class:`~kouiki.problems.Problem` with its HTTP status (the catalogue's, unless given)."""
 
     def __init__(self, problem: Problem, *, status: int | None = None, **extra: Any) -> None:
         super().__init__(problem.en)

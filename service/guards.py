@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from intake.localgov import lookup, other_municipality
-from intake.problems import IntakeError, Problem, Where
 from intake.process import StagedUpload
 from intake.read import SOURCE_LINE, RawTable
+from kouiki.localgov import lookup, other_municipality
+from kouiki.problems import IntakeError, Problem, Where
 
 # "=" anything; or + - @ followed by a function name and "(", or a DDE call ("cmd|...").
 FORMULA_PATTERN = r"^[\s\u3000]*(?:=|[+\-@][\s\u3000]*[A-Za-z_][A-Za-z0-9_.]*[\s\u3000]*[(|!])"

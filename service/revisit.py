@@ -26,11 +26,11 @@ from typing import Any
 
 from expectations.registry import Registry
 from intake.landing import REFUSAL_SUFFIX, read_refusal, record_refusal, refusal_path
-from intake.problems import IntakeError
 from intake.process import stage_file
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
 from kouiki.members import Member
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
 

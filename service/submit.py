@@ -29,10 +29,10 @@ from sqlalchemy.exc import IntegrityError
 from expectations.registry import Registry
 from intake.inbox import detect_upload
 from intake.landing import Landed, land_file, record_refusal, safe_suffix, sha256_of, upload_id_for
-from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths
 from service.guards import find_formula_cell, find_other_city_row
 from service.revisit import REFUSED

@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 
 from expectations.registry import default_registry
-from intake import localgov
 from intake.process import stage_file
 from intake.values import (
     is_address_column,
     normalise_column,
     normalise_kana,
 )
+from kouiki import localgov
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -17,7 +17,7 @@ from anonymise.cli_entry import anonymise_csv
 from anonymise.hierarchy import interval_hierarchy
 from anonymise.identifiers import is_valid_mynumber
 from anonymise.synthetic import generate_care_records
-from kouiki.cli import app
+from commands.cli import app
 
 SEX_CSV = Path(__file__).parents[1] / "config" / "anonymisation" / "hierarchies" / "sex.csv"
 

@@ -23,7 +23,7 @@ from anonymise.personal import DEMO_CANARIES, current_personal_file, read_person
 from anonymise.policy import load_policy
 from anonymise.verify import verify_policy_release
 from assets.anonymise import AnonymisationRun, policy_checks, run_anonymisation
-from kouiki.cli import app
+from commands.cli import app
 from kouiki.members import RegistryError, load_members
 from pipelines.definitions import defs
 

@@ -285,7 +285,7 @@ def test_command_line_optimises_the_chosen_model(tmp_path: Path) -> None:
     """`kouiki anonymise --quality-model precision`: the report names the model and its value is the optimum."""
     from typer.testing import CliRunner
 
-    from kouiki.cli import app
+    from commands.cli import app
 
     table, hierarchies = random_table(7, rows=300)
     data = tmp_path / "in.csv"

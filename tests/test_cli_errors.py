@@ -18,7 +18,7 @@ import pytest
 from test_anonymise_cli import write_inputs
 from typer.main import get_command
 
-from kouiki.cli import app
+from commands.cli import app
 from kouiki.members import not_a_member
 from service.testing import write_members
 
@@ -137,7 +137,7 @@ def test_wrong_values_are_one_line_with_what_to_do(env: dict[str, str], tmp_path
 
 @pytest.mark.parametrize("code", ["999999", "132190", "13219", "131139", "abc", "000000", "011002"])
 def test_a_suggested_code_always_passes_its_check(code: str) -> None:
-    from intake.localgov import is_valid_code, lookup
+    from kouiki.localgov import is_valid_code, lookup
     from kouiki.members import Member
 
     line = not_a_member(code, [Member("132195", "狛江市")])

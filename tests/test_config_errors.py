@@ -14,7 +14,7 @@ from kouiki.errors import friendly_errors
 from kouiki.members import RegistryError, load_members
 from kouiki.settings import REPO_ROOT
 
-KOUIKI = [sys.executable, "-m", "kouiki.cli"]
+KOUIKI = [sys.executable, "-m", "commands.cli"]
 
 
 def _kouiki(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

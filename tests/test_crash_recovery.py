@@ -15,11 +15,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.crashpoints import CRASH_EXIT_CODE
 from kouiki.settings import REPO_ROOT, Paths
 from publish.recover import recover_dataset, recover_releases
-from warehouse import lake
 
 PUBLISH_SCRIPT = textwrap.dedent("""
     import sys
@@ -42,7 +41,7 @@ PUBLISH_SCRIPT = textwrap.dedent("""
 LAKE_SCRIPT = textwrap.dedent("""
     import sys
     import polars as pl
-    from warehouse import lake
+    from kouiki import lake
     lake.write_partition(pl.DataFrame({"x": list(range(int(sys.argv[2])))}), sys.argv[1], "staged", "aed", "132195")
 """)
 
@@ -214,7 +213,7 @@ def test_a_lost_catalog_is_rebuilt_from_landing_and_never_republishes_superseded
 # ------------------------------------------------------------------------------------------------- doctor
 
 def test_doctor_names_each_corruption_in_one_line_and_repairs_what_it_can(tmp_path: Path) -> None:
-    from kouiki.doctor import doctor
+    from commands.doctor import doctor
 
     paths = Paths(tmp_path / "home").ensure()
     upload = _land(paths, "132195", "aed.csv", "ID,名称\n1,a\n")

@@ -19,10 +19,10 @@ from assets.models import MODELS_ROOT, build_model_assets, load_models
 from assets.publish import releases
 from assets.resources import KouikiHome
 from expectations.registry import default_registry
+from kouiki import lake
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.testing import serve
-from warehouse import lake
 from warehouse.sql_models import ModelError, discover
 
 REGISTRY = default_registry()

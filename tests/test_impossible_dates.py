@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from expectations.errors import UNREADABLE_CODES, error_type, impossible_date
+from kouiki.validation_errors import UNREADABLE_CODES, error_type, impossible_date
 
 
 @pytest.mark.parametrize(("written", "says", "fix"), [

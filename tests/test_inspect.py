@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kouiki.cli import app
-from kouiki.inspect import inspect_file
+from commands.cli import app
+from commands.inspect import inspect_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples"

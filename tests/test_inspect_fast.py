@@ -30,7 +30,7 @@ def _imported(code: str) -> set[str]:
 
 
 def test_cli_module_imports_no_heavy_library() -> None:
-    imported = _imported("import kouiki.cli")
+    imported = _imported("import commands.cli")
     assert "kouiki" in imported   # the parsing works
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
@@ -38,7 +38,7 @@ def test_cli_module_imports_no_heavy_library() -> None:
 def test_inspecting_a_file_imports_no_heavy_library(tmp_path: Path) -> None:
     two_lines = tmp_path / "aed_two_lines.csv"
     two_lines.write_bytes(b"".join(KOMAE.read_bytes().splitlines(keepends=True)[:2]))
-    code = ("import sys, json; from pathlib import Path; from kouiki.inspect import inspect_file; "
+    code = ("import sys, json; from pathlib import Path; from commands.inspect import inspect_file; "
             f"r = inspect_file(Path({str(two_lines)!r})); "
             "print(json.dumps({'decision': r['validation']['decision'], 'rows': r['rows'], "
             f"'heavy': sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})}}))")
@@ -52,7 +52,7 @@ def test_cli_inspect_answers_for_a_two_line_file(tmp_path: Path) -> None:
     2 s on an idle machine, is measured in the report, not asserted here."""
     two_lines = tmp_path / "aed_two_lines.csv"
     two_lines.write_bytes(b"".join(KOMAE.read_bytes().splitlines(keepends=True)[:2]))
-    done = subprocess.run([sys.executable, "-m", "kouiki.cli", "inspect", str(two_lines), "--json"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "commands.cli", "inspect", str(two_lines), "--json"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dataset"] == "aed"
@@ -80,9 +80,9 @@ def _broken_aed(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("source", ["broken", "sample"])
 def test_sql_validation_matches_great_expectations(tmp_path: Path, source: str) -> None:
+    from commands.inspect import validate_with_sql
     from expectations.registry import default_registry
     from intake.process import stage_file
-    from kouiki.inspect import validate_with_sql
 
     path = _broken_aed(tmp_path) if source == "broken" else KOMAE
     staged = stage_file(path, default_registry())

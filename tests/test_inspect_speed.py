@@ -15,14 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 KOMAE = REPO / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 # each costs from 0.15 s (openpyxl) to seconds (great_expectations) at start-up, and inspect needs none of them
-# (pydantic: typer 0.29 converts parameters with it; kouiki.cli converts text, paths and flags itself)
+# (pydantic: typer 0.29 converts parameters with it; commands.cli converts text, paths and flags itself)
 HEAVY = {"great_expectations", "pandas", "sqlalchemy", "dagster", "scipy", "openpyxl", "pydantic"}
-OFFICE = {"kouiki.office_cli", "kouiki.mappings_cli", "kouiki.catalog", "kouiki.publication", "intake.mapping"}
+OFFICE = {"commands.office_cli", "commands.mappings_cli", "kouiki.catalog", "kouiki.publication", "intake.mapping"}
 
 # The CLI in a fresh interpreter, as `kouiki inspect FILE --json` runs it; then what it imported, on stderr.
 RUN_CLI = """
 import json, sys
-from kouiki.cli import app
+from commands.cli import app
 try:
     app(sys.argv[1:])
 except SystemExit as done:
@@ -79,13 +79,13 @@ def test_a_refused_file_and_a_named_dataset_import_no_heavy_module(two_lines: Pa
 
 
 def test_office_commands_are_loaded_when_used() -> None:
-    """The lazy list in kouiki/cli_start.py names exactly the commands the office modules define, and each one runs."""
+    """The lazy list in commands/cli_start.py names exactly the office modules' commands; each one runs."""
     from typer.main import get_command, get_group
 
-    from kouiki.cli import app
-    from kouiki.cli_start import LAZY_COMMANDS
-    from kouiki.mappings_cli import mappings_app
-    from kouiki.office_cli import office_app
+    from commands.cli import app
+    from commands.cli_start import LAZY_COMMANDS
+    from commands.mappings_cli import mappings_app
+    from commands.office_cli import office_app
 
     defined = {*get_group(office_app).commands, "mappings"}
     assert set(LAZY_COMMANDS) == defined
@@ -100,12 +100,12 @@ def test_office_commands_are_loaded_when_used() -> None:
 def test_members_list_still_runs() -> None:
     status, out, loaded = run_cli("members", "list")
     assert status in (0, None) and "狛江市" in out
-    assert "kouiki.office_cli" in loaded and "kouiki.mappings_cli" not in loaded
+    assert "commands.office_cli" in loaded and "commands.mappings_cli" not in loaded
 
 
 def test_pandas_still_works_after_inspect_told_pyarrow_it_is_absent() -> None:
     """The inspect process tells pyarrow pandas is absent; a later pandas user in that process is not broken."""
-    code = ("import sys; from kouiki.cli_start import pyarrow_without_pandas; pyarrow_without_pandas(); "
+    code = ("import sys; from commands.cli_start import pyarrow_without_pandas; pyarrow_without_pandas(); "
             "import pyarrow as pa; a = pa.array(['x', None]).to_numpy(zero_copy_only=False); "
             "assert 'pandas' not in sys.modules; "
             "import pandas as pd; t = pa.Table.from_pandas(pd.DataFrame({'a': [1, 2]})); "

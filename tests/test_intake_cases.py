@@ -11,9 +11,8 @@ from expectations.registry import default_registry
 from intake.inbox import detect_upload
 from intake.landing import land_file
 from intake.process import stage_file
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.settings import get_paths
-from warehouse import lake
 from warehouse.load import load_uploads
 
 HEADER = "全国地方公共団体コード,ID,名称,所在地_連結表記,緯度,経度,設置位置\n"

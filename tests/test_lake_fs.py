@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from warehouse import lake
+from kouiki import lake
 
 ROWS = pl.DataFrame({"名称": ["狛江市役所", "中央公民館"], "_city_code": ["132195", "132195"]})
 

@@ -195,7 +195,7 @@ def test_copies_are_written_once_whole_and_metadata_last(kind: str, tmp_path: Pa
     as KOUIKI_LAKE_URL and on another fsspec filesystem: missing files only, ``last`` after the rest."""
     import fsspec
 
-    from warehouse import lake
+    from kouiki import lake
 
     release = tmp_path / "release"
     (release / "cities").mkdir(parents=True)

@@ -9,9 +9,8 @@ import polars as pl
 from expectations.registry import default_registry
 from intake.inbox import detect_upload
 from intake.landing import land_file
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.settings import get_paths
-from warehouse import lake
 from warehouse.load import LoadOutcome, load_uploads
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "uploads"

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import yaml
 
-from intake import localgov
-from intake.localgov import (
+from kouiki import localgov
+from kouiki.localgov import (
     LocalGovernment,
     all_local_governments,
     check_digit,

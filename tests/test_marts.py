@@ -23,9 +23,10 @@ from dagster import AssetKey
 from assets.models import MODELS_ROOT, known_sources
 from assets.scoreboard import load_scoreboard, render_html, scoreboard_markdown
 from expectations.registry import default_registry
+from kouiki import lake
 from kouiki.members import Member, load_members
 from pipelines.definitions import defs
-from warehouse import duck, lake
+from warehouse import duck
 from warehouse.sql_models import build_order, discover, materialize, refresh_registry_sources, run_test
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "uploads"

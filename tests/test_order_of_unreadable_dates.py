@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from commands.inspect import inspect_file, validate_with_sql
 from expectations.registry import default_registry
 from intake.process import stage_file
-from kouiki.inspect import inspect_file, validate_with_sql
 
 HEADER = ["都道府県コード又は市区町村コード", "NO", "都道府県名", "市区町村名", "イベント名", "イベント名_カナ",
           "開始日", "終了日", "開始時間", "終了時間", "説明", "場所名称", "住所", "緯度", "経度", "URL"]

@@ -33,10 +33,10 @@ from intake.mapping import (
     propose_mapping,
     write_mapping,
 )
-from intake.problems import IntakeError
 from intake.process import stage_file
 from intake.read import RawTable, read_file
 from kouiki import catalog
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths
 from service.revisit import decision_history
 from service.submit import UploadRefused, submit_upload
@@ -162,7 +162,7 @@ def test_uploading_refused_bytes_again_with_a_dataset_hint_evaluates_them_again(
 
 
 def test_inspect_shows_the_mapping_proposal_with_its_score(tmp_path: Path) -> None:
-    from kouiki.inspect import inspect_file
+    from commands.inspect import inspect_file
 
     report = inspect_file(write_csv(tmp_path / "events.csv", EVENT_HEADER, EVENT_ROWS))
     assert report["ok"] is False and report["error"]["code"] == "no-dataset-match"

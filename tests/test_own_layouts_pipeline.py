@@ -139,7 +139,7 @@ def test_a_file_nothing_fits_is_published_as_the_citys_own_dataset(office: Paths
     assert "name: 収集開始日\n    type: date" in text and "name: 問い合わせ\n    type: phone" in text
 
     env = {**os.environ, "DAGSTER_HOME": str(office.home / "dagster")}
-    run = subprocess.run([sys.executable, "-m", "kouiki.cli", "run"], cwd=REPO_ROOT, env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "commands.cli", "run"], cwd=REPO_ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     released = _latest(office, dataset).sort("ID")

@@ -1,4 +1,4 @@
-"""One problem catalogue (intake/problems.yaml) for intake, validation, the upload service and the portal.
+"""One problem catalogue (kouiki/problems.yaml) for intake, validation, the upload service and the portal.
 
 Every code the project's packages raise or report is in the catalogue, every entry speaks Japanese and English,
 and every template is filled by the fields its callers pass (found by reading the source with ``ast``, so a new
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from expectations.errors import ERROR_TYPES
-from intake import problems
-from intake.problems import CATALOGUE_FILE, IntakeError, Problem, Where, catalogue, entry
 from intake.read import read_bytes
+from kouiki import problems
+from kouiki.problems import CATALOGUE_FILE, IntakeError, Problem, Where, catalogue, entry
+from kouiki.validation_errors import ERROR_TYPES
 from portal import errors as portal_errors
 from service import errors as service_errors
 

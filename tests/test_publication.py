@@ -101,7 +101,7 @@ def test_refused_waiting_and_withheld_uploads(home: tuple[duckdb.DuckDBPyConnect
 
 def test_run_summary_says_published_and_no_run_failed_for_a_published_city(
         home: tuple[duckdb.DuckDBPyConnection, Path, str], tmp_path: Path) -> None:
-    from kouiki.cli import uploads_table
+    from commands.cli import uploads_table
     from kouiki.members import Member
     from kouiki.settings import Paths
     from pipelines.main_run import CityOutcome, MainOutcome

@@ -20,10 +20,10 @@ import polars as pl
 import pytest
 
 from assets.models import MODELS_ROOT
-from expectations.model import Column, Dataset
 from expectations.registry import default_registry
-from intake.localgov import LOCAL_GOVERNMENT_CODE_COLUMNS, with_address_prefix
 from intake.values import FULL_ADDRESS_COLUMNS
+from kouiki.localgov import LOCAL_GOVERNMENT_CODE_COLUMNS, with_address_prefix
+from kouiki.model import Column, Dataset
 from kouiki.settings import REPO_ROOT
 from portal.app import create_app
 from portal.settings import PortalSettings

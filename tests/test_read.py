@@ -15,9 +15,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from intake.problems import IntakeError
 from intake.read import SOURCE_LINE, RawTable, decode_text, read_bytes, read_file
 from intake.read import text as reader  # the module that calls the fast and slow body parsers
+from kouiki.problems import IntakeError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 if not SAMPLES.is_dir():

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from expectations import import_standards
-from expectations.model import Dataset
 from expectations.registry import SCHEMAS_DIR, SchemaError, load_registry
+from kouiki.model import Dataset
 
 STANDARDS = Path(import_standards.__file__).resolve().parent / "standards"
 
@@ -251,7 +251,7 @@ def test_a_new_dataset_needs_no_code(schemas_copy: Path):
 
 
 def test_shipped_policies_are_the_office_defaults_and_keys_are_id_and_name(registry):
-    from expectations.model import Policy
+    from kouiki.model import Policy
     assert {d.id: d.policy for d in registry} == {d.id: Policy() for d in registry}
     assert registry.get("aed").key_columns == ("ID", "名称")
     assert registry.get("hospital").key_columns == ("NO", "名称")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from test_validate import SCRIPT, aed_dataset, break_rows, komae_rows, write_staged
 
-from expectations.model import Policy
 from expectations.report import build_data_docs, render_report
 from expectations.validate import ValidationResult, validate_table
+from kouiki.model import Policy
 
 NORMALISATIONS = {"開始時間": {"time-padded": 28}, "名称_カナ": {"halfwidth-kana": 57},
                   "備考": {"some-future-rule": 2, "whitespace-stripped": 0}}

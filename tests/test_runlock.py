@@ -73,7 +73,7 @@ def test_a_second_run_waits_for_the_lock_and_says_whose(tmp_path: Path) -> None:
 def test_a_killed_run_is_marked_failed_and_its_pool_slot_freed(tmp_path: Path) -> None:
     from dagster import DagsterInstance, DagsterRunStatus
 
-    from kouiki.recovery import dead_runs, free_dead_runs, held_slots
+    from recovery.start import dead_runs, free_dead_runs, held_slots
 
     home = tmp_path / "dagster"
     home.mkdir()

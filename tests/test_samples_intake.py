@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 
 from expectations.registry import default_registry
-from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
+from kouiki.problems import IntakeError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"   # shared/ beside the clone (CI)
 if not SAMPLES.is_dir():

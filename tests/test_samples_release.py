@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from test_samples_published import CITY, MIN_PUBLISHED_SHARE, SOURCE_ROWS, sample_path
 
-from kouiki import catalog
-from warehouse import lake
+from kouiki import catalog, lake
 
 NAMES = {"122033": "市川市", "222127": "焼津市", "132195": "狛江市", "372013": "高松市"}
 

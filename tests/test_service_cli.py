@@ -16,8 +16,8 @@ from tools.cli import kouiki
 
 from assets.partitions import MEMBER_CITIES
 from assets.resources import KouikiHome
-from intake.localgov import check_digit, lookup
 from kouiki import catalog, tokens
+from kouiki.localgov import check_digit, lookup
 from kouiki.members import load_members
 from kouiki.settings import REPO_ROOT, Paths
 from pipelines.sensors import member_partitions_sensor, upload_sensor

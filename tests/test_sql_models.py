@@ -12,7 +12,7 @@ from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materiali
 
 from assets.models import MODELS_ROOT, build_model_assets
 from assets.resources import KouikiHome
-from warehouse import lake
+from kouiki import lake
 from warehouse.sql_models import ColumnTest, ModelError, discover, load_model
 from warehouse.sql_models import materialize as build_model
 

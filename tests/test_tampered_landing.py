@@ -9,8 +9,8 @@ from pathlib import Path
 from intake.landing import land_file
 from kouiki import catalog
 from kouiki.publication import ReleaseIndex, publication
-from kouiki.recovery import CHANGED_CODE, recover_files
 from kouiki.settings import Paths
+from recovery.start import CHANGED_CODE, recover_files
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "uploads"
 

@@ -10,8 +10,8 @@ import pytest
 
 from expectations.registry import default_registry
 from intake.headers import detect, no_match_error
-from intake.problems import IntakeError
 from intake.process import stage_file
+from kouiki.problems import IntakeError
 from service.errors import empty_upload
 
 KOMAE_AED = Path(__file__).resolve().parents[1] / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"

@@ -18,8 +18,6 @@ import polars as pl
 import pytest
 import yaml
 
-from expectations.errors import ERROR_TYPES, RULES, describe
-from expectations.model import Column, Dataset, Policy, Variant
 from expectations.suites import (
     REGEX_BY_RULE,
     build_checks,
@@ -27,7 +25,9 @@ from expectations.suites import (
     local_government_check_digit,
 )
 from expectations.validate import ValidationResult, decide, validate_table
-from intake.phone import is_phone
+from kouiki.model import Column, Dataset, Policy, Variant
+from kouiki.phone import is_phone
+from kouiki.validation_errors import ERROR_TYPES, RULES, describe
 
 REPO = Path(__file__).resolve().parent.parent
 STANDARDS = REPO / "expectations" / "standards"

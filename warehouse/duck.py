@@ -1,7 +1,7 @@
 """The DuckDB database: views over the Parquet lake and the tables the SQL models build.
 
 Only one process may write a DuckDB file at a time (it locks out even readers), so city partitions never
-open it: they write Parquet (``warehouse.lake``), and the single model step opens the database here.
+open it: they write Parquet (``kouiki.lake``), and the single model step opens the database here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.model import Dataset
+from kouiki import lake
+from kouiki.model import Dataset
 from kouiki.settings import REPO_ROOT
-from warehouse import lake
-from warehouse.sql import literal, quote
+from kouiki.sql import literal, quote
 
 REFERENCE_CSV = REPO_ROOT / "kouiki" / "data" / "local_governments.csv"
 FINDINGS_COLUMNS = {"_city_code": "VARCHAR", "upload_id": "VARCHAR", "source_line": "BIGINT",

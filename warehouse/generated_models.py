@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from expectations.model import Column, Dataset
-from warehouse.sql import quote
+from kouiki.model import Column, Dataset
+from kouiki.sql import quote
 
 GENERATED_SCHEMAS = ("staging", "conformed")
 # The SQL type a column of the standard is published as; types not listed stay text (VARCHAR).

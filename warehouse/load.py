@@ -23,7 +23,6 @@ from typing import Any
 
 import polars as pl
 
-from expectations.errors import describe, error_type
 from expectations.registry import Registry
 from expectations.report import build_data_docs, render_report
 from expectations.validate import (
@@ -35,13 +34,13 @@ from expectations.validate import (
     published_values,
     split_batch,
 )
-from intake.localgov import lookup, other_municipality
-from intake.problems import IntakeError
 from intake.process import StagedUpload, stage_file
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
+from kouiki.localgov import lookup, other_municipality
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths
-from warehouse import lake
+from kouiki.validation_errors import describe, error_type
 from warehouse.staged_db import validate_staged as validate_staged  # shared with the service and inspect
 
 log = logging.getLogger(__name__)
@@ -159,7 +158,7 @@ def assign_municipalities(staged: StagedUpload, result: ValidationResult, upload
     """Each row's municipality (``_city_code``) from its local-government code, and the result with a
     finding for every row of a municipality the uploader may not submit for.
 
-    A row without a code, or with a code :func:`intake.localgov.other_municipality` does not count as
+    A row without a code, or with a code :func:`kouiki.localgov.other_municipality` does not count as
     another government's, belongs to the uploader."""
     column = staged.dataset.code_column
     n = staged.values.height

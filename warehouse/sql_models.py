@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from expectations.model import Dataset
 from kouiki.members import Member
+from kouiki.model import Dataset
+from kouiki.sql import literal, quote
 from warehouse.generated_models import GeneratedModel, generated_models
-from warehouse.sql import literal, quote
 
 if TYPE_CHECKING:
     import duckdb

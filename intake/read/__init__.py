@@ -13,8 +13,8 @@ What this module decides, and nothing more:
   under the table (※…, (注)…) are reported, not read as rows.
 
 Everything it drops or works around (blank rows, empty unnamed columns, ragged rows, a preamble, mixed line
-endings …) is reported as a :class:`~intake.problems.Notice`; a file it cannot read raises
-:class:`~intake.problems.IntakeError` with the place and a fix.
+endings …) is reported as a :class:`~kouiki.problems.Notice`; a file it cannot read raises
+:class:`~kouiki.problems.IntakeError` with the place and a fix.
 
 Speed: a CSV is parsed by pyarrow's multi-threaded reader (CP932 is transcoded inside it), and the
 ``_source_line`` column is computed with vector operations. Rows with another cell count make pyarrow
@@ -31,7 +31,7 @@ The package follows the order a file is read in:
 * :mod:`intake.read.body` — the body below the header, parsed fast (pyarrow) or slowly (csv);
 * :mod:`intake.read.text` — CSV/TSV files, :mod:`intake.read.xlsx` — Excel workbooks;
 * :mod:`intake.read.assemble` — from the body to a :class:`RawTable`;
-* :mod:`intake.read.notices` — the words of every :class:`~intake.problems.Notice` reading gives;
+* :mod:`intake.read.notices` — the words of every :class:`~kouiki.problems.Notice` reading gives;
 * :mod:`intake.read.common` — :class:`RawTable` and the limits every stage shares.
 """
 

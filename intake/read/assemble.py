@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from intake.problems import Notice
 from intake.read.body import _blank_mask_strict, _Body
 from intake.read.common import _BLANK_CHARS, SOURCE_LINE, RawTable
 from intake.read.header import _HeaderChoice
@@ -21,6 +20,7 @@ from intake.read.notices import (
     _missing_cell_notices,
     _unnamed_column_notice,
 )
+from kouiki.problems import Notice
 
 
 def _assemble(

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from intake.problems import IntakeError
 from intake.read.common import _BLANK_CHARS, NOTICE_LINE_LIMIT
 from intake.read.records import _iter_records
+from kouiki.problems import IntakeError
 
 SLOW_PATH_CHUNK_ROWS = 50_000          # rows held as Python strings at once on the slow path
 ARROW_BLOCK_BYTES = 1 << 20            # pyarrow's default; larger blocks measured slower here

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from intake.problems import Notice
+from kouiki.problems import Notice
 
 HeaderScorer = Callable[[list[str]], float]
 

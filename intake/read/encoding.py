@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from intake.problems import IntakeError, Problem, Where
 from intake.read.common import _UTF8_BOM, PROBE_BYTES
 from intake.read.sniff import _line_at
+from kouiki.problems import IntakeError, Problem, Where
 
 UTF8_EVIDENCE_CHARS = 4                # this many valid non-ASCII UTF-8 characters prove a file is UTF-8
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from intake.problems import Notice
 from intake.read.body import _Body, _LineBreaks
 from intake.read.common import _HEADER_STRIP_CHARS, NOTICE_LINE_LIMIT
 from intake.read.encoding import _ENCODING_LABEL
 from intake.read.header import _HeaderChoice
+from kouiki.problems import Notice
 
 
 def _first_lines(lines: Sequence[int] | np.ndarray) -> list[int]:

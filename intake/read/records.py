@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from intake.problems import IntakeError, Problem, Where
 from intake.read.common import _BLANK_CHARS, _HEADER_STRIP_CHARS
+from kouiki.problems import IntakeError, Problem, Where
 
 
 @dataclass

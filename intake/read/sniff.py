@@ -6,8 +6,8 @@ import io
 import re
 import zipfile
 
-from intake.problems import IntakeError, Problem, Where
 from intake.read.common import _UTF8_BOM
+from kouiki.problems import IntakeError, Problem, Where
 
 _NON_SPACE = re.compile(rb"[^ \t\r\n\v\f]")
 

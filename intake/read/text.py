@@ -7,7 +7,6 @@ import re
 import pyarrow as pa
 
 from intake.header_rows import MAX_HEADER_ROWS
-from intake.problems import IntakeError, Problem
 from intake.read.assemble import _assemble
 from intake.read.body import _Body, _count_line_breaks, _parse_body_fast, _parse_body_slow, _total_breaks
 from intake.read.common import HEADER_SEARCH_LINES, PROBE_BYTES, HeaderScorer, RawTable
@@ -21,6 +20,7 @@ from intake.read.notices import (
     _line_ending_notices,
 )
 from intake.read.records import _detect_delimiter, _iter_records, _Record
+from kouiki.problems import IntakeError, Problem
 
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from intake.header_rows import MAX_HEADER_ROWS, Merge
-from intake.problems import IntakeError, Problem
 from intake.read.assemble import _assemble
 from intake.read.body import _blank_mask, _Body
 from intake.read.common import _HEADER_STRIP_CHARS, HeaderScorer, RawTable
@@ -27,6 +26,7 @@ from intake.read.notices import (
     _sheet_notices,
 )
 from intake.read.records import _Record
+from kouiki.problems import IntakeError, Problem
 
 MAX_ZIP_RATIO = 200
 ZIP_RATIO_FLOOR_BYTES = 1 << 20       # entries smaller than this cannot be bombs worth refusing

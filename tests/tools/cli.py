@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from kouiki.cli import app
+from commands.cli import app
 
 
 def kouiki(*args: str) -> tuple[int, str, str]:

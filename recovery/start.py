@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from intake.landing import landed_files, landing_leftovers, restore_uploads, sha256_of
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
 from kouiki.runlock import pid_alive
 from kouiki.settings import Paths
 from publish.recover import recover_releases
-from warehouse import lake
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance

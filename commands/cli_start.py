@@ -25,13 +25,13 @@ from typer.core import TyperGroup
 from typer.core import _TyperParameter as TyperParameter
 from typer.main import get_group
 
-# The office's commands (kouiki/office_cli.py, kouiki/mappings_cli.py) import the catalog (SQLAlchemy), the
+# The office's commands (commands/office_cli.py, commands/mappings_cli.py) import the catalog (SQLAlchemy), the
 # publication index and the mapping code: about a second that `kouiki inspect` must not pay. Each module is
 # imported when one of its commands is run or listed (`kouiki --help`). Command name → "module:Typer app";
 # tests/test_inspect_speed.py checks this list against the commands the modules define.
 LAZY_COMMANDS = {
-    **dict.fromkeys(("members", "tokens", "upload", "status", "rerun"), "kouiki.office_cli:office_app"),
-    "mappings": "kouiki.mappings_cli:mappings_app",
+    **dict.fromkeys(("members", "tokens", "upload", "status", "rerun"), "commands.office_cli:office_app"),
+    "mappings": "commands.mappings_cli:mappings_app",
 }
 
 

@@ -27,9 +27,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from expectations.times import format_jst
-from intake.localgov import is_valid_code, lookup
 from kouiki import catalog, tokens
 from kouiki.catalog import UploadStatus
+from kouiki.localgov import is_valid_code, lookup
 from kouiki.members import Member, RegistryError, city_label, load_members, member_by_code, not_a_member
 from kouiki.publication import PublicationState, ReleaseIndex, publication
 from kouiki.settings import Paths, get_paths, members_file
@@ -39,7 +39,7 @@ members_app = typer.Typer(help="member cities / 構成団体", no_args_is_help=T
 tokens_app = typer.Typer(help="API tokens of member cities / 構成団体のトークン", no_args_is_help=True)
 office_app.add_typer(members_app, name="members")
 office_app.add_typer(tokens_app, name="tokens")
-# `kouiki mappings` (kouiki/mappings_cli.py) is merged beside these commands by kouiki/cli_start.py.
+# `kouiki mappings` (commands/mappings_cli.py) is merged beside these commands by commands/cli_start.py.
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)

@@ -1,7 +1,7 @@
 """The problems validation reports, each with a stable code a city clerk can act on.
 
-The codes, their words and weights are entries of the one problem catalogue (``intake/problems.yaml``, loaded by
-:mod:`intake.problems`): those with ``validation`` traits become :data:`ERROR_TYPES`.
+The codes, their words and weights are entries of the one problem catalogue (``kouiki/problems.yaml``, loaded by
+:mod:`kouiki.problems`): those with ``validation`` traits become :data:`ERROR_TYPES`.
 
 Codes follow the spirit of Frictionless (``missing-label``, ``type-error``, ``unique-error`` …) so that one
 problem has one name in the reports, the API, the lake and the tests. Every entry says what went wrong
@@ -29,10 +29,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from intake.problems import Entry, catalogue
+from kouiki.problems import Entry, catalogue
 
 if TYPE_CHECKING:
-    from expectations.model import Dataset
+    from kouiki.model import Dataset
 
 Severity = Literal["error", "warning"]
 Scope = Literal["file", "row", "cell"]

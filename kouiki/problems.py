@@ -1,6 +1,6 @@
 """Every problem kouiki reports, in one shape: a :class:`Problem` (code, ja, en, hint, where) from one catalogue.
 
-Reading a file (:class:`IntakeError`, :class:`Notice`), validating its rows (``expectations.errors``), the upload
+Reading a file (:class:`IntakeError`, :class:`Notice`), validating its rows (``kouiki.validation_errors``), the upload
 service's refusals (``service.errors.ApiError``) and the portal's API errors (``portal.errors.ActionError``) all
 take their codes and words from ``problems.yaml`` beside this module. Codes follow the spirit of Frictionless
 (``encoding-error``, ``blank-row``, ``extra-label`` …) so that the same problem always has the same name in

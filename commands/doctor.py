@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import make_url
 
 from intake.landing import landed_files, landing_leftovers, manifest_path, read_manifest, sha256_of
-from kouiki import catalog
+from kouiki import catalog, lake
 from kouiki.settings import Paths
 from publish.recover import (
     INCOMPLETE,
@@ -29,7 +29,6 @@ from publish.recover import (
     release_metadata,
     verify_checksums,
 )
-from warehouse import lake
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -184,7 +183,7 @@ def check_leftovers(paths: Paths) -> list[Problem]:
 
 
 def check_runs(instance: DagsterInstance) -> list[Problem]:
-    from kouiki.recovery import dead_runs, held_slots
+    from recovery.start import dead_runs, held_slots
 
     problems = [Problem(f"Dagster run {run_id}", f"実行中のままですがプロセス (pid {pid}) がありません / "
                         f"marked started but its process (pid {pid}) is gone", "", repairable=True)
@@ -198,7 +197,7 @@ def check_runs(instance: DagsterInstance) -> list[Problem]:
 def repair(paths: Paths, instance: DagsterInstance | None) -> list[str]:
     """Repair what can be: a corrupt SQLite catalog is moved aside and rebuilt; then the start-of-run
     recovery (leftovers, catalog from landing + releases, latest.json, dead runs and pool slots)."""
-    from kouiki.recovery import free_dead_runs, recover_files
+    from recovery.start import free_dead_runs, recover_files
 
     repaired = []
     if check_catalog(paths):

@@ -24,10 +24,10 @@ from intake.mapping import (
     propose_mapping,
     write_mapping,
 )
-from intake.problems import IntakeError
 from intake.read import RawTable, read_file
 from kouiki import catalog
 from kouiki.catalog import UploadStatus
+from kouiki.problems import IntakeError
 from kouiki.settings import Paths, get_paths
 
 mappings_app = typer.Typer(help="column mappings of cities' own layouts / 独自形式の列の対応", no_args_is_help=True)
@@ -49,7 +49,7 @@ def _proposals_or_exit(paths: Paths, registry: Registry,
                        upload_id: str) -> tuple[catalog.UploadRow, RawTable, list[MappingProposal]]:
     """The upload, its file as read and its proposals; one line (ja / en) and exit 1 when there is no such upload
     or its file does not read."""
-    from kouiki.office_cli import fail
+    from commands.office_cli import fail
 
     upload = catalog.get_upload(paths.catalog_url, upload_id.strip())
     if upload is None:
@@ -64,7 +64,7 @@ def _proposals_or_exit(paths: Paths, registry: Registry,
 @mappings_app.command("show")
 def show(upload_id: Annotated[str, typer.Argument(help="upload id, e.g. 222127-0a1b2c3d4e5f6789")]) -> None:
     """The mapping proposals for an upload, with scores, and the accepted mapping of its layout if any."""
-    from kouiki.office_cli import print_json
+    from commands.office_cli import print_json
 
     paths = get_paths()
     upload, raw, proposals = _proposals_or_exit(paths, default_registry(), upload_id)
@@ -83,8 +83,8 @@ def accept(
 ) -> None:
     """Accept the proposal for an upload's layout: stored under config/mappings/<city>/; the upload is evaluated
     again and the city's files in this layout are mapped from now on. / 列の対応を承認"""
+    from commands.office_cli import fail, print_json, run_city, upload_status_json
     from kouiki.members import load_members, member_by_code
-    from kouiki.office_cli import fail, print_json, run_city, upload_status_json
     from service.revisit import reevaluate, revisitable
 
     paths, registry = get_paths(), default_registry()
@@ -128,7 +128,7 @@ def _forced(raw: RawTable, registry: Registry, dataset: str) -> list[MappingProp
 @mappings_app.command("list")
 def list_(city: Annotated[str | None, typer.Option("--city", help="only this city")] = None) -> None:
     """The accepted mappings (files under config/mappings/). / 承認済みの列の対応"""
-    from kouiki.office_cli import out
+    from commands.office_cli import out
 
     table = Table(title=f"列の対応 / column mappings ({mappings_dir()})")
     for col in ("city / 市", "dataset", "signature", "columns / 列", "accepted from / 元の登録", "file"):

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from expectations.registry import Registry, default_registry
 from intake.headers import detect, header_score
-from intake.problems import IntakeError, Problem
 from intake.process import choose_dataset, stage_table
 from intake.read import SOURCE_LINE, RawTable, read_file
+from kouiki.problems import IntakeError, Problem
 from warehouse.staged_db import validate_staged
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
-from kouiki.cli_start import KouikiGroup, install_plain_conversion, pyarrow_without_pandas
+from commands.cli_start import KouikiGroup, install_plain_conversion, pyarrow_without_pandas
 from kouiki.errors import friendly_errors
 from kouiki.settings import get_paths
 
@@ -52,7 +52,7 @@ def usage_error_line(error: click.ClickException) -> str:
     return (f"{command}: 引数の誤り / wrong arguments: {message} — 使い方は / usage: {command} --help")
 
 
-install_plain_conversion()   # typer without pydantic for text, paths and flags (kouiki/cli_start.py)
+install_plain_conversion()   # typer without pydantic for text, paths and flags (commands/cli_start.py)
 
 app = _Cli(help="kouiki (広域): shared open-data platform for member municipalities (--debug: tracebacks)",
            cls=KouikiGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -160,7 +160,7 @@ def uploads_table(outcome: MainOutcome) -> Table:
     """Per city and upload: where it stands (公開済み / 一部保留 / 受付不可 ...), rows read, published and withheld,
     the top reasons rows were withheld, and the release. "run failed" only for a city with uploads left
     waiting by a failed run: a city whose files were published reads 公開済み."""
-    from kouiki.office_cli import add_upload_row, upload_status_table
+    from commands.office_cli import add_upload_row, upload_status_table
     from kouiki.publication import ReleaseIndex
 
     index = ReleaseIndex(outcome.paths.releases)
@@ -275,7 +275,7 @@ def inspect(
     """Read a file as intake would and show what kouiki sees, storing nothing. / ファイルを検査（保存しない）"""
     known_dataset_or_exit(dataset)
     pyarrow_without_pandas()
-    from kouiki.inspect import inspect_file
+    from commands.inspect import inspect_file
 
     report = inspect_file(file, dataset)
     if as_json:
@@ -360,8 +360,8 @@ def doctor(
 ) -> None:
     """Check the kouiki home (catalog, landed files, releases, leftovers, dead runs); exit 1 if problems remain.
     / 点検（--repair で修復）"""
-    from kouiki.doctor import doctor as examine
-    from kouiki.doctor import lock_free, release_lock
+    from commands.doctor import doctor as examine
+    from commands.doctor import lock_free, release_lock
     from kouiki.runlock import lock_holder
     from pipelines.main_run import dagster_instance
 
