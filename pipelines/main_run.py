@@ -19,6 +19,7 @@ from kouiki.catalog import UploadStatus
 from kouiki.members import Member, load_members
 from kouiki.runlock import storage_init_lock
 from kouiki.settings import Paths, Settings, get_paths
+from pipelines.dagster_storage import ensure_sqlite_storage
 from publish.release import latest_release
 
 if TYPE_CHECKING:
@@ -58,8 +59,11 @@ def dagster_instance(paths: Paths) -> DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    postgres_url = Settings.from_env().dagster_pg_url
     with storage_init_lock(home):   # storage created / migrated by one process at a time
-        write_dagster_yaml(home / "dagster.yaml", Settings.from_env().dagster_pg_url)
+        write_dagster_yaml(home / "dagster.yaml", postgres_url)
+        if postgres_url is None:    # SQLite: created atomically, so a crash never leaves it half made
+            ensure_sqlite_storage(home)
         return DagsterInstance.get()
 
 
