@@ -180,15 +180,12 @@ class Notice:
         return asdict(self)
 
 
-class IntakeError(Exception):
-    """A file that cannot be read at all: carries the :class:`Problem` saying what, where and how to fix it."""
+class ProblemError(Exception):
+    """An error that carries a :class:`Problem`, with its words as attributes (the shape every caller reads)."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.en)
         self.problem = problem
-
-    def __reduce__(self) -> tuple[Any, ...]:   # pickles (a run's worker process) with its problem
-        return (IntakeError, (self.problem,))
 
     @property
     def code(self) -> str:
@@ -209,6 +206,14 @@ class IntakeError(Exception):
     @property
     def hint_en(self) -> str:
         return self.problem.hint_en
+
+
+
+class IntakeError(ProblemError):
+    """A file that cannot be read at all: carries the :class:`Problem` saying what, where and how to fix it."""
+
+    def __reduce__(self) -> tuple[Any, ...]:   # pickles (a run's worker process) with its problem
+        return (IntakeError, (self.problem,))
 
     @property
     def line(self) -> int | None:

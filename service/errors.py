@@ -17,37 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kouiki.problems import DEFAULT_STATUS, Problem, catalogue
+from kouiki.problems import DEFAULT_STATUS, Problem, ProblemError, catalogue
 
 
-class ApiError(Exception):
+class ApiError(ProblemError):
     """A refusal: a :class:`~kouiki.problems.Problem` with its HTTP status (the catalogue's, unless given)."""
 
     def __init__(self, problem: Problem, *, status: int | None = None, **extra: Any) -> None:
-        super().__init__(problem.en)
-        self.problem = problem
+        super().__init__(problem)
         self.status = problem.status if status is None else status
         self.extra = extra
-
-    @property
-    def code(self) -> str:
-        return self.problem.code
-
-    @property
-    def message_ja(self) -> str:
-        return self.problem.ja
-
-    @property
-    def message_en(self) -> str:
-        return self.problem.en
-
-    @property
-    def hint_ja(self) -> str:
-        return self.problem.hint_ja
-
-    @property
-    def hint_en(self) -> str:
-        return self.problem.hint_en
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message_ja": self.message_ja, "message_en": self.message_en,
