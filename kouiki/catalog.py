@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 
 class UploadStatus(StrEnum):
@@ -124,9 +124,24 @@ def engine_for(url: str) -> Engine:
     engine = create_engine(url, **options)
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_wal)
-    metadata.create_all(engine)
+    _create_tables(engine)
     _engines_made.append(engine)
     return engine
+
+
+TABLE_RACE = ("already exists", "duplicate key value violates unique constraint")
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Create the missing tables. Two processes opening a new catalog at once (two Celery workers, the daemon and
+    the upload service) both see a table missing and one CREATE fails: the loser looks again."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if attempt == attempts - 1 or not any(words in str(exc) for words in TABLE_RACE):
+                raise
 
 
 def forget_engines() -> None:
