@@ -104,26 +104,13 @@ def write_partition(df: pl.DataFrame, lake_root: LakeRoot, area: str, dataset_id
     the object is written in place: a PUT (or a multipart upload) replaces an object in one step, and a rename
     there would be a copy and a delete."""
     fs, _ = _fs(lake_root)
-    folder = partition_dir(lake_root, area, dataset_id, city_code)
-    target = f"{folder}/{file_name}"
-    if not is_local(fs):
-        with fs.open(target, "wb") as fh:
+    target = f"{partition_dir(lake_root, area, dataset_id, city_code)}/{file_name}"
+
+    def write(to: str) -> None:
+        with fs.open(to, "wb") as fh:
             df.write_parquet(fh, compression="zstd", statistics=True)
-        crash_point("lake.written")
-        crash_point("lake.renamed")
-        return target
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/.{file_name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        with fs.open(tmp, "wb") as fh:
-            df.write_parquet(fh, compression="zstd", statistics=True)
-        crash_point("lake.written")
-        fs.mv(tmp, target)
-        crash_point("lake.renamed")
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+
+    _put(fs, target, write, crash_points="lake")
     return target
 
 
@@ -204,22 +191,34 @@ def put_bytes(root: str, key: str, data: bytes) -> None:
     _put(fs, target, lambda to: fs.pipe_file(to, data))
 
 
-def _put(fs: AbstractFileSystem, target: str, write: Callable[[str], object]) -> None:
+def _put(fs: AbstractFileSystem, target: str, write: Callable[[str], object],
+         crash_points: str | None = None) -> None:
     """``write(target)`` on object storage (one PUT is atomic there); on a local disk (``KOUIKI_LAKE_URL`` a
-    folder) into a temporary file beside it, renamed into place, so a reader never sees half a file."""
+    folder) into a temporary file beside it, renamed into place, so a reader never sees half a file. A temporary
+    name starts with a dot, so no reader's glob matches it. ``crash_points``: the prefix of the two named crash
+    points (``<prefix>.written``, ``<prefix>.renamed``) that the crash harness strikes at."""
     if not is_local(fs):
         write(target)
+        _crash_point(crash_points, "written")
+        _crash_point(crash_points, "renamed")
         return
     folder, name = target.rsplit("/", 1)
     fs.makedirs(folder, exist_ok=True)
     tmp = f"{folder}/.{name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
         write(tmp)
+        _crash_point(crash_points, "written")
         fs.mv(tmp, target)
+        _crash_point(crash_points, "renamed")
     except BaseException:
         if fs.exists(tmp):
             fs.rm(tmp)
         raise
+
+
+def _crash_point(prefix: str | None, step: str) -> None:
+    if prefix is not None:
+        crash_point(f"{prefix}.{step}")
 
 
 def put_tree(root: str, key: str, folder: Path, last: str | None = None) -> int:
