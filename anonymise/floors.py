@@ -15,7 +15,6 @@ call it, so a weak policy is blocked even if one of them were bypassed.
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -28,12 +27,10 @@ import yaml
 
 from anonymise.identifiers import is_valid_mynumber
 from anonymise.reasons import Reason
+from kouiki.settings import Settings
 
 if TYPE_CHECKING:
     from anonymise.policy import Policy
-
-FLOORS_FILE = Path(__file__).parents[1] / "config" / "anonymisation" / "_platform.yaml"
-FLOORS_ENV = "KOUIKI_ANONYMISATION_FLOORS"
 
 # Values measured on the data: a column is of a kind when at least this share of its non-empty values looks so.
 VALUE_SHARE = 0.8
@@ -72,7 +69,8 @@ class Floors:
 
 
 def floors_path() -> Path:
-    return Path(os.environ.get(FLOORS_ENV) or FLOORS_FILE)
+    """KOUIKI_ANONYMISATION_FLOORS, default config/anonymisation/_platform.yaml (kouiki.settings)."""
+    return Settings.from_env().floors
 
 
 def load_floors(path: Path | None = None) -> Floors:

@@ -5,50 +5,54 @@ another place, the catalog at PostgreSQL (``KOUIKI_CATALOG_URL``) or the lake at
 (``KOUIKI_LAKE_URL``) is a resource change, not a code change.
 
 The resource is the pipeline's face of :class:`kouiki.settings.Settings` (the one settings object of every entry
-point): its fields are the same variables, given to Dagster as ``EnvVar`` so the UI shows which variable a value
-comes from and never the value itself (a catalog URL may hold a password).
+point): its fields are the shared variables of the settings table, every one given to Dagster as an ``EnvVar``
+(:meth:`KouikiHome.from_env`), so the UI shows which variable each value comes from and never the value itself (a
+catalog URL may hold a password). An unset variable is, as everywhere, its default, applied by ``Settings``.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
-from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 
 from expectations.registry import Registry, default_registry
 from kouiki.members import Member, load_members
-from kouiki.settings import ENV, Paths, Settings
+from kouiki.settings import Paths, Settings, declare_unset
 
-# resource field → the settings name (kouiki.settings.ENV) it stands for
-FIELDS = {"home": "home", "members_file": "members", "catalog_url": "catalog_url", "lake_url": "lake_url",
-          "dagster_pg_url": "dagster_pg_url", "schemas": "schemas", "policies": "policies"}
+# resource field → the variable it stands for: the shared rows of kouiki.settings.VARIABLES (a test keeps them equal)
+FIELDS = {"home": "KOUIKI_HOME", "members_file": "KOUIKI_MEMBERS", "catalog_url": "KOUIKI_CATALOG_URL",
+          "lake_url": "KOUIKI_LAKE_URL", "dagster_pg_url": "KOUIKI_DAGSTER_PG_URL", "schemas": "KOUIKI_SCHEMAS",
+          "policies": "KOUIKI_ANONYMISATION_POLICIES", "floors": "KOUIKI_ANONYMISATION_FLOORS",
+          "mappings": "KOUIKI_MAPPINGS", "automation": "KOUIKI_AUTOMATION", "file_cache": "KOUIKI_FILE_CACHE"}
 
 
 class KouikiHome(ConfigurableResource):
-    """The kouiki data directory and the configuration (member registry, schema registry). An empty field is the
-    environment's value (:meth:`Settings.from_env`), so ``KouikiHome()`` is the installation's settings."""
+    """The kouiki data directory and the configuration (member registry, schema registry). A field left empty in
+    code is the environment's value, so ``KouikiHome()`` is the installation's settings and ``KouikiHome(home=…)``
+    changes only the home (tests)."""
 
-    home: str = ""            # KOUIKI_HOME (default ./.kouiki)
-    members_file: str = ""    # KOUIKI_MEMBERS (default config/members.yaml)
-    catalog_url: str = ""     # KOUIKI_CATALOG_URL (default SQLite in the home)
-    lake_url: str = ""        # KOUIKI_LAKE_URL (default: the lake in the home)
-    dagster_pg_url: str = ""  # KOUIKI_DAGSTER_PG_URL (default SQLite under the home)
-    schemas: str = ""         # KOUIKI_SCHEMAS (default: the built-in schemas only)
-    policies: str = ""        # KOUIKI_ANONYMISATION_POLICIES (default config/anonymisation)
+    home: str = ""            # KOUIKI_HOME
+    members_file: str = ""    # KOUIKI_MEMBERS
+    catalog_url: str = ""     # KOUIKI_CATALOG_URL
+    lake_url: str = ""        # KOUIKI_LAKE_URL
+    dagster_pg_url: str = ""  # KOUIKI_DAGSTER_PG_URL
+    schemas: str = ""         # KOUIKI_SCHEMAS
+    policies: str = ""        # KOUIKI_ANONYMISATION_POLICIES
+    floors: str = ""          # KOUIKI_ANONYMISATION_FLOORS
+    mappings: str = ""        # KOUIKI_MAPPINGS
+    automation: str = ""      # KOUIKI_AUTOMATION
+    file_cache: str = ""      # KOUIKI_FILE_CACHE
 
     @classmethod
     def from_env(cls) -> KouikiHome:
-        """The resource the definitions register: every variable that is set, as an ``EnvVar``."""
-        fields: dict[str, Any] = {name: EnvVar(ENV[setting][0]) for name, setting in FIELDS.items()
-                                  if os.environ.get(ENV[setting][0], "").strip()}
-        return cls(**fields)
+        """The resource the definitions register: every field an ``EnvVar``. Dagster refuses an unset one, so the
+        unset variables are declared empty, which ``Settings`` reads as the default (kouiki.settings.declare_unset)."""
+        declare_unset(FIELDS.values())
+        return cls(**{name: EnvVar(variable) for name, variable in FIELDS.items()})
 
     def settings(self) -> Settings:
-        """The settings: this resource's fields over the environment's."""
-        given = {ENV[setting][0]: value for name, setting in FIELDS.items() if (value := getattr(self, name))}
-        return Settings.from_env({**os.environ, **given})
+        """The settings: this resource's non-empty fields over the environment's."""
+        return Settings.from_env(overrides={variable: value for name, variable in FIELDS.items()
+                                            if (value := getattr(self, name))})
 
     def paths(self) -> Paths:
         return self.settings().paths().ensure()
@@ -57,4 +61,4 @@ class KouikiHome(ConfigurableResource):
         return default_registry()
 
     def members(self) -> list[Member]:
-        return load_members(Path(self.members_file) if self.members_file else None)
+        return load_members(self.settings().members)

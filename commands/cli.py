@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -18,8 +17,8 @@ from rich.table import Table
 from typer import _click as click  # typer 0.29 vendors click: its exceptions, not the package's
 
 from commands.cli_start import KouikiGroup, install_plain_conversion, pyarrow_without_pandas
-from kouiki.errors import friendly_errors
-from kouiki.settings import get_paths
+from kouiki.errors import ConfigError, friendly_errors
+from kouiki.settings import Settings, get_paths
 
 if TYPE_CHECKING:  # the CLI starts fast; dagster is imported only by the commands that run it
     from pipelines.main_run import MainOutcome
@@ -151,9 +150,16 @@ def _print_summary(outcome: MainOutcome, seconds: float) -> None:
     scoreboard = outcome.paths.reports / "office" / "scoreboard.html"
     if scoreboard.exists():
         console.print(f"品質スコアボード / quality scoreboard (office): {scoreboard}")
-    port = os.environ.get("KOUIKI_PORT", "8000")
-    console.print(f"公開ポータル / portal: http://127.0.0.1:{port}/  (make portal)")
+    console.print(f"公開ポータル / portal: {_portal_address()}  (make portal)")
     console.print(f"Dagster UI: http://127.0.0.1:3000/  (make ui)   —   {seconds:.1f} s")
+
+
+def _portal_address() -> str:
+    """The portal's address (KOUIKI_PORT); a wrong port is said here, not raised: the run itself is done."""
+    try:
+        return f"http://127.0.0.1:{Settings.from_env().portal.port}/"
+    except ConfigError as wrong:
+        return str(wrong)
 
 
 def uploads_table(outcome: MainOutcome) -> Table:

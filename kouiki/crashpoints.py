@@ -15,8 +15,8 @@ from __future__ import annotations
 import fcntl
 import os
 
-CRASH_AT_ENV = "KOUIKI_CRASH_AT"
-CRASH_TRACE_ENV = "KOUIKI_CRASH_TRACE"
+from kouiki.settings import harness_values
+
 CRASH_EXIT_CODE = 137   # what a shell reports for SIGKILL: the harness treats both alike
 
 _hits: dict[str, int] = {}
@@ -24,8 +24,9 @@ _hits: dict[str, int] = {}
 
 def crash_point(name: str) -> None:
     """Mark a step boundary; crash here when the harness asks for it."""
-    trace = os.environ.get(CRASH_TRACE_ENV)
-    wanted = os.environ.get(CRASH_AT_ENV)
+    harness = harness_values()          # KOUIKI_CRASH_TRACE, KOUIKI_CRASH_AT (kouiki/settings.py)
+    trace = str(harness.crash_trace) if harness.crash_trace else None
+    wanted = harness.crash_at
     if not trace and not wanted:
         return
     hits = _traced_hits(trace, name) if trace else _counted_hits(name)

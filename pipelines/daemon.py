@@ -21,7 +21,7 @@ def prepare() -> Path:
     """dagster.yaml under DAGSTER_HOME and the member partitions; returns DAGSTER_HOME."""
     instance = dagster_instance(get_paths())
     sync_partitions(instance, load_members())
-    return Path(os.environ["DAGSTER_HOME"])
+    return Path(os.environ["DAGSTER_HOME"])   # Dagster's own variable, set by dagster_instance unless given
 
 
 def command(ui: bool, host: str = "127.0.0.1", port: int = 3000) -> list[str]:
@@ -35,6 +35,7 @@ def command(ui: bool, host: str = "127.0.0.1", port: int = 3000) -> list[str]:
 def exec_dagster(ui: bool, host: str = "127.0.0.1", port: int = 3000) -> None:
     prepare()
     argv = command(ui, host, port)
+    # Dagster's own variables, for the Dagster processes that replace this one (not kouiki settings)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     for name, value in dagster_environment(load_settings()).items():
         os.environ.setdefault(name, value)

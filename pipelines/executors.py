@@ -10,53 +10,55 @@ multiprocess executor would load the definitions again (seconds), and a city's r
 other machines (docs/scale-out.md). The run queue is unchanged by the choice: it limits runs, not steps; the
 ``duckdb_warehouse`` pool is applied by every one of these executors before a step starts, from the instance.
 
-The URLs are read when a run starts (Dagster's ``{"env": ...}`` config source), so a password in them is never
-written into run config or into Dagster's records.
+The variables are rows of the settings table (kouiki/settings.py, ``settings.pipeline``), which reads and checks
+them; the URLs are handed to Dagster by name and read by it when a run starts (its ``{"env": ...}`` config
+source), so a password in them is never written into run config or into Dagster's records.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
+
+from kouiki.errors import ConfigError
+from kouiki.settings import PipelineValues, Settings, environment
 
 EXECUTOR_ENV = "KOUIKI_EXECUTOR"
 BROKER_ENV = "KOUIKI_CELERY_BROKER"
 BACKEND_ENV = "KOUIKI_CELERY_BACKEND"
 CELERY_QUEUE = "dagster"   # dagster-celery's default queue: the workers must listen on it (-Q dagster)
-EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
-class ExecutorConfigError(ValueError):
+class ExecutorConfigError(ConfigError):
     """KOUIKI_EXECUTOR names no executor, or celery lacks its broker (one line: variable, value, what to do)."""
 
 
 def configured_executor(env: Mapping[str, str] | None = None) -> ExecutorDefinition:
-    """The executor named by KOUIKI_EXECUTOR in ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
-    name = env.get(EXECUTOR_ENV, "").strip() or "in_process"
-    if name == "in_process":
-        return in_process_executor
-    if name == "multiprocess":
+    """The executor named by KOUIKI_EXECUTOR in ``env`` (default: the process environment); a name that is not
+    an executor is the settings' one-line ConfigError."""
+    pipeline = _pipeline(env)
+    if pipeline.executor == "multiprocess":
         return multiprocess_executor
-    if name == "celery":
-        return celery_executor(env)
-    raise ExecutorConfigError(
-        f"{EXECUTOR_ENV}={name!r} は使えません。{' / '.join(EXECUTORS)} のいずれかを指定してください / "
-        f"{EXECUTOR_ENV}={name!r} is not an executor: use one of {', '.join(EXECUTORS)}")
+    if pipeline.executor == "celery":
+        return celery_executor(pipeline)
+    return in_process_executor
 
 
-def celery_executor(env: Mapping[str, str]) -> ExecutorDefinition:
+def _pipeline(env: Mapping[str, str] | None) -> PipelineValues:
+    return Settings.from_env(env).pipeline
+
+
+def celery_executor(pipeline: PipelineValues) -> ExecutorDefinition:
     """dagster-celery's executor on the broker of KOUIKI_CELERY_BROKER (results: KOUIKI_CELERY_BACKEND or the
     broker). Imported here, not at module level: celery is only loaded where it is used."""
     from dagster_celery import celery_executor as dagster_celery_executor
 
-    if not env.get(BROKER_ENV, "").strip():
+    if not pipeline.celery_broker:
         raise ExecutorConfigError(
             f"{EXECUTOR_ENV}=celery には {BROKER_ENV}（例: redis://127.0.0.1:6379/0）が必要です / "
             f"{EXECUTOR_ENV}=celery needs {BROKER_ENV}, the broker's URL (e.g. redis://127.0.0.1:6379/0)")
-    backend = BACKEND_ENV if env.get(BACKEND_ENV, "").strip() else BROKER_ENV
+    backend = BACKEND_ENV if pipeline.celery_backend else BROKER_ENV
     return dagster_celery_executor.configured({"broker": {"env": BROKER_ENV}, "backend": {"env": backend}})
 
 
@@ -66,11 +68,12 @@ def celery_worker(name: str, env: Mapping[str, str] | None = None,
     dagster-celery's task app on kouiki's broker and backend, one step at a time (``solo``: the step runs in the
     worker process itself; start one worker per core). The URLs go in the environment (``BROKER_URL``,
     ``RESULT_BACKEND``, read by celery's command line), not in the arguments that ``ps`` shows."""
-    env = dict(os.environ if env is None else env)
-    broker = env.get(BROKER_ENV, "").strip()
+    env = environment(env)
+    pipeline = _pipeline(env)
+    broker = pipeline.celery_broker
     if not broker:
         raise ExecutorConfigError(f"{BROKER_ENV} が未設定です / {BROKER_ENV} is not set: the broker's URL")
-    env.update(BROKER_URL=broker, RESULT_BACKEND=env.get(BACKEND_ENV, "").strip() or broker)
+    env.update(BROKER_URL=broker, RESULT_BACKEND=pipeline.celery_backend or broker)
     command = [python, "-m", "celery", "-A", "dagster_celery.app", "worker", "-Q", CELERY_QUEUE,
                "-n", f"{name}@%h", "--pool", "solo", "--prefetch-multiplier", "1",
                "--without-gossip", "--without-mingle", "--loglevel", "INFO"]

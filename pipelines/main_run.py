@@ -35,7 +35,6 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 """
-DAGSTER_PG_URL_ENV = "KOUIKI_DAGSTER_PG_URL"
 
 
 @dataclass
@@ -56,6 +55,8 @@ class MainOutcome:
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
     """The Dagster instance under the kouiki home (created on first use)."""
+    # DAGSTER_HOME is Dagster's own variable, not a kouiki setting: DagsterInstance.get() reads it, so it is set
+    # here (unless the office set it) for this process and the run workers it starts.
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)

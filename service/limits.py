@@ -22,7 +22,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from service.settings import positive_number
+from kouiki.settings import Settings
 
 HEAD_END = b"\r\n\r\n"
 DRAIN_SECONDS = 1.0   # after a refusal, keep discarding input this long so the client can read the answer
@@ -37,13 +37,11 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        """KOUIKI_MAX_HEADER_KB, KOUIKI_MAX_HEADERS, KOUIKI_HEADER_TIMEOUT_S, KOUIKI_BODY_IDLE_TIMEOUT_S."""
-        return cls(
-            max_head_bytes=int(positive_number("KOUIKI_MAX_HEADER_KB", 64) * 1024),
-            max_headers=int(positive_number("KOUIKI_MAX_HEADERS", 100)),
-            head_timeout=positive_number("KOUIKI_HEADER_TIMEOUT_S", 10.0),
-            body_idle_timeout=positive_number("KOUIKI_BODY_IDLE_TIMEOUT_S", 60.0),
-        )
+        """KOUIKI_MAX_HEADER_KB, KOUIKI_MAX_HEADERS, KOUIKI_HEADER_TIMEOUT_S, KOUIKI_BODY_IDLE_TIMEOUT_S
+        (``settings.http``; their defaults are this class's, tests/test_settings.py keeps them equal)."""
+        http = Settings.from_env().http
+        return cls(max_head_bytes=int(http.max_header_kb * 1024), max_headers=http.max_headers,
+                   head_timeout=http.header_timeout_s, body_idle_timeout=http.body_idle_timeout_s)
 
 
 def _answer(status: int, reason: str, ja: str, en: str) -> bytes:
