@@ -5,9 +5,15 @@ another place, the catalog at PostgreSQL (``KOUIKI_CATALOG_URL``) or the lake at
 (``KOUIKI_LAKE_URL``) is a resource change, not a code change.
 
 The resource is the pipeline's face of :class:`kouiki.settings.Settings` (the one settings object of every entry
-point): its fields are the shared variables of the settings table, every one given to Dagster as an ``EnvVar``
-(:meth:`KouikiHome.from_env`), so the UI shows which variable each value comes from and never the value itself (a
-catalog URL may hold a password). An unset variable is, as everywhere, its default, applied by ``Settings``.
+point): its fields are the shared variables of the settings table. Every variable that is set is given to Dagster
+as an ``EnvVar`` (:meth:`KouikiHome.from_env`), so the UI shows which variable the value comes from and never the
+value itself (a catalog URL may hold a password). A field left empty means one thing everywhere: ``Settings``
+reads the variable when the run builds its settings, and applies the table's default when it is unset — the
+defaults live in one place, kouiki/settings.py.
+
+Why not an ``EnvVar`` for an unset variable too: Dagster refuses to resolve an ``EnvVar`` whose variable is unset
+when the run starts, and declaring the unset ones empty at load does not survive a process that removes a
+variable after loading the definitions (the test suite does, with ``monkeypatch.delenv``, in nine modules).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from expectations.registry import Registry, default_registry
 from kouiki.members import Member, load_members
-from kouiki.settings import Paths, Settings, declare_unset
+from kouiki.settings import Paths, Settings
 
 # resource field → the variable it stands for: the shared rows of kouiki.settings.VARIABLES (a test keeps them equal)
 FIELDS = {"home": "KOUIKI_HOME", "members_file": "KOUIKI_MEMBERS", "catalog_url": "KOUIKI_CATALOG_URL",
@@ -44,10 +50,11 @@ class KouikiHome(ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> KouikiHome:
-        """The resource the definitions register: every field an ``EnvVar``. Dagster refuses an unset one, so the
-        unset variables are declared empty, which ``Settings`` reads as the default (kouiki.settings.declare_unset)."""
-        declare_unset(FIELDS.values())
-        return cls(**{name: EnvVar(variable) for name, variable in FIELDS.items()})
+        """The resource the definitions register: an ``EnvVar`` for every variable that is set (as ``Settings``
+        reads the environment: empty is unset), the others empty (the default, applied by ``Settings``)."""
+        given = Settings.from_env().env
+        return cls(**{name: EnvVar(variable) for name, variable in FIELDS.items()
+                      if given.get(variable, "").strip()})
 
     def settings(self) -> Settings:
         """The settings: this resource's non-empty fields over the environment's."""

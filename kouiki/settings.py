@@ -18,9 +18,10 @@ shared settings as its fields, each component's own as a small frozen group (``s
 ``settings.portal``, ``settings.pipeline`` ...), read when first asked for, so a wrong portal port never stops
 the pipeline. A wrong value is a :class:`~kouiki.errors.ConfigError`: one line naming the variable and what to do.
 No other module reads a ``KOUIKI_*`` variable from ``os.environ`` (tests/test_settings.py). The pipeline gets the
-shared settings as a Dagster resource with an ``EnvVar`` for every field (``assets.resources.KouikiHome``), which
-builds this object. It lives here, not in a new module, because every entry point already imports this one and
-it must stay light: ``kouiki inspect`` imports neither Dagster nor pydantic (tests/test_inspect_speed.py).
+shared settings as a Dagster resource whose fields are ``EnvVar``s of the same variables
+(``assets.resources.KouikiHome``), which builds this object. It lives here, not in a new module, because every
+entry point already imports this one and it must stay light: ``kouiki inspect`` imports neither Dagster nor
+pydantic (tests/test_inspect_speed.py).
 
 ``KOUIKI_LAKE_URL`` (an fsspec URL such as ``s3://bucket/kouiki``) moves the lake to object storage, and keeps a
 copy of every landed upload and every release there (``<url>/lake``, ``<url>/landing``, ``<url>/releases``); the
@@ -30,7 +31,7 @@ catalog, ``warehouse.duckdb``, reports and Dagster's storage stay on local disk 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -67,7 +68,6 @@ def _repo(relative: str) -> str:
     return str(REPO_ROOT / relative)
 
 
-IN_HOME = "ホーム内 / in the home"
 # The components, in the order the tables show them: (key, Japanese, English). "tests" and "bench" variables are
 # read by the test suite and the benchmarks themselves (outside the product), listed here so each is declared once.
 COMPONENTS = (("shared", "共通", "shared by every entry point"), ("pipeline", "パイプライン", "pipeline"),
@@ -85,16 +85,16 @@ VARIABLES: tuple[Var, ...] = (
     Var("KOUIKI_CATALOG_URL", "catalog_url", "shared", "url", None,
         ja="登録・公開の記録の接続先（例: PostgreSQL）",
         en="the catalog (uploads, releases, tokens, audit) as a SQLAlchemy URL, e.g. PostgreSQL",
-        shown=f"SQLite {IN_HOME}", used_by="kouiki/catalog.py"),
+        shown="ホーム内の SQLite / SQLite in the home", used_by="kouiki/catalog.py"),
     Var("KOUIKI_DAGSTER_PG_URL", "dagster_pg_url", "shared", "url", None,
         ja="Dagster の記録を PostgreSQL に置く",
         en="Dagster's runs and events on PostgreSQL (kouiki writes dagster.yaml)",
-        shown=f"SQLite {IN_HOME}", used_by="pipelines/main_run.py"),
+        shown="ホーム内の SQLite / SQLite in the home", used_by="pipelines/main_run.py"),
     Var("KOUIKI_LAKE_URL", "lake_url", "shared", "url", None,
         ja="レイクをオブジェクトストレージに（例 s3://bucket/kouiki）。原本と公開データの写しもそこへ",
         en="the lake on object storage (an fsspec URL; S3 needs `uv sync --extra s3`), with copies of landed uploads "
            "and releases (docs/scale-out.md)",
-        shown=IN_HOME, used_by="kouiki/lake.py, intake/landing.py, publish/release.py"),
+        shown="ホーム内 / in the home", used_by="kouiki/lake.py, intake/landing.py, publish/release.py"),
     Var("KOUIKI_MEMBERS", "members", "shared", "path", _repo("config/members.yaml"),
         ja="参加団体の一覧",
         en="the member registry (cities, codes, inboxes)",
@@ -122,7 +122,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("KOUIKI_FILE_CACHE", "file_cache", "shared", "flag", "1",
         ja="0 で定義ファイルのディスクキャッシュを使わない",
         en="0 turns off the on-disk cache of the schema registry and parsed models ($KOUIKI_HOME/cache)",
-        shown="1", used_by="kouiki/file_cache.py"),
+        used_by="kouiki/file_cache.py"),
     # pipeline: settings.pipeline
     Var("KOUIKI_EXECUTOR", "executor", "pipeline", "executor", "in_process",
         ja="UI とデーモンの実行のステップの動かし方: in_process, multiprocess, celery",
@@ -466,11 +466,6 @@ class Settings:
     def tests(self) -> HarnessValues:
         return HarnessValues(**_group("tests", self.env))
 
-    def check(self) -> None:
-        """Read every component's group now: a wrong value anywhere is its :class:`ConfigError` (``kouiki doctor``)."""
-        for component in GROUPS:
-            getattr(self, component)
-
     def paths(self) -> Paths:
         """The home's layout with this catalog and lake (not created: :meth:`Paths.ensure` does that)."""
         return Paths(self.home, lake_url=self.lake_url or "", catalog=self.catalog_url)
@@ -479,15 +474,6 @@ class Settings:
 def harness_values(env: Mapping[str, str] | None = None) -> HarnessValues:
     """``settings.tests`` alone, without the shared settings (the crash points ask at every step boundary)."""
     return HarnessValues(**_group("tests", os.environ if env is None else env))
-
-
-def declare_unset(names: Iterable[str]) -> None:
-    """Set each of ``names`` that is unset in this process to '' (which :class:`Settings` reads as its default).
-
-    Dagster's ``EnvVar`` fails on an unset variable; with this, the pipeline's resource gives every field as an
-    ``EnvVar`` and the default is still applied in one place, here (children inherit '', which means the same)."""
-    for name in names:
-        os.environ.setdefault(name, "")
 
 
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
