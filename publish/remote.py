@@ -94,9 +94,8 @@ def _pull_dataset(remote_root: str, dataset_root: Path, result: Pulled) -> None:
                 continue
             result.pulled.append(f"{object_store.url_of(remote_root, f'{dataset_id}/{text}')}: 取得 / fetched into "
                                  f"{dataset_root / text}")
-    if (dataset_root / str(number)).is_dir() and number >= _local_number(local_pointer):
-        assert pointer is not None
-        write_pointer(dataset_root, pointer)
+    if (dataset_root / str(number)).is_dir() and number >= _local_number(local_pointer) and data is not None:
+        write_pointer(dataset_root, data)      # the URL's pointer, byte for byte
 
 
 def _pull_release(remote_root: str, dataset_root: Path, number: int) -> None:
