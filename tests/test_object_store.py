@@ -1,5 +1,5 @@
-"""KOUIKI_LAKE_URL as the store of record for landing and releases, on a local folder and on fsspec's
-``memory://`` (the S3 server and the whole pipeline: tests/test_object_store_s3.py). Real files: the demo's
+"""KOUIKI_LAKE_URL as the store of record for landing and releases, on a local folder, on fsspec's ``memory://``
+and on moto's S3 server on 127.0.0.1 (the whole pipeline: tests/test_object_store_s3.py). Real files: the demo's
 狛江市 AED upload landed by ``land_file``, releases written as the publisher writes them (``portal.testing``)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_lake_url import BUCKET, s3_endpoint  # noqa: F401  (s3_endpoint: moto's S3 server, a fixture)
 
 from intake.landing import LandedFileChanged, land_file, local_copy, remote_key, restore_uploads
 from kouiki import catalog, object_store
@@ -19,8 +20,12 @@ from recovery.start import CHANGED_CODE, refuse_changed_uploads
 KOMAE_AED = Path(__file__).resolve().parent.parent / "demo" / "uploads" / "132195" / "komae_132195_aed.csv"
 
 
-@pytest.fixture(params=["folder", "memory"])
+@pytest.fixture(params=["folder", "memory", "s3"])
 def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """KOUIKI_LAKE_URL: a local folder, fsspec's memory filesystem, or a prefix in moto's S3 server's bucket."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_endpoint")
+        return f"s3://{BUCKET}/{tmp_path.name}"
     return str(tmp_path / "store") if request.param == "folder" else f"memory://kouiki-{tmp_path.name}"
 
 
@@ -131,3 +136,26 @@ def test_latest_json_at_the_url_is_written_after_its_release(lake_url: str, tmp_
     copy_to_remote(source, "evacuation_space", remote)
     pointer = json.loads(object_store.read_bytes(remote, "evacuation_space/latest.json") or b"")
     assert pointer["number"] == 2
+
+
+def test_doctor_counts_the_url_and_repair_fetches_what_the_home_lacks(lake_url: str, tmp_path: Path) -> None:
+    """``kouiki doctor`` on an empty home sharing the catalog and the URL: an upload whose file is only at the URL
+    is not "missing"; releases there that the home lacks are listed, and ``--repair`` fetches them (and records
+    them in a catalog that lacks them)."""
+    from commands.doctor import doctor
+
+    first = home(tmp_path / "a", lake_url)
+    land_file(first, "132195", KOMAE_AED)
+    build_sample_tree(first.releases)
+    for dataset_id in ("aed", "evacuation_space"):
+        copy_to_remote(first.releases, dataset_id, f"{lake_url}/releases")
+    empty = home(tmp_path / "b", lake_url, first.catalog_url)
+    found = [p.line() for p in doctor(empty, None, fix=False).problems]
+    remote = f"{lake_url}/releases"
+    assert sorted(found) == sorted(
+        f"{object_store.url_of(remote, release)}: この家にない版 / a release this home lacks — 修復可 / repairable "
+        "with --repair" for release in ("aed/1", "evacuation_space/1", "evacuation_space/2"))
+    report = doctor(empty, None, fix=True)
+    assert report.problems == []
+    assert release_files(empty.releases) == release_files(first.releases)
+    assert catalog.release_numbers(first.catalog_url, "evacuation_space") == {1, 2}   # recorded from the copies

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def first(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run, str]]:
+def first(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run, str]]:
+    request.getfixturevalue("s3_endpoint")
     root = tmp_path_factory.mktemp("first")
     url = f"s3://{BUCKET}/{root.name}"
     yield run_demo(root, lake_url=url), url
