@@ -26,7 +26,7 @@ from intake.landing import (
     landing_leftovers,
     manifest_path,
     read_manifest,
-    remote_manifests,
+    remote_upload_ids,
     sha256_of,
 )
 from kouiki import catalog, lake, object_store
@@ -123,7 +123,7 @@ def check_landing(paths: Paths, catalog_ok: bool) -> list[Problem]:
                                     "削除すると --repair で作り直します / delete it and run --repair"))
     if catalog_ok:
         landed_ids = {f"{f.parent.name}-{f.name[:16]}" for f in files if manifest_path(f).exists()}
-        landed_ids |= set(remote_manifests(paths))      # KOUIKI_LAKE_URL: the uploads landed anywhere
+        landed_ids |= set(remote_upload_ids(paths))     # KOUIKI_LAKE_URL: the uploads landed anywhere
         missing = sorted(set(landed_ids) - set(known))
         if missing:
             problems.append(Problem(str(paths.landing),

@@ -158,15 +158,26 @@ def landed_exists(paths: Paths, stored_path: str) -> bool:
         paths.remote_landing is not None and object_store.exists(paths.remote_landing, remote_key(stored_path)))
 
 
-def remote_manifests(paths: Paths) -> dict[str, dict[str, Any]]:
-    """The manifests at ``<url>/landing`` by upload id (none without ``KOUIKI_LAKE_URL``); one that does not
-    read is left out (``kouiki doctor`` reports the home's). A manifest is copied after its file, so the file
-    is there."""
+def remote_upload_ids(paths: Paths) -> dict[str, str]:
+    """Upload id → manifest key of every upload at ``<url>/landing`` (none without ``KOUIKI_LAKE_URL``), from
+    one listing: the id is in the name (``<city>/.<sha256>.upload.json``). A manifest is copied after its file,
+    so the file is there."""
     if paths.remote_landing is None:
         return {}
     found = {}
     for key in object_store.keys(paths.remote_landing, f"*/.*{MANIFEST_SUFFIX}"):
-        manifest = _manifest_doc(object_store.read_bytes(paths.remote_landing, key))
+        city, name = key.split("/", 1)
+        found[upload_id_for(city, name[1:].split(".", 1)[0])] = key
+    return found
+
+
+def remote_manifests(paths: Paths, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    """The manifests at ``<url>/landing`` by upload id, but those in ``skip`` (not read: one GET each); one that
+    does not read is left out."""
+    found = {}
+    for upload_id, key in remote_upload_ids(paths).items():
+        manifest = None if upload_id in skip else _manifest_doc(object_store.read_bytes(str(paths.remote_landing),
+                                                                                        key))
         if manifest is not None:
             found[manifest["upload_id"]] = manifest
     return found
@@ -307,7 +318,7 @@ def restore_uploads(paths: Paths) -> list[str]:
         seen.add(manifest["upload_id"])
         if catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
             restored.append(f"{landed}: カタログに復元 / restored to the catalog as {manifest['upload_id']}")
-    for upload_id, manifest in remote_manifests(paths).items():
+    for upload_id, manifest in remote_manifests(paths, skip=seen).items():
         if upload_id not in seen and catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
             where = object_store.url_of(str(paths.remote_landing), remote_key(manifest["stored_path"]))
             restored.append(f"{where}: カタログに復元 / restored to the catalog as {upload_id}")
