@@ -178,9 +178,20 @@ def remote_manifests(paths: Paths, skip: set[str] | frozenset[str] = frozenset()
     for upload_id, key in remote_upload_ids(paths).items():
         manifest = None if upload_id in skip else _manifest_doc(object_store.read_bytes(str(paths.remote_landing),
                                                                                         key))
-        if manifest is not None:
+        if manifest is not None and _names_its_key(manifest, key):
             found[manifest["upload_id"]] = manifest
     return found
+
+
+def _names_its_key(manifest: dict[str, Any], key: str) -> bool:
+    """A manifest from the URL says where its file goes in a home: only beside it, under its own name (never a
+    path that would leave the landing folder)."""
+    city, name = key.split("/", 1)
+    sha = name[1:].split(".", 1)[0]
+    stored = PurePath(str(manifest.get("stored_path", "")))
+    return (manifest.get("upload_id") == upload_id_for(city, sha) and manifest.get("city_code") == city
+            and stored.parts[:2] == ("landing", city) and len(stored.parts) == 3
+            and stored.name.split(".", 1)[0] == sha and safe_suffix(stored.name) == stored.suffix)
 
 
 def manifest_path(landed: Path) -> Path:

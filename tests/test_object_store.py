@@ -159,3 +159,17 @@ def test_doctor_counts_the_url_and_repair_fetches_what_the_home_lacks(lake_url: 
     assert report.problems == []
     assert release_files(empty.releases) == release_files(first.releases)
     assert catalog.release_numbers(first.catalog_url, "evacuation_space") == {1, 2}   # recorded from the copies
+
+
+def test_a_manifest_at_the_url_naming_another_path_is_not_restored(lake_url: str, tmp_path: Path) -> None:
+    """A manifest decides where its file is written in a home: one that points outside its own place (a forged
+    or damaged object) is left out of a rebuilt catalog, so nothing is ever fetched there."""
+    first = home(tmp_path / "a", lake_url)
+    landed = land_file(first, "132195", KOMAE_AED)
+    key = f"132195/.{landed.sha256}.upload.json"
+    manifest = json.loads(object_store.read_bytes(f"{lake_url}/landing", key) or b"")
+    object_store.put_bytes(f"{lake_url}/landing", key, json.dumps(
+        manifest | {"stored_path": "landing/132195/../../../outside.csv"}).encode())
+    empty = home(tmp_path / "b", lake_url)
+    assert restore_uploads(empty) == []
+    assert catalog.get_upload(empty.catalog_url, landed.upload_id) is None
