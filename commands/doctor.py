@@ -4,11 +4,13 @@ can be repaired (``--repair``). One line per problem: the file, what is wrong, w
 Checked: the catalog (SQLite ``PRAGMA integrity_check``), every landed file's sha256 against its name and its
 manifest, every release's files against the checksums of its metadata.json, releases against the catalog and
 ``latest.json``, leftovers of interrupted writes, Dagster runs whose process is gone and pool slots held by
-finished runs.
+finished runs. With ``KOUIKI_LAKE_URL`` set, the uploads and releases there count as the home's (an upload whose
+file is only there is not missing; releases there that the home lacks are fetched by ``--repair``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -18,8 +20,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url
 
-from intake.landing import landed_files, landing_leftovers, manifest_path, read_manifest, sha256_of
-from kouiki import catalog, lake
+from intake.landing import (
+    landed_exists,
+    landed_files,
+    landing_leftovers,
+    manifest_path,
+    read_manifest,
+    remote_upload_ids,
+    sha256_of,
+)
+from kouiki import catalog, lake, object_store
 from kouiki.settings import Paths
 from publish.recover import (
     INCOMPLETE,
@@ -63,6 +73,7 @@ def check(paths: Paths, instance: DagsterInstance | None = None) -> list[Problem
     catalog_ok = not any(p.file == str(sqlite_file(paths)) for p in problems)
     problems += check_landing(paths, catalog_ok)
     problems += check_releases(paths, catalog_ok)
+    problems += check_remote_releases(paths)
     problems += check_leftovers(paths)
     if instance is not None:
         problems += check_runs(instance)
@@ -112,13 +123,14 @@ def check_landing(paths: Paths, catalog_ok: bool) -> list[Problem]:
                                     "削除すると --repair で作り直します / delete it and run --repair"))
     if catalog_ok:
         landed_ids = {f"{f.parent.name}-{f.name[:16]}" for f in files if manifest_path(f).exists()}
+        landed_ids |= set(remote_upload_ids(paths))     # KOUIKI_LAKE_URL: the uploads landed anywhere
         missing = sorted(set(landed_ids) - set(known))
         if missing:
             problems.append(Problem(str(paths.landing),
                                     f"カタログにない受付ファイル {len(missing)} 件 / {len(missing)} landed upload(s) "
                                     f"missing from the catalog ({', '.join(missing[:3])}…)", "", repairable=True))
         for up in known.values():
-            if not (paths.home / up.stored_path).is_file():
+            if not landed_exists(paths, up.stored_path):      # in the home or at KOUIKI_LAKE_URL
                 problems.append(Problem(str(paths.home / up.stored_path), f"アップロード {up.upload_id} の原本が"
                                         f"ありません / the landed file of upload {up.upload_id} is missing",
                                         "バックアップから戻してください / restore it from a backup"))
@@ -149,6 +161,32 @@ def check_releases(paths: Paths, catalog_ok: bool) -> list[Problem]:
                 problems.append(Problem(str(dataset_root / str(number)),
                                         "カタログにあるが公開フォルダがありません / in the catalog, folder missing",
                                         RESTORE))
+    return problems
+
+
+def check_remote_releases(paths: Paths) -> list[Problem]:
+    """With ``KOUIKI_LAKE_URL``: releases there that this home lacks (``--repair`` fetches them, checked against
+    their metadata.json), and a ``latest.json`` there pointing at a release that is not all there."""
+    remote = paths.remote_releases
+    if remote is None:
+        return []
+    problems = []
+    complete = set(object_store.keys(remote, "*/*/metadata.json"))
+    for pointer in object_store.keys(remote, "*/latest.json"):
+        dataset_id = pointer.split("/", 1)[0]
+        for key in sorted(k for k in complete if k.startswith(f"{dataset_id}/")):
+            folder = key.split("/")[1]
+            if folder.isdigit() and not (paths.releases / dataset_id / folder).is_dir():
+                problems.append(Problem(object_store.url_of(remote, f"{dataset_id}/{folder}"),
+                                        "この家にない版 / a release this home lacks", "", repairable=True))
+        try:
+            number: object = json.loads(object_store.read_bytes(remote, pointer) or b"").get("number")
+        except (ValueError, AttributeError):
+            number = None
+        if f"{dataset_id}/{number}/metadata.json" not in complete:
+            problems.append(Problem(object_store.url_of(remote, pointer), f"版 {number} を指していますがその版が"
+                                    f"ありません / points to release {number}, which is not all there",
+                                    "公開し直してください / publish again"))
     return problems
 
 

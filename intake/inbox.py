@@ -7,7 +7,7 @@ from pathlib import Path
 
 from expectations.registry import Registry
 from intake.headers import header_score
-from intake.landing import Landed, land_file
+from intake.landing import Landed, LandedFileChanged, changed_detail, land_file, local_copy
 from intake.process import choose_for_city
 from intake.read import read_file
 from kouiki import catalog
@@ -48,13 +48,17 @@ def detect_upload(paths: Paths, registry: Registry, upload: catalog.UploadRow,
                   dataset_hint: str | None = None) -> str:
     """Record which dataset and variant an upload is; an unreadable file is marked with its error."""
     try:
-        raw = read_file(paths.home / upload.stored_path, original_name=upload.original_name,
+        raw = read_file(local_copy(paths, upload.stored_path), original_name=upload.original_name,
                         header_scorer=lambda h: header_score(h, registry))
         match = choose_for_city(raw, registry, upload.city_code, dataset_hint=dataset_hint,
                                 file_name=upload.original_name)
     except IntakeError as err:
         catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE,
                                   detail={"error": err.to_dict()})
+        return UploadStatus.UNREADABLE
+    except LandedFileChanged:   # its copy at KOUIKI_LAKE_URL is not what the city sent: never read
+        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE,
+                                  detail=changed_detail())
         return UploadStatus.UNREADABLE
     catalog.set_upload_status(
         paths.catalog_url, upload.upload_id, UploadStatus.LANDED, dataset_id=match.dataset_id, variant=match.variant,

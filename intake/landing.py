@@ -9,9 +9,12 @@ rebuilt from these (``restore_uploads``): each upload gets back its first ``rece
 picked up again never becomes "newer" than a later correction) and, when the lake's history says it was already
 processed, its decision, so nothing is processed or published again.
 
-With ``KOUIKI_LAKE_URL`` set, every landed file and its manifest are also copied to ``<url>/landing/<city>/``
-(:func:`copy_to_remote`, before the catalog records the upload): the durable copy lives on object storage, the
-folder in the home is what the readers open.
+With ``KOUIKI_LAKE_URL`` set, ``<url>/landing/<city>/`` is the store of record: every landed file and its
+manifest are copied there (:func:`copy_to_remote`, before the catalog records the upload), and so is a refusal
+record. The folder in the home is a working copy: a reader opens a landed file through :func:`local_copy`, which
+fetches it from the URL when this home lacks it (a worker on another machine, a rebuilt home), checked against
+the sha256 in its name; a catalog rebuilt on an empty home finds the uploads by their manifests there
+(:func:`restore_uploads`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
-from kouiki import catalog, lake
+from kouiki import catalog, lake, object_store
 from kouiki.catalog import UploadStatus
 from kouiki.crashpoints import crash_point
+from kouiki.object_store import ObjectChanged
 from kouiki.settings import Paths
 
 _CHUNK = 1 << 20
@@ -102,8 +106,92 @@ def copy_to_remote(paths: Paths, landed: Path) -> int:
     if paths.remote_landing is None:
         return 0
     city = landed.parent.name
-    return sum(lake.put_file(paths.remote_landing, f"{city}/{p.name}", p)
+    return sum(object_store.put_file(paths.remote_landing, f"{city}/{p.name}", p)
                for p in (landed, manifest_path(landed)) if p.exists())
+
+
+CHANGED_CODE = "landed-file-changed"
+
+
+def changed_detail() -> dict[str, Any]:
+    """The catalog detail of an upload refused because its landed bytes are not what its name says."""
+    return {"error": {
+        "code": CHANGED_CODE,
+        "message_ja": "受付後にファイルの内容が変わっています（改ざん・破損）。使いません",
+        "message_en": "the landed file changed after it was received (tampered or damaged): not used",
+    }}
+
+
+class LandedFileChanged(ObjectChanged):
+    """The copy of a landed upload at ``<KOUIKI_LAKE_URL>/landing`` is not the bytes its name (sha256) says:
+    refused, never read. One line naming the object."""
+
+
+def remote_key(stored_path: str) -> str:
+    """A landed file's key under ``<url>/landing`` from its ``stored_path`` (``landing/<city>/<name>``)."""
+    return PurePath(stored_path).relative_to("landing").as_posix()
+
+
+def local_copy(paths: Paths, stored_path: str) -> Path:
+    """The landed file to read: the home's copy; when this home lacks it and ``KOUIKI_LAKE_URL`` is set, first
+    fetched from ``<url>/landing/…`` with its manifest (the file checked against the sha256 in its name, written
+    read-only; :class:`LandedFileChanged` when it does not match). A file that is nowhere is returned as its
+    (missing) local path: reading it fails as it always did."""
+    landed = paths.home / stored_path
+    if landed.is_file() or paths.remote_landing is None:
+        return landed
+    key = remote_key(stored_path)
+    try:
+        fetched = object_store.fetch_file(paths.remote_landing, key, landed, sha256=landed.name.split(".", 1)[0],
+                                          tmp_prefix=f"{TMP_PREFIX}{os.getpid()}-", mode=0o444)
+    except ObjectChanged as exc:
+        raise LandedFileChanged(str(exc)) from None
+    if fetched and not manifest_path(landed).exists():
+        object_store.fetch_file(paths.remote_landing, f"{key.rsplit('/', 1)[0]}/{manifest_path(landed).name}",
+                                manifest_path(landed), tmp_prefix=f"{TMP_PREFIX}{os.getpid()}-", mode=0o444)
+    return landed
+
+
+def landed_exists(paths: Paths, stored_path: str) -> bool:
+    """Whether a landed file is in this home or, with ``KOUIKI_LAKE_URL``, at ``<url>/landing``."""
+    return (paths.home / stored_path).is_file() or (
+        paths.remote_landing is not None and object_store.exists(paths.remote_landing, remote_key(stored_path)))
+
+
+def remote_upload_ids(paths: Paths) -> dict[str, str]:
+    """Upload id → manifest key of every upload at ``<url>/landing`` (none without ``KOUIKI_LAKE_URL``), from
+    one listing: the id is in the name (``<city>/.<sha256>.upload.json``). A manifest is copied after its file,
+    so the file is there."""
+    if paths.remote_landing is None:
+        return {}
+    found = {}
+    for key in object_store.keys(paths.remote_landing, f"*/.*{MANIFEST_SUFFIX}"):
+        city, name = key.split("/", 1)
+        found[upload_id_for(city, name[1:].split(".", 1)[0])] = key
+    return found
+
+
+def remote_manifests(paths: Paths, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    """The manifests at ``<url>/landing`` by upload id, but those in ``skip`` (not read: one GET each); one that
+    does not read is left out."""
+    found = {}
+    for upload_id, key in remote_upload_ids(paths).items():
+        manifest = None if upload_id in skip else _manifest_doc(object_store.read_bytes(str(paths.remote_landing),
+                                                                                        key))
+        if manifest is not None and _names_its_key(manifest, key):
+            found[manifest["upload_id"]] = manifest
+    return found
+
+
+def _names_its_key(manifest: dict[str, Any], key: str) -> bool:
+    """A manifest from the URL says where its file goes in a home: only beside it, under its own name (never a
+    path that would leave the landing folder)."""
+    city, name = key.split("/", 1)
+    sha = name[1:].split(".", 1)[0]
+    stored = PurePath(str(manifest.get("stored_path", "")))
+    return (manifest.get("upload_id") == upload_id_for(city, sha) and manifest.get("city_code") == city
+            and stored.parts[:2] == ("landing", city) and len(stored.parts) == 3
+            and stored.name.split(".", 1)[0] == sha and safe_suffix(stored.name) == stored.suffix)
 
 
 def manifest_path(landed: Path) -> Path:
@@ -114,8 +202,15 @@ def manifest_path(landed: Path) -> Path:
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """A landed file's manifest, or None when it does not read (``kouiki doctor`` reports that)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return _manifest_doc(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _manifest_doc(data: bytes | None) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((data or b"").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return doc if isinstance(doc, dict) and {"upload_id", "city_code", "received_at"} <= doc.keys() else None
 
@@ -142,6 +237,9 @@ def record_refusal(paths: Paths, stored_path: str, status: str, detail: dict[str
     bytes the service refused. ``status`` is an :class:`UploadStatus` or its value (anything else raises)."""
     landed = paths.home / stored_path
     _write_beside(landed, refusal_path(landed), {"status": UploadStatus(status).value, "detail": detail})
+    if paths.remote_landing is not None:
+        object_store.put_bytes(paths.remote_landing, refusal_path(Path(remote_key(stored_path))).as_posix(),
+                               refusal_path(landed).read_bytes())
 
 
 def _write_beside(landed: Path, target: Path, doc: dict[str, Any]) -> None:
@@ -172,8 +270,7 @@ def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
         "source": manifest.get("source", "inbox"),
         "status": UploadStatus.LANDED,
     }
-    refusal = paths.home / manifest["stored_path"]
-    refused = read_refusal(refusal_path(refusal))
+    refused = _refusal_of(paths, manifest["stored_path"])
     if refused is not None:
         return row | {"status": refused["status"], "detail": {**refused["detail"], "restored": True}}
     processed = lake.history_of(paths.lake, manifest["city_code"], manifest["upload_id"])
@@ -189,6 +286,19 @@ def upload_row(paths: Paths, manifest: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _refusal_of(paths: Paths, stored_path: str) -> dict[str, Any] | None:
+    """The refusal record of a landed file: the home's, else the one at ``<url>/landing``."""
+    local = refusal_path(paths.home / stored_path)
+    if local.exists() or paths.remote_landing is None:
+        return read_refusal(local)
+    data = object_store.read_bytes(paths.remote_landing, refusal_path(Path(remote_key(stored_path))).as_posix())
+    try:
+        doc = json.loads(data.decode("utf-8")) if data is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and {"status", "detail"} <= doc.keys() else None
+
+
 def landed_files(paths: Paths) -> list[Path]:
     """Every landed upload (not the manifests, not temporary files)."""
     if not paths.landing.is_dir():
@@ -201,8 +311,11 @@ def restore_uploads(paths: Paths) -> list[str]:
     landed file without a manifest that the catalog knows (landed by an older version) gets its manifest from
     the catalog. A file with neither is a landing still in progress or one a crash interrupted before its
     manifest: it is left alone (landing the same bytes again completes it; ``kouiki doctor`` lists it).
+    With ``KOUIKI_LAKE_URL`` set, the manifests at ``<url>/landing`` count too: an empty home's catalog gets
+    every upload landed anywhere (its file is fetched when a step reads it, :func:`local_copy`).
     Returns one line per upload restored."""
     known = {u.upload_id: u for u in catalog.list_uploads(paths.catalog_url)}
+    seen = set(known)
     restored = []
     for landed in landed_files(paths):
         manifest = read_manifest(manifest_path(landed)) if manifest_path(landed).exists() else None
@@ -211,10 +324,15 @@ def restore_uploads(paths: Paths) -> list[str]:
             if upload is not None:
                 write_manifest(landed, _manifest_from(paths, landed, upload))
             continue
-        if manifest["upload_id"] in known:
+        if manifest["upload_id"] in seen:
             continue
+        seen.add(manifest["upload_id"])
         if catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
             restored.append(f"{landed}: カタログに復元 / restored to the catalog as {manifest['upload_id']}")
+    for upload_id, manifest in remote_manifests(paths, skip=seen).items():
+        if upload_id not in seen and catalog.add_upload(paths.catalog_url, upload_row(paths, manifest)):
+            where = object_store.url_of(str(paths.remote_landing), remote_key(manifest["stored_path"]))
+            restored.append(f"{where}: カタログに復元 / restored to the catalog as {upload_id}")
     return restored
 
 

@@ -15,24 +15,20 @@ The lake root is a local folder by default, or any fsspec URL (``s3://bucket/kou
 ``memory://…``): ``KOUIKI_LAKE_URL`` + ``/lake`` (``kouiki.settings.Paths.lake``). Every read and write here goes
 through fsspec, so the same layout lives on object storage unchanged; DuckDB reads it through the same fsspec
 filesystem (:func:`register_with`), never its httpfs extension (this machine, like many, cannot download it).
-See docs/scale-out.md. :func:`put_file` and :func:`put_tree` write the copies of landing and releases there.
+See docs/scale-out.md. Every write goes through ``kouiki.object_store.put`` (one PUT, or a temporary file renamed
+into place on a local disk), as do those of landed uploads and releases.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 from fsspec import AbstractFileSystem
-from fsspec.core import url_to_fs
 
-from kouiki.crashpoints import crash_point
-from kouiki.errors import ConfigError
+from kouiki.object_store import filesystem, is_local, put
 from kouiki.runlock import pid_alive
 
 if TYPE_CHECKING:
@@ -48,19 +44,7 @@ OLD_TMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{32}\.parquet$")
 
 
 def _fs(lake_root: LakeRoot) -> tuple[AbstractFileSystem, str]:
-    try:
-        fs, root = url_to_fs(str(lake_root))
-    except ImportError as exc:      # s3fs, gcsfs… are optional: `uv sync --extra s3` for s3://
-        raise ConfigError(f"KOUIKI_LAKE_URL={lake_root}: {exc} — `uv sync --extra s3` で入ります / "
-                          "install the extra for this URL (`uv sync --extra s3`)") from None
-    if not is_local(fs):
-        # another process (a city partition, the service) may have written since: never list from a stale cache
-        fs.invalidate_cache()
-    return fs, root.rstrip("/")
-
-
-def is_local(fs: AbstractFileSystem) -> bool:
-    return fs.protocol in ("file", ("file", "local"))
+    return filesystem(lake_root)
 
 
 def register_with(con: duckdb.DuckDBPyConnection, lake_root: LakeRoot) -> None:
@@ -110,7 +94,7 @@ def write_partition(df: pl.DataFrame, lake_root: LakeRoot, area: str, dataset_id
         with fs.open(to, "wb") as fh:
             df.write_parquet(fh, compression="zstd", statistics=True)
 
-    _put(fs, target, write, crash_points="lake")
+    put(fs, target, write, crash_points="lake")
     return target
 
 
@@ -171,60 +155,3 @@ def history_of(lake_root: LakeRoot, city_code: str, upload_id: str) -> dict[str,
         if rows:
             return rows[0]
     return None
-
-
-def put_file(root: str, key: str, source: Path) -> bool:
-    """Copy the local file ``source`` to ``<root>/<key>`` unless it is there already (landed uploads and release
-    files never change under their name); True when copied. One PUT: readers see the whole object or none."""
-    fs, base = _fs(root)
-    target = f"{base}/{key}"
-    if fs.exists(target):
-        return False
-    _put(fs, target, lambda to: fs.put_file(str(source), to))
-    return True
-
-
-def put_bytes(root: str, key: str, data: bytes) -> None:
-    """Write (or replace) ``<root>/<key>`` in one PUT, e.g. a release's ``latest.json``."""
-    fs, base = _fs(root)
-    target = f"{base}/{key}"
-    _put(fs, target, lambda to: fs.pipe_file(to, data))
-
-
-def _put(fs: AbstractFileSystem, target: str, write: Callable[[str], object],
-         crash_points: str | None = None) -> None:
-    """``write(target)`` on object storage (one PUT is atomic there); on a local disk (``KOUIKI_LAKE_URL`` a
-    folder) into a temporary file beside it, renamed into place, so a reader never sees half a file. A temporary
-    name starts with a dot, so no reader's glob matches it. ``crash_points``: the prefix of the two named crash
-    points (``<prefix>.written``, ``<prefix>.renamed``) that the crash harness strikes at."""
-    if not is_local(fs):
-        write(target)
-        _crash_point(crash_points, "written")
-        _crash_point(crash_points, "renamed")
-        return
-    folder, name = target.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/.{name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        _crash_point(crash_points, "written")
-        fs.mv(tmp, target)
-        _crash_point(crash_points, "renamed")
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
-
-
-def _crash_point(prefix: str | None, step: str) -> None:
-    if prefix is not None:
-        crash_point(f"{prefix}.{step}")
-
-
-def put_tree(root: str, key: str, folder: Path, last: str | None = None) -> int:
-    """Copy every file under ``folder`` to ``<root>/<key>/…`` (missing ones only), ``last`` (a relative path)
-    after all the others: a reader that finds it finds the rest. Returns how many files were copied."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    ordered = [p for p in files if p.relative_to(folder).as_posix() != last] + \
-              [p for p in files if p.relative_to(folder).as_posix() == last]
-    return sum(put_file(root, f"{key}/{p.relative_to(folder).as_posix()}", p) for p in ordered)

@@ -534,12 +534,14 @@ class Paths:
 
     @property
     def remote_landing(self) -> str | None:
-        """Where landed uploads are copied when ``KOUIKI_LAKE_URL`` is set (``<url>/landing``), else None."""
+        """The store of record of landed uploads when ``KOUIKI_LAKE_URL`` is set (``<url>/landing``), else None:
+        :attr:`landing` is then a working copy, filled from it (``intake.landing.local_copy``)."""
         return f"{self.lake_url}/landing" if self.lake_url else None
 
     @property
     def remote_releases(self) -> str | None:
-        """Where releases are copied when ``KOUIKI_LAKE_URL`` is set (``<url>/releases``), else None."""
+        """The store of record of releases when ``KOUIKI_LAKE_URL`` is set (``<url>/releases``), else None:
+        :attr:`releases` is then a working copy, filled from it (``publish.remote.pull_releases``)."""
         return f"{self.lake_url}/releases" if self.lake_url else None
 
     @property

@@ -26,6 +26,7 @@ import yaml
 from portal import catalogue, readings
 from portal.catalogue import City, DatasetEntry
 from portal.datastore import Datastore
+from portal.mirror import ReleaseMirror
 from portal.search_index import SearchDocument, SearchIndex, SearchRequest
 from portal.settings import PortalSettings
 from portal.store import Release, ReleaseFile, ReleaseStore
@@ -65,11 +66,20 @@ class PortalService:
     _packages: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict, init=False)
     _documents: dict[tuple[str, ...], tuple[bytes, str]] = field(default_factory=dict, init=False)
 
+    mirror: ReleaseMirror | None = field(default=None, init=False)
+
     def __post_init__(self) -> None:
+        remote = self.settings.remote_releases
+        if remote is not None:      # KOUIKI_LAKE_URL: the releases there, copied before serving and kept in step
+            self.mirror = ReleaseMirror(remote, self.settings.releases)
+            self.mirror.pull()
+            self.mirror.start()
         self.store = ReleaseStore(self.settings.releases)
         self.datastore = Datastore(self.settings.releases)
 
     def close(self) -> None:
+        if self.mirror is not None:
+            self.mirror.stop()
         self.datastore.close()
 
     # ------------------------------------------------------------------------------------------ lookups

@@ -37,6 +37,11 @@ class PortalSettings:
         return Paths(self.home).releases
 
     @property
+    def remote_releases(self) -> str | None:
+        """``<KOUIKI_LAKE_URL>/releases`` when set: the releases ``releases`` is a copy of (``portal.mirror``)."""
+        return Paths(self.home).remote_releases
+
+    @property
     def findings(self) -> Path:
         return Paths(self.home).local_lake / "findings"   # read on local disk only (docs/settings.md)
 

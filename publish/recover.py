@@ -147,11 +147,13 @@ def pointer_for(dataset_id: str, number: int, meta: dict[str, Any]) -> dict[str,
             "published_at": meta["published_at"], "rows": meta["rows"]}
 
 
-def write_pointer(dataset_root: Path, pointer: dict[str, Any]) -> None:
-    """Replace latest.json atomically (written beside it, synced, renamed)."""
+def write_pointer(dataset_root: Path, pointer: dict[str, Any] | bytes) -> None:
+    """Replace latest.json atomically (written beside it, synced, renamed); ``bytes``: exactly these (a copy of
+    the one at ``KOUIKI_LAKE_URL``, ``publish.remote``)."""
     tmp = dataset_root / ".latest.json.tmp"
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(pointer, ensure_ascii=False, indent=2))
+    data = pointer if isinstance(pointer, bytes) else json.dumps(pointer, ensure_ascii=False, indent=2).encode()
+    with tmp.open("wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, dataset_root / "latest.json")

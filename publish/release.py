@@ -15,9 +15,11 @@ previous release the complete latest, and the next publication first completes o
 (``publish.recover``).
 A run whose data equals the latest release's publishes nothing (idempotent).
 
-With ``KOUIKI_LAKE_URL`` set, the latest release is then copied to ``<url>/releases/<dataset>/<n>/``
-(``metadata.json`` last) and ``latest.json`` after it (:func:`copy_to_remote`); every publication checks the copy,
-so one a crash or a network failure interrupted is completed by the next run, even when nothing changed.
+With ``KOUIKI_LAKE_URL`` set, ``<url>/releases`` is the store of record (``publish.remote``): a publication first
+takes the releases there that the home lacks (so numbers continue and "nothing changed" compares with the last
+release published from any machine), then copies the new release (``metadata.json`` last) and ``latest.json``
+after it; every publication checks the copy, so one a crash or a network failure interrupted is completed by the
+next run, even when nothing changed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from kouiki import catalog, lake
+from kouiki import catalog
 from kouiki.crashpoints import crash_point
 from kouiki.model import Dataset
 from kouiki.sql import literal, quote
@@ -44,6 +46,7 @@ from publish.conformance import release_conformance
 from publish.formats import write_geojson, write_json
 from publish.recover import ReleaseStateError as ReleaseStateError
 from publish.recover import read_json_file, recover_dataset, write_pointer
+from publish.remote import copy_to_remote, pull_releases
 
 LICENCES = {
     "CC-BY-4.0": {"title": "クリエイティブ・コモンズ 表示 4.0 国際 (CC BY 4.0)",
@@ -175,12 +178,16 @@ def publish_dataset(
     ``personal`` (an anonymised extract of personal data): changes.json gives totals, never row keys or hashes.
     ``inspect`` is called on the complete release folder before it is renamed into place; raising stops the
     publication (the previous release stays latest).
-    ``remote_root`` (``Paths.remote_releases``): where the latest release is copied to, if anywhere.
+    ``remote_root`` (``Paths.remote_releases``): the releases at ``KOUIKI_LAKE_URL``, taken first and written after.
     """
     if licence not in LICENCES:
         raise PublishError(f"unknown licence {licence!r}; choose one of {', '.join(LICENCES)}")
     dataset_root = releases_root / dataset.id
     dataset_root.mkdir(parents=True, exist_ok=True)
+    if remote_root is not None:
+        pulled = pull_releases(remote_root, releases_root, [dataset.id])
+        for line in pulled.pulled + pulled.problems:
+            _log.warning(line)
     recover_committed(dataset_root, catalog_url)
     number = _next_number(dataset_root)
     work = dataset_root / f".incomplete-{number}-{os.getpid()}"
@@ -194,19 +201,6 @@ def publish_dataset(
     if remote_root is not None:
         copy_to_remote(releases_root, dataset.id, remote_root)
     return result
-
-
-def copy_to_remote(releases_root: Path, dataset_id: str, remote_root: str) -> int:
-    """Copy the dataset's latest release to ``<remote_root>/<dataset>/<n>/`` (files already there are kept:
-    a release never changes), ``metadata.json`` last, then its ``latest.json``. Returns the files copied."""
-    latest = latest_release(releases_root, dataset_id)
-    if latest is None:
-        return 0
-    number = str(latest["number"])
-    copied = lake.put_tree(remote_root, f"{dataset_id}/{number}", releases_root / dataset_id / number,
-                           last="metadata.json")
-    lake.put_bytes(remote_root, f"{dataset_id}/latest.json", (releases_root / dataset_id / "latest.json").read_bytes())
-    return copied
 
 
 def recover_committed(dataset_root: Path, catalog_url: str) -> None:

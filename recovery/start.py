@@ -5,7 +5,9 @@
    sha256 in their name is refused (never read), one line naming the file (``refuse_changed_uploads``; the lake
    asset checks the uploads it is about to read the same way, so a daemon's run does too);
 3. the catalog: landed uploads it lacks (lost or rebuilt catalog) from their manifests, releases it lacks from
-   the release folders, ``latest.json`` pointing to the newest complete release (``publish.recover``);
+   the release folders, ``latest.json`` pointing to the newest complete release (``publish.recover``); with
+   ``KOUIKI_LAKE_URL`` set, the manifests and releases there count too (releases the home lacks are fetched
+   first, checked against their metadata.json: ``publish.remote``);
 4. Dagster: runs still marked started whose process is gone are marked failed, and the pool slots
    (``duckdb_warehouse``) they or any finished run hold are freed, so later runs never wait for a dead one.
 
@@ -20,12 +22,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intake.landing import landed_files, landing_leftovers, restore_uploads, sha256_of
+from intake.landing import (
+    CHANGED_CODE,
+    LandedFileChanged,
+    changed_detail,
+    landed_files,
+    landing_leftovers,
+    local_copy,
+    restore_uploads,
+    sha256_of,
+)
 from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
 from kouiki.runlock import pid_alive
 from kouiki.settings import Paths
 from publish.recover import recover_releases
+from publish.remote import Pulled, pull_releases
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -41,14 +53,15 @@ def recover_files(paths: Paths) -> tuple[list[str], list[str]]:
         tmp.unlink(missing_ok=True)
         repaired.append(f"{tmp}: 中断された受付の残りを削除 / removed a leftover of an interrupted landing")
     repaired += restore_uploads(paths)
+    pulled = pull_releases(paths.remote_releases, paths.releases) if paths.remote_releases else Pulled()
     releases = recover_releases(paths.releases, paths.catalog_url)
     pending = [u for u in catalog.list_uploads(paths.catalog_url) if u.status == UploadStatus.LANDED]
     changed = refuse_changed_uploads(paths, pending)
     changed += changed_landed_files(paths, skip={paths.home / u.stored_path for u in pending})
-    return repaired + releases.repaired, releases.problems + changed
+    return repaired + pulled.pulled + releases.repaired, pulled.problems + releases.problems + changed
 
 
-CHANGED_CODE = "landed-file-changed"
+__all__ = ["CHANGED_CODE", "recover_files", "refuse_changed_uploads"]
 VERIFIED = "landing-verified.json"   # under $KOUIKI_HOME/tmp: landed file → (size, mtime_ns) last verified
 
 
@@ -90,24 +103,34 @@ def refuse_changed_uploads(paths: Paths, uploads: list[catalog.UploadRow]) -> li
     changed or damaged after landing, so it is not what the city sent. Its status becomes ``unreadable`` with
     the reason, and it is never read; the file stays where it is for whoever looks into it. Restored from a
     backup, ``kouiki upload rerun CITY`` puts it back to ``landed`` and the next run checks it again (so does a
-    rebuilt catalog: restored uploads are ``landed``). Returns one line per upload refused, naming the file."""
+    rebuilt catalog: restored uploads are ``landed``). With ``KOUIKI_LAKE_URL`` set, an upload this home lacks
+    is fetched from ``<url>/landing`` first and refused the same way when that object is not its bytes.
+    Returns one line per upload refused, naming the file or the object."""
     lines = []
     for upload in uploads:
-        landed = paths.home / upload.stored_path
-        if not landed.is_file() or sha256_of(landed) == upload.sha256:
-            continue   # a missing file is kouiki doctor's to report (it cannot be read either way)
-        detail = {"error": {
-            "code": CHANGED_CODE,
-            "message_ja": "受付後にファイルの内容が変わっています（改ざん・破損）。使いません",
-            "message_en": "the landed file changed after it was received (tampered or damaged): not used",
-        }}
-        catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE, detail=detail)
+        fetched = not (paths.home / upload.stored_path).is_file()
+        try:
+            landed = local_copy(paths, upload.stored_path)   # from KOUIKI_LAKE_URL when this home lacks it
+        except LandedFileChanged as exc:
+            _refuse(paths, upload)
+            lines.append(f"{exc} — アップロード {upload.upload_id}: 正しい原本を戻して kouiki upload rerun "
+                         f"{upload.city_code} / upload {upload.upload_id}: put the original back, then kouiki upload "
+                         f"rerun {upload.city_code}")
+            continue
+        if not landed.is_file() or fetched or sha256_of(landed) == upload.sha256:
+            continue   # a missing file is kouiki doctor's to report; a fetched one was checked on the way
+        _refuse(paths, upload)
         lines.append(f"{landed}: 受付後に内容が変わっています（sha256 が名前と不一致）。アップロード "
                      f"{upload.upload_id} は使いません — バックアップから戻して kouiki upload rerun "
                      f"{upload.city_code} / changed after landing (sha256 does not match its name): upload "
                      f"{upload.upload_id} is not used; restore it from a backup, then kouiki upload rerun "
                      f"{upload.city_code}")
     return lines
+
+
+def _refuse(paths: Paths, upload: catalog.UploadRow) -> None:
+    """The upload's status becomes ``unreadable``, with the reason: its bytes are not what the city sent."""
+    catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE, detail=changed_detail())
 
 
 def dead_runs(instance: DagsterInstance) -> list[tuple[str, int]]:

@@ -191,11 +191,11 @@ def test_the_dagster_resource_builds_the_same_settings(tmp_path: Path, monkeypat
 @pytest.mark.parametrize("kind", ["folder", "memory"])
 def test_copies_are_written_once_whole_and_metadata_last(kind: str, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The copies of landing and releases (``lake.put_tree``/``put_file``/``put_bytes``) on a local folder given
-    as KOUIKI_LAKE_URL and on another fsspec filesystem: missing files only, ``last`` after the rest."""
+    """The copies of landing and releases (``object_store.put_tree``/``put_file``/``put_bytes``) on a local folder
+    given as KOUIKI_LAKE_URL and on another fsspec filesystem: missing files only, ``last`` after the rest."""
     import fsspec
 
-    from kouiki import lake
+    from kouiki import object_store as lake
 
     release = tmp_path / "release"
     (release / "cities").mkdir(parents=True)

@@ -34,6 +34,7 @@ from expectations.validate import (
     published_values,
     split_batch,
 )
+from intake.landing import CHANGED_CODE, LandedFileChanged, changed_detail, local_copy
 from intake.process import StagedUpload, stage_file
 from kouiki import catalog, lake
 from kouiki.catalog import UploadStatus
@@ -79,7 +80,12 @@ def load_uploads(paths: Paths, registry: Registry, uploads: list[catalog.UploadR
     staged: list[Item] = []
     for upload in uploads:
         try:
-            staged.append((upload, stage_file(paths.home / upload.stored_path, registry,
+            source = local_copy(paths, upload.stored_path)   # fetched from KOUIKI_LAKE_URL when this home lacks it
+        except LandedFileChanged as exc:
+            outcomes[upload.upload_id] = _changed(paths, upload, exc)
+            continue
+        try:
+            staged.append((upload, stage_file(source, registry,
                                               original_name=upload.original_name, dataset_hint=upload.dataset_id,
                                               city_code=upload.city_code)))
         except IntakeError as err:
@@ -144,6 +150,16 @@ def _data_docs(paths: Paths, dataset_id: str, result: ValidationResult, run_name
         build_data_docs(result.ge_result, paths.reports / "office" / "data_docs" / dataset_id, run_name=run_name)
     except Exception as exc:  # Data Docs are a convenience: never fail a city's load for them
         log.warning("GE Data Docs for %s not built: %s", dataset_id, exc)
+
+
+def _changed(paths: Paths, upload: catalog.UploadRow, exc: LandedFileChanged) -> LoadOutcome:
+    """The copy at KOUIKI_LAKE_URL is not the bytes the city sent: refused as ``recovery.start`` refuses a
+    changed file in the home (the lake asset checks first, so this is for other callers)."""
+    log.error("%s", exc)
+    detail = changed_detail()
+    catalog.set_upload_status(paths.catalog_url, upload.upload_id, UploadStatus.UNREADABLE, detail=detail)
+    return LoadOutcome(upload.upload_id, upload.dataset_id, "unreadable", 0, 0, 0, {CHANGED_CODE: 1}, None,
+                       [detail["error"] | {"where": str(exc).split(": ", 1)[0]}])
 
 
 def _unreadable(paths: Paths, upload: catalog.UploadRow, err: IntakeError) -> LoadOutcome:
