@@ -121,6 +121,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         from anonymise.staging import stage
 
         policy = load_policy(policy_name, anonymisation_policies())
+        earlier_releases_here(paths)
         sources = _city_sources(context, paths, kouiki.members(), policy)
         result = stage(policy, sources, paths.private, paths.releases)
         for reason in result.failures:
@@ -141,6 +142,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         from anonymise.policy import load_policy
 
         policy = load_policy(policy_name, anonymisation_policies())
+        earlier_releases_here(paths)
         verdict = verify_staged_extract(policy, paths.private, paths.releases)
         return _check_result(context, paths, policy, extract_dataset_id(policy), verdict, _extract_metadata(verdict))
 
@@ -162,6 +164,7 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         from anonymise.policy import load_policy
 
         policy = load_policy(policy_name, anonymisation_policies())
+        earlier_releases_here(paths)
         verdict = verify_staged_counts(policy, paths.private, paths.releases)
         metadata = {"tables": MetadataValue.json(verdict.get("tables", {})), **_counts_metadata(verdict)}
         return _check_result(context, paths, policy, ",".join(counts_dataset_ids(policy)), verdict, metadata)
@@ -182,6 +185,21 @@ def build_anonymise_assets(policy_name: str) -> tuple[list[AssetsDefinition], li
         return MaterializeResult(metadata={"releases": MetadataValue.json(published)})
 
     return [_staged, _releases], [_extract_verified, _counts_verified]
+
+
+def earlier_releases_here(paths: Paths) -> None:
+    """With ``KOUIKI_LAKE_URL``, bring the releases this home lacks from the URL before staging or checking: the
+    differencing and k/l checks compare with *every* earlier release, and a worker on another machine (a daemon
+    or Celery step, docs/scale-out.md) has none of them in its home. A release at the URL that cannot be taken
+    (changed, unreadable) stops the step, so no extract is judged against a partial history."""
+    if not paths.remote_releases:
+        return
+    from publish.remote import pull_releases
+
+    pulled = pull_releases(paths.remote_releases, paths.releases)
+    if pulled.problems:
+        raise RuntimeError("前回までの公表を取得できません / cannot fetch the earlier releases: "
+                           + "; ".join(pulled.problems))
 
 
 def _city_sources(

@@ -23,8 +23,9 @@ shared settings as a Dagster resource whose fields are ``EnvVar``s of the same v
 entry point already imports this one and it must stay light: ``kouiki inspect`` imports neither Dagster nor
 pydantic (tests/test_inspect_speed.py).
 
-``KOUIKI_LAKE_URL`` (an fsspec URL such as ``s3://bucket/kouiki``) moves the lake to object storage, and keeps a
-copy of every landed upload and every release there (``<url>/lake``, ``<url>/landing``, ``<url>/releases``); the
+``KOUIKI_LAKE_URL`` (an fsspec URL such as ``s3://bucket/kouiki``) moves the lake, the landed uploads and the
+releases to object storage (``<url>/lake``, ``<url>/landing``, ``<url>/releases``), the store of record; the home
+keeps working copies fetched from it when needed (a worker or a portal on another machine starts empty). The
 catalog, ``warehouse.duckdb``, reports and Dagster's storage stay on local disk under the home.
 """
 
@@ -91,10 +92,11 @@ VARIABLES: tuple[Var, ...] = (
         en="Dagster's runs and events on PostgreSQL (kouiki writes dagster.yaml)",
         shown="ホーム内の SQLite / SQLite in the home", used_by="pipelines/main_run.py"),
     Var("KOUIKI_LAKE_URL", "lake_url", "shared", "url", None,
-        ja="レイクをオブジェクトストレージに（例 s3://bucket/kouiki）。原本と公開データの写しもそこへ",
-        en="the lake on object storage (an fsspec URL; S3 needs `uv sync --extra s3`), with copies of landed uploads "
-           "and releases (docs/scale-out.md)",
-        shown="ホーム内 / in the home", used_by="kouiki/lake.py, intake/landing.py, publish/release.py"),
+        ja="レイク・受付原本・公開データをオブジェクトストレージに（例 s3://bucket/kouiki）。ホームには必要な分の作業用の写し",
+        en="the lake, landed uploads and releases on object storage (an fsspec URL; S3 needs `uv sync --extra s3`); "
+           "the home keeps working copies fetched from it (docs/scale-out.md)",
+        shown="ホーム内 / in the home",
+        used_by="kouiki/lake.py, intake/landing.py, publish/remote.py, portal/mirror.py, assets/anonymise.py"),
     Var("KOUIKI_MEMBERS", "members", "shared", "path", _repo("config/members.yaml"),
         ja="参加団体の一覧",
         en="the member registry (cities, codes, inboxes)",

@@ -173,3 +173,28 @@ def test_a_manifest_at_the_url_naming_another_path_is_not_restored(lake_url: str
     empty = home(tmp_path / "b", lake_url)
     assert restore_uploads(empty) == []
     assert catalog.get_upload(empty.catalog_url, landed.upload_id) is None
+
+
+@pytest.mark.parametrize("kind", ["folder", "memory"])
+def test_anonymisation_steps_judge_against_every_earlier_release_at_the_url(kind: str, tmp_path: Path) -> None:
+    """A worker with an empty home (a daemon or Celery step on another machine) takes the earlier releases from
+    the URL before staging or checking an extract; a changed one stops the step instead of shortening the history
+    the differencing check compares with."""
+    from assets.anonymise import earlier_releases_here
+
+    url = str(tmp_path / "store") if kind == "folder" else f"memory://kouiki-anon-{tmp_path.name}"
+    office = home(tmp_path / "office", url)
+    build_sample_tree(office.releases)
+    for dataset_id in ("evacuation_space", "aed"):
+        copy_to_remote(office.releases, dataset_id, f"{url}/releases")
+    worker = home(tmp_path / "worker", url)
+    assert not list(worker.releases.iterdir())
+    earlier_releases_here(worker)
+    assert release_files(worker.releases) == release_files(office.releases)
+    # release 1 of aed changed at the URL: a third worker's step stops, naming the object
+    object_store.put_bytes(f"{url}/releases", "aed/1/aed.csv", b"forged\n")
+    third = home(tmp_path / "third", url)
+    with pytest.raises(RuntimeError, match=r"aed/1/aed\.csv"):
+        earlier_releases_here(third)
+    # no URL: nothing to take, nothing read
+    earlier_releases_here(Paths(tmp_path / "alone", lake_url="").ensure())
