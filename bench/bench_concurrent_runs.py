@@ -218,9 +218,14 @@ def inspect_instance(home: Path) -> tuple[int, int, bool]:
     try:
         with DagsterInstance.from_config(str(home / "dagster")) as instance:
             records = instance.get_run_records()
-            failed_steps = sum(len(instance.get_records_for_run(rec.dagster_run.run_id,
-                                                                of_type=DagsterEventType.STEP_FAILURE).records)
-                               for rec in records)
+            failures = [(rec.dagster_run, event) for rec in records for event in instance.get_records_for_run(
+                rec.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE).records]
+            for run, event in failures:   # which step and why: the temporary home is gone afterwards
+                entry = event.event_log_entry
+                error = getattr(entry.dagster_event.event_specific_data, "error", None) if entry.dagster_event else None
+                print(f"failed step: {run.run_id[:8]} {run.job_name} {entry.step_key}: "
+                      f"{error.message if error else entry.user_message}"[:600], file=sys.stderr)
+            failed_steps = len(failures)
             spans: dict[str, list[tuple[float, float, str]]] = {}
             for rec in records:
                 if rec.start_time is None or rec.end_time is None:
