@@ -88,17 +88,21 @@ def _uses_in(path: Path) -> list[Use]:
                 uses.append(Use(where, first, variants, fields, notice=callee == "Notice.of"))
             elif callee.split(".")[-1] in CODE_CALLS and (first or keyword_code):
                 uses.append(Use(where, str(first or keyword_code)))
+            elif callee.endswith("Error") and keyword_code:   # PolicyError(detail, code="policy-input-error")
+                uses.append(Use(where, keyword_code))
             elif callee in ("IntakeError", "ApiError") and first is not None:
                 uses.append(Use(where, f"<{callee} with words written at the raise: {first[:30]}>"))
         elif isinstance(node, ast.Dict):   # stored refusals: {"code": "unreadable"} (not a rule's {"code": regex})
             for key, value in zip(node.keys, node.values, strict=True):
                 if _literal(key) == "code" and PROBLEM_CODE.fullmatch(_literal(value) or ""):
                     uses.append(Use(where, str(_literal(value))))
-        elif isinstance(node, ast.ClassDef):   # the portal's kinds of error: code = "not-found"
-            for statement in node.body:
-                if isinstance(statement, ast.Assign) and any(
-                        isinstance(t, ast.Name) and t.id == "code" for t in statement.targets):
-                    uses.append(Use(where, str(_literal(statement.value))))
+        elif isinstance(node, ast.ClassDef):   # the portal's kinds of error: code = "not-found"; ConfigError's
+            for statement in node.body:        # kinds: problem_code = "schema-error"
+                targets = statement.targets if isinstance(statement, ast.Assign) else (
+                    [statement.target] if isinstance(statement, ast.AnnAssign) else [])
+                value = _literal(getattr(statement, "value", None))   # a dataclass field `code: str` has none
+                if value and any(isinstance(t, ast.Name) and t.id in ("code", "problem_code") for t in targets):
+                    uses.append(Use(where, value))
     return uses
 
 
@@ -143,7 +147,8 @@ def test_every_code_named_in_the_source_is_in_the_catalogue_and_its_templates_ar
     codes = {use.code for use in uses}
     # the scan really reads the four kinds of error, not an empty list
     assert {"empty-file", "formula-injection", "auth-required", "upload-too-large", "not-found",
-            "search-query-error", "other-municipality", "blank-row", "preamble"} <= codes
+            "search-query-error", "other-municipality", "blank-row", "preamble", "config-error", "schema-error",
+            "policy-input-error"} <= codes
     known = catalogue()
     unknown = sorted(f"{use.where}: {use.code}" for use in uses if use.code not in known)
     assert unknown == []
@@ -169,6 +174,7 @@ def test_every_entry_speaks_japanese_and_english() -> None:
         words = [("title", found.title), ("message", found.message), ("hint", found.hint)]
         words += [(f"variant {name}", variant.message) for name, variant in found.variants.items()]
         words += [(f"variant {name} hint", variant.hint) for name, variant in found.variants.items()]
+        words += [(f"term {name}", term) for name, term in found.terms.items()]
         if found.validation:
             words.append(("explanation", found.validation.explanation))
         for what, pair in words:
