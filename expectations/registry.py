@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import yaml
 
 from kouiki.errors import ConfigError
-from kouiki.problems import Where
 from kouiki.header_names import header_key
 from kouiki.model import Column, Dataset, Policy, Variant
+from kouiki.problems import Where
 from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic is imported when the registry is built, not by its readers (kouiki inspect)
@@ -41,7 +41,8 @@ NAME_COLUMNS = ("名称", "施設名称", "介護サービス事業所名称", "
 
 
 class SchemaError(ConfigError):
-    """A registry file is wrong; ``file`` and ``key`` say where (``variants[legacy].columns[住所]``), ``reason`` what."""
+    """A registry file is wrong: ``file`` and ``key`` say where (``variants[legacy].columns[住所]``), ``reason``
+    what."""
 
     problem_code = "schema-error"
 

@@ -100,9 +100,9 @@ def _uses_in(path: Path) -> list[Use]:
             for statement in node.body:        # kinds: problem_code = "schema-error"
                 targets = statement.targets if isinstance(statement, ast.Assign) else (
                     [statement.target] if isinstance(statement, ast.AnnAssign) else [])
-                value = _literal(getattr(statement, "value", None))   # a dataclass field `code: str` has none
-                if value and any(isinstance(t, ast.Name) and t.id in ("code", "problem_code") for t in targets):
-                    uses.append(Use(where, value))
+                assigned = _literal(getattr(statement, "value", None))   # a dataclass field `code: str` has none
+                if assigned and any(isinstance(t, ast.Name) and t.id in ("code", "problem_code") for t in targets):
+                    uses.append(Use(where, assigned))
     return uses
 
 
