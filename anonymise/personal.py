@@ -125,7 +125,8 @@ def read_personal_records(file: PersonalFile, policy: Policy) -> pl.DataFrame:
         return table.with_columns(casts)
     except pl.exceptions.PolarsError as error:
         raise PolicyError(
-            f"{file.original_name}: 日付・数値の列を読めません / cannot read a date or number column: {error}"
+            f"{file.original_name}: 日付・数値の列を読めません / cannot read a date or number column: {error}",
+            code="policy-input-error",
         ) from error
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from anonymise.lattice import PrivacyModel
 from kouiki.errors import ConfigError
+from kouiki.problems import Where
 from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic is imported when a policy is read
@@ -28,9 +29,9 @@ CONFIG_DIR = Path(__file__).parents[1] / "config" / "anonymisation"
 
 
 class PolicyError(ConfigError):
-    """A policy file that cannot be used as written."""
+    """A policy file that cannot be used as written (or, with code policy-input-error, records it cannot use)."""
 
-    kind = "匿名加工ポリシーの誤り / anonymisation policy error"
+    problem_code = "policy-error"
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def _fail(source: _Source | None, data: dict[str, Any], loc: tuple[str | int, ..
     if source is None:
         raise PolicyError(f"{key}: {problem}" if key else problem)
     line = source.doc.line_of(loc)
-    raise PolicyError(f"{source.file}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{problem}")
+    raise PolicyError(f"{source.file}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{problem}",
+                      where=Where(str(source.file), line))
 
 
 def policy_from_dict(data: dict[str, Any], base_dir: Path, source: _Source | None = None) -> Policy:

@@ -127,7 +127,8 @@ def _check_columns(records: pl.DataFrame, policy: Policy) -> None:
     needed |= set(policy.sensitive) | {rule.column for rule in policy.keep}
     missing = sorted(needed - set(records.columns))
     if missing:
-        raise PolicyError(f"入力に必要な列がありません / the records lack columns the policy needs: {missing}")
+        raise PolicyError(f"入力に必要な列がありません / the records lack columns the policy needs: {missing}",
+                          code="policy-input-error")
 
 
 def _top_codes_from_special_rules(policy: Policy) -> dict[str, float]:

@@ -14,13 +14,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import yaml
 
 from kouiki.errors import ConfigError
 from kouiki.header_names import header_key
 from kouiki.model import Column, Dataset, Policy, Variant
+from kouiki.problems import Where
 from kouiki.yaml_source import YamlDocument, first_problem, key_path, parse
 
 if TYPE_CHECKING:   # pydantic is imported when the registry is built, not by its readers (kouiki inspect)
@@ -40,17 +41,20 @@ NAME_COLUMNS = ("名称", "施設名称", "介護サービス事業所名称", "
 
 
 class SchemaError(ConfigError):
-    """A registry file is wrong; ``file`` and ``key`` say where (``variants[legacy].columns[住所]``)."""
+    """A registry file is wrong: ``file`` and ``key`` say where (``variants[legacy].columns[住所]``), ``reason``
+    what."""
 
-    kind = "データセット定義の誤り / dataset schema error"
-    fix = "ファイルを直してください / fix the file"
+    problem_code = "schema-error"
 
-    def __init__(self, file: Path, key: str, problem: str, line: int | None = None) -> None:
-        super().__init__(f"{file}{f':{line}' if line else ''}: {key}: {problem}")
+    def __init__(self, file: Path, key: str, reason: str, line: int | None = None) -> None:
+        super().__init__(f"{file}{f':{line}' if line else ''}: {key}: {reason}", where=Where(str(file), line))
         self.file = file
         self.key = key
-        self.problem = problem
+        self.reason = reason
         self.line = line
+
+    def __reduce__(self) -> tuple[Any, ...]:   # pickles with the fields it was made from
+        return (SchemaError, (self.file, self.key, self.reason, self.line))
 
 
 @dataclass(frozen=True, eq=False)

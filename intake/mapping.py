@@ -434,12 +434,10 @@ def accepted_match(mapping: AcceptedMapping, registry: Registry, header: list[st
 
 
 def mapped_notice(mapping: AcceptedMapping, dataset: Dataset) -> Notice:
-    return Notice(
-        code="mapped-layout",
-        message_ja=(f"推進室が承認した列の対応（{mapping.file.name if mapping.file else mapping.signature}）で"
-                    f"「{dataset.name_ja}」として読み込みました。"),
-        message_en=(f"Read as {dataset.name_en} through the column mapping the data office accepted "
-                    f"({mapping.file.name if mapping.file else mapping.signature})."),
+    return Notice.of(
+        "mapped-layout",
+        source=mapping.file.name if mapping.file else mapping.signature,
+        name_ja=dataset.name_ja, name_en=dataset.name_en,
         details={"signature": mapping.signature, "dataset": dataset.id},
     )
 
@@ -466,12 +464,9 @@ def proposed_for_hint(raw: Any, registry: Registry, dataset_hint: str | None
                               columns={c.header: c.column for c in proposal.columns})
     with_variant, match = accepted_match(mapping, registry, raw.header)
     mapped = ", ".join(f"{h}→{c}" for h, c in proposal.mapped.items())
-    notice = Notice(
-        code="proposed-mapping",
-        message_ja=(f"見出しが標準と異なるため、指定された「{dataset.name_ja}」への列の対応を推定して読み込みました"
-                    f"（一致度 {proposal.score:.0%}: {mapped}）。推進室が確認します。"),
-        message_en=(f"The header row is the city's own: read as {dataset.name_en}, as the uploader said, through "
-                    f"a proposed column mapping (score {proposal.score:.0%}: {mapped}); the data office reviews it."),
+    notice = Notice.of(
+        "proposed-mapping",
+        name_ja=dataset.name_ja, name_en=dataset.name_en, score=proposal.score, mapped=mapped,
         details={"score": proposal.score, "signature": proposal.signature, "mapping": proposal.mapped},
     )
     return with_variant, match, notice

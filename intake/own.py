@@ -206,12 +206,9 @@ def _has_leading_zeros(raw: RawTable, column: str) -> bool:
 
 
 def own_notice(own: OwnDataset) -> Notice:
-    return Notice(
-        code="own-dataset",
-        message_ja=(f"どの標準データセットにも当てはまらないため、独自形式のデータセット「{own.dataset.name_ja}」"
-                    f"（{own.dataset.id}）として公開します。列と型はファイルから推定しました。"),
-        message_en=(f"No standard dataset fits this file: it is published as the city's own dataset "
-                    f"{own.dataset.id} (own layout, not yet standard); columns and types were inferred."),
+    return Notice.of(
+        "own-dataset",
+        name_ja=own.dataset.name_ja, dataset=own.dataset.id,
         details={"dataset": own.dataset.id, "schema": own.file.name, "created": own.created},
     )
 

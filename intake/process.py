@@ -82,8 +82,10 @@ def refuse_without_rows(raw: RawTable, file_name: str | None = None) -> None:
     """A header with no data row below it is nothing to publish: refuse it with a message, not a failed check."""
     if raw.data.height:
         return
-    name = file_name or "ファイル"
-    raise IntakeError(Problem.of("no-data-rows", name=name, where=Where(line=len(raw.preamble) + 1)))
+    where = Where(line=len(raw.preamble) + 1)
+    if file_name:
+        raise IntakeError(Problem.of("no-data-rows", name=file_name, where=where))
+    raise IntakeError(Problem.of("no-data-rows", "unnamed", where=where))
 
 
 def _hinted_match(header: list[str], registry: Registry, dataset_hint: str | None,
@@ -181,15 +183,18 @@ def stage_table(raw: RawTable, dataset: Dataset, match: HeaderMatch, city_code: 
     split_combined_coordinates(staged, sources, data_columns)
     check_swapped_coordinates(staged)
     if not match.good:
-        staged.staging_notices.append(Notice(
-            code="low-header-coverage",
-            message_ja=(f"見出しの一致率が低いため、指定またはファイル名から「{dataset.name_ja}」として読み込みました"
-                        f"（一致した列: {', '.join(match.mapping) or 'なし'}）。"),
-            message_en=(f"Few columns match; read as {dataset.name_en} because the uploader or the file name "
-                        f"said so (matched: {', '.join(match.mapping) or 'none'})."),
-            details={"score": round(match.score, 3), "precision": round(match.precision, 3)},
-        ))
+        staged.staging_notices.append(_low_coverage_notice(dataset, match))
     return staged
+
+
+def _low_coverage_notice(dataset: Dataset, match: HeaderMatch) -> Notice:
+    """Read as the dataset the uploader (or the file name) named, although few of its columns match."""
+    details = {"score": round(match.score, 3), "precision": round(match.precision, 3)}
+    if not match.mapping:
+        return Notice.of("low-header-coverage", "nothing-matched", name_ja=dataset.name_ja,
+                         name_en=dataset.name_en, details=details)
+    return Notice.of("low-header-coverage", name_ja=dataset.name_ja, name_en=dataset.name_en,
+                     matched=", ".join(match.mapping), details=details)
 
 
 def _as_text(series: pl.Series, normalisations: dict[str, dict[str, int]]) -> pl.Series:
@@ -247,12 +252,8 @@ def split_combined_coordinates(staged: StagedUpload, sources: dict[str, int], da
         staged.raw = staged.raw.with_columns(cells.alias(ds.lat_column), cells.alias(ds.lon_column))
         for col in (ds.lat_column, ds.lon_column):
             staged.normalisations.setdefault(col, {})["split-coordinates"] = int(filled.len())
-        staged.staging_notices.append(Notice(
-            code="combined-coordinates",
-            message_ja=f"列「{staged.raw_table.header[pos]}」の「緯度,経度」を緯度と経度に分けて取り込みました。",
-            message_en=f"Column {staged.raw_table.header[pos]!r} holds 'latitude,longitude'; it was split into two.",
-            column=staged.raw_table.header[pos], count=int(filled.len()),
-        ))
+        staged.staging_notices.append(Notice.of("combined-coordinates", column=staged.raw_table.header[pos],
+                                                count=int(filled.len())))
         return
 
 
@@ -314,21 +315,10 @@ def _cell_problems(staged: StagedUpload, rows: pl.Series, column: str, code: str
 
 
 def _swap_notice(ds: Dataset, n_swapped: int, n: int, outcome: str) -> Notice:
-    done_ja, done_en = {
-        "fixed": ("ファイル全体で入れ替わっているため、入れ替えて公開します。",
-                  "The whole file is swapped, so they were swapped back and are published."),
-        "emptied": ("一部の行だけのため推測では直さず、その行の座標を空欄にして公開します。",
-                    "Only some rows are, so they were not guessed back: those rows are published without "
-                    "coordinates."),
-        "kept": ("データセットの方針により入れ替えていません（その行は公開されません）。",
-                 "The dataset's policy does not swap them back (those rows are not published)."),
-    }[outcome]
-    return Notice(
-        code="swapped-coordinates",
-        message_ja=(f"緯度と経度が入れ替わっています（{n_swapped}/{n}行）。{done_ja}"
-                    "次回から列「緯度」と「経度」を正しく記入してください。"),
-        message_en=(f"Latitude and longitude are swapped in {n_swapped} of {n} rows. {done_en} "
-                    "Please write them in the right columns next time."),
+    """The notice for the whole file; ``outcome`` (fixed, emptied, kept) names the catalogue's words for it."""
+    return Notice.of(
+        "swapped-coordinates", outcome,
+        total=n,
         column=f"{ds.lat_column}/{ds.lon_column}",
         count=n_swapped,
         details={"fixed": outcome == "fixed", "outcome": outcome, "rows_with_coordinates": n},
@@ -446,9 +436,4 @@ def number_rows_without_id(staged: StagedUpload) -> None:
     staged.values = staged.values.with_columns(ids)
     staged.raw = staged.raw.with_columns(ids)
     staged.normalisations.setdefault(id_column, {})["row-number-id"] = staged.values.height
-    staged.staging_notices.append(Notice(
-        code="row-number-id",
-        message_ja=f"列「{id_column}」がないため、行の順番（1から）を{id_column}にしました。",
-        message_en=f"The file has no {id_column} column: rows are numbered 1, 2, … in file order as their {id_column}.",
-        column=id_column, count=staged.values.height,
-    ))
+    staged.staging_notices.append(Notice.of("row-number-id", column=id_column, count=staged.values.height))

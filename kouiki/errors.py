@@ -13,22 +13,50 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from kouiki.problems import Problem, ProblemError, Where, entry
 
 DEBUG_ENV = "KOUIKI_DEBUG"
 CONFIG_EXIT = 2
 
 
-class ConfigError(ValueError):
-    """A problem in configuration or environment the office fixes; its message is the one line to print.
+class ConfigError(ProblemError, ValueError):
+    """A problem in configuration or environment the office fixes: a :class:`~kouiki.problems.Problem` of the one
+    catalogue (kouiki/problems.yaml), printed as one line.
 
     The configuration errors of other packages (a schema, an anonymisation policy, a release file) derive from
-    it, so every entry point prints them without importing those packages (kouiki's base is the lowest layer,
-    docs/architecture.md): ``kind`` is printed before the message, ``fix`` after it.
+    it, each with its own catalogue code (``problem_code``), so every entry point prints them without importing
+    those packages (kouiki's base is the lowest layer, docs/architecture.md). The catalogue entry's title is the
+    kind printed before the message, its hint what to do after it; the message is the raise site's ``detail``
+    (where, and what is wrong there, in Japanese and English).
     """
 
-    kind: ClassVar[str] = ""
-    fix: ClassVar[str] = ""
+    problem_code: ClassVar[str] = "config-error"
+
+    def __init__(self, detail: str, *, where: Where | None = None, code: str | None = None) -> None:
+        super().__init__(Problem.of(code or self.problem_code, detail=detail, where=where))
+
+    def __reduce__(self) -> tuple[Any, ...]:   # pickles (a run's worker process) with its problem
+        return (_rebuilt, (type(self), self.problem))
+
+    @property
+    def kind(self) -> str:
+        """What kind of error, in both languages: the catalogue entry's title."""
+        title = entry(self.code).title
+        return f"{title.ja} / {title.en}"
+
+    @property
+    def fix(self) -> str:
+        """What to do, in both languages: the catalogue entry's hint ("" when it has none)."""
+        return f"{self.hint_ja} / {self.hint_en}" if self.hint_ja else ""
+
+
+def _rebuilt(kind: type[ConfigError], problem: Problem) -> ConfigError:
+    """A configuration error with its problem, without calling the constructor (a subclass may take more)."""
+    error = kind.__new__(kind)
+    ProblemError.__init__(error, problem)
+    return error
 
 
 def where(file: Path | str, line: int | None = None) -> str:
@@ -50,7 +78,9 @@ def one_line(exc: BaseException) -> str | None:
 
     text = " ".join(str(exc).split())
     if isinstance(exc, ConfigError):
-        return (f"{exc.kind}: {text}" if exc.kind else text) + (f" — {exc.fix}" if exc.fix else "")
+        # the raise site's own "— what to do" is more precise than the kind's general hint: never both
+        fix = f" — {exc.fix}" if exc.fix and " — " not in text else ""
+        return f"{exc.kind}: {text}{fix}"
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark
         place = f"{mark.name}:{mark.line + 1}" if mark else "YAML"

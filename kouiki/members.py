@@ -34,6 +34,8 @@ def anonymisation_policies() -> Path:
 class RegistryError(ConfigError):
     """The member registry file is wrong; the message names the file, the line and the entry."""
 
+    problem_code = "registry-error"
+
 
 @dataclass(frozen=True)
 class Member:

@@ -19,6 +19,7 @@ import yaml
 
 CATALOGUE_FILE = Path(__file__).with_name("problems.yaml")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the catalogue is read at import
+JA_LIST_SEPARATOR = "、"   # joins a list shown in a Japanese message (", " in English)
 DEFAULT_STATUS = 422   # the upload service's answer for a file it cannot read, unless the entry says otherwise
 
 
@@ -59,6 +60,9 @@ class Entry:
     status: int = DEFAULT_STATUS
     validation: ValidationTraits | None = None
     notice: bool = False
+    # words a caller fills into this code's templates, chosen by a plain key (a file kind, an encoding): the
+    # caller names the key, the catalogue gives the words in each language (see :func:`term`)
+    terms: Mapping[str, Words] = field(default_factory=dict)
 
 
 @cache
@@ -77,7 +81,7 @@ def catalogue() -> dict[str, Entry]:
 # A plain reader rather than pydantic: every command imports this module, and `kouiki inspect` must stay light
 # (tests/test_inspect_speed.py). A typo in a key fails the unknown-key check below, not silently.
 def _entry(raw: dict[str, Any]) -> Entry:
-    _known_keys(raw, {"title", "message", "hint", "variants", "status", "validation", "notice"})
+    _known_keys(raw, {"title", "message", "hint", "variants", "status", "validation", "notice", "terms"})
     validation = raw.get("validation")
     if validation is not None:
         _known_keys(validation, {"explanation", "severity", "weight", "scope"})
@@ -89,8 +93,9 @@ def _entry(raw: dict[str, Any]) -> Entry:
     for name, variant in (raw.get("variants") or {}).items():
         _known_keys(variant, {"message", "hint"})
         variants[str(name)] = Variant(_words(variant["message"]), _optional_words(variant.get("hint")))
+    terms = {str(name): _words(words) for name, words in (raw.get("terms") or {}).items()}
     return Entry(_words(raw["title"]), _optional_words(raw.get("message")), _optional_words(raw.get("hint")), variants,
-                 int(raw.get("status", DEFAULT_STATUS)), validation, bool(raw.get("notice", False)))
+                 int(raw.get("status", DEFAULT_STATUS)), validation, bool(raw.get("notice", False)), terms)
 
 
 def _optional_words(raw: dict[str, Any] | None) -> Words | None:
@@ -115,6 +120,28 @@ def entry(code: str) -> Entry:
         return catalogue()[code]
     except KeyError:
         raise KeyError(f"unknown problem code {code!r}: add it to {CATALOGUE_FILE.name}") from None
+
+
+def term(code: str, name: str) -> Words:
+    """The words of ``code``'s term ``name`` (e.g. ``term("unsupported-format", "png")``: PNG画像 / a PNG image)."""
+    known = entry(code)
+    try:
+        return known.terms[name]
+    except KeyError:
+        raise KeyError(f"problem code {code!r} has no term {name!r}: add it to {CATALOGUE_FILE.name}") from None
+
+
+def words_of(code: str, variant: str | None = None) -> tuple[Words, Words | None]:
+    """The message and hint templates of ``code`` (in the words of ``variant``), not yet filled."""
+    known = entry(code)
+    if variant is not None and variant not in known.variants:
+        raise KeyError(f"problem code {code!r} has no variant {variant!r}: add it to {CATALOGUE_FILE.name}")
+    chosen = known.variants[variant] if variant else None
+    message = chosen.message if chosen else known.message
+    hint = chosen.hint if chosen and chosen.hint else known.hint
+    if message is None:
+        raise KeyError(f"problem code {code!r} has no message of its own: name one of {sorted(known.variants)}")
+    return message, hint
 
 
 @dataclass(frozen=True)
@@ -142,12 +169,7 @@ class Problem:
     def of(cls, code: str, variant: str | None = None, /, *, where: Where | None = None,
            **fields: Any) -> Problem:
         """The problem ``code`` (in the words of ``variant``), its templates filled with ``fields``."""
-        known = entry(code)
-        chosen = known.variants[variant] if variant else None
-        message = chosen.message if chosen else known.message
-        hint = chosen.hint if chosen and chosen.hint else known.hint
-        if message is None:
-            raise KeyError(f"problem code {code!r} has no message of its own: name one of {sorted(known.variants)}")
+        message, hint = words_of(code, variant)
         return cls(code, message.ja.format(**fields), message.en.format(**fields),
                    hint.ja.format(**fields) if hint else "", hint.en.format(**fields) if hint else "",
                    where or Where())
@@ -175,6 +197,19 @@ class Notice:
     column: str | None = None
     count: int = 1
     details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, code: str, variant: str | None = None, /, *, line: int | None = None, column: str | None = None,
+           count: int = 1, details: dict[str, Any] | None = None, **fields: Any) -> Notice:
+        """The notice ``code`` (in the words of ``variant``), its message templates filled with ``fields``.
+
+        The templates may also use ``{line}``, ``{column}`` and ``{count}``, the notice's own fields. A notice
+        has no hint: it tells what reading did, so only the message is used (a code shared with validation, such
+        as blank-row, keeps its notice words in a variant beside the validation words)."""
+        message, _ = words_of(code, variant)
+        filled = {"line": line, "column": column, "count": count, **fields}
+        return cls(code, message.ja.format(**filled), message.en.format(**filled), line, column, count,
+                   details or {})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,6 +34,8 @@ INCOMPLETE = re.compile(r"^\.incomplete-(?P<number>\d+)-(?P<pid>\d+)$")
 class ReleaseStateError(ConfigError):
     """A release file that does not read (one line naming the file)."""
 
+    problem_code = "release-state-error"
+
 
 @dataclass
 class Recovery:

@@ -4,14 +4,16 @@ no traceback; an unexpected error shows its traceback only with --debug / KOUIKI
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kouiki.errors import friendly_errors
+from kouiki.errors import ConfigError, friendly_errors, one_line
 from kouiki.members import RegistryError, load_members
+from kouiki.problems import ProblemError, entry
 from kouiki.settings import REPO_ROOT
 
 KOUIKI = [sys.executable, "-m", "commands.cli"]
@@ -90,3 +92,58 @@ def test_unexpected_errors_are_one_line_unless_debugging(capsys: pytest.CaptureF
     with pytest.raises(RuntimeError), friendly_errors("kouiki"):
         raise RuntimeError("boom")
     assert sys.argv == ["kouiki", "run"]   # --debug is taken off the command line
+
+
+# --- every kind of configuration error is a problem of the one catalogue (kouiki/problems.yaml) -----------------
+
+def _kinds() -> list[tuple[ConfigError, str]]:
+    from anonymise.policy import PolicyError
+    from expectations.registry import SchemaError
+    from publish.recover import ReleaseStateError
+
+    return [(ConfigError("KOUIKI_X=0: 0 より大きい値を指定してください / must be greater than 0"), "config-error"),
+            (RegistryError("members.yaml:4: code 011002: 引用符で囲んでください / quote the code"), "registry-error"),
+            (SchemaError(Path("aed.yaml"), "name_en", "missing (required key)", 3), "schema-error"),
+            (PolicyError("care.yaml:2: min_cell: must be at least 1"), "policy-error"),
+            (PolicyError("入力に必要な列がありません / the records lack columns the policy needs: ['age']",
+                         code="policy-input-error"), "policy-input-error"),
+            (ReleaseStateError("aed/3/metadata.json: 読めません / unreadable"), "release-state-error")]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_each_kind_of_configuration_error_prints_its_catalogue_words(index: int) -> None:
+    error, code = _kinds()[index]
+    assert isinstance(error, ProblemError) and isinstance(error, ValueError) and error.code == code
+    found = entry(code)
+    assert found.title.ja and found.title.en and found.hint and found.hint.ja and found.hint.en
+    detail = str(error)
+    assert error.message_ja == error.message_en == detail   # the raise site's where and what, both languages
+    assert one_line(error) == (f"{found.title.ja} / {found.title.en}: {detail} — "
+                               f"{found.hint.ja} / {found.hint.en}")
+    again = pickle.loads(pickle.dumps(error))   # crosses a worker process as the same kind, with its problem
+    assert type(again) is type(error) and again.problem == error.problem and str(again) == detail
+
+
+def test_a_raise_site_that_says_what_to_do_is_not_given_the_general_hint_too(tmp_path: Path) -> None:
+    members = tmp_path / "members.yaml"
+    members.write_text('members:\n  - code: "122033"\n   name: 市川市\n', encoding="utf-8")
+    with pytest.raises(RegistryError) as raised:
+        load_members(members)
+    line = one_line(raised.value)
+    assert line is not None and line.startswith("構成団体の一覧の誤り / member registry error: ")
+    assert f"{members}:3: " in line and line.endswith("その行を直してください / fix that line")
+    assert line.count(" — ") == 1 and "members.yaml）の示された行" not in line
+
+
+def test_a_policy_error_names_its_file_and_line_in_the_problem(tmp_path: Path) -> None:
+    from anonymise.policy import PolicyError, load_policy
+
+    policy = tmp_path / "care.yaml"
+    policy.write_text("name: care\nmin_cell: -1\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as raised:
+        load_policy(policy)
+    where = raised.value.problem.where
+    assert where.file == str(policy) and where.line is not None
+    line = one_line(raised.value)
+    assert line is not None and line.startswith(f"匿名加工ポリシーの誤り / anonymisation policy error: {policy}:")
+    assert f"{policy}:{where.line}: " in line and line.count(" — ") == 1   # what to do, once

@@ -89,7 +89,7 @@ def test_a_wrong_schema_names_its_line(schemas: Path, old: str, new: str, key: s
     error = info.value
     # the line of the key, in the file as edited
     assert (error.key, error.line) == (key, _line_of(text.replace(old, new, 1), new.splitlines()[-1]))
-    assert str(error).startswith(f"{aed}:{error.line}: {key}: ") and words in error.problem
+    assert str(error).startswith(f"{aed}:{error.line}: {key}: ") and words in error.reason
 
 
 def test_an_unknown_or_missing_top_level_key(schemas: Path) -> None:

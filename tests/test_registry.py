@@ -165,13 +165,13 @@ def test_duplicate_column_is_refused(schemas_copy: Path):
     # 備考 → 名称 makes two 名称 columns in the current AED layout
     _edit(schemas_copy / "aed.yaml", "{name: 備考, type: string", "{name: 名称, type: string")
     error = _load_error(schemas_copy)
-    assert error.key == "variants[current].columns[名称]" and "duplicate column" in error.problem
+    assert error.key == "variants[current].columns[名称]" and "duplicate column" in error.reason
 
 
 def test_duplicate_after_normalisation_is_refused(schemas_copy: Path):
     _edit(schemas_copy / "aed.yaml", "{name: 備考, type: string", "{name: 建物名等（方書）, type: string")
     error = _load_error(schemas_copy)
-    assert "same header as '建物名等(方書)'" in error.problem
+    assert "same header as '建物名等(方書)'" in error.reason
 
 
 def test_maps_to_must_name_a_canonical_column(schemas_copy: Path):
@@ -179,7 +179,7 @@ def test_maps_to_must_name_a_canonical_column(schemas_copy: Path):
     error = _load_error(schemas_copy)
     assert error.file.name == "aed.yaml"
     assert error.key == "variants[legacy].columns[住所].maps_to"
-    assert "'住所_連結' is not a column of the canonical variant" in error.problem
+    assert "'住所_連結' is not a column of the canonical variant" in error.reason
 
 
 def test_missing_dataset_id(schemas_copy: Path):
@@ -190,14 +190,14 @@ def test_missing_dataset_id(schemas_copy: Path):
 
 def test_dataset_id_must_match_the_file_name(schemas_copy: Path):
     _edit(schemas_copy / "fire_hydrant.yaml", "dataset_id: fire_hydrant", "dataset_id: hydrant")
-    assert "differs from the file name" in _load_error(schemas_copy).problem
+    assert "differs from the file name" in _load_error(schemas_copy).reason
 
 
 def test_unknown_key_is_refused(schemas_copy: Path):
     _edit(schemas_copy / "aed.yaml", "{name: 名称, type: string, required: true",
           "{name: 名称, type: string, requierd: true")
     error = _load_error(schemas_copy)
-    assert error.key == "variants[current].columns[名称].requierd" and "unknown key" in error.problem
+    assert error.key == "variants[current].columns[名称].requierd" and "unknown key" in error.reason
 
 
 def test_yaml_syntax_error_names_the_line(schemas_copy: Path):
@@ -209,7 +209,7 @@ def test_yaml_syntax_error_names_the_line(schemas_copy: Path):
 def test_duplicate_yaml_key_is_refused(schemas_copy: Path):
     _edit(schemas_copy / "aed.yaml", "name_en: AED locations\n", "name_en: AED locations\nname_en: AED\n")
     error = _load_error(schemas_copy)
-    assert "duplicate key 'name_en'" in error.problem
+    assert "duplicate key 'name_en'" in error.reason
 
 
 def test_bad_policy_value(schemas_copy: Path):
@@ -232,7 +232,7 @@ def test_alias_to_an_unknown_column_names_the_alias(schemas_copy: Path):
 def test_unquoted_no_alias_is_explained(schemas_copy: Path):
     # YAML 1.1 reads a bare NO as false: the office must quote it
     _edit(schemas_copy / "_aliases.yaml", '  "NO": ID', "  NO: ID")
-    assert "quote it" in _load_error(schemas_copy).problem
+    assert "quote it" in _load_error(schemas_copy).reason
 
 
 def test_a_new_dataset_needs_no_code(schemas_copy: Path):
@@ -274,4 +274,4 @@ def test_policy_can_be_tightened_in_yaml(schemas_copy: Path):
 def test_bad_policy_names_file_and_key(schemas_copy: Path, old: str, new: str, key: str, problem: str):
     _edit(schemas_copy / "aed.yaml", old, new)
     error = _load_error(schemas_copy)
-    assert (error.file.name, error.key) == ("aed.yaml", key) and problem in error.problem
+    assert (error.file.name, error.key) == ("aed.yaml", key) and problem in error.reason

@@ -48,7 +48,7 @@ def _assemble(
     notices += _dropped_column_notices(dropped_trailing, dropped_inner)
     notices += [_unnamed_column_notice(i, named[i]) for i in kept if not header_cells[i]]
     if lengths is not None and kept:
-        notices += _missing_cell_notices(lines, lengths, max(kept) + 1, header_cells)
+        notices += _missing_cell_notices(lines, lengths, max(kept) + 1, named)
     notices += _extra_cell_notices(body)
 
     unique_names, duplicate_notices = _unique_names([named[i] for i in kept])
@@ -95,15 +95,8 @@ def _trailing_notes(table: pa.Table) -> int:
 def _note_rows_notice(rows: pa.Table, lines: np.ndarray) -> Notice:
     texts = [next(v for v in row.values() if v and v.strip(_BLANK_CHARS)).strip(_BLANK_CHARS)
              for row in rows.to_pylist()]
-    shown = _lines_text(_first_lines(lines), len(lines))
-    return Notice(
-        "note-row",
-        f"表の下にある注記 {len(texts)} 行（{shown} 行目）はデータに含めていません: {' / '.join(texts)}",
-        f"{len(texts)} note line(s) under the table (line {shown}) were not read as data: {' / '.join(texts)}",
-        line=int(lines[0]),
-        count=len(texts),
-        details={"lines": _first_lines(lines), "notes": texts},
-    )
+    return Notice.of("note-row", lines=_lines_text(_first_lines(lines), len(lines)), notes=" / ".join(texts),
+                     line=int(lines[0]), count=len(texts), details={"lines": _first_lines(lines), "notes": texts})
 
 
 def _to_polars(lines: np.ndarray, names: list[str], columns: list[pa.ChunkedArray]) -> pl.DataFrame:
@@ -140,13 +133,8 @@ def _unique_names(names: list[str]) -> tuple[list[str], list[Notice]]:
         while candidate in seen:
             candidate, k = f"{name}__{k}", k + 1
         if candidate != name:
-            notices.append(Notice(
-                "duplicate-label",
-                f"見出し「{name}」が重複しているため、列名を「{candidate}」にしました。",
-                f"The header '{name}' repeats; the column was named '{candidate}'.",
-                column=candidate,
-                details={"label": name},
-            ))
+            notices.append(Notice.of("duplicate-label", "renamed", label=name, column=candidate,
+                                     details={"label": name}))
         seen.add(candidate)
         unique.append(candidate)
     return unique, notices

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from intake.read.common import _UTF8_BOM, PROBE_BYTES
 from intake.read.sniff import _line_at
-from kouiki.problems import IntakeError, Problem, Where
+from kouiki.problems import IntakeError, Problem, Where, term
 
 UTF8_EVIDENCE_CHARS = 4                # this many valid non-ASCII UTF-8 characters prove a file is UTF-8
 
@@ -43,12 +43,9 @@ def _looks_like_utf8(valid_prefix: bytes) -> bool:
 def _encoding_error(data: bytes, offset: int, encoding: str) -> IntakeError:
     line = _line_at(data, offset)
     shown = " ".join(f"0x{byte:02X}" for byte in data[offset : offset + 2])
-    label = _ENCODING_LABEL[encoding]
-    return IntakeError(Problem.of("encoding-error", "undecodable", line=line, offset=offset, shown=shown, label=label,
-                                  where=Where(line=line, byte_offset=offset)))
-
-
-_ENCODING_LABEL = {"utf-8-sig": "UTF-8 (BOM付き)", "utf-8": "UTF-8", "cp932": "Shift_JIS (CP932)"}
+    label = term("encoding", encoding)
+    return IntakeError(Problem.of("encoding-error", "undecodable", line=line, offset=offset, shown=shown,
+                                  label_ja=label.ja, label_en=label.en, where=Where(line=line, byte_offset=offset)))
 
 
 def _probe_encoding(data: bytes) -> str | None:

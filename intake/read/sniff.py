@@ -7,19 +7,20 @@ import re
 import zipfile
 
 from intake.read.common import _UTF8_BOM
-from kouiki.problems import IntakeError, Problem, Where
+from kouiki.problems import IntakeError, Problem, Where, term
 
 _NON_SPACE = re.compile(rb"[^ \t\r\n\v\f]")
 
-# Signatures of files that are certainly not tables, so the message can say what was uploaded.
+# Signatures of files that are certainly not tables, so the message can say what was uploaded; the words for
+# each kind are the catalogue's terms of unsupported-format (kouiki/problems.yaml).
 _NOT_A_TABLE = (
-    (b"\x89PNG\r\n\x1a\n", "PNG画像", "a PNG image"),
-    (b"\xff\xd8\xff", "JPEG画像", "a JPEG image"),
-    (b"GIF8", "GIF画像", "a GIF image"),
-    (b"%PDF-", "PDF", "a PDF document"),
-    (b"\x1f\x8b", "gzip圧縮ファイル", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "7-Zip圧縮ファイル", "a 7-Zip archive"),
-    (b"Rar!\x1a\x07", "RAR圧縮ファイル", "a RAR archive"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"GIF8", "gif"),
+    (b"%PDF-", "pdf"),
+    (b"\x1f\x8b", "gzip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!\x1a\x07", "rar"),
 )
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -43,7 +44,9 @@ def _refuse_non_text(data: bytes, name: str) -> None:
         raise IntakeError(Problem.of("unsupported-format", "old-excel", name=name))
     kind = _known_binary_kind(data)
     if kind is not None:
-        raise IntakeError(Problem.of("unsupported-format", "not-a-table", name=name, kind_ja=kind[0], kind_en=kind[1]))
+        words = term("unsupported-format", kind)
+        raise IntakeError(Problem.of("unsupported-format", "not-a-table", name=name, kind_ja=words.ja,
+                                     kind_en=words.en))
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise IntakeError(Problem.of("encoding-error", "utf16", name=name))
     nul_at = data.find(b"\x00")
@@ -53,12 +56,13 @@ def _refuse_non_text(data: bytes, name: str) -> None:
                                      where=Where(line=line, byte_offset=nul_at)))
 
 
-def _known_binary_kind(data: bytes) -> tuple[str, str] | None:
-    for magic, kind_ja, kind_en in _NOT_A_TABLE:
+def _known_binary_kind(data: bytes) -> str | None:
+    """The catalogue term for what ``data`` certainly is (``png``, ``zip`` …), None when it may be a table."""
+    for magic, kind in _NOT_A_TABLE:
         if data.startswith(magic):
-            return kind_ja, kind_en
+            return kind
     if data.startswith((_ZIP_MAGIC, b"PK\x05\x06")):
-        return "Excelブック以外のZIPファイル", "a ZIP archive that is not an Excel workbook"
+        return "zip"
     return None
 
 
