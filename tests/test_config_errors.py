@@ -101,7 +101,7 @@ def _kinds() -> list[tuple[ConfigError, str]]:
     from expectations.registry import SchemaError
     from publish.recover import ReleaseStateError
 
-    return [(ConfigError("KOUIKI_X=0: 0 より大きい値を指定してください / must be greater than 0"), "config-error"),
+    return [(ConfigError("KOUIKI_SERVICE_WORKERS=0: 0 より大きい値を指定してください / must be greater than 0"), "config-error"),
             (RegistryError("members.yaml:4: code 011002: 引用符で囲んでください / quote the code"), "registry-error"),
             (SchemaError(Path("aed.yaml"), "name_en", "missing (required key)", 3), "schema-error"),
             (PolicyError("care.yaml:2: min_cell: must be at least 1"), "policy-error"),
