@@ -29,6 +29,7 @@ from dagster import (
     map_asset_specs,
 )
 
+from kouiki.errors import ConfigError
 from kouiki.settings import Settings
 
 AUTOMATION_ENV = "KOUIKI_AUTOMATION"
@@ -42,7 +43,7 @@ TRIGGER_TAG = "kouiki/trigger"   # runs the upload sensor started (for the UI's 
 ZERO_ALLOWED = ("max_retries", "start_retries")   # settings that may be 0 (no retries); the others at least 1
 
 
-class AutomationConfigError(ValueError):
+class AutomationConfigError(ConfigError):
     """config/automation.yaml is unreadable or has a value out of range (one line: file, key, what to do)."""
 
 

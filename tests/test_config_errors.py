@@ -79,6 +79,15 @@ def test_a_broken_schema_file_is_one_line(tmp_path: Path) -> None:
     assert str(schemas / "broken.yaml") in line
 
 
+def test_a_wrong_automation_setting_is_one_line(tmp_path: Path) -> None:
+    """config/automation.yaml is read when the definitions load (every run, the daemon): a wrong value there
+    is the office's to fix, named with its file and key, not a crash."""
+    automation = tmp_path / "automation.yaml"
+    automation.write_text("runs:\n  max_concurrent: many\n", encoding="utf-8")
+    line = _one_line(_kouiki(tmp_path, "run", KOUIKI_AUTOMATION=str(automation)))
+    assert f"{automation}: max_concurrent" in line and "not 'many'" in line
+
+
 def test_unexpected_errors_are_one_line_unless_debugging(capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOUIKI_DEBUG", "0")   # restored afterwards (--debug sets it)
@@ -101,7 +110,7 @@ def _kinds() -> list[tuple[ConfigError, str]]:
     from expectations.registry import SchemaError
     from publish.recover import ReleaseStateError
 
-    return [(ConfigError("KOUIKI_SERVICE_WORKERS=0: 0 より大きい値を指定してください / must be greater than 0"), "config-error"),
+    return [(ConfigError("KOUIKI_PORT=0: 0 より大きい値を指定してください / must be greater than 0"), "config-error"),
             (RegistryError("members.yaml:4: code 011002: 引用符で囲んでください / quote the code"), "registry-error"),
             (SchemaError(Path("aed.yaml"), "name_en", "missing (required key)", 3), "schema-error"),
             (PolicyError("care.yaml:2: min_cell: must be at least 1"), "policy-error"),
