@@ -39,7 +39,11 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 (a free port) with an empty bucket; the AWS variables point botocore at it."""
     import boto3
     from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
 
+    # fsspec keeps one S3FileSystem per set of arguments; the endpoint comes from the environment, so one made
+    # for an earlier module's server (stopped since, another port) would be handed out again
+    S3FileSystem.clear_instance_cache()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -55,6 +59,7 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         mp.undo()
         server.stop()
+        S3FileSystem.clear_instance_cache()
 
 
 def bucket_keys(prefix: str) -> list[str]:
